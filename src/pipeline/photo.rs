@@ -1,0 +1,146 @@
+//! Reading photos from disk: format sniffing, size limits, EXIF orientation, typed errors.
+
+use std::io::BufReader;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+/// Photos above this many pixels are refused (a 100 MP RGB image is 300 MB decoded).
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// Why a file could not be read as a photo. Each variant is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum PhotoError {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("empty file (0 bytes)")]
+    Empty,
+    #[error("not an image (unrecognised content)")]
+    NotAnImage,
+    #[error("unsupported format {0}")]
+    Unsupported(String),
+    #[error("image too large: {w}x{h} pixels ({mp:.0} MP; limit {limit} MP)", mp = *w as f64 * *h as f64 / 1e6, limit = MAX_PIXELS / 1_000_000)]
+    TooLarge { w: u32, h: u32 },
+    #[error("corrupt or truncated image: {0}")]
+    Corrupt(String),
+}
+
+impl PhotoError {
+    /// A short stable label for counting skipped files by reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PhotoError::Io(_) => "unreadable",
+            PhotoError::Empty => "empty",
+            PhotoError::NotAnImage => "not an image",
+            PhotoError::Unsupported(_) => "unsupported",
+            PhotoError::TooLarge { .. } => "too large",
+            PhotoError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// Sniffs formats `image` cannot decode, so they are reported as unsupported, not corrupt.
+fn sniff_unsupported(head: &[u8]) -> Option<&'static str> {
+    if head.len() >= 12 && &head[4..8] == b"ftyp" {
+        let brand = &head[8..12];
+        return Some(match brand {
+            b"avif" | b"avis" => "AVIF",
+            b"heic" | b"heix" | b"mif1" | b"msf1" | b"hevc" | b"heim" | b"heis" => "HEIC",
+            _ => "ISO media (HEIC/AVIF/video)",
+        });
+    }
+    None
+}
+
+/// Decodes `path` to RGB with its EXIF orientation applied.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, PhotoError> {
+    let meta = std::fs::metadata(path)?;
+    if meta.len() == 0 {
+        return Err(PhotoError::Empty);
+    }
+    let file = std::fs::File::open(path)?;
+    let mut reader = ImageReader::new(BufReader::new(file)).with_guessed_format()?;
+    let Some(format) = reader.format() else {
+        let mut head = [0u8; 16];
+        use std::io::Read;
+        let n = std::fs::File::open(path)?.read(&mut head)?;
+        return Err(match sniff_unsupported(&head[..n]) {
+            Some(f) => PhotoError::Unsupported(f.to_string()),
+            None => PhotoError::NotAnImage,
+        });
+    };
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| classify(e, format))?;
+    let (w, h) = decoder.dimensions();
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(PhotoError::TooLarge { w, h });
+    }
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, format))?;
+    img.apply_orientation(orientation);
+    Ok(img.into_rgb8())
+}
+
+fn classify(e: image::ImageError, format: image::ImageFormat) -> PhotoError {
+    match e {
+        image::ImageError::Unsupported(u) => PhotoError::Unsupported(format!("{format:?}: {u}")),
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            PhotoError::Corrupt(format!("{format:?} data ends early"))
+        }
+        image::ImageError::IoError(io) => PhotoError::Io(io),
+        image::ImageError::Limits(l) => PhotoError::Corrupt(format!("{format:?}: {l}")),
+        other => PhotoError::Corrupt(format!("{format:?}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    #[test]
+    fn bad_files_get_one_clear_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("empty.jpg"), b"").unwrap();
+        std::fs::write(p("text.jpg"), b"hello, this is not a photo\n").unwrap();
+        let mut png = Vec::new();
+        image::RgbImage::new(8, 8).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        // IHDR width/height live at bytes 16..24; claim 20000x20000.
+        let mut huge = png.clone();
+        huge[16..20].copy_from_slice(&20000u32.to_be_bytes());
+        huge[20..24].copy_from_slice(&20000u32.to_be_bytes());
+        let crc = crc32(&huge[12..29]);
+        huge[29..33].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(p("huge.png"), &huge).unwrap();
+        let mut jpg = Vec::new();
+        image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 4, y as u8 * 4, 7]))
+            .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
+        std::fs::write(p("truncated.jpg"), &jpg[..jpg.len() / 3]).unwrap();
+        std::fs::write(p("ok.jpg"), &jpg).unwrap();
+        let mut heic = vec![0, 0, 0, 24];
+        heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+        std::fs::write(p("photo.heic"), &heic).unwrap();
+
+        assert!(matches!(load_rgb(&p("empty.jpg")), Err(PhotoError::Empty)));
+        assert!(matches!(load_rgb(&p("text.jpg")), Err(PhotoError::NotAnImage)));
+        assert!(matches!(load_rgb(&p("huge.png")), Err(PhotoError::TooLarge { w: 20000, h: 20000 })));
+        assert!(matches!(load_rgb(&p("truncated.jpg")), Err(PhotoError::Corrupt(_))), "{:?}", load_rgb(&p("truncated.jpg")));
+        assert!(matches!(load_rgb(&p("photo.heic")), Err(PhotoError::Unsupported(_))));
+        assert!(matches!(load_rgb(&p("missing.jpg")), Err(PhotoError::Io(_))));
+        assert_eq!(load_rgb(&p("ok.jpg")).unwrap().dimensions(), (64, 64));
+    }
+}
