@@ -10,7 +10,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::ops::{ActKind, ConvAct, ConvSpec};
+use super::ops::{channel_dim, channels_last, spatial, to_native, upsample_nearest, ActKind, ConvAct, ConvSpec};
 
 /// Per-channel mean subtracted from BGR input (the training mean of Pytorch_Retinaface).
 pub const BGR_MEAN: [f32; 3] = [104.0, 117.0, 123.0];
@@ -133,9 +133,11 @@ impl Fpn {
         let o1 = self.outputs[0].forward(&feats[0])?;
         let o2 = self.outputs[1].forward(&feats[1])?;
         let o3 = self.outputs[2].forward(&feats[2])?;
-        let up3 = o3.upsample_nearest2d(o2.dim(2)?, o2.dim(3)?)?;
+        let (h2, w2) = spatial(&o2)?;
+        let up3 = upsample_nearest(&o3, h2, w2)?;
         let o2 = self.merge2.forward(&(o2 + up3)?)?;
-        let up2 = o2.upsample_nearest2d(o1.dim(2)?, o1.dim(3)?)?;
+        let (h1, w1) = spatial(&o1)?;
+        let up2 = upsample_nearest(&o2, h1, w1)?;
         let o1 = self.merge1.forward(&(o1 + up2)?)?;
         Ok([o1, o2, o3])
     }
@@ -171,7 +173,7 @@ impl Module for Ssh {
         let b1 = self.conv5x5_1.forward(x)?;
         let b = self.conv5x5_2.forward(&b1)?;
         let c = self.conv7x7_3.forward(&self.conv7x7_2.forward(&b1)?)?;
-        Tensor::cat(&[a, b, c], 1)?.relu()
+        Tensor::cat(&[a, b, c], channel_dim(x.device()))?.relu()
     }
 }
 
@@ -214,6 +216,7 @@ impl RetinaFace {
     /// Runs the network on an (N, 3, H, W) BGR-minus-mean tensor. Returns (loc, conf, landmarks)
     /// shaped (N, priors, 4), (N, priors, 2) after softmax, (N, priors, 10).
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let x = &to_native(x)?;
         let feats = self.backbone.forward(x)?;
         let feats = self.fpn.forward(&feats)?;
         let n = x.dim(0)?;
@@ -223,7 +226,9 @@ impl RetinaFace {
         for (i, f) in feats.iter().enumerate() {
             let f = self.ssh[i].forward(f)?;
             let head = |h: &ConvAct, k: usize| -> Result<Tensor> {
-                h.forward(&f)?.permute((0, 2, 3, 1))?.contiguous()?.reshape((n, (), k))
+                let y = h.forward(&f)?;
+                let y = if channels_last(y.device()) { y } else { y.permute((0, 2, 3, 1))?.contiguous()? };
+                y.reshape((n, (), k))
             };
             conf.push(head(&self.class_head[i], 2)?);
             loc.push(head(&self.bbox_head[i], 4)?);

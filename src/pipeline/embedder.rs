@@ -9,7 +9,7 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 
-use super::ops::{l2_normalize, ActKind, ConvAct, ConvSpec, Pad};
+use super::ops::{l2_normalize, to_native, ActKind, ConvAct, ConvSpec, Pad};
 
 /// Side of the aligned input crop.
 pub const INPUT_SIZE: usize = 112;
@@ -104,7 +104,7 @@ impl MobileFaceNet {
     /// (N, 3, 112, 112) normalised RGB -> (N, 192), not yet L2-normalised.
     pub fn forward_raw(&self, x: &Tensor) -> Result<Tensor> {
         let n = x.dim(0)?;
-        let mut x = x.clone();
+        let mut x = to_native(x)?;
         for layer in &self.layers {
             x = layer.forward(&x)?;
         }

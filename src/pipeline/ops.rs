@@ -6,7 +6,7 @@
 //! dominate the run time. Here both become one pass over memory, fused with the bias and the
 //! activation that follow them.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -22,28 +22,6 @@ pub enum Activation {
 }
 
 impl Activation {
-    #[inline(always)]
-    fn apply(&self, c: usize, v: f32) -> f32 {
-        match self {
-            Activation::Linear => v,
-            Activation::Relu => v.max(0.0),
-            Activation::Leaky(a) => {
-                if v < 0.0 {
-                    a * v
-                } else {
-                    v
-                }
-            }
-            Activation::PRelu(a) => {
-                if v < 0.0 {
-                    a[c] * v
-                } else {
-                    v
-                }
-            }
-        }
-    }
-
     /// The same activation written with candle tensor ops (for GPU devices).
     fn forward_generic(&self, x: &Tensor) -> Result<Tensor> {
         match self {
@@ -90,116 +68,169 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     }
 }
 
-/// Per-channel bias followed by an activation, on an NCHW tensor, in one pass.
-struct BiasAct<'a> {
-    bias: &'a [f32],
-    act: &'a Activation,
+/// On the CPU, feature maps are kept channels-last (NHWC), so that 1x1 convolutions are one
+/// matrix product and depthwise filters vectorise over channels; elsewhere they are NCHW.
+pub fn channels_last(device: &Device) -> bool {
+    device.is_cpu()
 }
 
-impl CustomOp1 for BiasAct<'_> {
-    fn name(&self) -> &'static str {
-        "bias-act"
+/// The channel dimension of a feature map on `device`.
+pub fn channel_dim(device: &Device) -> usize {
+    if channels_last(device) {
+        3
+    } else {
+        1
     }
+}
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = cpu_f32(storage, layout)?;
-        let dims = layout.shape().dims();
-        let c = dims[1];
-        let plane: usize = dims[2..].iter().product();
-        let mut out = x.to_vec();
-        out.par_chunks_mut(plane.max(1)).enumerate().for_each(|(i, p)| {
-            let ch = i % c;
-            let b = self.bias[ch];
-            for v in p.iter_mut() {
-                *v = self.act.apply(ch, *v + b);
+/// Converts an NCHW input to the device's feature-map layout.
+pub fn to_native(x: &Tensor) -> Result<Tensor> {
+    if channels_last(x.device()) {
+        x.permute((0, 2, 3, 1))?.contiguous()
+    } else {
+        Ok(x.clone())
+    }
+}
+
+/// (height, width) of a feature map in the device's layout.
+pub fn spatial(x: &Tensor) -> Result<(usize, usize)> {
+    if channels_last(x.device()) {
+        Ok((x.dim(1)?, x.dim(2)?))
+    } else {
+        Ok((x.dim(2)?, x.dim(3)?))
+    }
+}
+
+/// Nearest-neighbour resize to `(h, w)` (floor of the asymmetric source index, as ONNX Resize).
+pub fn upsample_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    if channels_last(x.device()) {
+        x.permute((0, 3, 1, 2))?.upsample_nearest2d(h, w)?.permute((0, 2, 3, 1))?.contiguous()
+    } else {
+        x.upsample_nearest2d(h, w)
+    }
+}
+
+/// Applies `act` in place to rows of `c` channels.
+fn activate_rows(data: &mut [f32], c: usize, act: &Activation) {
+    match act {
+        Activation::Linear => {}
+        Activation::Relu => data.par_chunks_mut(c * 256).for_each(|d| d.iter_mut().for_each(|v| *v = v.max(0.0))),
+        Activation::Leaky(a) => data.par_chunks_mut(c * 256).for_each(|d| {
+            d.iter_mut().for_each(|v| *v = if *v < 0.0 { *v * a } else { *v })
+        }),
+        Activation::PRelu(alpha) => data.par_chunks_mut(c * 256).for_each(|d| {
+            for row in d.chunks_exact_mut(c) {
+                for (v, a) in row.iter_mut().zip(alpha) {
+                    *v = if *v < 0.0 { *v * a } else { *v };
+                }
             }
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        }),
     }
 }
 
-/// Depthwise convolution (one KxK filter per channel) + bias + activation.
-struct DepthwiseOp<'a> {
-    weight: &'a [f32], // C x K x K
-    bias: &'a [f32],
-    act: &'a Activation,
-    k: usize,
-    stride: usize,
-    pad: Pad,
+/// Host copies of a layer's parameters, laid out for the channels-last CPU kernels.
+#[derive(Debug, Clone)]
+struct HostParams {
+    /// Dense: (k*k*c_in) x c_out, rows ordered (ky, kx, ci). Depthwise: (k*k) x c.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
 }
 
-impl DepthwiseOp<'_> {
-    fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
-        let oh = (h + self.pad.top + self.pad.bottom - self.k) / self.stride + 1;
-        let ow = (w + self.pad.left + self.pad.right - self.k) / self.stride + 1;
-        (oh, ow)
-    }
-}
+/// The CPU kernel: NHWC in, NHWC out, bias and activation fused.
+struct ConvNhwc<'a>(&'a ConvAct);
 
-impl CustomOp1 for DepthwiseOp<'_> {
+impl CustomOp1 for ConvNhwc<'_> {
     fn name(&self) -> &'static str {
-        "depthwise-conv"
+        "conv-nhwc"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let l = self.0;
         let x = cpu_f32(storage, layout)?;
-        let (n, c, h, w) = layout.shape().dims4()?;
-        let (oh, ow) = self.out_hw(h, w);
-        let (k, s) = (self.k, self.stride);
-        let (pt, pl) = (self.pad.top as isize, self.pad.left as isize);
-        let mut out = vec![0f32; n * c * oh * ow];
-        out.par_chunks_mut(oh * ow).enumerate().for_each(|(i, dst)| {
-            let ch = i % c;
-            let src = &x[i * h * w..(i + 1) * h * w];
-            let wk = &self.weight[ch * k * k..(ch + 1) * k * k];
-            let b = self.bias[ch];
-            for oy in 0..oh {
-                let iy0 = (oy * s) as isize - pt;
-                let row = &mut dst[oy * ow..(oy + 1) * ow];
-                for (ox, o) in row.iter_mut().enumerate() {
-                    let ix0 = (ox * s) as isize - pl;
-                    let mut acc = b;
-                    let inside = iy0 >= 0
-                        && ix0 >= 0
-                        && (iy0 as usize + k) <= h
-                        && (ix0 as usize + k) <= w;
-                    if inside {
-                        let (iy0, ix0) = (iy0 as usize, ix0 as usize);
-                        for ky in 0..k {
-                            let srow = &src[(iy0 + ky) * w + ix0..(iy0 + ky) * w + ix0 + k];
-                            let wrow = &wk[ky * k..(ky + 1) * k];
-                            for kx in 0..k {
-                                acc += srow[kx] * wrow[kx];
-                            }
-                        }
-                    } else {
-                        for ky in 0..k {
-                            let iy = iy0 + ky as isize;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            for kx in 0..k {
-                                let ix = ix0 + kx as isize;
-                                if ix < 0 || ix >= w as isize {
-                                    continue;
-                                }
-                                acc += src[iy as usize * w + ix as usize] * wk[ky * k + kx];
+        let (n, h, w, c) = layout.shape().dims4()?;
+        let (k, s, pad) = (l.k, l.stride, l.pad);
+        let oh = (h + pad.top + pad.bottom - k) / s + 1;
+        let ow = (w + pad.left + pad.right - k) / s + 1;
+        let c_out = l.c_out;
+        let m = n * oh * ow;
+        let mut out = vec![0f32; m * c_out];
+        // Source pixel of tap (ky, kx) for output (oy, ox), or None in the padding.
+        let src = |oy: usize, ox: usize, ky: usize, kx: usize| -> Option<(usize, usize)> {
+            let iy = (oy * s + ky).checked_sub(pad.top)?;
+            let ix = (ox * s + kx).checked_sub(pad.left)?;
+            (iy < h && ix < w).then_some((iy, ix))
+        };
+        if l.depthwise {
+            let (wt, bias) = (&l.host.weight, &l.host.bias);
+            out.par_chunks_mut(ow * c).enumerate().for_each(|(row, dst)| {
+                let (b, oy) = (row / oh, row % oh);
+                let img = &x[b * h * w * c..(b + 1) * h * w * c];
+                for ox in 0..ow {
+                    let acc = &mut dst[ox * c..(ox + 1) * c];
+                    acc.copy_from_slice(bias);
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let Some((iy, ix)) = src(oy, ox, ky, kx) else { continue };
+                            let px = &img[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                            let wk = &wt[(ky * k + kx) * c..(ky * k + kx + 1) * c];
+                            for ((a, p), q) in acc.iter_mut().zip(px).zip(wk) {
+                                *a += p * q;
                             }
                         }
                     }
-                    *o = self.act.apply(ch, acc);
                 }
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+            });
+            activate_rows(&mut out, c, &l.act);
+            return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
+        }
+        // Dense: im2col (skipped for 1x1/stride 1) then one GEMM into rows pre-filled with the bias.
+        let kk = k * k * c;
+        let cols: std::borrow::Cow<[f32]> = if k == 1 && s == 1 && pad == Pad::same(0) {
+            std::borrow::Cow::Borrowed(x)
+        } else {
+            let mut cols = vec![0f32; m * kk];
+            cols.par_chunks_mut(kk).enumerate().for_each(|(r, dst)| {
+                let (b, rem) = (r / (oh * ow), r % (oh * ow));
+                let (oy, ox) = (rem / ow, rem % ow);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        if let Some((iy, ix)) = src(oy, ox, ky, kx) {
+                            let at = ((b * h + iy) * w + ix) * c;
+                            dst[(ky * k + kx) * c..(ky * k + kx + 1) * c].copy_from_slice(&x[at..at + c]);
+                        }
+                    }
+                }
+            });
+            std::borrow::Cow::Owned(cols)
+        };
+        out.par_chunks_mut(c_out * 256).for_each(|d| d.chunks_exact_mut(c_out).for_each(|r| r.copy_from_slice(&l.host.bias)));
+        // SAFETY: all three matrices are dense row-major buffers of the sizes given.
+        unsafe {
+            gemm::gemm(
+                m,
+                c_out,
+                kk,
+                out.as_mut_ptr(),
+                1,
+                c_out as isize,
+                true,
+                cols.as_ptr(),
+                1,
+                kk as isize,
+                l.host.weight.as_ptr(),
+                1,
+                c_out as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            );
+        }
+        activate_rows(&mut out, c_out, &l.act);
+        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
     }
-}
-
-/// Host copies of a layer's parameters, used by the CPU kernels.
-#[derive(Debug, Clone)]
-struct HostParams {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
 }
 
 /// A convolution with bias and activation: dense (groups = 1) or depthwise (groups = channels).
@@ -212,6 +243,7 @@ pub struct ConvAct {
     stride: usize,
     pad: Pad,
     depthwise: bool,
+    c_out: usize,
     host: HostParams,
 }
 
@@ -261,7 +293,9 @@ impl ConvAct {
             ActKind::Leaky(a) => Activation::Leaky(a),
             ActKind::PRelu => Activation::PRelu(vb.get(spec.c_out, "alpha")?.to_vec1()?),
         };
-        let host = HostParams { weight: weight.flatten_all()?.to_vec1()?, bias: bias.to_vec1()? };
+        // OIHW -> (ky, kx, i) x O for the GEMM; depthwise (C,1,k,k) -> (ky, kx) x C.
+        let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
+        let host = HostParams { weight: host_w, bias: bias.to_vec1()? };
         Ok(Self {
             weight,
             bias,
@@ -270,10 +304,12 @@ impl ConvAct {
             stride: spec.stride,
             pad: spec.pad,
             depthwise: spec.depthwise,
+            c_out: spec.c_out,
             host,
         })
     }
 
+    /// NCHW reference path built from candle ops (used on CUDA/Metal).
     fn forward_generic(&self, x: &Tensor) -> Result<Tensor> {
         let Pad { top, left, bottom, right } = self.pad;
         let sym = top == bottom && left == right && top == left;
@@ -287,43 +323,13 @@ impl ConvAct {
         let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
         self.act.forward_generic(&y)
     }
-
-    fn forward_cpu(&self, x: &Tensor) -> Result<Tensor> {
-        let x = x.contiguous()?;
-        if self.depthwise {
-            return x.apply_op1_no_bwd(&DepthwiseOp {
-                weight: &self.host.weight,
-                bias: &self.host.bias,
-                act: &self.act,
-                k: self.k,
-                stride: self.stride,
-                pad: self.pad,
-            });
-        }
-        let (n, c, h, w) = x.dims4()?;
-        let c_out = self.weight.dim(0)?;
-        let y = if self.k == 1 && self.stride == 1 && self.pad == Pad::same(0) {
-            // A 1x1 convolution is a matrix product: (O x C) . (C x HW) per image.
-            let wm = self.weight.reshape((c_out, c))?;
-            let xm = x.reshape((n, c, h * w))?;
-            wm.broadcast_left(n)?.matmul(&xm)?.reshape((n, c_out, h, w))?
-        } else {
-            let Pad { top, left, bottom, right } = self.pad;
-            if top == bottom && left == right && top == left {
-                x.conv2d(&self.weight, top, self.stride, 1, 1)?
-            } else {
-                let x = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
-                x.conv2d(&self.weight, 0, self.stride, 1, 1)?
-            }
-        };
-        y.contiguous()?.apply_op1_no_bwd(&BiasAct { bias: &self.host.bias, act: &self.act })
-    }
 }
 
 impl Module for ConvAct {
+    /// Input and output in the device's layout (see [`channels_last`]).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
-            self.forward_cpu(x)
+        if channels_last(x.device()) && x.dtype() == DType::F32 {
+            x.contiguous()?.apply_op1_no_bwd(&ConvNhwc(self))
         } else {
             self.forward_generic(x)
         }
@@ -387,7 +393,7 @@ mod tests {
         ];
         for (spec, act) in cases {
             let l = layer(spec, act);
-            let fast = l.forward_cpu(&x).unwrap();
+            let fast = l.forward(&to_native(&x).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
             let slow = l.forward_generic(&x).unwrap();
             assert_eq!(fast.dims(), slow.dims(), "{spec:?}");
             assert!(max_diff(&fast, &slow) < 1e-5, "{spec:?} {act:?}: {}", max_diff(&fast, &slow));

@@ -1,0 +1,54 @@
+//! Pipeline speed on this machine: embedder faces/s and detector images/s (1024-px photo).
+//! Run with `cargo bench --bench pipeline`; `tools/bench_pipeline.sh` prints it next to the
+//! original runtimes (onnxruntime, LiteRT) on the same inputs.
+
+use std::time::Instant;
+
+use candle_core::Device;
+use facefind::pipeline::{embedder, photo, Pipeline};
+use image::RgbImage;
+
+fn faces_dir() -> std::path::PathBuf {
+    std::env::var_os("FACEFIND_FACES")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/faces"))
+}
+
+/// Median seconds per call over `iters` calls after one warm-up.
+fn time<F: FnMut()>(iters: usize, mut f: F) -> f64 {
+    f();
+    let mut v: Vec<f64> = (0..iters)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let p = Pipeline::load(&models, Device::Cpu, Default::default())?;
+    let photo_path = faces_dir().join("album/deepface/couple.jpg");
+    let img = photo::load_rgb(&photo_path)?;
+    let scale = 1024.0 / img.width().max(img.height()) as f32;
+    let det_img = image::imageops::resize(&img, (img.width() as f32 * scale) as u32, (img.height() as f32 * scale) as u32, image::imageops::FilterType::Triangle);
+    let crops: Vec<RgbImage> = (0..32).map(|i| image::imageops::crop_imm(&det_img, 10 * i, 10 * i, 112, 112).to_image()).collect();
+    let x = embedder::crops_tensor(&crops, false, &Device::Cpu)?;
+    println!("| stage | input | candle (this crate) |");
+    println!("|---|---|---|");
+    for batch in [1usize, 32] {
+        let xb = x.narrow(0, 0, batch)?;
+        let s = time(10, || {
+            p.embedder().forward_raw(&xb).unwrap();
+        });
+        println!("| embedder | batch {batch} | {:.1} faces/s ({:.2} ms/face) |", batch as f64 / s, 1e3 * s / batch as f64);
+    }
+    let s = time(10, || {
+        p.detector().run(&det_img).unwrap();
+    });
+    println!("| detector | {}x{} | {:.2} images/s ({:.1} ms) |", det_img.width(), det_img.height(), 1.0 / s, 1e3 * s);
+    Ok(())
+}
