@@ -144,9 +144,10 @@ impl Fpn {
 }
 
 /// Single Stage Headless context module: 3x3, "5x5" and "7x7" branches, concatenated, ReLU.
+/// The ReLU after the concatenation is folded into the last conv of each branch, and the two
+/// convolutions reading the module input (conv3x3, conv5x5_1) run as one.
 struct Ssh {
-    conv3x3: ConvAct,
-    conv5x5_1: ConvAct,
+    conv3x3_and_5x5_1: ConvAct,
     conv5x5_2: ConvAct,
     conv7x7_2: ConvAct,
     conv7x7_3: ConvAct,
@@ -158,22 +159,23 @@ impl Ssh {
             ConvAct::load(vb.pp(name), ConvSpec::dense(c_in, c_out, 3, 1, 1), act)
         };
         Ok(Self {
-            conv3x3: c("conv3x3", 64, 32, ActKind::Linear)?,
-            conv5x5_1: c("conv5x5_1", 64, 16, LEAKY)?,
-            conv5x5_2: c("conv5x5_2", 16, 16, ActKind::Linear)?,
+            conv3x3_and_5x5_1: ConvAct::fuse(&[c("conv3x3", 64, 32, ActKind::Relu)?, c("conv5x5_1", 64, 16, LEAKY)?])?,
+            conv5x5_2: c("conv5x5_2", 16, 16, ActKind::Relu)?,
             conv7x7_2: c("conv7x7_2", 16, 16, LEAKY)?,
-            conv7x7_3: c("conv7x7_3", 16, 16, ActKind::Linear)?,
+            conv7x7_3: c("conv7x7_3", 16, 16, ActKind::Relu)?,
         })
     }
 }
 
 impl Module for Ssh {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let a = self.conv3x3.forward(x)?;
-        let b1 = self.conv5x5_1.forward(x)?;
+        let ch = channel_dim(x.device());
+        let y = self.conv3x3_and_5x5_1.forward(x)?;
+        let a = y.narrow(ch, 0, 32)?;
+        let b1 = y.narrow(ch, 32, 16)?;
         let b = self.conv5x5_2.forward(&b1)?;
         let c = self.conv7x7_3.forward(&self.conv7x7_2.forward(&b1)?)?;
-        Tensor::cat(&[a, b, c], channel_dim(x.device()))?.relu()
+        Tensor::cat(&[a, b, c], ch)
     }
 }
 
@@ -213,10 +215,13 @@ impl RetinaFace {
         })
     }
 
-    /// Runs the network on an (N, 3, H, W) BGR-minus-mean tensor. Returns (loc, conf, landmarks)
-    /// shaped (N, priors, 4), (N, priors, 2) after softmax, (N, priors, 10).
+    /// Runs the network on an (N, 3, H, W) BGR-minus-mean tensor. Returns (loc, conf, landmarks) shaped (N, priors, 4),
+    /// (N, priors, 2) after softmax, (N, priors, 10).
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let x = &to_native(x)?;
+        self.forward_native(&to_native(x)?)
+    }
+
+    fn forward_native(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let feats = self.backbone.forward(x)?;
         let feats = self.fpn.forward(&feats)?;
         let n = x.dim(0)?;
@@ -241,7 +246,7 @@ impl RetinaFace {
     /// Runs the network on one RGB image at its own resolution.
     pub fn run(&self, img: &RgbImage) -> Result<RawOutput> {
         let x = bgr_tensor(img, &self.device)?;
-        let (loc, conf, lm) = self.forward(&x)?;
+        let (loc, conf, lm) = self.forward_native(&x)?;
         let face = conf.narrow(D::Minus1, 1, 1)?;
         Ok(RawOutput {
             loc: loc.flatten_all()?.to_vec1()?,
@@ -259,26 +264,24 @@ impl RetinaFace {
     }
 }
 
-/// HWC RGB u8 -> (1, 3, H, W) f32 BGR minus mean.
+/// HWC RGB u8 -> BGR minus mean, (1, 3, H, W) on GPUs or already channels-last
+/// (1, H, W, 3) on the CPU (see [`super::ops::channels_last`]).
 pub fn bgr_tensor(img: &RgbImage, device: &Device) -> Result<Tensor> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut data = vec![0f32; 3 * h * w];
-    let raw = img.as_raw();
-    let (b, rest) = data.split_at_mut(h * w);
-    let (g, r) = rest.split_at_mut(h * w);
-    b.par_chunks_mut(w)
-        .zip(g.par_chunks_mut(w))
-        .zip(r.par_chunks_mut(w))
-        .enumerate()
-        .for_each(|(y, ((b, g), r))| {
-            let row = &raw[y * w * 3..(y + 1) * w * 3];
-            for x in 0..w {
-                r[x] = row[3 * x] as f32 - BGR_MEAN[2];
-                g[x] = row[3 * x + 1] as f32 - BGR_MEAN[1];
-                b[x] = row[3 * x + 2] as f32 - BGR_MEAN[0];
-            }
-        });
-    Tensor::from_vec(data, (1, 3, h, w), device)?.to_dtype(DType::F32)
+    data.par_chunks_mut(3 * w).zip(img.as_raw().par_chunks(3 * w)).for_each(|(dst, src)| {
+        for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+            d[0] = s[2] as f32 - BGR_MEAN[0];
+            d[1] = s[1] as f32 - BGR_MEAN[1];
+            d[2] = s[0] as f32 - BGR_MEAN[2];
+        }
+    });
+    let x = Tensor::from_vec(data, (1, h, w, 3), device)?;
+    if channels_last(device) {
+        Ok(x)
+    } else {
+        x.permute((0, 3, 1, 2))?.contiguous()
+    }
 }
 
 /// Prior boxes (cx, cy, w, h), normalised to the image size, in network output order.

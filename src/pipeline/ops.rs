@@ -110,21 +110,33 @@ pub fn upsample_nearest(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     }
 }
 
-/// Applies `act` in place to rows of `c` channels.
-fn activate_rows(data: &mut [f32], c: usize, act: &Activation) {
-    match act {
-        Activation::Linear => {}
-        Activation::Relu => data.par_chunks_mut(c * 256).for_each(|d| d.iter_mut().for_each(|v| *v = v.max(0.0))),
-        Activation::Leaky(a) => data.par_chunks_mut(c * 256).for_each(|d| {
-            d.iter_mut().for_each(|v| *v = if *v < 0.0 { *v * a } else { *v })
-        }),
-        Activation::PRelu(alpha) => data.par_chunks_mut(c * 256).for_each(|d| {
-            for row in d.chunks_exact_mut(c) {
-                for (v, a) in row.iter_mut().zip(alpha) {
-                    *v = if *v < 0.0 { *v * a } else { *v };
-                }
+/// `copy_from_slice` without a `memcpy` call for the short runs of thin layers.
+#[inline(always)]
+fn copy_small(dst: &mut [f32], src: &[f32]) {
+    if src.len() < 32 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// Adds `bias` (if given) and applies `act` in place to `data`, rows of `c` channels.
+#[inline(always)]
+fn bias_act(data: &mut [f32], c: usize, bias: Option<&[f32]>, act: &Activation) {
+    for row in data.chunks_exact_mut(c) {
+        if let Some(b) = bias {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+        match act {
+            Activation::Linear => {}
+            Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Leaky(a) => row.iter_mut().for_each(|v| *v = if *v < 0.0 { *v * a } else { *v }),
+            Activation::PRelu(alpha) => {
+                row.iter_mut().zip(alpha).for_each(|(v, a)| *v = if *v < 0.0 { *v * a } else { *v })
             }
-        }),
+        }
     }
 }
 
@@ -162,28 +174,55 @@ impl CustomOp1 for ConvNhwc<'_> {
         };
         if l.depthwise {
             let (wt, bias) = (&l.host.weight, &l.host.bias);
+            // Stride 1: each (output row, tap) is one multiply-add over a contiguous run of
+            // ow*c values, with the tap's weights tiled along the row.
+            let tiled: Vec<f32> = if s == 1 {
+                (0..k * k).flat_map(|t| (0..ow).flat_map(move |_| wt[t * c..(t + 1) * c].iter().copied())).collect()
+            } else {
+                Vec::new()
+            };
             out.par_chunks_mut(ow * c).enumerate().for_each(|(row, dst)| {
                 let (b, oy) = (row / oh, row % oh);
                 let img = &x[b * h * w * c..(b + 1) * h * w * c];
-                for ox in 0..ow {
-                    let acc = &mut dst[ox * c..(ox + 1) * c];
-                    acc.copy_from_slice(bias);
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let Some((iy, ix)) = src(oy, ox, ky, kx) else { continue };
-                            let px = &img[(iy * w + ix) * c..(iy * w + ix + 1) * c];
-                            let wk = &wt[(ky * k + kx) * c..(ky * k + kx + 1) * c];
-                            for ((a, p), q) in acc.iter_mut().zip(px).zip(wk) {
+                for px in dst.chunks_exact_mut(c) {
+                    px.copy_from_slice(bias);
+                }
+                for ky in 0..k {
+                    let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
+                    let src_row = &img[iy * w * c..(iy + 1) * w * c];
+                    for kx in 0..k {
+                        let t = ky * k + kx;
+                        if s == 1 {
+                            // output x in [x0, x1) reads input x + kx - left, which must be in [0, w)
+                            let x0 = pad.left.saturating_sub(kx);
+                            let x1 = ow.min((w + pad.left).saturating_sub(kx));
+                            if x1 <= x0 {
+                                continue;
+                            }
+                            let i0 = x0 + kx - pad.left;
+                            let d = &mut dst[x0 * c..x1 * c];
+                            let sr = &src_row[i0 * c..(i0 + x1 - x0) * c];
+                            let wr = &tiled[(t * ow + x0) * c..(t * ow + x1) * c];
+                            for ((a, p), q) in d.iter_mut().zip(sr).zip(wr) {
                                 *a += p * q;
+                            }
+                        } else {
+                            let wk = &wt[t * c..(t + 1) * c];
+                            for (ox, acc) in dst.chunks_exact_mut(c).enumerate() {
+                                let Some(ix) = (ox * s + kx).checked_sub(pad.left).filter(|ix| *ix < w) else { continue };
+                                let px = &src_row[ix * c..(ix + 1) * c];
+                                for ((a, p), q) in acc.iter_mut().zip(px).zip(wk) {
+                                    *a += p * q;
+                                }
                             }
                         }
                     }
                 }
+                bias_act(dst, c, None, &l.act);
             });
-            activate_rows(&mut out, c, &l.act);
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
         }
-        // Dense: im2col (skipped for 1x1/stride 1) then one GEMM into rows pre-filled with the bias.
+        // Dense: im2col (skipped for 1x1/stride 1), one GEMM, then bias + activation in one pass.
         let kk = k * k * c;
         let cols: std::borrow::Cow<[f32]> = if k == 1 && s == 1 && pad == Pad::same(0) {
             std::borrow::Cow::Borrowed(x)
@@ -193,17 +232,24 @@ impl CustomOp1 for ConvNhwc<'_> {
                 let (b, rem) = (r / (oh * ow), r % (oh * ow));
                 let (oy, ox) = (rem / ow, rem % ow);
                 for ky in 0..k {
-                    for kx in 0..k {
-                        if let Some((iy, ix)) = src(oy, ox, ky, kx) {
-                            let at = ((b * h + iy) * w + ix) * c;
-                            dst[(ky * k + kx) * c..(ky * k + kx + 1) * c].copy_from_slice(&x[at..at + c]);
+                    let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
+                    let row = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
+                    let d = &mut dst[ky * k * c..(ky + 1) * k * c];
+                    match (ox * s).checked_sub(pad.left) {
+                        // all k taps of this kernel row are inside: one contiguous run
+                        Some(ix0) if ix0 + k <= w => copy_small(d, &row[ix0 * c..(ix0 + k) * c]),
+                        _ => {
+                            for kx in 0..k {
+                                if let Some((_, ix)) = src(oy, ox, ky, kx) {
+                                    copy_small(&mut d[kx * c..(kx + 1) * c], &row[ix * c..(ix + 1) * c]);
+                                }
+                            }
                         }
                     }
                 }
             });
             std::borrow::Cow::Owned(cols)
         };
-        out.par_chunks_mut(c_out * 256).for_each(|d| d.chunks_exact_mut(c_out).for_each(|r| r.copy_from_slice(&l.host.bias)));
         // SAFETY: all three matrices are dense row-major buffers of the sizes given.
         unsafe {
             gemm::gemm(
@@ -213,14 +259,14 @@ impl CustomOp1 for ConvNhwc<'_> {
                 out.as_mut_ptr(),
                 1,
                 c_out as isize,
-                true,
+                false,
                 cols.as_ptr(),
                 1,
                 kk as isize,
                 l.host.weight.as_ptr(),
                 1,
                 c_out as isize,
-                1.0,
+                0.0,
                 1.0,
                 false,
                 false,
@@ -228,7 +274,7 @@ impl CustomOp1 for ConvNhwc<'_> {
                 gemm::Parallelism::Rayon(rayon::current_num_threads()),
             );
         }
-        activate_rows(&mut out, c_out, &l.act);
+        out.par_chunks_mut(c_out * 64).for_each(|d| bias_act(d, c_out, Some(&l.host.bias), &l.act));
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
     }
 }
@@ -306,6 +352,39 @@ impl ConvAct {
             depthwise: spec.depthwise,
             c_out: spec.c_out,
             host,
+        })
+    }
+
+    /// Several convolutions of the same input, run as one (their outputs concatenated along
+    /// channels): one im2col and one wider GEMM instead of several.
+    pub fn fuse(parts: &[ConvAct]) -> Result<Self> {
+        let first = &parts[0];
+        if parts.iter().any(|p| p.k != first.k || p.stride != first.stride || p.pad != first.pad || p.depthwise) {
+            candle_core::bail!("only dense convolutions of the same geometry can be fused");
+        }
+        let weight = Tensor::cat(&parts.iter().map(|p| p.weight.clone()).collect::<Vec<_>>(), 0)?;
+        let bias = Tensor::cat(&parts.iter().map(|p| p.bias.clone()).collect::<Vec<_>>(), 0)?;
+        // Every activation here is a PReLU with some slope: 1 linear, 0 ReLU, a leaky.
+        let slopes = parts
+            .iter()
+            .flat_map(|p| match &p.act {
+                Activation::Linear => vec![1.0; p.c_out],
+                Activation::Relu => vec![0.0; p.c_out],
+                Activation::Leaky(a) => vec![*a; p.c_out],
+                Activation::PRelu(v) => v.clone(),
+            })
+            .collect();
+        let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
+        Ok(Self {
+            c_out: weight.dim(0)?,
+            host: HostParams { weight: host_w, bias: bias.to_vec1()? },
+            weight,
+            bias,
+            act: Activation::PRelu(slopes),
+            k: first.k,
+            stride: first.stride,
+            pad: first.pad,
+            depthwise: false,
         })
     }
 
