@@ -1,6 +1,6 @@
 //! Reading photos from disk: format sniffing, size limits, EXIF orientation, typed errors.
 
-use std::io::BufReader;
+use std::io::Cursor;
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
@@ -52,23 +52,51 @@ fn sniff_unsupported(head: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// True when a JPEG's entropy-coded data has no end-of-image marker: the file was cut short.
+/// Segments before the first scan are skipped by their lengths (an EXIF thumbnail has its
+/// own EOI inside APP1, which must not count).
+pub fn jpeg_is_truncated(data: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= data.len() {
+        if data[i] != 0xFF {
+            return false; // not a marker where one must be: leave it to the decoder
+        }
+        let marker = data[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if marker == 0xDA {
+            // start of scan: the image ends with FF D9 somewhere after it
+            return !data[i..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        let len = u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
+        i += 2 + len;
+    }
+    true
+}
+
 /// Decodes `path` to RGB with its EXIF orientation applied.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, PhotoError> {
-    let meta = std::fs::metadata(path)?;
-    if meta.len() == 0 {
+    let data = std::fs::read(path)?;
+    decode_rgb(&data)
+}
+
+/// Decodes an encoded photo to RGB with its EXIF orientation applied.
+pub fn decode_rgb(data: &[u8]) -> Result<RgbImage, PhotoError> {
+    if data.is_empty() {
         return Err(PhotoError::Empty);
     }
-    let file = std::fs::File::open(path)?;
-    let mut reader = ImageReader::new(BufReader::new(file)).with_guessed_format()?;
+    let mut reader = ImageReader::new(Cursor::new(data)).with_guessed_format()?;
     let Some(format) = reader.format() else {
-        let mut head = [0u8; 16];
-        use std::io::Read;
-        let n = std::fs::File::open(path)?.read(&mut head)?;
-        return Err(match sniff_unsupported(&head[..n]) {
+        return Err(match sniff_unsupported(&data[..data.len().min(16)]) {
             Some(f) => PhotoError::Unsupported(f.to_string()),
             None => PhotoError::NotAnImage,
         });
     };
+    if format == image::ImageFormat::Jpeg && jpeg_is_truncated(data) {
+        return Err(PhotoError::Corrupt("JPEG data ends before its end-of-image marker (truncated file)".into()));
+    }
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(2 * 1024 * 1024 * 1024);
     reader.limits(limits);

@@ -1,0 +1,148 @@
+//! The real `facefind` binary: bad input handling, output formats, the LFW protocol.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn facefind() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_facefind"));
+    c.env("FACEFIND_MODELS", common::models_dir()).args(["--device", "cpu"]);
+    c
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// Truncated JPEG, zero-byte file, text named .jpg, PNG claiming 20000x20000 pixels.
+fn write_bad_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut jpg = Vec::new();
+    image::RgbImage::from_fn(200, 150, |x, y| image::Rgb([x as u8, y as u8, 90]))
+        .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+        .unwrap();
+    let mut png = Vec::new();
+    image::RgbImage::new(4, 4).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    png[16..20].copy_from_slice(&20000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&20000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let files: [(&str, &[u8]); 4] = [
+        ("truncated.jpg", &jpg[..jpg.len() / 2]),
+        ("empty.jpg", b""),
+        ("notes.jpg", b"shopping list: milk, eggs\n"),
+        ("huge.png", &png),
+    ];
+    files
+        .iter()
+        .map(|(name, data)| {
+            let p = dir.join(name);
+            std::fs::write(&p, data).unwrap();
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn detect_reports_each_bad_file_on_one_line_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = write_bad_files(dir.path());
+    let good = dir.path().join("good.png");
+    image::RgbImage::from_pixel(320, 240, image::Rgb([120, 130, 140])).save(&good).unwrap();
+    files.insert(2, good.clone());
+    let out = facefind().arg("detect").args(&files).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "one line per bad file: {stderr}");
+    for (name, reason) in [("truncated.jpg", "truncated"), ("empty.jpg", "empty file"), ("notes.jpg", "not an image"), ("huge.png", "too large")] {
+        assert!(lines.iter().any(|l| l.contains(name) && l.contains(reason)), "{name}: {stderr}");
+    }
+    assert!(stdout.contains("good.png: 320x240, 0 faces"), "{stdout}");
+}
+
+#[test]
+fn detect_json_lists_errors_and_faces() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_bad_files(dir.path());
+    let out = facefind().args(["detect", "--json"]).arg(&files[1]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["error"].as_str().unwrap(), "empty file (0 bytes)");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn missing_models_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_facefind"))
+        .args(["--device", "cpu", "--models"])
+        .arg(dir.path())
+        .args(["detect", "x.jpg"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("retinaface_mnet025.safetensors") && stderr.contains("missing"), "{stderr}");
+    std::fs::write(dir.path().join("retinaface_mnet025.safetensors"), b"not weights").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_facefind"))
+        .args(["--device", "cpu", "--models"])
+        .arg(dir.path())
+        .args(["detect", "x.jpg"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not match") && stderr.contains("expected sha256 f481d012"), "{stderr}");
+}
+
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn detect_json_on_a_group_photo() {
+    let photo = common::faces_dir().join("album/dlib/2008_002079.jpg");
+    let out = facefind().args(["detect", "--json"]).arg(&photo).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let faces = v[0]["faces"].as_array().unwrap();
+    assert!(faces.len() >= 6, "{} faces", faces.len());
+    for f in faces {
+        assert_eq!(f["box"].as_array().unwrap().len(), 4);
+        assert_eq!(f["landmarks"].as_array().unwrap().len(), 10);
+        let s = f["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&s));
+    }
+    assert_eq!(v[0]["width"], 500);
+}
+
+/// The LFW development protocol: threshold chosen on pairsDevTrain, accuracy on pairsDevTest.
+#[test]
+#[ignore = "needs ../shared/faces; about 6 minutes in release"]
+fn lfw_dev_accuracy() {
+    let lfw = common::faces_dir().join("lfw-view1");
+    let run = |pairs: &str, extra: &[&str]| -> serde_json::Value {
+        let out = facefind()
+            .args(["verify", "--json", "--pairs"])
+            .arg(lfw.join(pairs))
+            .arg("--images")
+            .arg(lfw.join("images"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let train = run("pairsDevTrain.txt", &[]);
+    let thr = train["threshold"].as_f64().unwrap();
+    let test = run("pairsDevTest.txt", &["--threshold", &thr.to_string()]);
+    let acc = test["accuracy_at_given_threshold"].as_f64().unwrap();
+    eprintln!("LFW DevTrain threshold {thr:.3}; DevTest accuracy {:.2}% (10-fold {:.2}%, AUC {:.4})", acc * 100.0, test["accuracy"].as_f64().unwrap() * 100.0, test["auc"].as_f64().unwrap());
+    assert!(acc >= 0.988, "DevTest accuracy {acc}");
+    assert_eq!(test["pairs"].as_array().unwrap().len(), 1000);
+}
