@@ -12,6 +12,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::catalog::{self, indexer::Event, Catalog};
 use crate::pipeline::{self, align, photo, DeviceChoice, Face, Pipeline, Settings};
 use crate::verify;
 
@@ -25,7 +26,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub models: Option<PathBuf>,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -35,6 +36,39 @@ pub enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
         /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Index a photo folder (incremental: only new or changed photos cost time).
+    Index {
+        folder: PathBuf,
+        /// Catalog database (default: in the user cache directory, one per folder).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// No progress bar or per-file messages; the summary only.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rank every photo of FOLDER by similarity to a face in the query image.
+    Search {
+        folder: PathBuf,
+        /// Photo with the person to look for (inside or outside FOLDER).
+        #[arg(long)]
+        query: PathBuf,
+        /// Which face of the query image (0 = first listed by `detect`; default: the largest).
+        #[arg(long)]
+        face: Option<usize>,
+        /// Cosine similarity at or above which a photo is a match.
+        #[arg(long, default_value_t = crate::search::DEFAULT_THRESHOLD)]
+        threshold: f32,
+        /// Show at most N results (default: all).
+        #[arg(long)]
+        top: Option<usize>,
+        #[arg(long)]
+        catalog: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -87,8 +121,29 @@ fn load_pipeline(cli: &Cli, settings: Settings) -> anyhow::Result<Pipeline> {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
+    let Some(command) = &cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
         Command::Detect { images, json } => detect(&cli, images, *json),
+        Command::Index { folder, catalog, quiet, json } => {
+            let p = load_pipeline(&cli, Settings::default())?;
+            let (sum, _) = run_index(&p, folder, catalog.as_deref(), *quiet || *json)?;
+            if *json {
+                serde_json::to_writer(std::io::stdout().lock(), &sum)?;
+                println!();
+            } else {
+                print_summary(&sum);
+            }
+            let nothing_read = sum.processed > 0 && sum.skipped.values().sum::<usize>() == sum.processed && sum.unchanged == 0;
+            Ok(if nothing_read { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Search { folder, query, face, threshold, top, catalog, json } => {
+            let p = load_pipeline(&cli, Settings::default())?;
+            run_search(&p, folder, catalog.as_deref(), query, *face, *threshold, *top, *json)
+        }
         Command::Verify { pairs, images, flip, threshold, json } => {
             let settings = Settings { flip: *flip == OnOff::On, ..Settings::default() };
             let p = load_pipeline(&cli, settings)?;
@@ -319,4 +374,143 @@ fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<
         println!("speed:                 {ips:.1} images/s ({} on {})", paths.len(), pipeline::device_name(p.device()));
     }
     Ok(if unscored > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Opens the folder's catalog and brings it up to date. Returns the summary and the catalog.
+fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool) -> anyhow::Result<(catalog::indexer::Summary, Catalog)> {
+    let path = match catalog {
+        Some(c) => c.to_path_buf(),
+        None => catalog::default_catalog_path(folder)?,
+    };
+    let mut cat = Catalog::open(&path)?;
+    cat.lock_for_writing()?;
+    let bar = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} photos, {msg} [{elapsed_precise}, ETA {eta}, {per_sec}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let sum = catalog::indexer::index_folder(folder, &mut cat, p, &cancel, &mut |ev| match ev {
+        Event::Planned { todo, .. } => bar.set_length(todo as u64),
+        Event::Photo { done, faces, .. } => {
+            bar.set_position(done as u64);
+            bar.set_message(format!("{faces} faces"));
+        }
+        Event::Skipped { path, reason } => {
+            if !quiet {
+                bar.suspend(|| eprintln!("facefind: skipped {path}: {reason}"));
+            }
+        }
+        Event::Committed { .. } => {}
+    })?;
+    bar.finish_and_clear();
+    tracing::info!(catalog = %path.display(), "index done");
+    Ok((sum, cat))
+}
+
+fn print_summary(s: &catalog::indexer::Summary) {
+    let skipped: usize = s.skipped.values().sum();
+    println!(
+        "{} photos: {} indexed, {} unchanged, {} renamed, {} removed; {} faces in the catalog ({} new); {:.1} s{}",
+        s.photos,
+        s.processed,
+        s.unchanged,
+        s.renamed,
+        s.removed,
+        s.faces,
+        s.new_faces,
+        s.seconds,
+        if s.processed > 0 { format!(" ({:.2} photos/s)", s.processed as f64 / s.seconds.max(1e-9)) } else { String::new() }
+    );
+    if skipped > 0 {
+        let parts: Vec<String> = s.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!("skipped {skipped}: {}", parts.join(", "));
+    }
+    if s.rebuilt {
+        println!("(models or settings changed since the last run: every photo was indexed again)");
+    }
+    if s.unreadable_folders > 0 {
+        println!("{} folders could not be read (see the log)", s.unreadable_folders);
+    }
+}
+
+/// Detects faces in the query image and embeds face `k` (default: the largest).
+pub fn query_embedding(p: &Pipeline, image: &Path, k: Option<usize>) -> anyhow::Result<(usize, Face, Vec<f32>)> {
+    let img = photo::load_rgb(image).with_context(|| format!("query image {}", image.display()))?;
+    let faces = p.detect(&img)?;
+    if faces.is_empty() {
+        anyhow::bail!("no face found in the query image {}", image.display());
+    }
+    let idx = match k {
+        Some(k) if k < faces.len() => k,
+        Some(k) => anyhow::bail!("the query image has {} faces (0..{}); --face {k} does not exist", faces.len(), faces.len() - 1),
+        None => (0..faces.len()).max_by(|&a, &b| (faces[a].bbox[2] * faces[a].bbox[3]).total_cmp(&(faces[b].bbox[2] * faces[b].bbox[3]))).unwrap_or(0),
+    };
+    let crop = p.align(&img, std::slice::from_ref(&faces[idx]));
+    let emb = p.embed(&crop)?.remove(0);
+    Ok((idx, faces[idx].clone(), emb))
+}
+
+#[derive(Serialize)]
+struct QueryJson {
+    path: String,
+    face: usize,
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+}
+
+#[derive(Serialize)]
+struct ResultJson {
+    path: String,
+    score: f32,
+    face: u32,
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+    #[serde(rename = "match")]
+    is_match: bool,
+}
+
+#[derive(Serialize)]
+struct SearchJson {
+    query: QueryJson,
+    threshold: f32,
+    results: Vec<ResultJson>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Path, k: Option<usize>, threshold: f32, top: Option<usize>, json: bool) -> anyhow::Result<ExitCode> {
+    let (qidx, qface, qemb) = query_embedding(p, query, k)?;
+    let (_, cat) = run_index(p, folder, catalog, true)?;
+    let table = cat.face_table()?;
+    let photos: std::collections::HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
+    let hits = crate::search::rank_photos(&table, &qemb);
+    let n = top.unwrap_or(hits.len()).min(hits.len());
+    let results: Vec<ResultJson> = hits[..n]
+        .iter()
+        .map(|h| ResultJson {
+            path: photos.get(&h.photo_id).map(|b| catalog::indexer::display_rel(b)).unwrap_or_default(),
+            score: h.score,
+            face: table.face_index[h.row],
+            bbox: table.boxes[h.row],
+            is_match: h.score >= threshold,
+        })
+        .collect();
+    if json {
+        let doc = SearchJson { query: QueryJson { path: query.display().to_string(), face: qidx, bbox: qface.bbox }, threshold, results };
+        serde_json::to_writer(std::io::stdout().lock(), &doc)?;
+        println!();
+    } else {
+        let matches = crate::search::count_matches(&hits, threshold);
+        println!("{matches} of {} photos with faces match at >= {threshold:.2}", hits.len());
+        for r in &results {
+            let b = r.bbox;
+            println!("{} {:.3}  {}  face {} [{:.0}, {:.0}, {:.0}, {:.0}]", if r.is_match { "*" } else { " " }, r.score, r.path, r.face, b[0], b[1], b[2], b[3]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

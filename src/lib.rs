@@ -1,9 +1,12 @@
 //! facefind: find every photo of a person in a photo folder.
 //!
 //! [`pipeline`] turns photos into faces and embeddings (RetinaFace + ArcFace-trained
-//! MobileFaceNet in candle); [`verify`] measures it on LFW-style pairs; [`cli`] is the
-//! command line.
+//! MobileFaceNet in candle); [`catalog`] keeps them per folder in SQLite; [`search`] ranks
+//! photos against a query face; [`verify`] measures the pipeline on LFW-style pairs; [`cli`]
+//! is the command line.
 
+pub mod catalog;
 pub mod cli;
 pub mod pipeline;
+pub mod search;
 pub mod verify;

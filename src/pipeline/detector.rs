@@ -4,7 +4,7 @@
 //! `ssh1.conv5x5_1`, `class_head.0`, ...). The network sees BGR pixels minus (104, 117, 123);
 //! its outputs are decoded against priors on strides 8/16/32 with variances 0.1/0.2.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::{ops::softmax_last_dim, VarBuilder};
 use image::RgbImage;
 use rayon::prelude::*;

@@ -111,6 +111,107 @@ pub fn decode_rgb(data: &[u8]) -> Result<RgbImage, PhotoError> {
     Ok(img.into_rgb8())
 }
 
+/// A decoded photo, possibly at a reduced scale, with its full size (after EXIF orientation).
+pub struct Decoded {
+    pub rgb: RgbImage,
+    pub full_width: u32,
+    pub full_height: u32,
+}
+
+impl Decoded {
+    /// Full-resolution pixels per decoded pixel (1 when decoded at full size).
+    pub fn scale_to_full(&self) -> f32 {
+        self.full_width as f32 / self.rgb.width() as f32
+    }
+}
+
+/// Decodes `data`, JPEGs at the smallest DCT scale (1/8..1) whose longer side is still at
+/// least `min_long_side`; other formats at full size.
+pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoError> {
+    let is_jpeg = data.len() > 3 && data[..3] == [0xFF, 0xD8, 0xFF];
+    if !is_jpeg {
+        let rgb = decode_rgb(data)?;
+        return Ok(Decoded { full_width: rgb.width(), full_height: rgb.height(), rgb });
+    }
+    if jpeg_is_truncated(data) {
+        return Err(PhotoError::Corrupt("JPEG data ends before its end-of-image marker (truncated file)".into()));
+    }
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(data));
+    dec.read_info().map_err(|e| PhotoError::Corrupt(format!("Jpeg: {e}")))?;
+    let info = dec.info().ok_or_else(|| PhotoError::Corrupt("Jpeg: no header".into()))?;
+    let (w, h) = (info.width as u32, info.height as u32);
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(PhotoError::TooLarge { w, h });
+    }
+    let long = w.max(h);
+    let (rw, rh) = if long > min_long_side {
+        let f = min_long_side as f64 / long as f64;
+        (((w as f64 * f).ceil() as u16).max(1), ((h as f64 * f).ceil() as u16).max(1))
+    } else {
+        (w as u16, h as u16)
+    };
+    let (sw, sh) = dec.scale(rw, rh).map_err(|e| PhotoError::Corrupt(format!("Jpeg: {e}")))?;
+    let pixels = dec.decode().map_err(|e| PhotoError::Corrupt(format!("Jpeg: {e}")))?;
+    let (sw, sh) = (sw as u32, sh as u32);
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(sw, sh, pixels),
+        jpeg_decoder::PixelFormat::L8 => {
+            RgbImage::from_raw(sw, sh, pixels.iter().flat_map(|&v| [v, v, v]).collect())
+        }
+        jpeg_decoder::PixelFormat::L16 => {
+            RgbImage::from_raw(sw, sh, pixels.chunks_exact(2).flat_map(|v| [v[0], v[0], v[0]]).collect())
+        }
+        jpeg_decoder::PixelFormat::CMYK32 => RgbImage::from_raw(
+            sw,
+            sh,
+            pixels
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = p[3] as u32;
+                    [p[0], p[1], p[2]].map(|c| ((c as u32 * k) / 255) as u8)
+                })
+                .collect(),
+        ),
+    }
+    .ok_or_else(|| PhotoError::Corrupt("Jpeg: decoded size mismatch".into()))?;
+    let orientation = dec.exif_data().and_then(exif_orientation).unwrap_or(1);
+    let mut img = DynamicImage::ImageRgb8(rgb);
+    if let Some(o) = image::metadata::Orientation::from_exif(orientation) {
+        img.apply_orientation(o);
+    }
+    let (fw, fh) = if orientation >= 5 { (h, w) } else { (w, h) };
+    Ok(Decoded { rgb: img.into_rgb8(), full_width: fw, full_height: fh })
+}
+
+/// The EXIF orientation tag (1..=8) from a raw EXIF block (TIFF header onwards).
+pub fn exif_orientation(exif: &[u8]) -> Option<u8> {
+    let exif = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+    let le = match exif.get(..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let u16_at = |i: usize| -> Option<u16> {
+        let b = exif.get(i..i + 2)?;
+        Some(if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+    };
+    let u32_at = |i: usize| -> Option<u32> {
+        let b = exif.get(i..i + 4)?;
+        let a = [b[0], b[1], b[2], b[3]];
+        Some(if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) })
+    };
+    let ifd = u32_at(4)? as usize;
+    let n = u16_at(ifd)? as usize;
+    for k in 0..n {
+        let e = ifd + 2 + 12 * k;
+        if u16_at(e)? == 0x0112 {
+            let v = u16_at(e + 8)?;
+            return (1..=8).contains(&v).then_some(v as u8);
+        }
+    }
+    None
+}
+
 fn classify(e: image::ImageError, format: image::ImageFormat) -> PhotoError {
     match e {
         image::ImageError::Unsupported(u) => PhotoError::Unsupported(format!("{format:?}: {u}")),
@@ -136,6 +237,31 @@ mod tests {
             }
         }
         !c
+    }
+
+    #[test]
+    fn exif_orientation_both_byte_orders() {
+        let mut le = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0\x06\0\0\0".to_vec();
+        assert_eq!(exif_orientation(&le), Some(6));
+        le[18] = 9;
+        assert_eq!(exif_orientation(&le), None);
+        let be = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x03\0\0".to_vec();
+        assert_eq!(exif_orientation(&be), Some(3));
+        assert_eq!(exif_orientation(b"junk"), None);
+    }
+
+    #[test]
+    fn scaled_jpeg_decode_keeps_full_size() {
+        let mut jpg = Vec::new();
+        image::RgbImage::from_fn(800, 600, |x, y| image::Rgb([x as u8, y as u8, 7]))
+            .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let d = decode_scaled(&jpg, 200).unwrap();
+        assert_eq!(d.rgb.dimensions(), (200, 150));
+        assert_eq!((d.full_width, d.full_height), (800, 600));
+        let d = decode_scaled(&jpg, 1000).unwrap();
+        assert_eq!(d.rgb.dimensions(), (800, 600));
+        assert!(matches!(decode_scaled(&jpg[..jpg.len() / 2], 200), Err(PhotoError::Corrupt(_))));
     }
 
     #[test]

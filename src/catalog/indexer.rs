@@ -1,0 +1,329 @@
+//! Indexing a folder into its catalog: scan, skip what is unchanged, recognise renames by
+//! fingerprint, process the rest in batches (decode in parallel, detect, align, embed) and
+//! commit each batch in one transaction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use image::{imageops, RgbImage};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::scan::{scan, ScannedFile};
+use super::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
+use crate::pipeline::{photo, Pipeline, DETECTOR_MODEL, EMBEDDER_MODEL};
+
+/// Photos per transaction: a killed run loses at most this many photos of work.
+pub const BATCH: usize = 8;
+/// Decode JPEGs at a DCT scale keeping at least this long side (detection works at <= 1280).
+const DECODE_LONG_SIDE: u32 = 1600;
+/// Eye distance (decoded pixels) below which a scaled-down decode is not enough to align from.
+const MIN_EYE_DISTANCE: f32 = 40.0;
+const THUMBNAIL: u32 = 256;
+const CHIP: u32 = 96;
+
+/// What happened in one indexing run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Photo files found in the folder.
+    pub photos: usize,
+    /// Processed this run (new or modified).
+    pub processed: usize,
+    pub unchanged: usize,
+    pub renamed: usize,
+    pub removed: usize,
+    /// Faces found in the photos processed this run.
+    pub new_faces: usize,
+    /// Faces in the whole catalog after the run.
+    pub faces: usize,
+    /// Files processed this run that could not be used, by reason.
+    pub skipped: BTreeMap<String, usize>,
+    /// Folders the scan could not enter (unreadable, symlink loops).
+    pub unreadable_folders: usize,
+    /// The models or settings changed, so every photo was processed again.
+    pub rebuilt: bool,
+    pub cancelled: bool,
+    pub seconds: f64,
+}
+
+/// Progress events, for a terminal bar or the app.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Scan finished: `todo` photos of `total` need processing.
+    Planned { todo: usize, total: usize },
+    /// One more photo processed.
+    Photo { done: usize, todo: usize, faces: usize },
+    /// A file could not be used (path relative to the folder, reason).
+    Skipped { path: String, reason: String },
+    /// A batch was committed: these photo paths are now in the catalog.
+    Committed { done: usize },
+}
+
+/// The identity of the embeddings a catalog holds: both model digests and the settings.
+pub fn pipeline_identity(p: &Pipeline) -> String {
+    format!(
+        "detector={} embedder={} settings={}",
+        DETECTOR_MODEL.sha256,
+        EMBEDDER_MODEL.sha256,
+        serde_json::to_string(&p.settings).unwrap_or_default()
+    )
+}
+
+/// sha256 of the size and the first and last 64 KiB: finds a renamed or moved photo again
+/// without reading all of it.
+pub fn fingerprint(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    const PART: u64 = 64 * 1024;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    h.update(size.to_le_bytes());
+    let mut buf = vec![0u8; PART.min(size) as usize];
+    f.read_exact(&mut buf)?;
+    h.update(&buf);
+    if size > PART {
+        let tail = PART.min(size - PART);
+        f.seek(SeekFrom::Start(size - tail))?;
+        let mut buf = vec![0u8; tail as usize];
+        f.read_exact(&mut buf)?;
+        h.update(&buf);
+    }
+    Ok(h.finalize()[..16].to_vec())
+}
+
+fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+    if img.write_with_encoder(enc).is_err() {
+        out.clear();
+    }
+    out
+}
+
+fn fit(img: &RgbImage, side: u32) -> RgbImage {
+    let s = side as f32 / img.width().max(img.height()) as f32;
+    if s >= 1.0 {
+        return img.clone();
+    }
+    let w = ((img.width() as f32 * s).round() as u32).max(1);
+    let h = ((img.height() as f32 * s).round() as u32).max(1);
+    imageops::resize(img, w, h, imageops::FilterType::Triangle)
+}
+
+/// A square chip around a face box (in `img` pixels), 1.4x the box, resized to `CHIP`.
+pub fn face_chip(img: &RgbImage, bbox: [f32; 4]) -> RgbImage {
+    let side = (bbox[2].max(bbox[3]) * 1.4).max(8.0);
+    let cx = bbox[0] + bbox[2] / 2.0;
+    let cy = bbox[1] + bbox[3] / 2.0;
+    let x0 = (cx - side / 2.0).clamp(0.0, img.width().saturating_sub(1) as f32) as u32;
+    let y0 = (cy - side / 2.0).clamp(0.0, img.height().saturating_sub(1) as f32) as u32;
+    let w = (side as u32).min(img.width() - x0).max(1);
+    let h = (side as u32).min(img.height() - y0).max(1);
+    let region = imageops::crop_imm(img, x0, y0, w, h).to_image();
+    imageops::resize(&region, CHIP, CHIP, imageops::FilterType::Triangle)
+}
+
+/// A file read and decoded (in parallel), waiting for the networks.
+struct Prepared {
+    file: ScannedFile,
+    fingerprint: Vec<u8>,
+    data: Vec<u8>,
+    decoded: Result<photo::Decoded, photo::PhotoError>,
+}
+
+fn prepare(root: &Path, file: &ScannedFile) -> Option<Prepared> {
+    let path = root.join(&file.rel);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        // gone since the scan: nothing to record
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), data: Vec::new(), decoded: Err(e.into()) })
+        }
+    };
+    let fp = fingerprint(&path, data.len() as u64).unwrap_or_default();
+    let decoded = if file.supported {
+        photo::decode_scaled(&data, DECODE_LONG_SIDE)
+    } else {
+        let ext = file.rel.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_default();
+        Err(photo::PhotoError::Unsupported(ext))
+    };
+    Some(Prepared { file: file.clone(), fingerprint: fp, data, decoded })
+}
+
+/// Detects, aligns and describes one decoded photo; embeddings are filled in by the caller.
+fn analyse(p: &Pipeline, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Result<(PhotoRecord, Vec<RgbImage>)> {
+    let faces = p.detect(&dec.rgb)?;
+    let s = dec.scale_to_full();
+    let small_face = faces.iter().any(|f| {
+        let [l, r] = [f.landmarks[0], f.landmarks[1]];
+        (l[0] - r[0]).hypot(l[1] - r[1]) < MIN_EYE_DISTANCE
+    });
+    // Align from full-resolution pixels when the scaled decode is too coarse for a face.
+    let crops = if s > 1.0 && small_face {
+        match photo::decode_rgb(&prep.data) {
+            Ok(full) => {
+                let scaled: Vec<_> = faces.iter().map(|f| f.scaled(s)).collect();
+                p.align(&full, &scaled)
+            }
+            Err(_) => p.align(&dec.rgb, &faces),
+        }
+    } else {
+        p.align(&dec.rgb, &faces)
+    };
+    let records: Vec<FaceRecord> = faces
+        .par_iter()
+        .map(|f| {
+            let full = f.scaled(s);
+            let mut landmarks = [0f32; 10];
+            for (i, q) in full.landmarks.iter().enumerate() {
+                landmarks[2 * i] = q[0];
+                landmarks[2 * i + 1] = q[1];
+            }
+            FaceRecord { bbox: full.bbox, score: f.score, landmarks, embedding: Vec::new(), chip: jpeg(&face_chip(&dec.rgb, f.bbox), 85) }
+        })
+        .collect();
+    let record = PhotoRecord {
+        path: path_bytes(&prep.file.rel),
+        size: prep.file.size,
+        mtime_ns: prep.file.mtime_ns,
+        fingerprint: prep.fingerprint.clone(),
+        width: dec.full_width,
+        height: dec.full_height,
+        status: if records.is_empty() { Status::NoFace } else { Status::Faces },
+        reason: None,
+        thumbnail: jpeg(&fit(&dec.rgb, THUMBNAIL), 80),
+        faces: records,
+    };
+    Ok((record, crops))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot read folder {0}")]
+    Folder(String),
+    #[error("face pipeline failed: {0:#}")]
+    Pipeline(anyhow::Error),
+}
+
+/// Brings the catalog up to date with `root`. Calls `on` with progress; stops after the
+/// current batch when `cancel` is set.
+pub fn index_folder(
+    root: &Path,
+    cat: &mut Catalog,
+    p: &Pipeline,
+    cancel: &AtomicBool,
+    on: &mut dyn FnMut(Event),
+) -> Result<Summary, IndexError> {
+    let t0 = Instant::now();
+    if !root.is_dir() {
+        return Err(IndexError::Folder(root.display().to_string()));
+    }
+    let mut sum = Summary { rebuilt: cat.ensure_identity(&pipeline_identity(p))?, ..Summary::default() };
+    let scanned = scan(root);
+    sum.unreadable_folders = scanned.unreadable.len();
+    sum.photos = scanned.files.len();
+    let mut states = cat.states()?;
+    let seen: HashSet<Vec<u8>> = scanned.files.iter().map(|f| path_bytes(&f.rel)).collect();
+    // Rows whose file is gone: deleted, or renamed/moved (matched below by fingerprint).
+    let mut missing: HashMap<Vec<u8>, (Vec<u8>, i64, u64)> = HashMap::new();
+    states.retain(|path, st| {
+        if seen.contains(path) {
+            true
+        } else {
+            missing.insert(st.fingerprint.clone(), (path.clone(), st.id, st.size));
+            false
+        }
+    });
+    let mut todo: Vec<ScannedFile> = Vec::new();
+    let mut new_files: Vec<ScannedFile> = Vec::new();
+    for f in scanned.files {
+        match states.get(&path_bytes(&f.rel)) {
+            Some(st) if st.size == f.size && st.mtime_ns == f.mtime_ns => sum.unchanged += 1,
+            Some(_) => todo.push(f),
+            None => new_files.push(f),
+        }
+    }
+    if !missing.is_empty() && !new_files.is_empty() {
+        let fps: Vec<Option<Vec<u8>>> = new_files.par_iter().map(|f| fingerprint(&root.join(&f.rel), f.size).ok()).collect();
+        for (f, fp) in new_files.into_iter().zip(fps) {
+            match fp.and_then(|fp| missing.remove(&fp)) {
+                Some((_, id, size)) if size == f.size => {
+                    cat.rename(id, &path_bytes(&f.rel), f.size, f.mtime_ns)?;
+                    sum.renamed += 1;
+                }
+                _ => todo.push(f),
+            }
+        }
+    } else {
+        todo.extend(new_files);
+    }
+    let gone: Vec<i64> = missing.values().map(|(_, id, _)| *id).collect();
+    cat.remove(&gone)?;
+    sum.removed = gone.len();
+    on(Event::Planned { todo: todo.len(), total: sum.photos });
+
+    let mut done = 0;
+    for batch in todo.chunks(BATCH) {
+        if cancel.load(Ordering::Relaxed) {
+            sum.cancelled = true;
+            break;
+        }
+        let prepared: Vec<Prepared> = batch.par_iter().filter_map(|f| prepare(root, f)).collect();
+        let mut records = Vec::with_capacity(prepared.len());
+        let mut crops: Vec<RgbImage> = Vec::new();
+        let mut owners: Vec<(usize, usize)> = Vec::new();
+        for prep in &prepared {
+            let rel = prep.file.rel.to_string_lossy().into_owned();
+            let result = match &prep.decoded {
+                Ok(dec) => analyse(p, prep, dec).map_err(IndexError::Pipeline)?,
+                Err(e) => {
+                    let status = if matches!(e, photo::PhotoError::Unsupported(_)) { Status::Unsupported } else { Status::Error };
+                    *sum.skipped.entry(e.kind().to_string()).or_default() += 1;
+                    on(Event::Skipped { path: rel, reason: e.to_string() });
+                    let rec = PhotoRecord {
+                        path: path_bytes(&prep.file.rel),
+                        size: prep.file.size,
+                        mtime_ns: prep.file.mtime_ns,
+                        fingerprint: prep.fingerprint.clone(),
+                        width: 0,
+                        height: 0,
+                        status,
+                        reason: Some(e.to_string()),
+                        thumbnail: Vec::new(),
+                        faces: Vec::new(),
+                    };
+                    (rec, Vec::new())
+                }
+            };
+            let (rec, cs) = result;
+            for (i, c) in cs.into_iter().enumerate() {
+                owners.push((records.len(), i));
+                crops.push(c);
+            }
+            sum.new_faces += rec.faces.len();
+            records.push(rec);
+            done += 1;
+            on(Event::Photo { done, todo: todo.len(), faces: sum.new_faces });
+        }
+        let embeddings = p.embed(&crops).map_err(|e| IndexError::Pipeline(e.into()))?;
+        for ((r, i), e) in owners.into_iter().zip(embeddings) {
+            records[r].faces[i].embedding = e;
+        }
+        cat.write_batch(&records)?;
+        sum.processed += records.len();
+        on(Event::Committed { done });
+    }
+    sum.faces = cat.face_count()?;
+    sum.seconds = t0.elapsed().as_secs_f64();
+    Ok(sum)
+}
+
+/// For messages: a catalog path as the user wrote it.
+pub fn display_rel(b: &[u8]) -> String {
+    bytes_path(b).to_string_lossy().into_owned()
+}

@@ -1,0 +1,480 @@
+//! The photo catalog: one SQLite database per indexed folder holding photos, faces,
+//! embeddings and thumbnails, updated incrementally and crash-safely.
+
+pub mod indexer;
+pub mod scan;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::pipeline::embedder::EMBEDDING_DIM;
+
+/// Current schema. Version 1 catalogs (no face chips) are migrated; anything older or
+/// unknown is rebuilt (embeddings are a cache of the photos, never the only copy of anything).
+pub const SCHEMA_VERSION: i64 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog {path} is busy: another `facefind index` is writing to it; wait for it to finish")]
+    Busy { path: PathBuf },
+    #[error("catalog {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("catalog {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("catalog {path} was written by a newer facefind (schema {found}, this build knows {SCHEMA_VERSION})")]
+    TooNew { path: PathBuf, found: i64 },
+    #[error("no cache directory on this system; pass --catalog PATH")]
+    NoCacheDir,
+}
+
+/// What a photo row says about its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Faces,
+    NoFace,
+    Unsupported,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Faces => "faces",
+            Status::NoFace => "no face",
+            Status::Unsupported => "unsupported",
+            Status::Error => "error",
+        }
+    }
+    fn parse(s: &str) -> Status {
+        match s {
+            "faces" => Status::Faces,
+            "no face" => Status::NoFace,
+            "unsupported" => Status::Unsupported,
+            _ => Status::Error,
+        }
+    }
+}
+
+/// One face as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceRecord {
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub landmarks: [f32; 10],
+    pub embedding: Vec<f32>,
+    /// ~96 px JPEG of the face.
+    pub chip: Vec<u8>,
+}
+
+/// One photo as stored (faces included) — what the indexer writes.
+#[derive(Debug, Clone)]
+pub struct PhotoRecord {
+    /// Path relative to the indexed folder, as raw bytes (file names need not be UTF-8).
+    pub path: Vec<u8>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fingerprint: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub status: Status,
+    pub reason: Option<String>,
+    /// ~256 px JPEG.
+    pub thumbnail: Vec<u8>,
+    pub faces: Vec<FaceRecord>,
+}
+
+/// The part of a photo row that decides whether a file must be processed again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoState {
+    pub id: i64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fingerprint: Vec<u8>,
+}
+
+/// A photo without its faces, for listing.
+#[derive(Debug, Clone)]
+pub struct PhotoInfo {
+    pub id: i64,
+    pub path: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub mtime_ns: i64,
+}
+
+/// All embeddings of a catalog in one row-major matrix (the input to [`crate::search`]).
+#[derive(Debug, Clone, Default)]
+pub struct FaceTable {
+    pub embeddings: Vec<f32>,
+    pub face_ids: Vec<i64>,
+    pub photo_ids: Vec<i64>,
+    /// Index of the face within its photo (0 = highest detection score).
+    pub face_index: Vec<u32>,
+    pub boxes: Vec<[f32; 4]>,
+}
+
+impl FaceTable {
+    pub fn len(&self) -> usize {
+        self.face_ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.face_ids.is_empty()
+    }
+    pub fn embedding(&self, i: usize) -> &[f32] {
+        &self.embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]
+    }
+}
+
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+    lock: Option<File>,
+}
+
+/// Relative path bytes <-> OS path.
+pub fn path_bytes(p: &Path) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        p.to_string_lossy().replace('\\', "/").into_bytes()
+    }
+}
+
+pub fn bytes_path(b: &[u8]) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(b))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+fn f32_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn blob_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// `~/.cache/facefind/<16 hex of sha256(canonical folder)>/catalog.sqlite` (per platform).
+pub fn default_catalog_path(folder: &Path) -> Result<PathBuf, CatalogError> {
+    use sha2::{Digest, Sha256};
+    let canon = folder.canonicalize().map_err(|source| CatalogError::Io { path: folder.to_path_buf(), source })?;
+    let dirs = directories::ProjectDirs::from("", "", "facefind").ok_or(CatalogError::NoCacheDir)?;
+    let hash = format!("{:x}", Sha256::digest(path_bytes(&canon)));
+    Ok(dirs.cache_dir().join(&hash[..16]).join("catalog.sqlite"))
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    fingerprint BLOB NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    thumbnail BLOB
+);
+CREATE INDEX IF NOT EXISTS photos_fingerprint ON photos(fingerprint);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
+    score REAL NOT NULL,
+    landmarks BLOB NOT NULL,
+    embedding BLOB NOT NULL,
+    chip BLOB,
+    UNIQUE(photo_id, idx)
+);
+CREATE INDEX IF NOT EXISTS faces_photo ON faces(photo_id);
+";
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog at `path`, migrating old schemas.
+    pub fn open(path: &Path) -> Result<Self, CatalogError> {
+        let io = |source| CatalogError::Io { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let sql = |source| CatalogError::Sqlite { path: path.to_path_buf(), source };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        let mut cat = Self { conn, path: path.to_path_buf(), lock: None };
+        cat.migrate()?;
+        Ok(cat)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql_err(&self, source: rusqlite::Error) -> CatalogError {
+        CatalogError::Sqlite { path: self.path.clone(), source }
+    }
+
+    fn migrate(&mut self) -> Result<(), CatalogError> {
+        let has_meta: bool = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.sql_err(e))?
+            > 0;
+        let version: Option<i64> = if has_meta {
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(|e| self.sql_err(e))?
+                .and_then(|v| v.parse().ok())
+        } else {
+            None
+        };
+        let has_tables: bool = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.sql_err(e))?
+            > 0;
+        match version {
+            Some(v) if v == SCHEMA_VERSION => return Ok(()),
+            Some(v) if v > SCHEMA_VERSION => return Err(CatalogError::TooNew { path: self.path.clone(), found: v }),
+            Some(1) => {
+                tracing::warn!(catalog = %self.path.display(), "migrating catalog schema 1 -> 2 (adding face chips)");
+                self.conn
+                    .execute_batch("BEGIN; ALTER TABLE faces ADD COLUMN chip BLOB; UPDATE meta SET value='2' WHERE key='schema_version'; COMMIT;")
+                    .map_err(|e| self.sql_err(e))?;
+                return Ok(());
+            }
+            _ if has_tables => {
+                eprintln!(
+                    "facefind: catalog {} has an unknown or old schema ({}); rebuilding it (photos will be indexed again)",
+                    self.path.display(),
+                    version.map_or("none".into(), |v| v.to_string())
+                );
+                self.conn
+                    .execute_batch("PRAGMA foreign_keys=OFF; DROP TABLE IF EXISTS faces; DROP TABLE IF EXISTS photos; DROP TABLE IF EXISTS meta; PRAGMA foreign_keys=ON;")
+                    .map_err(|e| self.sql_err(e))?;
+            }
+            _ => {}
+        }
+        self.conn.execute_batch(SCHEMA).map_err(|e| self.sql_err(e))?;
+        self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
+        Ok(())
+    }
+
+    /// Takes the writer lock (a file beside the database). Fails with [`CatalogError::Busy`]
+    /// when another process holds it.
+    pub fn lock_for_writing(&mut self) -> Result<(), CatalogError> {
+        let lock_path = self.path.with_extension("lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| CatalogError::Io { path: lock_path.clone(), source })?;
+        match f.try_lock() {
+            Ok(()) => {
+                self.lock = Some(f);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(CatalogError::Busy { path: self.path.clone() }),
+            Err(std::fs::TryLockError::Error(source)) => Err(CatalogError::Io { path: lock_path, source }),
+        }
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, CatalogError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql_err(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
+        self.conn
+            .execute("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value=excluded.value", [key, value])
+            .map(|_| ())
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// Makes sure the stored embeddings come from `identity` (model digests + settings). When
+    /// they do not, every photo is dropped so it is processed again: embeddings are never mixed.
+    /// Returns true when the catalog was reset.
+    pub fn ensure_identity(&mut self, identity: &str) -> Result<bool, CatalogError> {
+        let current = self.meta("pipeline")?;
+        if current.as_deref() == Some(identity) {
+            return Ok(false);
+        }
+        let had_photos = self.photo_count()? > 0;
+        let tx = self.conn.transaction().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
+        tx.execute_batch("DELETE FROM faces; DELETE FROM photos;").map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
+        tx.execute("INSERT INTO meta(key, value) VALUES ('pipeline', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value", [identity])
+            .map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
+        tx.commit().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
+        Ok(had_photos)
+    }
+
+    pub fn photo_count(&self) -> Result<usize, CatalogError> {
+        self.conn.query_row("SELECT count(*) FROM photos", [], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(|e| self.sql_err(e))
+    }
+
+    pub fn face_count(&self) -> Result<usize, CatalogError> {
+        self.conn.query_row("SELECT count(*) FROM faces", [], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(|e| self.sql_err(e))
+    }
+
+    /// Path -> state of every photo row.
+    pub fn states(&self) -> Result<HashMap<Vec<u8>, PhotoState>, CatalogError> {
+        let mut st = self.conn.prepare("SELECT path, id, size, mtime_ns, fingerprint FROM photos").map_err(|e| self.sql_err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, PhotoState { id: r.get(1)?, size: r.get::<_, i64>(2)? as u64, mtime_ns: r.get(3)?, fingerprint: r.get(4)? }))
+            })
+            .map_err(|e| self.sql_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql_err(e))
+    }
+
+    /// Writes processed photos in one transaction: a replaced photo loses its old faces; a
+    /// crash before the commit leaves the catalog as it was.
+    pub fn write_batch(&mut self, photos: &[PhotoRecord]) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let e = |source| CatalogError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO photos(path, size, mtime_ns, fingerprint, width, height, status, reason, thumbnail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
+                       fingerprint=excluded.fingerprint, width=excluded.width, height=excluded.height,
+                       status=excluded.status, reason=excluded.reason, thumbnail=excluded.thumbnail
+                     RETURNING id",
+                )
+                .map_err(e)?;
+            let mut del = tx.prepare_cached("DELETE FROM faces WHERE photo_id=?1").map_err(e)?;
+            let mut ins = tx
+                .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+                .map_err(e)?;
+            for p in photos {
+                let id: i64 = up
+                    .query_row(
+                        params![p.path, p.size as i64, p.mtime_ns, p.fingerprint, p.width, p.height, p.status.as_str(), p.reason, p.thumbnail],
+                        |r| r.get(0),
+                    )
+                    .map_err(e)?;
+                del.execute([id]).map_err(e)?;
+                for (i, f) in p.faces.iter().enumerate() {
+                    let b = f.bbox;
+                    ins.execute(params![id, i as i64, b[0], b[1], b[2], b[3], f.score, f32_blob(&f.landmarks), f32_blob(&f.embedding), f.chip])
+                        .map_err(e)?;
+                }
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Records that photo `id` now lives at `path` (a rename or move; faces are kept).
+    pub fn rename(&mut self, id: i64, path: &[u8], size: u64, mtime_ns: i64) -> Result<(), CatalogError> {
+        self.conn
+            .execute("UPDATE photos SET path=?1, size=?2, mtime_ns=?3 WHERE id=?4", params![path, size as i64, mtime_ns, id])
+            .map(|_| ())
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// Removes photos (and their faces) in one transaction.
+    pub fn remove(&mut self, ids: &[i64]) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let e = |source| CatalogError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut st = tx.prepare_cached("DELETE FROM photos WHERE id=?1").map_err(e)?;
+            for id in ids {
+                st.execute([id]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Every photo, ordered by path.
+    pub fn photos(&self) -> Result<Vec<PhotoInfo>, CatalogError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, path, width, height, status, reason, mtime_ns FROM photos ORDER BY path")
+            .map_err(|e| self.sql_err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(PhotoInfo {
+                    id: r.get(0)?,
+                    path: r.get(1)?,
+                    width: r.get(2)?,
+                    height: r.get(3)?,
+                    status: Status::parse(&r.get::<_, String>(4)?),
+                    reason: r.get(5)?,
+                    mtime_ns: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.sql_err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql_err(e))
+    }
+
+    /// All faces with their embeddings, in (photo path, face index) order.
+    pub fn face_table(&self) -> Result<FaceTable, CatalogError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding FROM faces f JOIN photos p ON p.id = f.photo_id ORDER BY p.path, f.idx")
+            .map_err(|e| self.sql_err(e))?;
+        let mut t = FaceTable::default();
+        let mut rows = st.query([]).map_err(|e| self.sql_err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.sql_err(e))? {
+            let emb: Vec<u8> = r.get(7).map_err(|e| self.sql_err(e))?;
+            if emb.len() != EMBEDDING_DIM * 4 {
+                continue;
+            }
+            t.face_ids.push(r.get(0).map_err(|e| self.sql_err(e))?);
+            t.photo_ids.push(r.get(1).map_err(|e| self.sql_err(e))?);
+            t.face_index.push(r.get::<_, i64>(2).map_err(|e| self.sql_err(e))? as u32);
+            let b: [f64; 4] = [r.get(3).map_err(|e| self.sql_err(e))?, r.get(4).map_err(|e| self.sql_err(e))?, r.get(5).map_err(|e| self.sql_err(e))?, r.get(6).map_err(|e| self.sql_err(e))?];
+            t.boxes.push(b.map(|v| v as f32));
+            t.embeddings.extend(blob_f32(&emb));
+        }
+        Ok(t)
+    }
+
+    pub fn thumbnail(&self, photo_id: i64) -> Result<Option<Vec<u8>>, CatalogError> {
+        self.conn
+            .query_row("SELECT thumbnail FROM photos WHERE id=?1", [photo_id], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.sql_err(e))
+    }
+
+    pub fn chip(&self, face_id: i64) -> Result<Option<Vec<u8>>, CatalogError> {
+        self.conn
+            .query_row("SELECT chip FROM faces WHERE id=?1", [face_id], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// SQLite's own consistency check.
+    pub fn integrity_check(&self) -> Result<bool, CatalogError> {
+        let r: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| self.sql_err(e))?;
+        Ok(r == "ok")
+    }
+}

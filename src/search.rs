@@ -1,0 +1,86 @@
+//! Ranking: cosine similarity of a query embedding against every face of a catalog, one
+//! result per photo (its best face). A pure function over an in-memory matrix, shared by the
+//! command line and the app.
+
+use crate::catalog::FaceTable;
+use crate::pipeline::embedder::EMBEDDING_DIM;
+
+/// Default decision threshold on cosine similarity (see README "Threshold").
+pub const DEFAULT_THRESHOLD: f32 = 0.50;
+
+/// One photo in a ranking: its best-matching face and that face's score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub photo_id: i64,
+    /// Row of the best face in the [`FaceTable`].
+    pub row: usize,
+    pub score: f32,
+}
+
+/// Cosine similarity of `query` (unit vector) with every face (unit vectors).
+pub fn face_scores(table: &FaceTable, query: &[f32]) -> Vec<f32> {
+    assert_eq!(query.len(), EMBEDDING_DIM, "query embedding has the wrong dimension");
+    table
+        .embeddings
+        .chunks_exact(EMBEDDING_DIM)
+        .map(|e| e.iter().zip(query).map(|(a, b)| a * b).sum())
+        .collect()
+}
+
+/// Photos ranked by their best face's similarity to `query`, highest first. Faces of a
+/// photo must be adjacent in the table (as [`crate::catalog::Catalog::face_table`] returns them).
+pub fn rank_photos(table: &FaceTable, query: &[f32]) -> Vec<Hit> {
+    let scores = face_scores(table, query);
+    let mut hits: Vec<Hit> = Vec::new();
+    for (row, &score) in scores.iter().enumerate() {
+        let photo_id = table.photo_ids[row];
+        match hits.last_mut() {
+            Some(h) if h.photo_id == photo_id => {
+                if score > h.score {
+                    h.score = score;
+                    h.row = row;
+                }
+            }
+            _ => hits.push(Hit { photo_id, row, score }),
+        }
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.photo_id.cmp(&b.photo_id)));
+    hits
+}
+
+/// Number of hits at or above `threshold` (hits are sorted, so this is a binary search).
+pub fn count_matches(hits: &[Hit], threshold: f32) -> usize {
+    hits.partition_point(|h| h.score >= threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(i: usize, j: usize, c: f32) -> Vec<f32> {
+        let mut v = vec![0.0; EMBEDDING_DIM];
+        v[i] = c;
+        v[j] = (1.0 - c * c).sqrt();
+        v
+    }
+
+    #[test]
+    fn best_face_per_photo_sorted_descending() {
+        let mut t = FaceTable::default();
+        for (photo, emb) in [(1, unit(0, 1, 0.2)), (1, unit(0, 1, 0.9)), (2, unit(0, 2, 0.5)), (3, unit(1, 2, 1.0))] {
+            t.photo_ids.push(photo);
+            t.face_ids.push(t.face_ids.len() as i64);
+            t.face_index.push(0);
+            t.boxes.push([0.0; 4]);
+            t.embeddings.extend(emb);
+        }
+        let q = unit(0, 3, 1.0);
+        let hits = rank_photos(&t, &q);
+        assert_eq!(hits.iter().map(|h| h.photo_id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(hits[0].row, 1);
+        assert!((hits[0].score - 0.9).abs() < 1e-6);
+        assert_eq!(count_matches(&hits, 0.5), 2);
+        assert_eq!(count_matches(&hits, 0.95), 0);
+        assert_eq!(count_matches(&hits, -1.0), 3);
+    }
+}
