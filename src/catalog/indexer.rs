@@ -109,7 +109,7 @@ fn fit(img: &RgbImage, side: u32) -> RgbImage {
     }
     let w = ((img.width() as f32 * s).round() as u32).max(1);
     let h = ((img.height() as f32 * s).round() as u32).max(1);
-    imageops::resize(img, w, h, imageops::FilterType::Triangle)
+    crate::pipeline::resize(img, w, h)
 }
 
 /// A square chip around a face box (in `img` pixels), 1.4x the box, resized to `CHIP`.
@@ -122,7 +122,7 @@ pub fn face_chip(img: &RgbImage, bbox: [f32; 4]) -> RgbImage {
     let w = (side as u32).min(img.width() - x0).max(1);
     let h = (side as u32).min(img.height() - y0).max(1);
     let region = imageops::crop_imm(img, x0, y0, w, h).to_image();
-    imageops::resize(&region, CHIP, CHIP, imageops::FilterType::Triangle)
+    crate::pipeline::resize(&region, CHIP, CHIP)
 }
 
 /// A file read and decoded (in parallel), waiting for the networks.

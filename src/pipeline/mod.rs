@@ -238,10 +238,21 @@ impl Pipeline {
     }
 }
 
-/// Resizes with a filter suited to the direction (area-like when shrinking).
+/// Resizes with SIMD convolution (fast_image_resize): bilinear with its support widened to the
+/// scale when shrinking (no aliasing), Catmull-Rom when enlarging.
 pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
-    let filter = if w < img.width() { imageops::FilterType::Triangle } else { imageops::FilterType::CatmullRom };
-    imageops::resize(img, w, h, filter)
+    use fast_image_resize as fr;
+    let filter = if w < img.width() { fr::FilterType::Bilinear } else { fr::FilterType::CatmullRom };
+    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3);
+    let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
+    let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(filter));
+    match src.map_err(|e| e.to_string()).and_then(|src| fr::Resizer::new().resize(&src, &mut dst, &opts).map_err(|e| e.to_string())) {
+        Ok(()) => RgbImage::from_raw(w, h, dst.into_vec()).unwrap_or_else(|| imageops::resize(img, w, h, imageops::FilterType::Triangle)),
+        Err(e) => {
+            tracing::debug!("fast resize failed ({e}); using image::imageops");
+            imageops::resize(img, w, h, imageops::FilterType::Triangle)
+        }
+    }
 }
 
 /// Cosine similarity of two unit vectors.
