@@ -5,7 +5,7 @@ tools/bench_index.sh:
   face_recognition  PyPI face-recognition 1.3.0 (dlib HOG detector + ResNet encoder): the
                     classic tool for this job.
   original          the same two models facefind uses, run by their original runtimes:
-                    OpenCV decode, onnxruntime RetinaFace (long side <= 1280), 5-point
+                    OpenCV decode, onnxruntime RetinaFace (long side 640..1024, as facefind), 5-point
                     similarity alignment (cv2.estimateAffinePartial2D + warpAffine), LiteRT
                     MobileFaceNet.
 
@@ -59,7 +59,7 @@ def run_original(paths, wheel, tgz):
     for p in paths:
         bgr = cv2.imread(p)
         h, w = bgr.shape[:2]
-        s = min(1.0, 1280 / max(h, w)) if max(h, w) > 640 else 640 / max(h, w)
+        s = min(1.0, 1024 / max(h, w)) if max(h, w) > 640 else 640 / max(h, w)
         small = cv2.resize(bgr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         sh, sw = small.shape[:2]
         x = (small.astype(np.float32) - [104, 117, 123]).transpose(2, 0, 1)[None].astype(np.float32)

@@ -21,8 +21,9 @@ use crate::pipeline::{photo, Pipeline, DETECTOR_MODEL, EMBEDDER_MODEL};
 pub const BATCH: usize = 8;
 /// Decode JPEGs at a DCT scale keeping at least this long side (detection works at <= 1280).
 const DECODE_LONG_SIDE: u32 = 1600;
-/// Eye distance (decoded pixels) below which a scaled-down decode is not enough to align from.
-const MIN_EYE_DISTANCE: f32 = 40.0;
+/// Eye distance (decoded pixels) below which a scaled-down decode is not enough to align from
+/// (the ArcFace template puts the eyes 35 px apart).
+const MIN_EYE_DISTANCE: f32 = 32.0;
 const THUMBNAIL: u32 = 256;
 const CHIP: u32 = 96;
 
@@ -162,7 +163,7 @@ fn analyse(p: &Pipeline, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Resul
         (l[0] - r[0]).hypot(l[1] - r[1]) < MIN_EYE_DISTANCE
     });
     // Align from full-resolution pixels when the scaled decode is too coarse for a face.
-    let crops = if s > 1.0 && small_face {
+    let crops = if s >= 1.5 && small_face {
         match photo::decode_rgb(&prep.data) {
             Ok(full) => {
                 let scaled: Vec<_> = faces.iter().map(|f| f.scaled(s)).collect();
@@ -198,6 +199,56 @@ fn analyse(p: &Pipeline, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Resul
         faces: records,
     };
     Ok((record, crops))
+}
+
+/// Detect, align and embed one decoded batch; bad files become records with their reason.
+fn process_batch(
+    p: &Pipeline,
+    prepared: &[Prepared],
+    sum: &mut Summary,
+    done: &mut usize,
+    todo: usize,
+    on: &mut dyn FnMut(Event),
+) -> Result<Vec<PhotoRecord>, IndexError> {
+    let mut records = Vec::with_capacity(prepared.len());
+    let mut crops: Vec<RgbImage> = Vec::new();
+    let mut owners: Vec<(usize, usize)> = Vec::new();
+    for prep in prepared {
+        let (rec, cs) = match &prep.decoded {
+            Ok(dec) => analyse(p, prep, dec).map_err(IndexError::Pipeline)?,
+            Err(e) => {
+                let status = if matches!(e, photo::PhotoError::Unsupported(_)) { Status::Unsupported } else { Status::Error };
+                *sum.skipped.entry(e.kind().to_string()).or_default() += 1;
+                on(Event::Skipped { path: prep.file.rel.to_string_lossy().into_owned(), reason: e.to_string() });
+                let rec = PhotoRecord {
+                    path: path_bytes(&prep.file.rel),
+                    size: prep.file.size,
+                    mtime_ns: prep.file.mtime_ns,
+                    fingerprint: prep.fingerprint.clone(),
+                    width: 0,
+                    height: 0,
+                    status,
+                    reason: Some(e.to_string()),
+                    thumbnail: Vec::new(),
+                    faces: Vec::new(),
+                };
+                (rec, Vec::new())
+            }
+        };
+        for (i, c) in cs.into_iter().enumerate() {
+            owners.push((records.len(), i));
+            crops.push(c);
+        }
+        sum.new_faces += rec.faces.len();
+        records.push(rec);
+        *done += 1;
+        on(Event::Photo { done: *done, todo, faces: sum.new_faces });
+    }
+    let embeddings = p.embed(&crops).map_err(|e| IndexError::Pipeline(e.into()))?;
+    for ((r, i), e) in owners.into_iter().zip(embeddings) {
+        records[r].faces[i].embedding = e;
+    }
+    Ok(records)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,57 +318,34 @@ pub fn index_folder(
     sum.removed = gone.len();
     on(Event::Planned { todo: todo.len(), total: sum.photos });
 
+    // Decoding of the next batch (rayon, in a producer thread) overlaps the networks on this one.
     let mut done = 0;
-    for batch in todo.chunks(BATCH) {
-        if cancel.load(Ordering::Relaxed) {
-            sum.cancelled = true;
-            break;
-        }
-        let prepared: Vec<Prepared> = batch.par_iter().filter_map(|f| prepare(root, f)).collect();
-        let mut records = Vec::with_capacity(prepared.len());
-        let mut crops: Vec<RgbImage> = Vec::new();
-        let mut owners: Vec<(usize, usize)> = Vec::new();
-        for prep in &prepared {
-            let rel = prep.file.rel.to_string_lossy().into_owned();
-            let result = match &prep.decoded {
-                Ok(dec) => analyse(p, prep, dec).map_err(IndexError::Pipeline)?,
-                Err(e) => {
-                    let status = if matches!(e, photo::PhotoError::Unsupported(_)) { Status::Unsupported } else { Status::Error };
-                    *sum.skipped.entry(e.kind().to_string()).or_default() += 1;
-                    on(Event::Skipped { path: rel, reason: e.to_string() });
-                    let rec = PhotoRecord {
-                        path: path_bytes(&prep.file.rel),
-                        size: prep.file.size,
-                        mtime_ns: prep.file.mtime_ns,
-                        fingerprint: prep.fingerprint.clone(),
-                        width: 0,
-                        height: 0,
-                        status,
-                        reason: Some(e.to_string()),
-                        thumbnail: Vec::new(),
-                        faces: Vec::new(),
-                    };
-                    (rec, Vec::new())
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(1);
+    std::thread::scope(|scope| -> Result<(), IndexError> {
+        let todo_ref = &todo;
+        scope.spawn(move || {
+            for batch in todo_ref.chunks(BATCH) {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
                 }
-            };
-            let (rec, cs) = result;
-            for (i, c) in cs.into_iter().enumerate() {
-                owners.push((records.len(), i));
-                crops.push(c);
+                let prepared: Vec<Prepared> = batch.par_iter().filter_map(|f| prepare(root, f)).collect();
+                if tx.send(prepared).is_err() {
+                    break; // the consumer stopped (error)
+                }
             }
-            sum.new_faces += rec.faces.len();
-            records.push(rec);
-            done += 1;
-            on(Event::Photo { done, todo: todo.len(), faces: sum.new_faces });
+        });
+        for prepared in rx {
+            if cancel.load(Ordering::Relaxed) {
+                sum.cancelled = true;
+                break;
+            }
+            let records = process_batch(p, &prepared, &mut sum, &mut done, todo.len(), on)?;
+            cat.write_batch(&records)?;
+            sum.processed += records.len();
+            on(Event::Committed { done });
         }
-        let embeddings = p.embed(&crops).map_err(|e| IndexError::Pipeline(e.into()))?;
-        for ((r, i), e) in owners.into_iter().zip(embeddings) {
-            records[r].faces[i].embedding = e;
-        }
-        cat.write_batch(&records)?;
-        sum.processed += records.len();
-        on(Event::Committed { done });
-    }
+        Ok(())
+    })?;
     sum.faces = cat.face_count()?;
     sum.seconds = t0.elapsed().as_secs_f64();
     Ok(sum)

@@ -136,7 +136,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { score_threshold: 0.6, nms_iou: 0.4, detect_max_side: 1280, detect_min_side: 640, flip: true }
+        Self { score_threshold: 0.6, nms_iou: 0.4, detect_max_side: 1024, detect_min_side: 640, flip: true }
     }
 }
 
