@@ -3,7 +3,7 @@
 # copied to N files), in one run: facefind vs face_recognition vs the original runtimes from
 # Python. Also times re-indexing the unchanged folder. Usage: tools/bench_index.sh [N] [FR_LIMIT]
 #   N         files in the folder (default 240)
-#   FR_LIMIT  face_recognition is slow (~8 s/photo): it runs on the first FR_LIMIT files (default 24)
+#   FR_LIMIT  face_recognition is slow (~8 s/photo): it runs on FR_LIMIT evenly spaced files (default 24)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-240}
@@ -50,6 +50,6 @@ echo "| indexer | photos/s | facefind / it |"
 echo "|---|---|---|"
 printf '| facefind (candle, this build) | %.2f | 1.00 |\n' "$ours"
 printf '| Python: OpenCV + onnxruntime + LiteRT, same models | %.2f | %.2f |\n' "$orig_rate" "$(echo "$ours / $orig_rate" | bc -l)"
-printf '| face_recognition 1.3.0 (first %s files) | %.3f | %.1f |\n' "$fr_limit" "$fr_rate" "$(echo "$ours / $fr_rate" | bc -l)"
+printf '| face_recognition 1.3.0 (%s evenly spaced files) | %.3f | %.1f |\n' "$fr_limit" "$fr_rate" "$(echo "$ours / $fr_rate" | bc -l)"
 printf '\nre-index of the unchanged folder: %.3f s (includes process start and model check)\n' "$(echo "$t2 - $t1" | bc -l)"
 rm -rf "$work"

@@ -22,7 +22,7 @@ def median_time(f, iters=10):
         t = time.perf_counter()
         f()
         ts.append(time.perf_counter() - t)
-    return sorted(ts)[len(ts) // 2]
+    return min(ts)  # best of N, as benches/pipeline.rs
 
 
 def main():

@@ -222,6 +222,33 @@ impl CustomOp1 for ConvNhwc<'_> {
             });
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
         }
+        if c_out == 8 && k * k * c <= 32 {
+            // The RGB stem: too thin for a GEMM; direct, with the 8 outputs in one register.
+            let wt = &l.host.weight;
+            out.par_chunks_mut(ow * 8).enumerate().for_each(|(row, dst)| {
+                let (b, oy) = (row / oh, row % oh);
+                let img = &x[b * h * w * c..(b + 1) * h * w * c];
+                for (ox, o) in dst.chunks_exact_mut(8).enumerate() {
+                    let mut acc = [0f32; 8];
+                    acc.copy_from_slice(&l.host.bias);
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let Some((iy, ix)) = src(oy, ox, ky, kx) else { continue };
+                            let px = &img[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                            for (ci, v) in px.iter().enumerate() {
+                                let wr: &[f32; 8] = wt[((ky * k + kx) * c + ci) * 8..][..8].try_into().expect("8 weights");
+                                for j in 0..8 {
+                                    acc[j] += v * wr[j];
+                                }
+                            }
+                        }
+                    }
+                    o.copy_from_slice(&acc);
+                }
+                bias_act(dst, 8, None, &l.act);
+            });
+            return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
+        }
         // Dense: im2col (skipped for 1x1/stride 1), one GEMM, then bias + activation in one pass.
         let kk = k * k * c;
         let cols: std::borrow::Cow<[f32]> = if k == 1 && s == 1 && pad == Pad::same(0) {
@@ -460,17 +487,19 @@ mod tests {
     #[test]
     fn fast_cpu_kernels_match_candle_generic_ops() {
         let dev = Device::Cpu;
-        let x = Tensor::from_vec(random(&[2 * 8 * 13 * 12], 7), (2, 8, 13, 12), &dev).unwrap();
+        let x8 = Tensor::from_vec(random(&[2 * 8 * 13 * 12], 7), (2, 8, 13, 12), &dev).unwrap();
         let cases = [
             (ConvSpec::depthwise(8, 3, 1, 1), ActKind::PRelu),
             (ConvSpec::depthwise(8, 3, 2, 1), ActKind::Leaky(0.1)),
             (ConvSpec::depthwise(8, 3, 2, 0).with_pad(Pad { top: 0, left: 0, bottom: 1, right: 1 }), ActKind::Relu),
             (ConvSpec::depthwise(8, 7, 1, 0), ActKind::Linear),
             (ConvSpec::dense(8, 5, 1, 1, 0), ActKind::PRelu),
+            (ConvSpec::dense(3, 8, 3, 2, 1), ActKind::Leaky(0.1)),
             (ConvSpec::dense(8, 5, 3, 2, 1), ActKind::Leaky(0.1)),
             (ConvSpec::dense(8, 4, 3, 2, 0).with_pad(Pad { top: 0, left: 0, bottom: 1, right: 1 }), ActKind::PRelu),
         ];
         for (spec, act) in cases {
+            let x = if spec.c_in == 3 { x8.narrow(1, 0, 3).unwrap().contiguous().unwrap() } else { x8.clone() };
             let l = layer(spec, act);
             let fast = l.forward(&to_native(&x).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
             let slow = l.forward_generic(&x).unwrap();

@@ -1,0 +1,104 @@
+//! Catalog and search speed: re-indexing an unchanged 1,000-photo folder, loading a
+//! 100,000-face catalog, and ranking 100,000 faces. `cargo bench --bench catalog`.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use facefind::catalog::{indexer, scan, Catalog, FaceRecord, FaceTable, PhotoRecord, Status};
+use facefind::pipeline::{embedder::EMBEDDING_DIM, Pipeline};
+use facefind::search::rank_photos;
+
+fn unit_vectors(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    let mut v: Vec<f32> = (0..n * EMBEDDING_DIM)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        })
+        .collect();
+    for row in v.chunks_exact_mut(EMBEDDING_DIM) {
+        let n = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos)?;
+    let mut jpg = Vec::new();
+    image::RgbImage::from_pixel(64, 48, image::Rgb([90, 100, 110])).write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)?;
+    for i in 0..1000 {
+        std::fs::write(photos.join(format!("IMG_{i:05}.jpg")), &jpg)?;
+    }
+    // A catalog that already knows every file (one face each), as after a first index.
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let p = Pipeline::load(&models, candle_core::Device::Cpu, Default::default())?;
+    let cat_path = dir.path().join("catalog.sqlite");
+    let mut cat = Catalog::open(&cat_path)?;
+    cat.ensure_identity(&indexer::pipeline_identity(&p))?;
+    let emb = unit_vectors(1000, 1);
+    let records: Vec<PhotoRecord> = scan::scan(&photos)
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| PhotoRecord {
+            path: facefind::catalog::path_bytes(&f.rel),
+            size: f.size,
+            mtime_ns: f.mtime_ns,
+            fingerprint: vec![i as u8; 16],
+            width: 64,
+            height: 48,
+            status: Status::Faces,
+            reason: None,
+            thumbnail: jpg.clone(),
+            faces: vec![FaceRecord {
+                bbox: [1.0, 2.0, 30.0, 30.0],
+                score: 0.99,
+                landmarks: [0.0; 10],
+                embedding: emb[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM].to_vec(),
+                chip: jpg.clone(),
+            }],
+        })
+        .collect();
+    cat.write_batch(&records)?;
+    drop(cat);
+    let times: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let mut cat = Catalog::open(&cat_path).unwrap();
+            cat.lock_for_writing().unwrap();
+            let s = indexer::index_folder(&photos, &mut cat, &p, &AtomicBool::new(false), &mut |_| {}).unwrap();
+            assert_eq!(s.unchanged, 1000);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!("| re-index unchanged 1,000-photo folder | {:.1} ms |", 1e3 * median(times));
+
+    // 100,000 faces of ~77,000 photos.
+    let n = 100_000;
+    let mut table = FaceTable { embeddings: unit_vectors(n, 7), ..Default::default() };
+    for i in 0..n {
+        table.face_ids.push(i as i64);
+        table.photo_ids.push((i as i64 * 10) / 13);
+        table.face_index.push(0);
+        table.boxes.push([0.0; 4]);
+    }
+    let q = table.embedding(123).to_vec();
+    let times: Vec<f64> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            let hits = rank_photos(&table, &q);
+            assert_eq!(hits[0].row, 123);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    println!("| rank 100,000 faces (one query) | {:.1} ms |", 1e3 * median(times));
+    Ok(())
+}
