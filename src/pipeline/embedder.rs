@@ -147,3 +147,34 @@ pub fn crops_tensor(crops: &[RgbImage], mirror: bool, device: &Device) -> Result
     }
     Tensor::from_vec(data, (crops.len(), 3, s, s), device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint with a missing or mis-shaped tensor names the tensor in the error.
+    #[test]
+    fn missing_and_misshaped_tensors_name_themselves() {
+        let dev = Device::Cpu;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mobilefacenet_arcface.safetensors");
+        let mut tensors = candle_core::safetensors::load(&path, &dev).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+
+        let missing = "Conv2d_4_InvResBlock_2.Conv_1.weight";
+        let t = tensors.remove(missing).unwrap();
+        let p = dir.path().join("missing.safetensors");
+        candle_core::safetensors::save(&tensors, &p).unwrap();
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&p], candle_core::DType::F32, &dev).unwrap() };
+        let err = MobileFaceNet::load(vb).err().expect("load must fail").to_string();
+        assert!(err.contains(missing), "{err}");
+
+        tensors.insert(missing.to_string(), t);
+        let bad = "Logits.LinearConv1x1.weight";
+        tensors.insert(bad.to_string(), Tensor::zeros((128, 512, 1, 1), candle_core::DType::F32, &dev).unwrap());
+        let p = dir.path().join("misshaped.safetensors");
+        candle_core::safetensors::save(&tensors, &p).unwrap();
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&p], candle_core::DType::F32, &dev).unwrap() };
+        let err = MobileFaceNet::load(vb).err().expect("load must fail").to_string();
+        assert!(err.contains(bad) && err.contains("192"), "{err}");
+    }
+}
