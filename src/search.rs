@@ -20,9 +20,10 @@ pub struct Hit {
 /// Cosine similarity of `query` (unit vector) with every face (unit vectors).
 pub fn face_scores(table: &FaceTable, query: &[f32]) -> Vec<f32> {
     assert_eq!(query.len(), EMBEDDING_DIM, "query embedding has the wrong dimension");
+    use rayon::prelude::*;
     table
         .embeddings
-        .chunks_exact(EMBEDDING_DIM)
+        .par_chunks_exact(EMBEDDING_DIM)
         .map(|e| e.iter().zip(query).map(|(a, b)| a * b).sum())
         .collect()
 }
