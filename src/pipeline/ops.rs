@@ -146,155 +146,6 @@ struct HostParams {
     /// Dense: (k*k*c_in) x c_out, rows ordered (ky, kx, ci). Depthwise: (k*k) x c.
     weight: Vec<f32>,
     bias: Vec<f32>,
-    /// 3x3/stride 1/pad 1 dense layers: Winograd F(2x2, 3x3) weights, 16 x c_in x c_out.
-    winograd: Option<Vec<f32>>,
-}
-
-/// Winograd F(2x2, 3x3) weight transform U = G g G^T for every (ci, co), from the
-/// (ky, kx, ci) x co GEMM layout. Returns 16 matrices of c_in x c_out.
-fn winograd_weights(w: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
-    const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
-    let mut u = vec![0f32; 16 * c_in * c_out];
-    for ci in 0..c_in {
-        for co in 0..c_out {
-            let g = |ky: usize, kx: usize| w[((ky * 3 + kx) * c_in + ci) * c_out + co];
-            for a in 0..4 {
-                for b in 0..4 {
-                    let mut acc = 0.0;
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            acc += G[a][ky] * g(ky, kx) * G[b][kx];
-                        }
-                    }
-                    u[((a * 4 + b) * c_in + ci) * c_out + co] = acc;
-                }
-            }
-        }
-    }
-    u
-}
-
-/// A raw pointer that rayon tasks may share to write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-
-/// 3x3, stride 1, pad 1 convolution by Winograd F(2x2, 3x3): 16 GEMMs of (tiles x c_in) by
-/// (c_in x c_out) instead of one of (pixels x 9 c_in): 2.25x fewer multiplications, no im2col.
-#[allow(clippy::too_many_arguments)]
-fn conv3x3_winograd(x: &[f32], n: usize, h: usize, w: usize, c: usize, u: &[f32], c_out: usize, bias: &[f32], act: &Activation) -> Vec<f32> {
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    let t = n * th * tw;
-    // Input transform V = B^T d B, stored as 16 planes of t x c.
-    let mut v = vec![0f32; 16 * t * c];
-    let vp = SharedMut(v.as_mut_ptr());
-    (0..n * th).into_par_iter().for_each(|row| {
-        let vp = vp;
-        let (b, ty) = (row / th, row % th);
-        let mut d = vec![0f32; 16 * c];
-        let mut tmp = vec![0f32; 16 * c];
-        for tx in 0..tw {
-            d.iter_mut().for_each(|e| *e = 0.0);
-            for i in 0..4 {
-                let Some(iy) = (2 * ty + i).checked_sub(1).filter(|iy| *iy < h) else { continue };
-                for j in 0..4 {
-                    let Some(ix) = (2 * tx + j).checked_sub(1).filter(|ix| *ix < w) else { continue };
-                    let at = ((b * h + iy) * w + ix) * c;
-                    d[(i * 4 + j) * c..(i * 4 + j + 1) * c].copy_from_slice(&x[at..at + c]);
-                }
-            }
-            // along i (rows of the tile): B^T rows (1,0,-1,0) (0,1,1,0) (0,-1,1,0) (0,1,0,-1)
-            for j in 0..4 {
-                for ch in 0..c {
-                    let e = |i: usize| d[(i * 4 + j) * c + ch];
-                    let (d0, d1, d2, d3) = (e(0), e(1), e(2), e(3));
-                    tmp[j * c + ch] = d0 - d2;
-                    tmp[(4 + j) * c + ch] = d1 + d2;
-                    tmp[(8 + j) * c + ch] = d2 - d1;
-                    tmp[(12 + j) * c + ch] = d1 - d3;
-                }
-            }
-            let tile = (b * th + ty) * tw + tx;
-            for i in 0..4 {
-                for ch in 0..c {
-                    let e = |j: usize| tmp[(i * 4 + j) * c + ch];
-                    let (d0, d1, d2, d3) = (e(0), e(1), e(2), e(3));
-                    let out = [d0 - d2, d1 + d2, d2 - d1, d1 - d3];
-                    for (j, val) in out.into_iter().enumerate() {
-                        // SAFETY: plane (i*4+j), row `tile`: each tile is written by one task only.
-                        unsafe { *vp.0.add(((i * 4 + j) * t + tile) * c + ch) = val };
-                    }
-                }
-            }
-        }
-    });
-    // 16 independent GEMMs.
-    let mut m = vec![0f32; 16 * t * c_out];
-    for xi in 0..16 {
-        // SAFETY: dense row-major buffers of the sizes given.
-        unsafe {
-            gemm::gemm(
-                t,
-                c_out,
-                c,
-                m.as_mut_ptr().add(xi * t * c_out),
-                1,
-                c_out as isize,
-                false,
-                v.as_ptr().add(xi * t * c),
-                1,
-                c as isize,
-                u.as_ptr().add(xi * c * c_out),
-                1,
-                c_out as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(rayon::current_num_threads()),
-            );
-        }
-    }
-    drop(v);
-    // Output transform Y = A^T M A, A^T = (1,1,1,0) (0,1,-1,-1); then bias and activation.
-    let mut out = vec![0f32; n * h * w * c_out];
-    let op = SharedMut(out.as_mut_ptr());
-    (0..n * th).into_par_iter().for_each(|row| {
-        let op = op;
-        let (b, ty) = (row / th, row % th);
-        let rows = if 2 * ty + 1 < h { 2 } else { 1 };
-        // SAFETY: image b's output rows 2ty and 2ty+1 belong to this task alone.
-        let dst = unsafe { std::slice::from_raw_parts_mut(op.0.add((b * h + 2 * ty) * w * c_out), rows * w * c_out) };
-        let mut r = vec![0f32; 8 * c_out];
-        for tx in 0..tw {
-            let tile = (b * th + ty) * tw + tx;
-            let mm = |a: usize, bb: usize, co: usize| m[((a * 4 + bb) * t + tile) * c_out + co];
-            for bb in 0..4 {
-                for co in 0..c_out {
-                    let (m0, m1, m2, m3) = (mm(0, bb, co), mm(1, bb, co), mm(2, bb, co), mm(3, bb, co));
-                    r[bb * c_out + co] = m0 + m1 + m2;
-                    r[(4 + bb) * c_out + co] = m1 - m2 - m3;
-                }
-            }
-            for i in 0..rows {
-                for jj in 0..2 {
-                    let ox = 2 * tx + jj;
-                    if ox >= w {
-                        continue;
-                    }
-                    let o = &mut dst[(i * w + ox) * c_out..(i * w + ox + 1) * c_out];
-                    for co in 0..c_out {
-                        let e = |bb: usize| r[(i * 4 + bb) * c_out + co];
-                        o[co] = if jj == 0 { e(0) + e(1) + e(2) } else { e(1) - e(2) - e(3) };
-                    }
-                }
-            }
-        }
-        bias_act(dst, c_out, Some(bias), act);
-    });
-    out
 }
 
 /// The CPU kernel: NHWC in, NHWC out, bias and activation fused.
@@ -396,10 +247,6 @@ impl CustomOp1 for ConvNhwc<'_> {
                 }
                 bias_act(dst, 8, None, &l.act);
             });
-            return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
-        }
-        if let Some(u) = &l.host.winograd {
-            let out = conv3x3_winograd(x, n, h, w, c, u, c_out, &l.host.bias, &l.act);
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
         }
         // Dense: im2col (skipped for 1x1/stride 1), one GEMM, then bias + activation in one pass.
@@ -521,9 +368,7 @@ impl ConvAct {
         };
         // OIHW -> (ky, kx, i) x O for the GEMM; depthwise (C,1,k,k) -> (ky, kx) x C.
         let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
-        let winograd = (!spec.depthwise && spec.k == 3 && spec.stride == 1 && spec.pad == Pad::same(1) && spec.c_in >= 16 && std::env::var_os("NOWINO").is_none())
-            .then(|| winograd_weights(&host_w, spec.c_in, spec.c_out));
-        let host = HostParams { weight: host_w, bias: bias.to_vec1()?, winograd };
+        let host = HostParams { weight: host_w, bias: bias.to_vec1()? };
         Ok(Self {
             weight,
             bias,
@@ -556,12 +401,10 @@ impl ConvAct {
                 Activation::PRelu(v) => v.clone(),
             })
             .collect();
-        let host_w: Vec<f32> = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
-        let (c_out, c_in) = (weight.dim(0)?, weight.dim(1)?);
-        let winograd = first.host.winograd.is_some().then(|| winograd_weights(&host_w, c_in, c_out));
+        let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
         Ok(Self {
-            c_out,
-            host: HostParams { weight: host_w, bias: bias.to_vec1()?, winograd },
+            c_out: weight.dim(0)?,
+            host: HostParams { weight: host_w, bias: bias.to_vec1()? },
             weight,
             bias,
             act: Activation::PRelu(slopes),
@@ -652,17 +495,11 @@ mod tests {
             (ConvSpec::depthwise(8, 7, 1, 0), ActKind::Linear),
             (ConvSpec::dense(8, 5, 1, 1, 0), ActKind::PRelu),
             (ConvSpec::dense(3, 8, 3, 2, 1), ActKind::Leaky(0.1)),
-            (ConvSpec::dense(16, 24, 3, 1, 1), ActKind::PRelu),
-            (ConvSpec::dense(16, 7, 3, 1, 1), ActKind::Linear),
             (ConvSpec::dense(8, 5, 3, 2, 1), ActKind::Leaky(0.1)),
             (ConvSpec::dense(8, 4, 3, 2, 0).with_pad(Pad { top: 0, left: 0, bottom: 1, right: 1 }), ActKind::PRelu),
         ];
         for (spec, act) in cases {
-            let x = match spec.c_in {
-                3 => x8.narrow(1, 0, 3).unwrap().contiguous().unwrap(),
-                16 => Tensor::cat(&[&x8, &(&x8 * 0.5).unwrap()], 1).unwrap(),
-                _ => x8.clone(),
-            };
+            let x = if spec.c_in == 3 { x8.narrow(1, 0, 3).unwrap().contiguous().unwrap() } else { x8.clone() };
             let l = layer(spec, act);
             let fast = l.forward(&to_native(&x).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
             let slow = l.forward_generic(&x).unwrap();
