@@ -485,7 +485,8 @@ struct SearchJson {
 #[allow(clippy::too_many_arguments)]
 fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Path, k: Option<usize>, threshold: f32, top: Option<usize>, json: bool) -> anyhow::Result<ExitCode> {
     let (qidx, qface, qemb) = query_embedding(p, query, k)?;
-    let (_, cat) = run_index(p, folder, catalog, true)?;
+    // Bring the catalog up to date first (a progress bar on a terminal, unless --json).
+    let (_, cat) = run_index(p, folder, catalog, json)?;
     let table = cat.face_table()?;
     let photos: std::collections::HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let hits = crate::search::rank_photos(&table, &qemb);
