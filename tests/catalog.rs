@@ -68,17 +68,6 @@ fn incremental_index_skips_unchanged_and_follows_renames_edits_and_deletes() {
     assert_eq!(paths, ["2024/moved.jpg", "2024/trip/beach.png", "new.jpg", "p2.jpg", "p3.jpg", "p4.jpg"]);
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-        }
-    }
-    !c
-}
-
 #[test]
 fn bad_files_are_recorded_with_reasons_and_never_stop_the_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,13 +78,7 @@ fn bad_files_are_recorded_with_reasons_and_never_stop_the_run() {
     std::fs::write(photos.join("truncated.jpg"), &good[..good.len() / 2]).unwrap();
     std::fs::write(photos.join("zero.jpg"), b"").unwrap();
     std::fs::write(photos.join("readme.jpg"), b"not a photo at all").unwrap();
-    let mut png = Vec::new();
-    image::RgbImage::new(4, 4).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
-    png[16..20].copy_from_slice(&12000u32.to_be_bytes());
-    png[20..24].copy_from_slice(&12000u32.to_be_bytes());
-    let crc = crc32(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
-    std::fs::write(photos.join("huge.png"), &png).unwrap();
+    std::fs::write(photos.join("huge.png"), common::png_claiming(12000, 12000)).unwrap();
     std::fs::write(photos.join("iphone.heic"), b"\0\0\0\x18ftypheic\0\0\0\0mif1heic").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(photos.join("does-not-exist.jpg"), photos.join("dangling.jpg")).unwrap();

@@ -11,29 +11,13 @@ fn facefind() -> Command {
     c
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-        }
-    }
-    !c
-}
-
 /// Truncated JPEG, zero-byte file, text named .jpg, PNG claiming 20000x20000 pixels.
 fn write_bad_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut jpg = Vec::new();
     image::RgbImage::from_fn(200, 150, |x, y| image::Rgb([x as u8, y as u8, 90]))
         .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
         .unwrap();
-    let mut png = Vec::new();
-    image::RgbImage::new(4, 4).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
-    png[16..20].copy_from_slice(&20000u32.to_be_bytes());
-    png[20..24].copy_from_slice(&20000u32.to_be_bytes());
-    let crc = crc32(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let png = common::png_claiming(20000, 20000);
     let files: [(&str, &[u8]); 4] = [
         ("truncated.jpg", &jpg[..jpg.len() / 2]),
         ("empty.jpg", b""),
