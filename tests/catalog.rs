@@ -289,3 +289,26 @@ fn kill_9_during_indexing_then_index_again_equals_a_clean_run() {
     assert_eq!(n(&v, "unchanged") as usize, partial.len(), "committed photos are not redone");
     assert_eq!(catalog_rows(&killed), catalog_rows(&clean));
 }
+
+#[test]
+fn a_photo_deleted_during_the_run_is_dropped_and_the_run_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for i in 0..4u8 {
+        picture(&photos.join(format!("p{i}.jpg")), i + 1);
+    }
+    let p = common::cpu_pipeline();
+    let mut cat = facefind::catalog::Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+    let victim = photos.join("p2.jpg");
+    let sum = facefind::catalog::indexer::index_folder(&photos, &mut cat, &p, &std::sync::atomic::AtomicBool::new(false), &mut |ev| {
+        // after the scan planned p2.jpg, before it is read
+        if let facefind::catalog::indexer::Event::Planned { .. } = ev {
+            std::fs::remove_file(&victim).unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!(sum.processed, 3);
+    let paths: Vec<String> = cat.photos().unwrap().into_iter().map(|ph| String::from_utf8(ph.path).unwrap()).collect();
+    assert_eq!(paths, ["p0.jpg", "p1.jpg", "p3.jpg"]);
+}

@@ -250,6 +250,42 @@ mod tests {
         assert_eq!(exif_orientation(b"junk"), None);
     }
 
+    /// A JPEG with an APP1 EXIF block saying `orientation`.
+    fn jpeg_with_orientation(img: &RgbImage, orientation: u8) -> Vec<u8> {
+        let mut jpg = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg).unwrap();
+        let mut tiff = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0".to_vec();
+        tiff.extend_from_slice(&[orientation, 0, 0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let len = (app1.len() + 2) as u16;
+        let mut out = jpg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_by_both_decoders() {
+        // 64x32, left half red, right half blue; orientation 6 = rotate 90 clockwise to display.
+        let img = RgbImage::from_fn(64, 32, |x, _| if x < 32 { image::Rgb([250, 0, 0]) } else { image::Rgb([0, 0, 250]) });
+        let data = jpeg_with_orientation(&img, 6);
+        let full = decode_rgb(&data).unwrap();
+        let scaled = decode_scaled(&data, 4096).unwrap();
+        assert_eq!(full.dimensions(), (32, 64));
+        assert_eq!(scaled.rgb.dimensions(), (32, 64));
+        assert_eq!((scaled.full_width, scaled.full_height), (32, 64));
+        // after a clockwise turn the left (red) half is on top
+        for img in [&full, &scaled.rgb] {
+            assert!(img.get_pixel(16, 8).0[0] > 200 && img.get_pixel(16, 56).0[2] > 200);
+        }
+        let half = decode_scaled(&data, 32).unwrap();
+        assert_eq!(half.rgb.dimensions(), (16, 32));
+        assert_eq!((half.full_width, half.full_height), (32, 64));
+    }
+
     #[test]
     fn scaled_jpeg_decode_keeps_full_size() {
         let mut jpg = Vec::new();
