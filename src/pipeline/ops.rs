@@ -60,6 +60,10 @@ impl Pad {
     }
 }
 
+/// Floats of im2col rows (or output rows) per dense-convolution tile: ~256 KiB, so a tile's
+/// input and output stay in L2 while its GEMM runs.
+const TILE_VALUES: usize = 64 * 1024;
+
 fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
@@ -249,59 +253,72 @@ impl CustomOp1 for ConvNhwc<'_> {
             });
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
         }
-        // Dense: im2col (skipped for 1x1/stride 1), one GEMM, then bias + activation in one pass.
+        // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none
+        // for 1x1) into a small, cache-resident buffer, runs one single-threaded GEMM into its
+        // slice of the output, then bias + activation while the tile is still in cache.
         let kk = k * k * c;
-        let cols: std::borrow::Cow<[f32]> = if k == 1 && s == 1 && pad == Pad::same(0) {
-            std::borrow::Cow::Borrowed(x)
-        } else {
-            let mut cols = vec![0f32; m * kk];
-            cols.par_chunks_mut(kk).enumerate().for_each(|(r, dst)| {
-                let (b, rem) = (r / (oh * ow), r % (oh * ow));
-                let (oy, ox) = (rem / ow, rem % ow);
-                for ky in 0..k {
-                    let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
-                    let row = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
-                    let d = &mut dst[ky * k * c..(ky + 1) * k * c];
-                    match (ox * s).checked_sub(pad.left) {
-                        // all k taps of this kernel row are inside: one contiguous run
-                        Some(ix0) if ix0 + k <= w => copy_small(d, &row[ix0 * c..(ix0 + k) * c]),
-                        _ => {
-                            for kx in 0..k {
-                                if let Some((_, ix)) = src(oy, ox, ky, kx) {
-                                    copy_small(&mut d[kx * c..(kx + 1) * c], &row[ix * c..(ix + 1) * c]);
+        let direct = k == 1 && s == 1 && pad == Pad::same(0);
+        let tile = (TILE_VALUES / kk.max(c_out)).clamp(16, 1024);
+        out.par_chunks_mut(tile * c_out).enumerate().for_each_init(Vec::new, |cols: &mut Vec<f32>, (ti, dst)| {
+            let (r0, rows) = (ti * tile, dst.len() / c_out);
+            let lhs: &[f32] = if direct {
+                &x[r0 * c..(r0 + rows) * c]
+            } else {
+                cols.resize(rows * kk, 0.0);
+                for (i, crow) in cols.chunks_exact_mut(kk).enumerate() {
+                    let r = r0 + i;
+                    let (b, rem) = (r / (oh * ow), r % (oh * ow));
+                    let (oy, ox) = (rem / ow, rem % ow);
+                    let inside = (oy * s).checked_sub(pad.top).is_some_and(|iy| iy + k <= h)
+                        && (ox * s).checked_sub(pad.left).is_some_and(|ix| ix + k <= w);
+                    if !inside {
+                        crow.fill(0.0);
+                    }
+                    for ky in 0..k {
+                        let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
+                        let row = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
+                        let d = &mut crow[ky * k * c..(ky + 1) * k * c];
+                        match (ox * s).checked_sub(pad.left) {
+                            // all k taps of this kernel row are inside: one contiguous run
+                            Some(ix0) if ix0 + k <= w => copy_small(d, &row[ix0 * c..(ix0 + k) * c]),
+                            _ => {
+                                for kx in 0..k {
+                                    if let Some((_, ix)) = src(oy, ox, ky, kx) {
+                                        copy_small(&mut d[kx * c..(kx + 1) * c], &row[ix * c..(ix + 1) * c]);
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            });
-            std::borrow::Cow::Owned(cols)
-        };
-        // SAFETY: all three matrices are dense row-major buffers of the sizes given.
-        unsafe {
-            gemm::gemm(
-                m,
-                c_out,
-                kk,
-                out.as_mut_ptr(),
-                1,
-                c_out as isize,
-                false,
-                cols.as_ptr(),
-                1,
-                kk as isize,
-                l.host.weight.as_ptr(),
-                1,
-                c_out as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(rayon::current_num_threads()),
-            );
-        }
-        out.par_chunks_mut(c_out * 64).for_each(|d| bias_act(d, c_out, Some(&l.host.bias), &l.act));
+                cols
+            };
+            // SAFETY: dense row-major buffers of the sizes given.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    c_out,
+                    kk,
+                    dst.as_mut_ptr(),
+                    1,
+                    c_out as isize,
+                    false,
+                    lhs.as_ptr(),
+                    1,
+                    kk as isize,
+                    l.host.weight.as_ptr(),
+                    1,
+                    c_out as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            bias_act(dst, c_out, Some(&l.host.bias), &l.act);
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
     }
 }
