@@ -82,6 +82,7 @@ fn bad_files_are_recorded_with_reasons_and_never_stop_the_run() {
     std::fs::write(photos.join("iphone.heic"), b"\0\0\0\x18ftypheic\0\0\0\0mif1heic").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(photos.join("does-not-exist.jpg"), photos.join("dangling.jpg")).unwrap();
+    #[cfg_attr(unix, allow(unused_mut))]
     let mut name = b"caf\xe9-latin1.jpg".to_vec(); // not UTF-8
     #[cfg(unix)]
     {

@@ -67,22 +67,13 @@ fn detect_json_lists_errors_and_faces() {
 #[test]
 fn missing_models_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_facefind"))
-        .args(["--device", "cpu", "--models"])
-        .arg(dir.path())
-        .args(["detect", "x.jpg"])
-        .output()
-        .unwrap();
+    let run = || Command::new(env!("CARGO_BIN_EXE_facefind")).args(["--device", "cpu", "--models"]).arg(dir.path()).args(["detect", "x.jpg"]).output().unwrap();
+    let out = run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("retinaface_mnet025.safetensors") && stderr.contains("missing"), "{stderr}");
     std::fs::write(dir.path().join("retinaface_mnet025.safetensors"), b"not weights").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_facefind"))
-        .args(["--device", "cpu", "--models"])
-        .arg(dir.path())
-        .args(["detect", "x.jpg"])
-        .output()
-        .unwrap();
+    let out = run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("does not match") && stderr.contains("expected sha256 f481d012"), "{stderr}");
 }

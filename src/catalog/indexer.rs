@@ -74,24 +74,39 @@ pub fn pipeline_identity(p: &Pipeline) -> String {
     )
 }
 
+const FINGERPRINT_PART: u64 = 64 * 1024;
+
 /// sha256 of the size and the first and last 64 KiB: finds a renamed or moved photo again
 /// without reading all of it.
-pub fn fingerprint(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
-    const PART: u64 = 64 * 1024;
-    let mut f = std::fs::File::open(path)?;
+fn fingerprint_parts(size: u64, head: &[u8], tail: &[u8]) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(size.to_le_bytes());
-    let mut buf = vec![0u8; PART.min(size) as usize];
-    f.read_exact(&mut buf)?;
-    h.update(&buf);
-    if size > PART {
-        let tail = PART.min(size - PART);
-        f.seek(SeekFrom::Start(size - tail))?;
-        let mut buf = vec![0u8; tail as usize];
-        f.read_exact(&mut buf)?;
-        h.update(&buf);
+    h.update(head);
+    h.update(tail);
+    h.finalize()[..16].to_vec()
+}
+
+/// The fingerprint of a file on disk (reads only its head and tail).
+pub fn fingerprint(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut head = vec![0u8; FINGERPRINT_PART.min(size) as usize];
+    f.read_exact(&mut head)?;
+    let mut tail = Vec::new();
+    if size > FINGERPRINT_PART {
+        let n = FINGERPRINT_PART.min(size - FINGERPRINT_PART);
+        f.seek(SeekFrom::Start(size - n))?;
+        tail = vec![0u8; n as usize];
+        f.read_exact(&mut tail)?;
     }
-    Ok(h.finalize()[..16].to_vec())
+    Ok(fingerprint_parts(size, &head, &tail))
+}
+
+/// The same fingerprint of a file already read into memory.
+pub fn fingerprint_bytes(data: &[u8]) -> Vec<u8> {
+    let size = data.len() as u64;
+    let head = &data[..FINGERPRINT_PART.min(size) as usize];
+    let tail = if size > FINGERPRINT_PART { &data[(size - FINGERPRINT_PART.min(size - FINGERPRINT_PART)) as usize..] } else { &[][..] };
+    fingerprint_parts(size, head, tail)
 }
 
 fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
@@ -144,7 +159,7 @@ fn prepare(root: &Path, file: &ScannedFile) -> Option<Prepared> {
             return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), data: Vec::new(), decoded: Err(e.into()) })
         }
     };
-    let fp = fingerprint(&path, data.len() as u64).unwrap_or_default();
+    let fp = fingerprint_bytes(&data);
     let decoded = if file.supported {
         photo::decode_scaled(&data, DECODE_LONG_SIDE)
     } else {
@@ -249,6 +264,20 @@ fn process_batch(
         records[r].faces[i].embedding = e;
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fingerprint_from_disk_equals_fingerprint_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0usize, 10, 64 * 1024, 64 * 1024 + 7, 200_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, &data).unwrap();
+            assert_eq!(super::fingerprint(&p, len as u64).unwrap(), super::fingerprint_bytes(&data), "{len}");
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

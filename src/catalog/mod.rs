@@ -471,10 +471,4 @@ impl Catalog {
             .map(Option::flatten)
             .map_err(|e| self.sql_err(e))
     }
-
-    /// SQLite's own consistency check.
-    pub fn integrity_check(&self) -> Result<bool, CatalogError> {
-        let r: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| self.sql_err(e))?;
-        Ok(r == "ok")
-    }
 }
