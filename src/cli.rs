@@ -17,8 +17,22 @@ use crate::pipeline::{self, align, photo, DeviceChoice, Face, Pipeline, Settings
 use crate::verify;
 
 #[derive(Parser, Debug)]
-#[command(name = "facefind", version, about = "Find every photo of a person in a photo folder")]
+#[command(
+    name = "facefind",
+    version,
+    about = "Find every photo of a person in a photo folder",
+    long_about = "Find every photo of a person in a photo folder.\n\nWithout a subcommand, opens the desktop app (on FOLDER if given, otherwise the last folder).",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// Open the app on this photo folder.
+    pub folder: Option<PathBuf>,
+    /// Catalog database for FOLDER in the app (default: in the user cache directory, one per folder).
+    #[arg(long, requires = "folder")]
+    pub catalog: Option<PathBuf>,
+    /// Start the app with a face of this photo as the query (with several faces, you pick one).
+    #[arg(long, requires = "folder")]
+    pub query: Option<PathBuf>,
     /// Compute device: auto picks CUDA, then Metal, then the CPU.
     #[arg(long, value_enum, global = true, default_value = "auto")]
     pub device: DeviceChoice,
@@ -122,8 +136,8 @@ fn load_pipeline(cli: &Cli, settings: Settings) -> anyhow::Result<Pipeline> {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Some(command) = &cli.command else {
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
+        let device = (cli.device != DeviceChoice::Auto).then_some(cli.device);
+        crate::gui::run(crate::gui::Options { folder: cli.folder.clone(), models_dir: cli.models.clone(), catalog: cli.catalog.clone(), query: cli.query.clone(), device, prefs: None })?;
         return Ok(ExitCode::SUCCESS);
     };
     match command {

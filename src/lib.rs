@@ -3,10 +3,11 @@
 //! [`pipeline`] turns photos into faces and embeddings (RetinaFace + ArcFace-trained
 //! MobileFaceNet in candle); [`catalog`] keeps them per folder in SQLite; [`search`] ranks
 //! photos against a query face; [`verify`] measures the pipeline on LFW-style pairs; [`cli`]
-//! is the command line.
+//! is the command line and [`gui`] the desktop app.
 
 pub mod catalog;
 pub mod cli;
+pub mod gui;
 pub mod pipeline;
 pub mod search;
 pub mod verify;

@@ -171,11 +171,17 @@ fn blob_f32(b: &[u8]) -> Vec<f32> {
 
 /// `~/.cache/facefind/<16 hex of sha256(canonical folder)>/catalog.sqlite` (per platform).
 pub fn default_catalog_path(folder: &Path) -> Result<PathBuf, CatalogError> {
+    let dirs = directories::ProjectDirs::from("", "", "facefind").ok_or(CatalogError::NoCacheDir)?;
+    catalog_path_in(dirs.cache_dir(), folder)
+}
+
+/// `<dir>/<16 hex of sha256(canonical folder)>/catalog.sqlite`: one catalog per folder under a
+/// chosen catalog location.
+pub fn catalog_path_in(dir: &Path, folder: &Path) -> Result<PathBuf, CatalogError> {
     use sha2::{Digest, Sha256};
     let canon = folder.canonicalize().map_err(|source| CatalogError::Io { path: folder.to_path_buf(), source })?;
-    let dirs = directories::ProjectDirs::from("", "", "facefind").ok_or(CatalogError::NoCacheDir)?;
     let hash = format!("{:x}", Sha256::digest(path_bytes(&canon)));
-    Ok(dirs.cache_dir().join(&hash[..16]).join("catalog.sqlite"))
+    Ok(dir.join(&hash[..16]).join("catalog.sqlite"))
 }
 
 const SCHEMA: &str = "
@@ -461,6 +467,14 @@ impl Catalog {
             .query_row("SELECT thumbnail FROM photos WHERE id=?1", [photo_id], |r| r.get(0))
             .optional()
             .map(Option::flatten)
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// A photo's path relative to the folder.
+    pub fn photo_path(&self, photo_id: i64) -> Result<Option<Vec<u8>>, CatalogError> {
+        self.conn
+            .query_row("SELECT path FROM photos WHERE id=?1", [photo_id], |r| r.get(0))
+            .optional()
             .map_err(|e| self.sql_err(e))
     }
 

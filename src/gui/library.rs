@@ -1,0 +1,398 @@
+//! The app's model of one opened folder — photos, faces, the current query and its ranking —
+//! as plain data with no egui in it, so it is tested like the rest of the library.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::catalog::indexer::display_rel;
+use crate::catalog::{bytes_path, FaceTable, PhotoInfo, Status};
+use crate::pipeline::embedder::EMBEDDING_DIM;
+use crate::search::{self, Hit};
+
+/// A snapshot of a catalog: every photo and every face embedding.
+#[derive(Debug, Default)]
+pub struct Library {
+    pub folder: PathBuf,
+    /// Ordered by path.
+    pub photos: Vec<PhotoInfo>,
+    pub table: FaceTable,
+    index_of: HashMap<i64, usize>,
+    rows_of: HashMap<i64, Range<usize>>,
+    row_of_face: HashMap<i64, usize>,
+}
+
+impl Library {
+    pub fn new(folder: PathBuf, photos: Vec<PhotoInfo>, table: FaceTable) -> Self {
+        let index_of = photos.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+        let mut rows_of: HashMap<i64, Range<usize>> = HashMap::new();
+        for (row, &pid) in table.photo_ids.iter().enumerate() {
+            rows_of.entry(pid).and_modify(|r| r.end = row + 1).or_insert(row..row + 1);
+        }
+        let row_of_face = table.face_ids.iter().enumerate().map(|(row, &id)| (id, row)).collect();
+        Self { folder, photos, table, index_of, rows_of, row_of_face }
+    }
+
+    pub fn photo(&self, id: i64) -> Option<&PhotoInfo> {
+        self.index_of.get(&id).map(|&i| &self.photos[i])
+    }
+
+    /// Rows of the face table that belong to a photo (empty when it has no faces).
+    pub fn rows_of(&self, photo_id: i64) -> Range<usize> {
+        self.rows_of.get(&photo_id).cloned().unwrap_or(0..0)
+    }
+
+    pub fn row_of_face(&self, face_id: i64) -> Option<usize> {
+        self.row_of_face.get(&face_id).copied()
+    }
+
+    /// The photo's path relative to the folder, for display.
+    pub fn rel(&self, photo_id: i64) -> String {
+        self.photo(photo_id).map(|p| display_rel(&p.path)).unwrap_or_default()
+    }
+
+    pub fn abs_path(&self, photo_id: i64) -> Option<PathBuf> {
+        self.photo(photo_id).map(|p| self.folder.join(bytes_path(&p.path)))
+    }
+
+    /// Photos by status, for the status bar.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for p in &self.photos {
+            *m.entry(p.status.as_str()).or_default() += 1;
+        }
+        m
+    }
+
+    pub fn photos_with_faces(&self) -> usize {
+        self.photos.iter().filter(|p| p.status == Status::Faces).count()
+    }
+}
+
+/// The user's verdict on a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Yes,
+    No,
+}
+
+/// What the user asked for: a face (from the catalog or an outside photo) and their
+/// corrections. Verdicts are kept by face id so they survive a library reload.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// What to call the query in the window.
+    pub label: String,
+    /// The face in the catalog, when the query came from it.
+    pub face_id: Option<i64>,
+    /// The query face's own embedding (unit length).
+    pub embedding: Vec<f32>,
+    /// Photo id → (the face the verdict is about, verdict).
+    pub verdicts: HashMap<i64, (i64, Verdict)>,
+}
+
+impl Query {
+    pub fn new(label: String, face_id: Option<i64>, embedding: Vec<f32>) -> Self {
+        Self { label, face_id, embedding, verdicts: HashMap::new() }
+    }
+
+    pub fn verdict(&self, photo_id: i64) -> Option<Verdict> {
+        self.verdicts.get(&photo_id).map(|v| v.1)
+    }
+
+    /// Sets (or with `None` clears) the verdict on a photo, about its face `face_id`.
+    pub fn set_verdict(&mut self, photo_id: i64, face_id: i64, verdict: Option<Verdict>) {
+        match verdict {
+            Some(v) => {
+                self.verdicts.insert(photo_id, (face_id, v));
+            }
+            None => {
+                self.verdicts.remove(&photo_id);
+            }
+        }
+    }
+
+    /// The vector to rank with: the normalised mean of the query face and every confirmed face.
+    pub fn vector(&self, lib: &Library) -> Vec<f32> {
+        let mut v = self.embedding.clone();
+        let mut n = 1;
+        for &(face_id, verdict) in self.verdicts.values() {
+            if verdict == Verdict::Yes {
+                if let Some(row) = lib.row_of_face(face_id) {
+                    for (a, b) in v.iter_mut().zip(lib.table.embedding(row)) {
+                        *a += b;
+                    }
+                    n += 1;
+                }
+            }
+        }
+        if n > 1 {
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    }
+}
+
+/// One ranked photo and the verdict on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    pub hit: Hit,
+    pub verdict: Option<Verdict>,
+}
+
+impl Ranked {
+    /// Confirmed photos always match, rejected never; the rest by score.
+    pub fn is_match(&self, threshold: f32) -> bool {
+        match self.verdict {
+            Some(Verdict::Yes) => true,
+            Some(Verdict::No) => false,
+            None => self.hit.score >= threshold,
+        }
+    }
+}
+
+/// A query's ranking over a library. Similarities are computed once here; the threshold only
+/// filters.
+#[derive(Debug, Clone, Default)]
+pub struct Ranking {
+    /// Confirmed photos first, then by score, then rejected photos.
+    pub results: Vec<Ranked>,
+    /// Every photo's best score, in `results` order (for the histogram).
+    pub scores: Vec<f32>,
+}
+
+impl Ranking {
+    pub fn new(lib: &Library, query: &Query) -> Self {
+        debug_assert_eq!(query.embedding.len(), EMBEDDING_DIM);
+        let hits = search::rank_photos(&lib.table, &query.vector(lib));
+        let mut results: Vec<Ranked> = hits.into_iter().map(|hit| Ranked { hit, verdict: query.verdict(hit.photo_id) }).collect();
+        // Stable: scores stay descending inside each group.
+        results.sort_by_key(|r| match r.verdict {
+            Some(Verdict::Yes) => 0,
+            None => 1,
+            Some(Verdict::No) => 2,
+        });
+        let scores = results.iter().map(|r| r.hit.score).collect();
+        Self { results, scores }
+    }
+
+    pub fn match_count(&self, threshold: f32) -> usize {
+        self.results.iter().filter(|r| r.is_match(threshold)).count()
+    }
+
+    pub fn matches(&self, threshold: f32) -> impl Iterator<Item = &Ranked> {
+        self.results.iter().filter(move |r| r.is_match(threshold))
+    }
+
+    pub fn position(&self, photo_id: i64) -> Option<usize> {
+        self.results.iter().position(|r| r.hit.photo_id == photo_id)
+    }
+}
+
+/// Similarity of every face of `photo_id` to `vector` (for the inspector), in face order.
+pub fn photo_face_scores(lib: &Library, photo_id: i64, vector: &[f32]) -> Vec<(usize, f32)> {
+    lib.rows_of(photo_id).map(|row| (row, crate::pipeline::cosine(lib.table.embedding(row), vector))).collect()
+}
+
+/// Histogram of scores in fixed bins over [-0.2, 1.0]: (bin centres, counts).
+pub fn histogram(scores: &[f32], bin: f32) -> Vec<(f32, usize)> {
+    let lo = -0.2f32;
+    let n = ((1.0 - lo) / bin).ceil() as usize;
+    let mut counts = vec![0usize; n];
+    for &s in scores {
+        let i = (((s - lo) / bin).floor().max(0.0) as usize).min(n - 1);
+        counts[i] += 1;
+    }
+    counts.into_iter().enumerate().map(|(i, c)| (lo + (i as f32 + 0.5) * bin, c)).collect()
+}
+
+/// How matched photos land in an export folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportMode {
+    Copy,
+    /// Symbolic links to the originals (Unix); copies elsewhere.
+    Link,
+}
+
+/// Copies (or links) the matched photos into `dest`, never overwriting: a name that exists gets
+/// a numeric suffix. Returns how many photos were exported and a line per failure.
+pub fn export_photos(lib: &Library, ranking: &Ranking, threshold: f32, dest: &Path, mode: ExportMode) -> std::io::Result<(usize, Vec<String>)> {
+    std::fs::create_dir_all(dest)?;
+    let mut done = 0;
+    let mut failed = Vec::new();
+    for r in ranking.matches(threshold) {
+        let Some(src) = lib.abs_path(r.hit.photo_id) else { continue };
+        let name = src.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "photo".into());
+        let target = free_name(dest, Path::new(&name));
+        let result = match mode {
+            #[cfg(unix)]
+            ExportMode::Link => std::os::unix::fs::symlink(&src, &target),
+            _ => std::fs::copy(&src, &target).map(|_| ()),
+        };
+        match result {
+            Ok(()) => done += 1,
+            Err(e) => failed.push(format!("{}: {e}", src.display())),
+        }
+    }
+    Ok((done, failed))
+}
+
+fn free_name(dir: &Path, name: &Path) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() && first.symlink_metadata().is_err() {
+        return first;
+    }
+    let stem = name.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = name.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    (2..)
+        .map(|i| dir.join(format!("{stem}-{i}{ext}")))
+        .find(|p| p.symlink_metadata().is_err())
+        .unwrap_or(first)
+}
+
+/// Writes the ranking as CSV: path, score, face, box, match, verdict — every photo with a face,
+/// best first.
+pub fn write_csv(lib: &Library, ranking: &Ranking, threshold: f32, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "path,score,face,x,y,w,h,match,verdict")?;
+    for r in &ranking.results {
+        let b = lib.table.boxes[r.hit.row];
+        let verdict = match r.verdict {
+            Some(Verdict::Yes) => "yes",
+            Some(Verdict::No) => "no",
+            None => "",
+        };
+        writeln!(
+            out,
+            "{},{:.4},{},{:.1},{:.1},{:.1},{:.1},{},{}",
+            csv_field(&lib.rel(r.hit.photo_id)),
+            r.hit.score,
+            lib.table.face_index[r.hit.row],
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            r.is_match(threshold),
+            verdict
+        )?;
+    }
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn unit(seed: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..EMBEDDING_DIM).map(|i| (((i * 7 + seed * 13) % 17) as f32 - 8.0) + if i == seed { 40.0 } else { 0.0 }).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    /// A library of `n` photos, photo i has faces with embeddings near direction (i % 3).
+    pub(crate) fn synthetic(n: usize) -> Library {
+        let mut photos = Vec::new();
+        let mut t = FaceTable::default();
+        for i in 0..n {
+            let id = i as i64 + 1;
+            photos.push(PhotoInfo {
+                id,
+                path: format!("p{i:03}, \"x\".jpg").into_bytes(),
+                width: 640,
+                height: 480,
+                status: Status::Faces,
+                reason: None,
+                mtime_ns: 0,
+            });
+            for k in 0..2 {
+                t.face_ids.push(id * 10 + k);
+                t.photo_ids.push(id);
+                t.face_index.push(k as u32);
+                t.boxes.push([10.0, 20.0, 30.0, 40.0]);
+                t.embeddings.extend(unit(i % 3 + 5 * k as usize));
+            }
+        }
+        Library::new(PathBuf::from("/nonexistent"), photos, t)
+    }
+
+    #[test]
+    fn ranking_and_threshold() {
+        let lib = synthetic(9);
+        let q = Query::new("q".into(), Some(10), unit(0));
+        let r = Ranking::new(&lib, &q);
+        assert_eq!(r.results.len(), 9);
+        assert!(r.scores.windows(2).all(|w| w[0] >= w[1]));
+        // Photos 1, 4, 7 (i % 3 == 0) hold the query direction exactly.
+        let top: Vec<i64> = r.results[..3].iter().map(|x| x.hit.photo_id).collect();
+        assert_eq!(top, vec![1, 4, 7]);
+        assert!((r.results[0].hit.score - 1.0).abs() < 1e-5);
+        assert_eq!(r.match_count(0.99), 3);
+        assert_eq!(r.match_count(-1.0), 9);
+    }
+
+    #[test]
+    fn verdicts_move_results_and_change_the_query() {
+        let lib = synthetic(9);
+        let mut q = Query::new("q".into(), Some(10), unit(0));
+        q.set_verdict(4, 40, Some(Verdict::No));
+        q.set_verdict(2, 20, Some(Verdict::Yes));
+        let r = Ranking::new(&lib, &q);
+        assert_eq!(r.results[0].hit.photo_id, 2, "confirmed first");
+        assert_eq!(r.results.last().map(|x| x.hit.photo_id), Some(4), "rejected last");
+        assert!(!r.results.last().is_some_and(|x| x.is_match(-1.0)));
+        // The query is now the mean of two directions: photo 7 (direction 0) scores below 1.
+        let p7 = r.results.iter().find(|x| x.hit.photo_id == 7).map(|x| x.hit.score).unwrap_or(0.0);
+        assert!(p7 < 0.95, "{p7}");
+        let v = q.vector(&lib);
+        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+        q.set_verdict(2, 20, None);
+        assert_eq!(q.vector(&lib), unit(0));
+    }
+
+    #[test]
+    fn histogram_bins_cover_every_score() {
+        let h = histogram(&[-0.5, -0.2, 0.0, 0.42, 0.999, 1.0, 1.3], 0.05);
+        assert_eq!(h.iter().map(|b| b.1).sum::<usize>(), 7);
+        assert_eq!(h.len(), 24);
+    }
+
+    #[test]
+    fn csv_quotes_paths() {
+        let lib = synthetic(2);
+        let q = Query::new("q".into(), None, unit(0));
+        let r = Ranking::new(&lib, &q);
+        let mut out = Vec::new();
+        write_csv(&lib, &r, 0.5, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "path,score,face,x,y,w,h,match,verdict");
+        assert!(lines[1].starts_with("\"p000, \"\"x\"\".jpg\",1.0000,0,10.0,20.0,30.0,40.0,true,"), "{}", lines[1]);
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn export_never_overwrites() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let mut lib = synthetic(2);
+        lib.folder = src.path().to_path_buf();
+        for p in &lib.photos {
+            std::fs::write(src.path().join(bytes_path(&p.path)), &p.path).unwrap();
+        }
+        std::fs::write(dest.path().join("p000, \"x\".jpg"), b"keep").unwrap();
+        let q = Query::new("q".into(), None, unit(0));
+        let r = Ranking::new(&lib, &q);
+        let (n, failed) = export_photos(&lib, &r, -1.0, dest.path(), ExportMode::Copy).unwrap();
+        assert_eq!((n, failed.len()), (2, 0));
+        assert_eq!(std::fs::read(dest.path().join("p000, \"x\".jpg")).unwrap(), b"keep");
+        assert!(dest.path().join("p000, \"x\"-2.jpg").exists());
+    }
+}

@@ -1,0 +1,637 @@
+//! The desktop app (eframe/egui): open a folder, watch it index, click a face, see every photo
+//! of that person ranked with a live threshold, inspect, refine and export.
+
+pub mod library;
+mod view;
+pub mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+
+use crate::catalog::indexer::Summary;
+use crate::pipeline::DeviceChoice;
+use library::{ExportMode, Library, Query, Ranking, Verdict};
+use worker::{ImageKey, Loaded, Loader, Msg, Outbox, Pick, PipelineInfo, QueryFace};
+
+/// What the app remembers between runs (eframe persistence).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Prefs {
+    /// Most recent first.
+    pub recent: Vec<PathBuf>,
+    /// The threshold a new query starts with.
+    pub threshold: f32,
+    pub device: DeviceChoice,
+    pub flip: bool,
+    /// Where catalogs live (default: the user's cache directory).
+    pub catalog_dir: Option<PathBuf>,
+    pub theme: egui::ThemePreference,
+    pub show_below: bool,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Self {
+            recent: Vec::new(),
+            threshold: crate::search::DEFAULT_THRESHOLD,
+            device: DeviceChoice::Auto,
+            flip: crate::pipeline::Settings::default().flip,
+            catalog_dir: None,
+            theme: egui::ThemePreference::System,
+            show_below: true,
+        }
+    }
+}
+
+const PREFS_KEY: &str = "facefind";
+const MAX_RECENT: usize = 8;
+
+/// How the app is started.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Open this folder (otherwise the last one, if any).
+    pub folder: Option<PathBuf>,
+    pub models_dir: Option<PathBuf>,
+    /// Use this catalog file for the folder (tests, `--catalog`).
+    pub catalog: Option<PathBuf>,
+    /// Start with a face of this photo as the query (with several faces, the user picks one).
+    pub query: Option<PathBuf>,
+    /// Use this device (the command line's `--device`) instead of the saved choice.
+    pub device: Option<DeviceChoice>,
+    /// Start from these preferences instead of the saved ones (tests).
+    pub prefs: Option<Prefs>,
+}
+
+/// Opens the window; returns when it is closed.
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("facefind")
+        .with_app_id("facefind")
+        .with_inner_size([1280.0, 840.0])
+        .with_min_inner_size([720.0, 480.0])
+        .with_drag_and_drop(true);
+    if let Ok(icon) = image::load_from_memory(include_bytes!("../../assets/icon.png")) {
+        let icon = icon.to_rgba8();
+        let (width, height) = icon.dimensions();
+        viewport = viewport.with_icon(egui::IconData { rgba: icon.into_raw(), width, height });
+    }
+    let native = eframe::NativeOptions { viewport, ..Default::default() };
+    eframe::run_native("facefind", native, Box::new(move |cc| Ok(Box::new(App::new(cc, options)))))
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// The face pipeline as the app sees it.
+enum PipelineState {
+    Loading,
+    Ready(PipelineInfo),
+    Failed(String),
+}
+
+/// Indexing progress of the open folder.
+struct Indexing {
+    cancel: Arc<AtomicBool>,
+    planned: Option<(usize, usize)>,
+    done: usize,
+    faces: usize,
+    /// When the first photo finished (rates start there, not at the scan).
+    first: Option<(Instant, usize)>,
+}
+
+impl Indexing {
+    fn rate(&self) -> Option<f64> {
+        let (t, n) = self.first?;
+        let dt = t.elapsed().as_secs_f64();
+        (dt > 0.5 && self.done > n).then(|| (self.done - n) as f64 / dt)
+    }
+}
+
+/// The folder on screen.
+struct Folder {
+    path: PathBuf,
+    catalog: PathBuf,
+    lib: Arc<Library>,
+    /// The catalog has been read once.
+    loaded: bool,
+    /// Indexing was started for this folder in this session (it runs once per open).
+    index_started: bool,
+    indexing: Option<Indexing>,
+    summary: Option<Summary>,
+    skipped: Vec<(String, String)>,
+}
+
+/// A query's chip: from the catalog, or decoded from an outside photo.
+enum QueryChip {
+    Catalog(i64),
+    Texture(egui::TextureHandle),
+}
+
+/// The outside photo whose faces the user is choosing from.
+struct FacePick {
+    path: PathBuf,
+    faces: Vec<(QueryFace, egui::TextureHandle)>,
+}
+
+/// The inspector's view of one photo.
+#[derive(Default)]
+struct Inspect {
+    photo_id: i64,
+    zoom: f32,
+    pan: egui::Vec2,
+}
+
+enum Level {
+    Info,
+    Error,
+}
+
+struct Notice {
+    level: Level,
+    text: String,
+    at: Instant,
+}
+
+/// Textures by key with least-recently-used eviction; misses are collected as the frame draws
+/// and handed to the [`Loader`] at its end.
+struct Textures {
+    map: HashMap<ImageKey, (egui::TextureHandle, u64)>,
+    failed: HashMap<ImageKey, String>,
+    wanted: Vec<ImageKey>,
+    frame: u64,
+    generation: u64,
+}
+
+/// Thumbnails and chips kept as textures (~256 KiB each at most: ≤ 150 MiB).
+const TEXTURE_CAP: usize = 600;
+/// Full photos kept for the inspector (≤ 16 MiB each).
+const PHOTO_CAP: usize = 4;
+
+impl Textures {
+    fn new() -> Self {
+        Self { map: HashMap::new(), failed: HashMap::new(), wanted: Vec::new(), frame: 0, generation: 0 }
+    }
+
+    fn get(&mut self, key: ImageKey) -> Option<egui::TextureHandle> {
+        if let Some(e) = self.map.get_mut(&key) {
+            e.1 = self.frame;
+            return Some(e.0.clone());
+        }
+        if !self.failed.contains_key(&key) {
+            self.wanted.push(key);
+        }
+        None
+    }
+
+    fn insert(&mut self, l: Loaded) {
+        if l.generation != self.generation {
+            return;
+        }
+        match l.image {
+            Ok(t) => {
+                self.map.insert(l.key, (t, self.frame));
+            }
+            Err(e) => {
+                tracing::warn!(key = ?l.key, error = %e, "image not loaded");
+                self.failed.insert(l.key, e);
+            }
+        }
+    }
+
+    fn end_frame(&mut self, loader: &Loader) {
+        // Photos for the inspector first, then what is on screen in drawing order.
+        self.wanted.sort_by_key(|k| !matches!(k, ImageKey::Photo(_)));
+        let mut seen = HashSet::new();
+        self.wanted.retain(|k| seen.insert(*k));
+        loader.want(&self.wanted);
+        self.wanted.clear();
+        for (is_photo, cap) in [(false, TEXTURE_CAP), (true, PHOTO_CAP)] {
+            let mut entries: Vec<(u64, ImageKey)> =
+                self.map.iter().filter(|(k, _)| matches!(k, ImageKey::Photo(_)) == is_photo).map(|(k, v)| (v.1, *k)).collect();
+            if entries.len() > cap {
+                entries.sort_unstable_by_key(|e| e.0);
+                for (used, k) in &entries[..entries.len() - cap] {
+                    if *used < self.frame {
+                        self.map.remove(k);
+                    }
+                }
+            }
+        }
+        self.frame += 1;
+    }
+
+    fn reset(&mut self, generation: u64) {
+        self.map.clear();
+        self.failed.clear();
+        self.wanted.clear();
+        self.generation = generation;
+    }
+}
+
+pub struct App {
+    prefs: Prefs,
+    options: Options,
+    models_dir: PathBuf,
+    out: Outbox,
+    rx: Receiver<Msg>,
+    loader: Loader,
+    textures: Textures,
+    pipeline: PipelineState,
+    folder: Option<Folder>,
+    /// Photo selected in the album (its faces fill the strip).
+    selected: Option<i64>,
+    query: Option<(Query, QueryChip)>,
+    ranking: Ranking,
+    threshold: f32,
+    inspect: Option<Inspect>,
+    face_pick: Option<FacePick>,
+    notices: Vec<Notice>,
+    settings_open: bool,
+    export_dir: String,
+    export_mode: ExportMode,
+    /// A query-from-file waiting for the models to load.
+    pending_query_file: Option<PathBuf>,
+}
+
+impl App {
+    pub fn new(cc: &eframe::CreationContext<'_>, options: Options) -> Self {
+        let ctx = cc.egui_ctx.clone();
+        let saved: Option<Prefs> = cc.storage.and_then(|s| eframe::get_value(s, PREFS_KEY));
+        let mut prefs = options.prefs.clone().or(saved).unwrap_or_default();
+        if let Some(d) = options.device {
+            prefs.device = d;
+        }
+        ctx.set_theme(prefs.theme);
+        let (out, rx) = Outbox::new(ctx.clone());
+        let loader = Loader::new(ctx, 2);
+        let models_dir = options.models_dir.clone().unwrap_or_else(crate::pipeline::default_models_dir);
+        out.load_pipeline(models_dir.clone(), prefs.device, prefs.flip);
+        let threshold = prefs.threshold;
+        let mut app = Self {
+            prefs,
+            options,
+            models_dir,
+            out,
+            rx,
+            loader,
+            textures: Textures::new(),
+            pipeline: PipelineState::Loading,
+            folder: None,
+            selected: None,
+            query: None,
+            ranking: Ranking::default(),
+            threshold,
+            inspect: None,
+            face_pick: None,
+            notices: Vec::new(),
+            settings_open: false,
+            export_dir: String::new(),
+            export_mode: ExportMode::Copy,
+            pending_query_file: None,
+        };
+        let start = app.options.folder.clone().or_else(|| app.prefs.recent.first().filter(|p| p.is_dir()).cloned());
+        if let Some(f) = start {
+            app.open_folder(f);
+        }
+        if let Some(q) = app.options.query.clone() {
+            app.query_from_file(q);
+        }
+        app
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::error!("{text}");
+        self.notices.push(Notice { level: Level::Error, text, at: Instant::now() });
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.notices.push(Notice { level: Level::Info, text: text.into(), at: Instant::now() });
+    }
+
+    fn pipeline(&self) -> Option<&PipelineInfo> {
+        match &self.pipeline {
+            PipelineState::Ready(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Opens `path`: its catalog shows at once, then indexing brings it up to date.
+    pub fn open_folder(&mut self, path: PathBuf) {
+        if !path.is_dir() {
+            self.error(format!("cannot open {}: not a readable folder", path.display()));
+            return;
+        }
+        if let Some(old) = &self.folder {
+            if let Some(ix) = &old.indexing {
+                ix.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+        let catalog = match (&self.options.catalog, &self.prefs.catalog_dir) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(dir)) => crate::catalog::catalog_path_in(dir, &path),
+            (None, None) => crate::catalog::default_catalog_path(&path),
+        };
+        let catalog = match catalog {
+            Ok(c) => c,
+            Err(e) => {
+                self.error(format!("cannot open {}: {e}", path.display()));
+                return;
+            }
+        };
+        let path = path.canonicalize().unwrap_or(path);
+        let generation = self.loader.set_source(&path, Some(&catalog));
+        self.textures.reset(generation);
+        self.prefs.recent.retain(|p| p != &path);
+        self.prefs.recent.insert(0, path.clone());
+        self.prefs.recent.truncate(MAX_RECENT);
+        self.selected = None;
+        self.query = None;
+        self.ranking = Ranking::default();
+        self.inspect = None;
+        self.out.open_library(path.clone(), catalog.clone());
+        self.folder = Some(Folder {
+            lib: Arc::new(Library::new(path.clone(), Vec::new(), Default::default())),
+            path,
+            catalog,
+            loaded: false,
+            index_started: false,
+            indexing: None,
+            summary: None,
+            skipped: Vec::new(),
+        });
+    }
+
+    fn start_indexing_if_ready(&mut self) {
+        let Some(p) = self.pipeline().map(|p| p.pipeline.clone()) else { return };
+        let Some(f) = &mut self.folder else { return };
+        if !f.loaded || f.index_started {
+            return;
+        }
+        f.index_started = true;
+        let cancel = Arc::new(AtomicBool::new(false));
+        f.indexing = Some(Indexing { cancel: cancel.clone(), planned: None, done: 0, faces: 0, first: None });
+        f.skipped.clear();
+        self.out.index(f.path.clone(), f.catalog.clone(), p, cancel);
+    }
+
+    /// Indexing runs now.
+    pub fn is_indexing(&self) -> bool {
+        self.folder.as_ref().is_some_and(|f| f.indexing.is_some() || !f.index_started)
+    }
+
+    pub fn library(&self) -> Option<&Library> {
+        self.folder.as_ref().map(|f| &*f.lib)
+    }
+
+    pub fn ranking(&self) -> &Ranking {
+        &self.ranking
+    }
+
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    pub fn query(&self) -> Option<&Query> {
+        self.query.as_ref().map(|q| &q.0)
+    }
+
+    /// The photo open in the inspector.
+    pub fn inspected(&self) -> Option<i64> {
+        self.inspect.as_ref().map(|i| i.photo_id)
+    }
+
+    /// Errors shown in the window.
+    pub fn errors(&self) -> Vec<&str> {
+        self.notices.iter().filter(|n| matches!(n.level, Level::Error)).map(|n| n.text.as_str()).collect()
+    }
+
+    pub fn infos(&self) -> Vec<&str> {
+        self.notices.iter().filter(|n| matches!(n.level, Level::Info)).map(|n| n.text.as_str()).collect()
+    }
+
+    /// Makes face `row` of the library the query.
+    fn query_face(&mut self, row: usize) {
+        let Some(f) = &self.folder else { return };
+        let t = &f.lib.table;
+        let (face_id, photo_id) = (t.face_ids[row], t.photo_ids[row]);
+        let label = format!("face {} in {}", t.face_index[row], f.lib.rel(photo_id));
+        let q = Query::new(label, Some(face_id), t.embedding(row).to_vec());
+        self.set_query(q, QueryChip::Catalog(face_id));
+    }
+
+    fn set_query(&mut self, q: Query, chip: QueryChip) {
+        self.query = Some((q, chip));
+        self.threshold = self.prefs.threshold;
+        self.inspect = None;
+        self.rerank();
+    }
+
+    fn rerank(&mut self) {
+        self.ranking = match (&self.folder, &self.query) {
+            (Some(f), Some((q, _))) => Ranking::new(&f.lib, q),
+            _ => Ranking::default(),
+        };
+    }
+
+    fn set_verdict(&mut self, photo_id: i64, verdict: Option<Verdict>) {
+        let Some(pos) = self.ranking.position(photo_id) else { return };
+        let Some(lib) = self.library() else { return };
+        let face_id = lib.table.face_ids[self.ranking.results[pos].hit.row];
+        if let Some((q, _)) = &mut self.query {
+            q.set_verdict(photo_id, face_id, verdict);
+        }
+        self.rerank();
+    }
+
+    fn query_from_file(&mut self, path: PathBuf) {
+        match &self.pipeline {
+            PipelineState::Ready(p) => self.out.query_file(p.pipeline.clone(), path),
+            PipelineState::Loading => self.pending_query_file = Some(path),
+            PipelineState::Failed(e) => {
+                let e = e.clone();
+                self.error(format!("cannot query from {}: the face models did not load ({e})", path.display()));
+            }
+        }
+    }
+
+    fn handle_messages(&mut self, ctx: &egui::Context) {
+        while let Ok(m) = self.rx.try_recv() {
+            self.handle(ctx, m);
+        }
+        while let Ok(l) = self.loader.rx.try_recv() {
+            self.textures.insert(l);
+        }
+    }
+
+    fn is_current(&self, folder: &Path) -> bool {
+        self.folder.as_ref().is_some_and(|f| f.path == folder)
+    }
+
+    fn handle(&mut self, ctx: &egui::Context, m: Msg) {
+        match m {
+            Msg::Pipeline(Ok(p)) => {
+                self.pipeline = PipelineState::Ready(p);
+                if let Some(path) = self.pending_query_file.take() {
+                    self.query_from_file(path);
+                }
+            }
+            Msg::Pipeline(Err(e)) => {
+                self.error(format!("the face models did not load: {e}"));
+                self.pipeline = PipelineState::Failed(e);
+            }
+            Msg::Library { folder, lib } if self.is_current(&folder) => {
+                if let Some(f) = &mut self.folder {
+                    f.lib = lib;
+                    f.loaded = true;
+                }
+                if self.query.is_some() {
+                    self.rerank();
+                }
+            }
+            Msg::OpenFailed { folder, error } if self.is_current(&folder) => {
+                self.error(format!("cannot open the catalog of {}: {error}", folder.display()));
+                if let Some(f) = &mut self.folder {
+                    // Nothing to show and nothing to index into.
+                    f.index_started = true;
+                }
+            }
+            Msg::Planned { folder, todo, total } if self.is_current(&folder) => {
+                if let Some(ix) = self.folder.as_mut().and_then(|f| f.indexing.as_mut()) {
+                    ix.planned = Some((todo, total));
+                }
+            }
+            Msg::Progress { folder, done, faces } if self.is_current(&folder) => {
+                if let Some(ix) = self.folder.as_mut().and_then(|f| f.indexing.as_mut()) {
+                    ix.done = done;
+                    ix.faces = faces;
+                    if ix.first.is_none() {
+                        ix.first = Some((Instant::now(), done));
+                    }
+                }
+            }
+            Msg::Skipped { folder, path, reason } if self.is_current(&folder) => {
+                if let Some(f) = &mut self.folder {
+                    f.skipped.push((path, reason));
+                }
+            }
+            Msg::IndexDone { folder, summary } if self.is_current(&folder) => {
+                if let Some(f) = &mut self.folder {
+                    f.indexing = None;
+                    f.summary = Some(summary);
+                }
+            }
+            Msg::IndexFailed { folder, error } if self.is_current(&folder) => {
+                if let Some(f) = &mut self.folder {
+                    f.indexing = None;
+                }
+                self.error(format!("indexing {} stopped: {error}", folder.display()));
+            }
+            Msg::QueryFaces { path, mut faces } => {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if faces.len() == 1 {
+                    let f = faces.remove(0);
+                    let tex = ctx.load_texture("query-chip", f.chip.clone(), egui::TextureOptions::LINEAR);
+                    self.set_query(Query::new(format!("{name} (outside the folder)"), None, f.embedding), QueryChip::Texture(tex));
+                } else {
+                    let faces = faces
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            let t = ctx.load_texture(format!("pick-{i}"), f.chip.clone(), egui::TextureOptions::LINEAR);
+                            (f, t)
+                        })
+                        .collect();
+                    self.face_pick = Some(FacePick { path, faces });
+                }
+            }
+            Msg::QueryFailed { path, error } => self.error(format!("query from {}: {error}", path.display())),
+            Msg::Picked(Pick::Folder, p) => self.open_folder(p),
+            Msg::Picked(Pick::QueryFile, p) => self.query_from_file(p),
+            Msg::Picked(Pick::ExportFolder, p) => self.export_dir = p.display().to_string(),
+            Msg::Picked(Pick::CatalogDir, p) => {
+                self.prefs.catalog_dir = Some(p);
+                self.reopen();
+            }
+            Msg::Info(s) => self.info(s),
+            Msg::Error(s) => self.error(s),
+            // Messages about a folder that is no longer open.
+            _ => {}
+        }
+    }
+
+    fn reopen(&mut self) {
+        if let Some(p) = self.folder.as_ref().map(|f| f.path.clone()) {
+            self.open_folder(p);
+        }
+    }
+
+    /// A changed device or flip setting: reload the models (and, for flip, re-index).
+    fn reload_pipeline(&mut self) {
+        self.pipeline = PipelineState::Loading;
+        self.out.load_pipeline(self.models_dir.clone(), self.prefs.device, self.prefs.flip);
+        if let Some(f) = &mut self.folder {
+            if let Some(ix) = &f.indexing {
+                ix.cancel.store(true, Ordering::Relaxed);
+            }
+            f.index_started = false;
+        }
+    }
+
+    fn handle_drops(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        for p in dropped {
+            if p.is_dir() {
+                self.open_folder(p);
+            } else {
+                self.query_from_file(p);
+            }
+        }
+    }
+
+    fn export(&mut self, photos: bool) {
+        let dest = self.export_dir.trim();
+        if dest.is_empty() {
+            self.error("choose a folder to export to first");
+            return;
+        }
+        let dest = PathBuf::from(dest);
+        if let Some(f) = &self.folder {
+            if dest.starts_with(&f.path) {
+                self.error("export into a folder outside the photo folder (facefind never writes into your photos)");
+                return;
+            }
+            self.out.export(f.lib.clone(), self.ranking.clone(), self.threshold, dest, self.export_mode, photos);
+        }
+    }
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.handle_messages(&ctx);
+        self.handle_drops(&ctx);
+        self.start_indexing_if_ready();
+        self.notices.retain(|n| matches!(n.level, Level::Error) || n.at.elapsed() < Duration::from_secs(10));
+        if self.notices.iter().any(|n| matches!(n.level, Level::Info)) {
+            ctx.request_repaint_after(Duration::from_secs(1));
+        }
+        view::show(self, ui);
+        self.textures.end_frame(&self.loader);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, PREFS_KEY, &self.prefs);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        if let Some(ix) = self.folder.as_ref().and_then(|f| f.indexing.as_ref()) {
+            // The batch in flight is committed; the rest is picked up next time.
+            ix.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Background work for the app — loading the models, reading catalogs, indexing, queries from
+//! outside photos, exports, file dialogs and image decoding — so the UI thread never decodes,
+//! runs a network or waits on SQLite. Results come back as [`Msg`]s with a repaint request.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+
+use super::library::{self, ExportMode, Library, Ranking};
+use crate::catalog::indexer::{self, Event, Summary};
+use crate::catalog::Catalog;
+use crate::pipeline::{self, photo, DeviceChoice, Pipeline, Settings};
+
+/// The loaded face pipeline and how to describe it in the status bar.
+#[derive(Clone)]
+pub struct PipelineInfo {
+    pub pipeline: Arc<Pipeline>,
+    pub device: String,
+    pub models: String,
+}
+
+/// A face found in a photo from outside the folder.
+pub struct QueryFace {
+    pub bbox: [f32; 4],
+    pub embedding: Vec<f32>,
+    pub chip: egui::ColorImage,
+}
+
+/// What a file dialog was opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Folder,
+    QueryFile,
+    ExportFolder,
+    CatalogDir,
+}
+
+pub enum Msg {
+    Pipeline(Result<PipelineInfo, String>),
+    /// A fresh snapshot of an opened folder's catalog.
+    Library { folder: PathBuf, lib: Arc<Library> },
+    OpenFailed { folder: PathBuf, error: String },
+    Planned { folder: PathBuf, todo: usize, total: usize },
+    Progress { folder: PathBuf, done: usize, faces: usize },
+    Skipped { folder: PathBuf, path: String, reason: String },
+    IndexDone { folder: PathBuf, summary: Summary },
+    IndexFailed { folder: PathBuf, error: String },
+    QueryFaces { path: PathBuf, faces: Vec<QueryFace> },
+    QueryFailed { path: PathBuf, error: String },
+    Picked(Pick, PathBuf),
+    Info(String),
+    Error(String),
+}
+
+/// The sending half: every message also asks egui for a repaint.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: Sender<Msg>,
+    ctx: egui::Context,
+}
+
+impl Outbox {
+    pub fn new(ctx: egui::Context) -> (Self, Receiver<Msg>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (Self { tx, ctx }, rx)
+    }
+
+    pub fn send(&self, m: Msg) {
+        // The receiver only goes away when the app closes.
+        let _ = self.tx.send(m);
+        self.ctx.request_repaint();
+    }
+
+    fn spawn(&self, name: &str, f: impl FnOnce(Outbox) + Send + 'static) {
+        let out = self.clone();
+        let spawned = std::thread::Builder::new().name(name.into()).spawn(move || f(out));
+        if let Err(e) = spawned {
+            self.send(Msg::Error(format!("cannot start a {name} thread: {e}")));
+        }
+    }
+
+    pub fn load_pipeline(&self, models_dir: PathBuf, device: DeviceChoice, flip: bool) {
+        self.spawn("pipeline", move |out| {
+            let result = (|| -> anyhow::Result<PipelineInfo> {
+                let dev = pipeline::select_device(device).map_err(|e| anyhow::anyhow!("cannot open device {device:?}: {e}"))?;
+                let settings = Settings { flip, ..Settings::default() };
+                let p = Pipeline::load(&models_dir, dev, settings)?;
+                let device = pipeline::device_name(p.device()).to_string();
+                let models = format!(
+                    "RetinaFace {} · MobileFaceNet {}",
+                    &pipeline::DETECTOR_MODEL.sha256[..8],
+                    &pipeline::EMBEDDER_MODEL.sha256[..8]
+                );
+                Ok(PipelineInfo { pipeline: Arc::new(p), device, models })
+            })();
+            out.send(Msg::Pipeline(result.map_err(|e| format!("{e:#}"))));
+        });
+    }
+
+    /// Reads the folder's catalog as it is (no indexing).
+    pub fn open_library(&self, folder: PathBuf, catalog: PathBuf) {
+        self.spawn("open", move |out| match snapshot(&folder, &catalog) {
+            Ok(lib) => out.send(Msg::Library { folder, lib: Arc::new(lib) }),
+            Err(e) => out.send(Msg::OpenFailed { folder, error: format!("{e:#}") }),
+        });
+    }
+
+    /// Brings the catalog up to date, sending progress and a new snapshot about once a second.
+    pub fn index(&self, folder: PathBuf, catalog: PathBuf, p: Arc<Pipeline>, cancel: Arc<AtomicBool>) {
+        self.spawn("index", move |out| {
+            let result = (|| -> anyhow::Result<Summary> {
+                let mut cat = Catalog::open(&catalog)?;
+                cat.lock_for_writing()?;
+                let mut last = Instant::now();
+                let summary = indexer::index_folder(&folder, &mut cat, &p, &cancel, &mut |ev| match ev {
+                    Event::Planned { todo, total } => out.send(Msg::Planned { folder: folder.clone(), todo, total }),
+                    Event::Photo { done, faces, .. } => out.send(Msg::Progress { folder: folder.clone(), done, faces }),
+                    Event::Skipped { path, reason } => out.send(Msg::Skipped { folder: folder.clone(), path, reason }),
+                    Event::Committed { .. } => {
+                        if last.elapsed() > Duration::from_millis(1000) {
+                            if let Ok(lib) = snapshot(&folder, &catalog) {
+                                out.send(Msg::Library { folder: folder.clone(), lib: Arc::new(lib) });
+                            }
+                            last = Instant::now();
+                        }
+                    }
+                })?;
+                Ok(summary)
+            })();
+            // The final state, whatever happened (a cancelled or failed run still committed batches).
+            if let Ok(lib) = snapshot(&folder, &catalog) {
+                out.send(Msg::Library { folder: folder.clone(), lib: Arc::new(lib) });
+            }
+            match result {
+                Ok(summary) => out.send(Msg::IndexDone { folder, summary }),
+                Err(e) => out.send(Msg::IndexFailed { folder, error: format!("{e:#}") }),
+            }
+        });
+    }
+
+    /// Detects and embeds every face of a photo from anywhere on disk.
+    pub fn query_file(&self, p: Arc<Pipeline>, path: PathBuf) {
+        self.spawn("query", move |out| {
+            let result = (|| -> anyhow::Result<Vec<QueryFace>> {
+                let img = photo::load_rgb(&path)?;
+                let faces = p.detect(&img)?;
+                let crops = p.align(&img, &faces);
+                let embeddings = p.embed(&crops)?;
+                Ok(faces
+                    .iter()
+                    .zip(embeddings)
+                    .map(|(f, embedding)| QueryFace { bbox: f.bbox, embedding, chip: color_image(&indexer::face_chip(&img, f.bbox)) })
+                    .collect())
+            })();
+            match result {
+                Ok(faces) if faces.is_empty() => out.send(Msg::QueryFailed { path, error: "no face found in this photo".into() }),
+                Ok(faces) => out.send(Msg::QueryFaces { path, faces }),
+                Err(e) => out.send(Msg::QueryFailed { path, error: format!("{e:#}") }),
+            }
+        });
+    }
+
+    /// Copies or links the matches into `dest` and writes a CSV of the ranking beside them.
+    pub fn export(&self, lib: Arc<Library>, ranking: Ranking, threshold: f32, dest: PathBuf, mode: ExportMode, photos: bool) {
+        self.spawn("export", move |out| {
+            let result = (|| -> anyhow::Result<String> {
+                if photos {
+                    let (n, failed) = library::export_photos(&lib, &ranking, threshold, &dest, mode)?;
+                    for f in &failed {
+                        out.send(Msg::Error(format!("export: {f}")));
+                    }
+                    let verb = if mode == ExportMode::Link { "linked" } else { "copied" };
+                    Ok(format!("{n} photos {verb} to {}", dest.display()))
+                } else {
+                    std::fs::create_dir_all(&dest)?;
+                    let file = (1..)
+                        .map(|i| dest.join(if i == 1 { "facefind-results.csv".to_string() } else { format!("facefind-results-{i}.csv") }))
+                        .find(|p| !p.exists())
+                        .unwrap_or_else(|| dest.join("facefind-results.csv"));
+                    let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
+                    library::write_csv(&lib, &ranking, threshold, &mut w)?;
+                    std::io::Write::flush(&mut w)?;
+                    Ok(format!("saved {}", file.display()))
+                }
+            })();
+            match result {
+                Ok(msg) => out.send(Msg::Info(msg)),
+                Err(e) => out.send(Msg::Error(format!("export to {}: {e:#}", dest.display()))),
+            }
+        });
+    }
+
+    /// Opens a native dialog off the UI thread (on macOS dialogs must run on the main thread,
+    /// where they are modal anyway).
+    pub fn pick(&self, what: Pick) {
+        let run = move |out: Outbox| {
+            let dialog = rfd::FileDialog::new();
+            let picked = match what {
+                Pick::Folder => dialog.set_title("Open a photo folder").pick_folder(),
+                Pick::ExportFolder => dialog.set_title("Export matches to").pick_folder(),
+                Pick::CatalogDir => dialog.set_title("Keep catalogs in").pick_folder(),
+                Pick::QueryFile => dialog
+                    .set_title("Query from a photo")
+                    .add_filter("Photos", &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"])
+                    .pick_file(),
+            };
+            if let Some(p) = picked {
+                out.send(Msg::Picked(what, p));
+            }
+        };
+        if cfg!(target_os = "macos") {
+            run(self.clone());
+        } else {
+            self.spawn("dialog", run);
+        }
+    }
+}
+
+/// Photos and faces of a catalog, read with its own connection.
+pub fn snapshot(folder: &Path, catalog: &Path) -> anyhow::Result<Library> {
+    let cat = Catalog::open(catalog)?;
+    Ok(Library::new(folder.to_path_buf(), cat.photos()?, cat.face_table()?))
+}
+
+pub fn color_image(img: &image::RgbImage) -> egui::ColorImage {
+    egui::ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
+}
+
+/// An image the grid, the strip or the inspector shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageKey {
+    /// A photo's catalog thumbnail (~256 px).
+    Thumb(i64),
+    /// A face's catalog chip (~96 px).
+    Chip(i64),
+    /// A photo decoded from its file for the inspector (long side ≤ 2048).
+    Photo(i64),
+}
+
+const PHOTO_LONG_SIDE: u32 = 2048;
+
+struct LoaderState {
+    folder: PathBuf,
+    catalog: Option<PathBuf>,
+    /// Bumped when the source changes; results of an older generation are dropped.
+    generation: u64,
+    queue: VecDeque<ImageKey>,
+    in_flight: HashSet<ImageKey>,
+    shutdown: bool,
+}
+
+struct LoaderShared {
+    state: Mutex<LoaderState>,
+    wake: Condvar,
+}
+
+/// A loaded texture (or why it could not be loaded).
+pub struct Loaded {
+    pub generation: u64,
+    pub key: ImageKey,
+    pub image: Result<egui::TextureHandle, String>,
+}
+
+/// Decodes thumbnails, chips and photos on worker threads. The UI says each frame which images
+/// it is missing ([`Loader::want`]); only those are loaded, most recently wanted first, so a
+/// fast scroll does not queue work for rows already gone.
+pub struct Loader {
+    shared: Arc<LoaderShared>,
+    pub rx: Receiver<Loaded>,
+}
+
+impl Loader {
+    pub fn new(ctx: egui::Context, threads: usize) -> Self {
+        let shared = Arc::new(LoaderShared {
+            state: Mutex::new(LoaderState {
+                folder: PathBuf::new(),
+                catalog: None,
+                generation: 0,
+                queue: VecDeque::new(),
+                in_flight: HashSet::new(),
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..threads {
+            let shared = shared.clone();
+            let tx = tx.clone();
+            let ctx = ctx.clone();
+            let _ = std::thread::Builder::new().name(format!("loader-{i}")).spawn(move || loader_thread(&shared, &tx, &ctx));
+        }
+        Self { shared, rx }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LoaderState> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Switches to another folder's catalog; returns the new generation.
+    pub fn set_source(&self, folder: &Path, catalog: Option<&Path>) -> u64 {
+        let mut s = self.lock();
+        s.folder = folder.to_path_buf();
+        s.catalog = catalog.map(Path::to_path_buf);
+        s.generation += 1;
+        s.queue.clear();
+        s.generation
+    }
+
+    /// Replaces the queue with `keys` (in priority order), minus those already being loaded.
+    pub fn want(&self, keys: &[ImageKey]) {
+        let mut s = self.lock();
+        let queue: VecDeque<ImageKey> = keys.iter().filter(|k| !s.in_flight.contains(k)).copied().collect();
+        let any = !queue.is_empty();
+        s.queue = queue;
+        drop(s);
+        if any {
+            self.shared.wake.notify_all();
+        }
+    }
+
+    pub fn is_loading(&self, key: ImageKey) -> bool {
+        let s = self.lock();
+        s.in_flight.contains(&key) || s.queue.contains(&key)
+    }
+
+    /// Nothing queued and nothing being decoded.
+    pub fn idle(&self) -> bool {
+        let s = self.lock();
+        s.queue.is_empty() && s.in_flight.is_empty()
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        self.lock().shutdown = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+fn loader_thread(shared: &LoaderShared, tx: &Sender<Loaded>, ctx: &egui::Context) {
+    let mut conn: Option<(u64, Catalog)> = None;
+    loop {
+        let (key, generation, folder, catalog) = {
+            let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if s.shutdown {
+                    return;
+                }
+                if let Some(k) = s.queue.pop_front() {
+                    s.in_flight.insert(k);
+                    break (k, s.generation, s.folder.clone(), s.catalog.clone());
+                }
+                s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        if conn.as_ref().is_none_or(|(g, _)| *g != generation) {
+            conn = catalog.as_ref().and_then(|c| Catalog::open(c).ok()).map(|c| (generation, c));
+        }
+        let image = load(key, conn.as_ref().map(|c| &c.1), &folder).map(|img| ctx.load_texture(format!("{key:?}@{generation}"), img, egui::TextureOptions::LINEAR));
+        shared.state.lock().unwrap_or_else(|e| e.into_inner()).in_flight.remove(&key);
+        if tx.send(Loaded { generation, key, image }).is_err() {
+            return;
+        }
+        ctx.request_repaint();
+    }
+}
+
+fn load(key: ImageKey, cat: Option<&Catalog>, folder: &Path) -> Result<egui::ColorImage, String> {
+    let blob = |b: Result<Option<Vec<u8>>, crate::catalog::CatalogError>| -> Result<egui::ColorImage, String> {
+        let bytes = b.map_err(|e| e.to_string())?.ok_or("not in the catalog")?;
+        let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).map_err(|e| e.to_string())?;
+        Ok(color_image(&img.to_rgb8()))
+    };
+    match key {
+        ImageKey::Thumb(id) => blob(cat.ok_or("no catalog")?.thumbnail(id)),
+        ImageKey::Chip(id) => blob(cat.ok_or("no catalog")?.chip(id)),
+        ImageKey::Photo(id) => {
+            let cat = cat.ok_or("no catalog")?;
+            let rel = cat.photo_path(id).map_err(|e| e.to_string())?.ok_or("not in the catalog")?;
+            let path = folder.join(crate::catalog::bytes_path(&rel));
+            let img = photo::load_rgb(&path).map_err(|e| e.to_string())?;
+            let (w, h) = img.dimensions();
+            let s = (PHOTO_LONG_SIDE as f32 / w.max(h) as f32).min(1.0);
+            let img = if s < 1.0 { pipeline::resize(&img, ((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1)) } else { img };
+            Ok(color_image(&img))
+        }
+    }
+}

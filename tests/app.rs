@@ -1,0 +1,295 @@
+//! The desktop app driven through egui_kittest (no window): open, index, click a face, slider,
+//! inspector, refine, export; and the errors a user must see in the window.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::kittest::Queryable;
+use eframe::egui;
+use egui_kittest::Harness;
+use facefind::catalog::{Catalog, FaceRecord, PhotoRecord, Status};
+use facefind::gui::{App, Options, Prefs};
+use facefind::pipeline::embedder::EMBEDDING_DIM;
+
+fn harness(options: Options) -> Harness<'static, App> {
+    Harness::builder().with_size([1400.0, 900.0]).build_eframe(move |cc| App::new(cc, options))
+}
+
+/// Steps frames until `cond` holds (background threads do the work between frames).
+fn wait(h: &mut Harness<'static, App>, what: &str, secs: u64, cond: impl Fn(&App) -> bool) {
+    let t0 = Instant::now();
+    loop {
+        h.step();
+        if cond(h.state()) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}; errors: {:?}", h.state().errors());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.run_steps(3);
+}
+
+fn prefs() -> Prefs {
+    Prefs { threshold: 0.5, show_below: true, ..Prefs::default() }
+}
+
+fn unit(v: impl Iterator<Item = f32>) -> Vec<f32> {
+    let v: Vec<f32> = v.collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+/// Identity `k`'s direction plus a little photo-specific noise.
+fn embedding(k: usize, photo: usize) -> Vec<f32> {
+    unit((0..EMBEDDING_DIM).map(|i| if i == k { 1.0 } else { 0.0 } + 0.08 * (((i * 31 + photo * 17) % 13) as f32 / 13.0 - 0.5)))
+}
+
+fn jpeg(w: u32, h: u32, shade: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([shade, 100, 200 - shade / 2]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+    out
+}
+
+/// A folder of 12 files and a catalog for it written directly: photo i shows identity i % 3;
+/// group.jpg shows identities 0 and 1.
+fn synthetic(dir: &Path) -> (PathBuf, PathBuf) {
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    let catalog = dir.join("catalog.sqlite");
+    let mut cat = Catalog::open(&catalog).unwrap();
+    let face = |k: usize, photo: usize, x: f32| FaceRecord {
+        bbox: [x, 40.0, 60.0, 80.0],
+        score: 0.99,
+        landmarks: [0.0; 10],
+        embedding: embedding(k, photo),
+        chip: jpeg(96, 96, (k * 80) as u8),
+    };
+    let mut records = Vec::new();
+    for i in 0..12 {
+        let name = if i == 11 { "group.jpg".to_string() } else { format!("p{i:02}.jpg") };
+        std::fs::write(folder.join(&name), jpeg(64, 48, (i * 20) as u8)).unwrap();
+        let faces = if i == 11 { vec![face(0, i, 20.0), face(1, i, 200.0)] } else { vec![face(i % 3, i, 100.0)] };
+        records.push(PhotoRecord {
+            path: name.into_bytes(),
+            size: 1,
+            mtime_ns: 1_700_000_000_000_000_000,
+            fingerprint: vec![i as u8],
+            width: 320,
+            height: 240,
+            status: Status::Faces,
+            reason: None,
+            thumbnail: jpeg(256, 192, (i * 20) as u8),
+            faces,
+        });
+    }
+    cat.write_batch(&records).unwrap();
+    (folder, catalog)
+}
+
+#[test]
+fn first_run_shows_the_welcome_panel() {
+    let mut h = harness(Options { prefs: Some(prefs()), models_dir: Some(common::models_dir()), ..Options::default() });
+    h.run_steps(3);
+    h.get_by_label("Open a photo folder…");
+    h.get_by_label("or drop a folder onto this window");
+    assert!(h.state().library().is_none());
+}
+
+/// The whole flow on a catalog written by the test, with the models missing: the library is
+/// still browsable and searchable, and the missing model is reported in the window.
+#[test]
+fn query_slider_inspector_refine_export_on_a_catalog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic(tmp.path());
+    let missing_models = tmp.path().join("no-models");
+    let mut h = harness(Options {
+        folder: Some(folder.clone()),
+        catalog: Some(catalog),
+        models_dir: Some(missing_models),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
+    wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
+    wait(&mut h, "the model error", 30, |a| !a.errors().is_empty());
+    let errors = h.state().errors().join("\n");
+    assert!(errors.contains("retinaface_mnet025.safetensors"), "{errors}");
+    h.get_by_label_contains("did not load");
+
+    // Click the face of p00.jpg (identity 0) in the faces strip.
+    h.get_by_label("face 0 in p00.jpg").click();
+    h.run_steps(2);
+    let state = h.state();
+    assert_eq!(state.query().map(|q| q.label.as_str()), Some("face 0 in p00.jpg"));
+    let order: Vec<String> = state.ranking().results.iter().map(|r| state.library().unwrap().rel(r.hit.photo_id)).collect();
+    // Identity 0: p00, p03, p06, p09 and group.jpg score high; the rest near 0.
+    let top: std::collections::BTreeSet<&str> = order[..5].iter().map(String::as_str).collect();
+    assert_eq!(top, ["group.jpg", "p00.jpg", "p03.jpg", "p06.jpg", "p09.jpg"].into_iter().collect());
+    assert_eq!(order[0], "p00.jpg");
+    let scores = &state.ranking().scores;
+    assert!((scores[0] - 1.0).abs() < 1e-4 && scores[4] > 0.8 && scores[5] < 0.2, "{scores:?}");
+    assert_eq!(state.ranking().match_count(state.threshold()), 5);
+    h.get_by_label("5 photos ≥ 0.50");
+    h.get_by_label_contains("result 1 p00.jpg 1.00");
+
+    // The slider: above every non-identical score, then below everything.
+    h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.98);
+    h.run_steps(2);
+    assert!((h.state().threshold() - 0.98).abs() < 1e-4, "{}", h.state().threshold());
+    assert_eq!(h.state().ranking().match_count(h.state().threshold()), 1);
+    h.get_by_label("1 photo ≥ 0.98");
+    h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(-0.2);
+    h.run_steps(2);
+    h.get_by_label("12 photos ≥ -0.20");
+    h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.5);
+    h.run_steps(2);
+
+    // Inspector on the second result; → moves on, Esc closes.
+    let second = h.state().ranking().results[1].hit.photo_id;
+    let second_name = h.state().library().unwrap().rel(second);
+    h.get_by_label_contains(&format!("result 2 {second_name}")).click();
+    h.run_steps(2);
+    assert_eq!(h.state().inspected(), Some(second));
+    h.get_by_label(&second_name);
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(h.state().inspected(), Some(h.state().ranking().results[2].hit.photo_id));
+    h.key_press(egui::Key::ArrowLeft);
+    h.run_steps(2);
+    assert_eq!(h.state().inspected(), Some(second));
+
+    // Refine: reject this photo → it drops to the bottom and stops matching.
+    h.get_by_label("Not this person").click();
+    h.run_steps(2);
+    let r = &h.state().ranking().results;
+    assert_eq!(r.last().map(|x| x.hit.photo_id), Some(second));
+    assert_eq!(h.state().ranking().match_count(0.5), 4);
+    h.get_by_label("4 photos ≥ 0.50");
+    // ... and confirm p01 (identity 1): the query moves towards it, so it ranks first.
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    assert_eq!(h.state().inspected(), None);
+    let p01 = h.state().library().unwrap().photos.iter().find(|p| p.path == b"p01.jpg").unwrap().id;
+    h.get_by_label_contains("p01.jpg").click();
+    h.run_steps(2);
+    assert_eq!(h.state().inspected(), Some(p01));
+    h.get_by_label("Yes, this person").click();
+    h.run_steps(2);
+    assert_eq!(h.state().ranking().results[0].hit.photo_id, p01);
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+
+    // Export the matches and a CSV.
+    let n = h.state().ranking().match_count(h.state().threshold());
+    let out = tmp.path().join("export");
+    h.get_by_label("export folder").focus();
+    h.run_steps(1);
+    h.get_by_label("export folder").type_text(&out.display().to_string());
+    h.run_steps(2);
+    h.get_by_label(&format!("Export {n} photos")).click();
+    h.run_steps(1);
+    h.get_by_label("Save CSV").click();
+    wait(&mut h, "the export", 30, |a| a.infos().len() >= 2);
+    let mut exported: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    exported.sort();
+    assert_eq!(exported.len(), n + 1, "{exported:?}");
+    assert!(exported.contains(&"facefind-results.csv".to_string()));
+    let csv = std::fs::read_to_string(out.join("facefind-results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    assert!(csv.lines().nth(1).unwrap().starts_with("p01.jpg,"), "{csv}");
+    // The photo folder is untouched.
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 12);
+}
+
+#[test]
+fn a_busy_catalog_is_reported_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic(tmp.path());
+    let mut holder = Catalog::open(&catalog).unwrap();
+    holder.lock_for_writing().unwrap();
+    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    wait(&mut h, "the busy error", 60, |a| a.errors().iter().any(|e| e.contains("busy")));
+    h.get_by_label_contains("is busy");
+    // What the catalog holds is still shown.
+    assert_eq!(h.state().library().map(|l| l.photos.len()), Some(12));
+}
+
+#[test]
+fn an_unreadable_folder_is_reported_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(Options { folder: Some(tmp.path().join("gone")), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    h.run_steps(3);
+    h.get_by_label_contains("not a readable folder");
+}
+
+/// The real pipeline on real photos: index in the background, click a face, compare with the
+/// search the command line does.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn index_and_search_real_photos() {
+    let album = common::faces_dir().join("album");
+    assert!(album.is_dir(), "{} missing (set FACEFIND_FACES)", album.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    let labels = std::fs::read_to_string(common::faces_dir().join("album-labels.csv")).unwrap();
+    // Single-identity photos of the two most frequent people, plus one photo nobody else is in.
+    let mut by_person: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in labels.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        if cols.len() >= 2 && !cols[1].contains(';') && !cols[1].is_empty() {
+            by_person.entry(cols[1].to_string()).or_default().push(cols[0].to_string());
+        }
+    }
+    let mut people: Vec<(String, Vec<String>)> = by_person.into_iter().filter(|(_, v)| v.len() >= 3).collect();
+    people.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let mut copied = Vec::new();
+    for (person, photos) in people.iter().take(2) {
+        for p in photos.iter().take(4) {
+            let name = format!("{person}-{}", Path::new(p).file_name().unwrap().to_string_lossy());
+            std::fs::copy(album.join(p), folder.join(&name)).unwrap();
+            copied.push((person.clone(), name));
+        }
+    }
+    std::fs::write(folder.join("broken.jpg"), b"not a photo").unwrap();
+    let catalog = tmp.path().join("catalog.sqlite");
+    let mut h = harness(Options { folder: Some(folder.clone()), catalog: Some(catalog.clone()), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    wait(&mut h, "indexing", 600, |a| !a.is_indexing() && a.library().is_some_and(|l| l.photos.len() == copied.len() + 1));
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
+    h.get_by_label_contains("1 error");
+
+    // Click the first face of the first person's first photo.
+    let (person, first) = copied[0].clone();
+    h.get_by_label(&format!("face 0 in {first}")).click();
+    h.run_steps(2);
+    let app = h.state();
+    let lib = app.library().unwrap();
+    // The same ranking the command line computes from the catalog.
+    let cat = Catalog::open(&catalog).unwrap();
+    let table = cat.face_table().unwrap();
+    let row = (0..table.len()).find(|&r| lib.rel(table.photo_ids[r]) == first && table.face_index[r] == 0).unwrap();
+    let expected = facefind::search::rank_photos(&table, table.embedding(row));
+    let got: Vec<(i64, f32)> = app.ranking().results.iter().map(|r| (r.hit.photo_id, r.hit.score)).collect();
+    let want: Vec<(i64, f32)> = expected.iter().map(|h| (h.photo_id, h.score)).collect();
+    assert_eq!(got, want);
+    // The same person's photos come first and match at the default threshold.
+    let matched: Vec<String> = app.ranking().matches(app.threshold()).map(|r| lib.rel(r.hit.photo_id)).collect();
+    let same: Vec<&String> = copied.iter().filter(|(p, _)| *p == person).map(|(_, n)| n).collect();
+    for n in &same {
+        assert!(matched.contains(n), "{n} not matched: {matched:?}");
+    }
+    eprintln!("matched {} of {} ({} are {person}); scores {:?}", matched.len(), got.len(), same.len(), got.iter().map(|g| g.1).collect::<Vec<_>>());
+
+    h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.99);
+    h.run_steps(2);
+    h.get_by_label_contains("1 photo ≥");
+
+    h.get_by_label_contains("result 1 ").click();
+    h.run_steps(2);
+    assert!(h.state().inspected().is_some());
+    h.get_by_label("Yes, this person");
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+}
