@@ -239,7 +239,7 @@ fn index_and_search_real_photos() {
     let mut by_person: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for line in labels.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
-        if cols.len() >= 2 && !cols[1].contains(';') && !cols[1].is_empty() {
+        if cols.len() >= 2 && !cols[1].contains(';') && !cols[1].is_empty() && cols[1] != "?" {
             by_person.entry(cols[1].to_string()).or_default().push(cols[0].to_string());
         }
     }
