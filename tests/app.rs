@@ -286,10 +286,28 @@ fn index_and_search_real_photos() {
     h.run_steps(2);
     h.get_by_label_contains("1 photo ≥");
 
+    // Inspector on the best result, confirm it, back to the grid.
     h.get_by_label_contains("result 1 ").click();
     h.run_steps(2);
-    assert!(h.state().inspected().is_some());
-    h.get_by_label("Yes, this person");
+    let top = h.state().inspected().expect("inspector open");
+    h.get_by_label("Yes, this person").click();
+    h.run_steps(2);
+    assert_eq!(h.state().query().and_then(|q| q.verdict(top)), Some(facefind::gui::library::Verdict::Yes));
     h.key_press(egui::Key::Escape);
     h.run_steps(2);
+    assert_eq!(h.state().inspected(), None);
+
+    // Export the matches at the default threshold.
+    h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.5);
+    h.run_steps(2);
+    let n = h.state().ranking().match_count(0.5);
+    let out = tmp.path().join("export");
+    h.get_by_label("export folder").focus();
+    h.run_steps(1);
+    h.get_by_label("export folder").type_text(&out.display().to_string());
+    h.run_steps(2);
+    h.get_by_label(&format!("Export {n} photos")).click();
+    wait(&mut h, "the export", 60, |a| !a.infos().is_empty());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), n);
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
 }

@@ -1,0 +1,151 @@
+//! The app on a synthetic 10,000-photo catalog (15,000 faces): time to open it, UI pass time
+//! while scrolling the album and the results (egui_kittest, no GPU: layout and tessellation
+//! input, not rasterisation), and resident memory. `cargo bench --bench app`.
+//!
+//! Baseline in the same run: the same app on an empty catalog.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use facefind::catalog::{Catalog, FaceRecord, PhotoRecord, Status};
+use facefind::gui::{App, Options, Prefs};
+use facefind::pipeline::embedder::EMBEDDING_DIM;
+
+const PHOTOS: usize = 10_000;
+
+fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([((x * 3 + seed) % 255) as u8, ((y * 5 + seed * 7) % 255) as u8, ((x + y + seed) % 255) as u8]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).expect("jpeg");
+    out
+}
+
+fn write_catalog(path: &Path, photos: usize) -> anyhow::Result<()> {
+    let mut cat = Catalog::open(path)?;
+    let thumbs: Vec<Vec<u8>> = (0..16).map(|i| jpeg(256, 171, i * 13)).collect();
+    let chip = jpeg(96, 96, 5);
+    let mut s = 1u64;
+    let mut rand = move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    };
+    let mut batch = Vec::new();
+    for i in 0..photos {
+        let faces = (0..1 + i % 2)
+            .map(|k| {
+                let mut e: Vec<f32> = (0..EMBEDDING_DIM).map(|_| rand()).collect();
+                let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+                e.iter_mut().for_each(|x| *x /= n);
+                FaceRecord { bbox: [100.0 + 300.0 * k as f32, 80.0, 120.0, 150.0], score: 0.99, landmarks: [0.0; 10], embedding: e, chip: chip.clone() }
+            })
+            .collect();
+        batch.push(PhotoRecord {
+            path: format!("{:04}/IMG_{i:05}.jpg", i / 500).into_bytes(),
+            size: 3_000_000,
+            mtime_ns: 1_700_000_000_000_000_000,
+            fingerprint: (i as u64).to_le_bytes().to_vec(),
+            width: 4000,
+            height: 2667,
+            status: Status::Faces,
+            reason: None,
+            thumbnail: thumbs[i % thumbs.len()].clone(),
+            faces,
+        });
+        if batch.len() == 500 {
+            cat.write_batch(&batch)?;
+            batch.clear();
+        }
+    }
+    cat.write_batch(&batch)?;
+    Ok(())
+}
+
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Run {
+    open_s: f64,
+    frames_ms: Vec<f64>,
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Opens the folder from its catalog (models absent: nothing is indexed), scrolls the album,
+/// runs a query and scrolls the results.
+fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder)?;
+    let catalog = dir.join("catalog.sqlite");
+    write_catalog(&catalog, photos)?;
+    let options = Options {
+        folder: Some(folder),
+        catalog: Some(catalog),
+        models_dir: Some(dir.join("no-models")),
+        prefs: Some(Prefs::default()),
+        ..Options::default()
+    };
+    let t0 = Instant::now();
+    let mut h: Harness<'static, App> = Harness::builder().with_size([1600.0, 1000.0]).build_eframe(move |cc| App::new(cc, options));
+    while h.state().library().is_none_or(|l| l.photos.len() != photos) {
+        h.step();
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(60), "catalog did not open");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let open_s = t0.elapsed().as_secs_f64();
+    let mut frames_ms = Vec::new();
+    let mut scroll = |h: &mut Harness<'static, App>, at: egui::Pos2, frames: usize| {
+        h.hover_at(at);
+        for i in 0..frames {
+            // Scroll down, and every 60 frames jump back up a long way.
+            let dy = if i % 60 == 59 { 20_000.0 } else { -400.0 };
+            h.event(egui::Event::MouseWheel { unit: egui::MouseWheelUnit::Point, delta: egui::vec2(0.0, dy), phase: egui::TouchPhase::Move, modifiers: egui::Modifiers::NONE });
+            let t = Instant::now();
+            h.step();
+            frames_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            // ~60 Hz: the loader threads decode thumbnails in between, as in a window.
+            std::thread::sleep(Duration::from_millis(16));
+        }
+    };
+    scroll(&mut h, egui::pos2(800.0, 500.0), 240);
+    if photos > 0 {
+        h.get_by_label_contains("face 0 in 0000/IMG_00000.jpg").click();
+        h.step();
+        anyhow::ensure!(h.state().query().is_some(), "query did not start");
+        scroll(&mut h, egui::pos2(1000.0, 500.0), 240);
+    }
+    Ok(Run { open_s, frames_ms })
+}
+
+fn main() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let base_dir = tmp.path().join("empty");
+    let big_dir = tmp.path().join("big");
+    std::fs::create_dir_all(&base_dir)?;
+    std::fs::create_dir_all(&big_dir)?;
+    let (rss0, _) = rss_mib();
+    let base = run(&base_dir, 0)?;
+    let big = run(&big_dir, PHOTOS)?;
+    let (rss, hwm) = rss_mib();
+    println!("app on a synthetic catalog ({PHOTOS} photos, {} faces), baseline = empty catalog, same run", PHOTOS + PHOTOS / 2);
+    println!("{:<34} {:>12} {:>12} {:>8}", "", "empty", "10k photos", "ratio");
+    println!("{:<34} {:>12.3} {:>12.3} {:>8.2}", "open (catalog read, s)", base.open_s, big.open_s, big.open_s / base.open_s);
+    for (name, p) in [("UI pass median (ms)", 0.5), ("UI pass p95 (ms)", 0.95), ("UI pass max (ms)", 1.0)] {
+        let (a, b) = (percentile(&base.frames_ms, p), percentile(&big.frames_ms, p));
+        println!("{name:<34} {a:>12.2} {b:>12.2} {:>8.2}", b / a);
+    }
+    println!("targets: open < 1 s -> {:.2} of budget; p95 UI pass vs 16.7 ms frame -> {:.2} of budget", big.open_s, percentile(&big.frames_ms, 0.95) / 16.7);
+    println!("memory: RSS {rss:.0} MiB now, peak {hwm:.0} MiB (process start {rss0:.0} MiB; target < 1024)");
+    Ok(())
+}
