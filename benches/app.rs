@@ -110,7 +110,7 @@ fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
         for i in 0..frames {
             // Scroll down, and every 60 frames jump back up a long way.
             let dy = if i % 60 == 59 { 20_000.0 } else { -400.0 };
-            h.event(egui::Event::MouseWheel { unit: egui::MouseWheelUnit::Point, delta: egui::vec2(0.0, dy), phase: egui::TouchPhase::Move, modifiers: egui::Modifiers::NONE });
+            h.event(egui::Event::MouseWheel { unit: egui::MouseWheelUnit::Point, delta: egui::vec2(0.0, dy), phase: egui::TouchPhase::Move, modifiers: egui::Modifiers::NONE, source: egui::MouseWheelSource::Wheel });
             let t = Instant::now();
             h.step();
             frames_ms.push(t.elapsed().as_secs_f64() * 1e3);
