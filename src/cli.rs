@@ -21,8 +21,7 @@ use crate::verify;
     name = "facefind",
     version,
     about = "Find every photo of a person in a photo folder",
-    long_about = "Find every photo of a person in a photo folder.\n\nWithout a subcommand, opens the desktop app (on FOLDER if given, otherwise the last folder).",
-    args_conflicts_with_subcommands = true
+    long_about = "Find every photo of a person in a photo folder.\n\nWithout a subcommand, opens the desktop app (on FOLDER if given, otherwise the last folder)."
 )]
 pub struct Cli {
     /// Open the app on this photo folder.

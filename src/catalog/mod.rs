@@ -20,10 +20,13 @@ pub const SCHEMA_VERSION: i64 = 2;
 pub enum CatalogError {
     #[error("catalog {path} is busy: another `facefind index` is writing to it; wait for it to finish")]
     Busy { path: PathBuf },
-    #[error("catalog {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
-    #[error("catalog {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // The cause is part of the message (and deliberately not a `source`, so it is printed once).
+    #[error("catalog {path}: {error}")]
+    Sqlite { path: PathBuf, error: rusqlite::Error },
+    #[error("catalog {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("cannot read folder {path}: {error}")]
+    Folder { path: PathBuf, error: std::io::Error },
     #[error("catalog {path} was written by a newer facefind (schema {found}, this build knows {SCHEMA_VERSION})")]
     TooNew { path: PathBuf, found: i64 },
     #[error("no cache directory on this system; pass --catalog PATH")]
@@ -179,7 +182,7 @@ pub fn default_catalog_path(folder: &Path) -> Result<PathBuf, CatalogError> {
 /// chosen catalog location.
 pub fn catalog_path_in(dir: &Path, folder: &Path) -> Result<PathBuf, CatalogError> {
     use sha2::{Digest, Sha256};
-    let canon = folder.canonicalize().map_err(|source| CatalogError::Io { path: folder.to_path_buf(), source })?;
+    let canon = folder.canonicalize().map_err(|error| CatalogError::Folder { path: folder.to_path_buf(), error })?;
     let hash = format!("{:x}", Sha256::digest(path_bytes(&canon)));
     Ok(dir.join(&hash[..16]).join("catalog.sqlite"))
 }
@@ -216,11 +219,11 @@ CREATE INDEX IF NOT EXISTS faces_photo ON faces(photo_id);
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`, migrating old schemas.
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
-        let io = |source| CatalogError::Io { path: path.to_path_buf(), source };
+        let io = |source| CatalogError::Io { path: path.to_path_buf(), error: source };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let sql = |source| CatalogError::Sqlite { path: path.to_path_buf(), source };
+        let sql = |source| CatalogError::Sqlite { path: path.to_path_buf(), error: source };
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
@@ -236,7 +239,7 @@ impl Catalog {
     }
 
     fn sql_err(&self, source: rusqlite::Error) -> CatalogError {
-        CatalogError::Sqlite { path: self.path.clone(), source }
+        CatalogError::Sqlite { path: self.path.clone(), error: source }
     }
 
     fn migrate(&mut self) -> Result<(), CatalogError> {
@@ -295,14 +298,14 @@ impl Catalog {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|source| CatalogError::Io { path: lock_path.clone(), source })?;
+            .map_err(|source| CatalogError::Io { path: lock_path.clone(), error: source })?;
         match f.try_lock() {
             Ok(()) => {
                 self.lock = Some(f);
                 Ok(())
             }
             Err(std::fs::TryLockError::WouldBlock) => Err(CatalogError::Busy { path: self.path.clone() }),
-            Err(std::fs::TryLockError::Error(source)) => Err(CatalogError::Io { path: lock_path, source }),
+            Err(std::fs::TryLockError::Error(source)) => Err(CatalogError::Io { path: lock_path, error: source }),
         }
     }
 
@@ -329,11 +332,11 @@ impl Catalog {
             return Ok(false);
         }
         let had_photos = self.photo_count()? > 0;
-        let tx = self.conn.transaction().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
-        tx.execute_batch("DELETE FROM faces; DELETE FROM photos;").map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
+        let tx = self.conn.transaction().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
+        tx.execute_batch("DELETE FROM faces; DELETE FROM photos;").map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
         tx.execute("INSERT INTO meta(key, value) VALUES ('pipeline', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value", [identity])
-            .map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
-        tx.commit().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), source: e })?;
+            .map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
+        tx.commit().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
         Ok(had_photos)
     }
 
@@ -360,7 +363,7 @@ impl Catalog {
     /// crash before the commit leaves the catalog as it was.
     pub fn write_batch(&mut self, photos: &[PhotoRecord]) -> Result<(), CatalogError> {
         let path = self.path.clone();
-        let e = |source| CatalogError::Sqlite { path: path.clone(), source };
+        let e = |source| CatalogError::Sqlite { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(e)?;
         {
             let mut up = tx
@@ -406,7 +409,7 @@ impl Catalog {
     /// Removes photos (and their faces) in one transaction.
     pub fn remove(&mut self, ids: &[i64]) -> Result<(), CatalogError> {
         let path = self.path.clone();
-        let e = |source| CatalogError::Sqlite { path: path.clone(), source };
+        let e = |source| CatalogError::Sqlite { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(e)?;
         {
             let mut st = tx.prepare_cached("DELETE FROM photos WHERE id=?1").map_err(e)?;

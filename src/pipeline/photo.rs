@@ -11,8 +11,9 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 /// Why a file could not be read as a photo. Each variant is one line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum PhotoError {
+    // The cause is part of the message (and deliberately not a `source`, so it is printed once).
     #[error("cannot read file: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("empty file (0 bytes)")]
     Empty,
     #[error("not an image (unrecognised content)")]
@@ -36,6 +37,12 @@ impl PhotoError {
             PhotoError::TooLarge { .. } => "too large",
             PhotoError::Corrupt(_) => "corrupt",
         }
+    }
+}
+
+impl From<std::io::Error> for PhotoError {
+    fn from(e: std::io::Error) -> Self {
+        PhotoError::Io(e)
     }
 }
 
