@@ -43,14 +43,17 @@ fn main() -> anyhow::Result<()> {
     let x = embedder::crops_tensor(&crops, false, &Device::Cpu)?;
     println!("| stage | input | candle (this crate) |");
     println!("|---|---|---|");
-    for batch in [1usize, 32] {
+    // `BENCH_ONLY=detector` (for profiling) skips the embedder.
+    let only_detector = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "detector");
+    for batch in [1usize, 32].into_iter().filter(|_| !only_detector) {
         let xb = x.narrow(0, 0, batch)?;
         let s = time(10, || {
             p.embedder().forward_raw(&xb).unwrap();
         });
         println!("| embedder | batch {batch} | {:.1} faces/s ({:.2} ms/face) |", batch as f64 / s, 1e3 * s / batch as f64);
     }
-    let s = time(10, || {
+    let iters = if only_detector { 100 } else { 10 };
+    let s = time(iters, || {
         p.detector().run(&det_img).unwrap();
     });
     println!("| detector | {}x{} | {:.2} images/s ({:.1} ms) |", det_img.width(), det_img.height(), 1.0 / s, 1e3 * s);
