@@ -176,6 +176,89 @@ multiversion! {
     }
 }
 
+/// Shape of one convolution call, for the row kernels.
+struct Geom {
+    h: usize,
+    w: usize,
+    c: usize,
+    ow: usize,
+    k: usize,
+    s: usize,
+    pad: Pad,
+}
+
+multiversion! {
+    /// One output row of a depthwise convolution (+ bias + activation). `img` is one NHWC
+    /// image; `tiled` holds each tap's weights repeated along a row (stride 1 only).
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_row(dst: &mut [f32], img: &[f32], oy: usize, g: &Geom, wt: &[f32], tiled: &[f32], bias: &[f32], act: &Activation) {
+        let Geom { h, w, c, ow, k, s, pad } = *g;
+        for px in dst.chunks_exact_mut(c) {
+            px.copy_from_slice(bias);
+        }
+        for ky in 0..k {
+            let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
+            let src_row = &img[iy * w * c..(iy + 1) * w * c];
+            for kx in 0..k {
+                let t = ky * k + kx;
+                if s == 1 {
+                    // Output x in [x0, x1) reads input x + kx - left, which must be in [0, w):
+                    // one multiply-add over a contiguous run of (x1 - x0) * c values.
+                    let x0 = pad.left.saturating_sub(kx);
+                    let x1 = ow.min((w + pad.left).saturating_sub(kx));
+                    if x1 <= x0 {
+                        continue;
+                    }
+                    let i0 = x0 + kx - pad.left;
+                    let d = &mut dst[x0 * c..x1 * c];
+                    let sr = &src_row[i0 * c..(i0 + x1 - x0) * c];
+                    let wr = &tiled[(t * ow + x0) * c..(t * ow + x1) * c];
+                    for ((a, p), q) in d.iter_mut().zip(sr).zip(wr) {
+                        *a += p * q;
+                    }
+                } else {
+                    let wk = &wt[t * c..(t + 1) * c];
+                    for (ox, acc) in dst.chunks_exact_mut(c).enumerate() {
+                        let Some(ix) = (ox * s + kx).checked_sub(pad.left).filter(|ix| *ix < w) else { continue };
+                        let px = &src_row[ix * c..(ix + 1) * c];
+                        for ((a, p), q) in acc.iter_mut().zip(px).zip(wk) {
+                            *a += p * q;
+                        }
+                    }
+                }
+            }
+        }
+        bias_act(dst, c, None, act);
+    }
+}
+
+multiversion! {
+    /// One output row of the RGB stem: too thin for a GEMM; direct, with the 8 output
+    /// channels in one register.
+    fn stem_row(dst: &mut [f32], img: &[f32], oy: usize, g: &Geom, wt: &[f32], bias: &[f32], act: &Activation) {
+        let Geom { h, w, c, k, s, pad, .. } = *g;
+        for (ox, o) in dst.chunks_exact_mut(8).enumerate() {
+            let mut acc = [0f32; 8];
+            acc.copy_from_slice(bias);
+            for ky in 0..k {
+                let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
+                for kx in 0..k {
+                    let Some(ix) = (ox * s + kx).checked_sub(pad.left).filter(|ix| *ix < w) else { continue };
+                    let px = &img[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                    for (ci, v) in px.iter().enumerate() {
+                        let wr = &wt[((ky * k + kx) * c + ci) * 8..][..8];
+                        for j in 0..8 {
+                            acc[j] += v * wr[j];
+                        }
+                    }
+                }
+            }
+            o.copy_from_slice(&acc);
+        }
+        bias_act(dst, 8, None, act);
+    }
+}
+
 /// Host copies of a layer's parameters, laid out for the channels-last CPU kernels.
 #[derive(Debug, Clone)]
 struct HostParams {
@@ -217,71 +300,18 @@ impl CustomOp1 for ConvNhwc<'_> {
             } else {
                 Vec::new()
             };
+            let g = Geom { h, w, c, ow, k, s, pad };
             out.par_chunks_mut(ow * c).enumerate().for_each(|(row, dst)| {
                 let (b, oy) = (row / oh, row % oh);
-                let img = &x[b * h * w * c..(b + 1) * h * w * c];
-                for px in dst.chunks_exact_mut(c) {
-                    px.copy_from_slice(bias);
-                }
-                for ky in 0..k {
-                    let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
-                    let src_row = &img[iy * w * c..(iy + 1) * w * c];
-                    for kx in 0..k {
-                        let t = ky * k + kx;
-                        if s == 1 {
-                            // output x in [x0, x1) reads input x + kx - left, which must be in [0, w)
-                            let x0 = pad.left.saturating_sub(kx);
-                            let x1 = ow.min((w + pad.left).saturating_sub(kx));
-                            if x1 <= x0 {
-                                continue;
-                            }
-                            let i0 = x0 + kx - pad.left;
-                            let d = &mut dst[x0 * c..x1 * c];
-                            let sr = &src_row[i0 * c..(i0 + x1 - x0) * c];
-                            let wr = &tiled[(t * ow + x0) * c..(t * ow + x1) * c];
-                            for ((a, p), q) in d.iter_mut().zip(sr).zip(wr) {
-                                *a += p * q;
-                            }
-                        } else {
-                            let wk = &wt[t * c..(t + 1) * c];
-                            for (ox, acc) in dst.chunks_exact_mut(c).enumerate() {
-                                let Some(ix) = (ox * s + kx).checked_sub(pad.left).filter(|ix| *ix < w) else { continue };
-                                let px = &src_row[ix * c..(ix + 1) * c];
-                                for ((a, p), q) in acc.iter_mut().zip(px).zip(wk) {
-                                    *a += p * q;
-                                }
-                            }
-                        }
-                    }
-                }
-                bias_act(dst, c, None, &l.act);
+                depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
             });
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
         }
         if c_out == 8 && k * k * c <= 32 {
-            // The RGB stem: too thin for a GEMM; direct, with the 8 outputs in one register.
-            let wt = &l.host.weight;
+            let g = Geom { h, w, c, ow, k, s, pad };
             out.par_chunks_mut(ow * 8).enumerate().for_each(|(row, dst)| {
                 let (b, oy) = (row / oh, row % oh);
-                let img = &x[b * h * w * c..(b + 1) * h * w * c];
-                for (ox, o) in dst.chunks_exact_mut(8).enumerate() {
-                    let mut acc = [0f32; 8];
-                    acc.copy_from_slice(&l.host.bias);
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let Some((iy, ix)) = src(oy, ox, ky, kx) else { continue };
-                            let px = &img[(iy * w + ix) * c..(iy * w + ix + 1) * c];
-                            for (ci, v) in px.iter().enumerate() {
-                                let wr: &[f32; 8] = wt[((ky * k + kx) * c + ci) * 8..][..8].try_into().expect("8 weights");
-                                for j in 0..8 {
-                                    acc[j] += v * wr[j];
-                                }
-                            }
-                        }
-                    }
-                    o.copy_from_slice(&acc);
-                }
-                bias_act(dst, 8, None, &l.act);
+                stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
             });
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
         }
