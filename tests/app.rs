@@ -31,6 +31,24 @@ fn wait(h: &mut Harness<'static, App>, what: &str, secs: u64, cond: impl Fn(&App
     h.run_steps(3);
 }
 
+/// A file dropped on the window.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_on_window(h: &mut Harness<'static, App>, path: &Path) {
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(path.to_path_buf())));
+    h.step();
+}
+
 fn prefs() -> Prefs {
     Prefs { threshold: 0.5, show_below: true, ..Prefs::default() }
 }
@@ -204,6 +222,27 @@ fn query_slider_inspector_refine_export_on_a_catalog() {
 }
 
 #[test]
+fn a_folder_dropped_on_the_window_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, _) = synthetic(tmp.path());
+    let catalogs = tmp.path().join("catalogs");
+    // The catalog the app will look for: the one written above, moved under the catalog location.
+    let expected = facefind::catalog::catalog_path_in(&catalogs, &folder).unwrap();
+    std::fs::create_dir_all(expected.parent().unwrap()).unwrap();
+    std::fs::rename(tmp.path().join("catalog.sqlite"), &expected).unwrap();
+    let prefs = Prefs { catalog_dir: Some(catalogs), ..prefs() };
+    let mut h = harness(Options { models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs), ..Options::default() });
+    h.run_steps(2);
+    h.get_by_label("Open a photo folder…");
+    drop_on_window(&mut h, &folder);
+    wait(&mut h, "the dropped folder", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
+    h.get_by_label("photo group.jpg");
+    // A photo dropped while the models are missing says why it cannot be searched.
+    drop_on_window(&mut h, &folder.join("p01.jpg"));
+    wait(&mut h, "the query error", 30, |a| a.errors().iter().any(|e| e.contains("cannot query")));
+}
+
+#[test]
 fn a_busy_catalog_is_reported_in_the_window() {
     let tmp = tempfile::tempdir().unwrap();
     let (folder, catalog) = synthetic(tmp.path());
@@ -285,6 +324,21 @@ fn index_and_search_real_photos() {
     h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.99);
     h.run_steps(2);
     h.get_by_label_contains("1 photo ≥");
+
+    // A group photo from outside the folder, dropped on the window: pick one of its faces.
+    let outside = album.join("human/solvay1927.jpg");
+    drop_on_window(&mut h, &outside);
+    wait(&mut h, "the faces of the dropped photo", 120, |a| a.picking_face());
+    h.get_by_label("pick face 3").click();
+    h.run_steps(2);
+    assert_eq!(h.state().query().map(|q| q.label.as_str()), Some("face 3 in solvay1927.jpg (outside the folder)"));
+    assert!(!h.state().picking_face());
+    assert_eq!(h.state().ranking().results.len(), got.len());
+    // Back to the first query.
+    h.get_by_label("Back to album").click();
+    h.run_steps(2);
+    h.get_by_label(&format!("face 0 in {first}")).click();
+    h.run_steps(2);
 
     // Inspector on the best result, confirm it, back to the grid.
     h.get_by_label_contains("result 1 ").click();

@@ -405,6 +405,11 @@ impl App {
         self.inspect.as_ref().map(|i| i.photo_id)
     }
 
+    /// The user is choosing one of several faces of an outside photo.
+    pub fn picking_face(&self) -> bool {
+        self.face_pick.is_some()
+    }
+
     /// Errors shown in the window.
     pub fn errors(&self) -> Vec<&str> {
         self.notices.iter().filter(|n| matches!(n.level, Level::Error)).map(|n| n.text.as_str()).collect()

@@ -19,7 +19,6 @@ const UV: Rect = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
 pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
     top_bar(app, ui);
-    notices(app, ui);
     progress(app, ui);
     status_bar(app, ui);
     if app.folder.is_none() {
@@ -45,6 +44,7 @@ pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
             }
         });
     }
+    notices(app, &ctx);
     face_pick(app, &ctx);
     settings(app, &ctx);
     drop_hint(&ctx);
@@ -83,12 +83,15 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
     });
 }
 
-fn notices(app: &mut App, ui: &mut egui::Ui) {
+/// Errors and confirmations as a stack floating above the bottom-right corner: they never move
+/// the rest of the window (a click aimed at a button lands on it even as a message appears).
+fn notices(app: &mut App, ctx: &egui::Context) {
     if app.notices.is_empty() {
         return;
     }
     let mut close = None;
-    egui::Panel::top("notices").show(ui, |ui| {
+    egui::Area::new(egui::Id::unique("notices")).anchor(Align2::RIGHT_BOTTOM, Vec2::new(-12.0, -40.0)).order(egui::Order::Foreground).show(ctx, |ui| {
+        ui.set_max_width(560.0);
         for (i, n) in app.notices.iter().enumerate().rev().take(4) {
             let (fill, icon) = match n.level {
                 Level::Error => (Color32::from_rgb(150, 40, 40), "Error:"),
@@ -96,7 +99,7 @@ fn notices(app: &mut App, ui: &mut egui::Ui) {
             };
             egui::Frame::new().fill(fill).inner_margin(6.0).corner_radius(4.0).show(ui, |ui| {
                 ui.horizontal(|ui| {
-                    ui.label(egui::RichText::new(format!("{icon} {}", n.text).trim().to_string()).color(Color32::WHITE));
+                    ui.add(egui::Label::new(egui::RichText::new(format!("{icon} {}", n.text).trim().to_string()).color(Color32::WHITE)).wrap());
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         if ui.small_button("×").on_hover_text("Dismiss").clicked() {
                             close = Some(i);
