@@ -625,6 +625,9 @@ impl eframe::App for App {
         if self.notices.iter().any(|n| matches!(n.level, Level::Info)) {
             ctx.request_repaint_after(Duration::from_secs(1));
         }
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Q)) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         view::show(self, ui);
         self.textures.end_frame(&self.loader);
     }

@@ -99,12 +99,10 @@ fn notices(app: &mut App, ctx: &egui::Context) {
             };
             egui::Frame::new().fill(fill).inner_margin(6.0).corner_radius(4.0).show(ui, |ui| {
                 ui.horizontal(|ui| {
+                    if ui.small_button("×").on_hover_text("Dismiss").clicked() {
+                        close = Some(i);
+                    }
                     ui.add(egui::Label::new(egui::RichText::new(format!("{icon} {}", n.text).trim().to_string()).color(Color32::WHITE)).wrap());
-                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                        if ui.small_button("×").on_hover_text("Dismiss").clicked() {
-                            close = Some(i);
-                        }
-                    });
                 });
             });
         }
@@ -191,7 +189,7 @@ fn status_bar(app: &mut App, ui: &mut egui::Ui) {
                     ui.label(&p.models).on_hover_text(format!("models: {}", app.models_dir.display()));
                 }
                 PipelineState::Failed(_) => {
-                    ui.colored_label(Color32::from_rgb(220, 80, 80), "models not loaded (see the message above)");
+                    ui.colored_label(Color32::from_rgb(220, 80, 80), "face models not loaded (see the message)");
                 }
             }
             if let Some(f) = &app.folder {
