@@ -237,6 +237,10 @@ fn a_folder_dropped_on_the_window_opens() {
     drop_on_window(&mut h, &folder);
     wait(&mut h, "the dropped folder", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("photo group.jpg");
+    // Dropping the open folder again keeps it as it is (no second catalog reader or writer).
+    drop_on_window(&mut h, &folder);
+    h.run_steps(3);
+    assert_eq!(h.state().library().map(|l| l.photos.len()), Some(12));
     // A photo dropped while the models are missing says why it cannot be searched.
     drop_on_window(&mut h, &folder.join("p01.jpg"));
     wait(&mut h, "the query error", 30, |a| a.errors().iter().any(|e| e.contains("cannot query")));

@@ -327,6 +327,12 @@ impl App {
             return;
         }
         if let Some(old) = &self.folder {
+            if old.path == path.canonicalize().unwrap_or_else(|_| path.clone()) {
+                // Already open (and maybe indexing): just go back to its album.
+                self.query = None;
+                self.inspect = None;
+                return;
+            }
             if let Some(ix) = &old.indexing {
                 ix.cancel.store(true, Ordering::Relaxed);
             }
@@ -369,7 +375,8 @@ impl App {
     fn start_indexing_if_ready(&mut self) {
         let Some(p) = self.pipeline().map(|p| p.pipeline.clone()) else { return };
         let Some(f) = &mut self.folder else { return };
-        if !f.loaded || f.index_started {
+        // A cancelled run still holds the catalog until its batch is committed: wait for it.
+        if !f.loaded || f.index_started || f.indexing.is_some() {
             return;
         }
         f.index_started = true;
@@ -569,9 +576,13 @@ impl App {
         }
     }
 
+    /// Opens the current folder again (its catalog location changed).
     fn reopen(&mut self) {
-        if let Some(p) = self.folder.as_ref().map(|f| f.path.clone()) {
-            self.open_folder(p);
+        if let Some(f) = self.folder.take() {
+            if let Some(ix) = &f.indexing {
+                ix.cancel.store(true, Ordering::Relaxed);
+            }
+            self.open_folder(f.path);
         }
     }
 
