@@ -49,6 +49,14 @@ fn drop_on_window(h: &mut Harness<'static, App>, path: &Path) {
     h.step();
 }
 
+/// Focuses the text field labelled `label` and types `text` into it.
+fn type_into(h: &mut Harness<'static, App>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.run_steps(1);
+    h.get_by_label(label).type_text(text);
+    h.run_steps(2);
+}
+
 fn prefs() -> Prefs {
     Prefs { threshold: 0.5, show_below: true, ..Prefs::default() }
 }
@@ -202,10 +210,7 @@ fn query_slider_inspector_refine_export_on_a_catalog() {
     // Export the matches and a CSV.
     let n = h.state().ranking().match_count(h.state().threshold());
     let out = tmp.path().join("export");
-    h.get_by_label("export folder").focus();
-    h.run_steps(1);
-    h.get_by_label("export folder").type_text(&out.display().to_string());
-    h.run_steps(2);
+    type_into(&mut h, "export folder", &out.display().to_string());
     h.get_by_label(&format!("Export {n} photos")).click();
     h.run_steps(1);
     h.get_by_label("Save CSV").click();
@@ -360,10 +365,7 @@ fn index_and_search_real_photos() {
     h.run_steps(2);
     let n = h.state().ranking().match_count(0.5);
     let out = tmp.path().join("export");
-    h.get_by_label("export folder").focus();
-    h.run_steps(1);
-    h.get_by_label("export folder").type_text(&out.display().to_string());
-    h.run_steps(2);
+    type_into(&mut h, "export folder", &out.display().to_string());
     h.get_by_label(&format!("Export {n} photos")).click();
     wait(&mut h, "the export", 60, |a| !a.infos().is_empty());
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), n);

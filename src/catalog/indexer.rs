@@ -76,8 +76,15 @@ pub fn pipeline_identity(p: &Pipeline) -> String {
 
 const FINGERPRINT_PART: u64 = 64 * 1024;
 
-/// sha256 of the size and the first and last 64 KiB: finds a renamed or moved photo again
-/// without reading all of it.
+/// The fingerprinted byte ranges of a file of `size` bytes: the head, and the start of the
+/// tail (the last 64 KiB not already in the head).
+fn fingerprint_ranges(size: u64) -> (u64, u64) {
+    let head = FINGERPRINT_PART.min(size);
+    (head, size - FINGERPRINT_PART.min(size - head))
+}
+
+/// sha256 of the size, the head and the tail: finds a renamed or moved photo again without
+/// reading all of it.
 fn fingerprint_parts(size: u64, head: &[u8], tail: &[u8]) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(size.to_le_bytes());
@@ -88,25 +95,21 @@ fn fingerprint_parts(size: u64, head: &[u8], tail: &[u8]) -> Vec<u8> {
 
 /// The fingerprint of a file on disk (reads only its head and tail).
 pub fn fingerprint(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
+    let (head_len, tail_start) = fingerprint_ranges(size);
     let mut f = std::fs::File::open(path)?;
-    let mut head = vec![0u8; FINGERPRINT_PART.min(size) as usize];
+    let mut head = vec![0u8; head_len as usize];
     f.read_exact(&mut head)?;
-    let mut tail = Vec::new();
-    if size > FINGERPRINT_PART {
-        let n = FINGERPRINT_PART.min(size - FINGERPRINT_PART);
-        f.seek(SeekFrom::Start(size - n))?;
-        tail = vec![0u8; n as usize];
-        f.read_exact(&mut tail)?;
-    }
+    let mut tail = vec![0u8; (size - tail_start) as usize];
+    f.seek(SeekFrom::Start(tail_start))?;
+    f.read_exact(&mut tail)?;
     Ok(fingerprint_parts(size, &head, &tail))
 }
 
 /// The same fingerprint of a file already read into memory.
 pub fn fingerprint_bytes(data: &[u8]) -> Vec<u8> {
     let size = data.len() as u64;
-    let head = &data[..FINGERPRINT_PART.min(size) as usize];
-    let tail = if size > FINGERPRINT_PART { &data[(size - FINGERPRINT_PART.min(size - FINGERPRINT_PART)) as usize..] } else { &[][..] };
-    fingerprint_parts(size, head, tail)
+    let (head_len, tail_start) = fingerprint_ranges(size);
+    fingerprint_parts(size, &data[..head_len as usize], &data[tail_start as usize..])
 }
 
 fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {

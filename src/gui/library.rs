@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::indexer::display_rel;
-use crate::catalog::{bytes_path, FaceTable, PhotoInfo, Status};
+use crate::catalog::{bytes_path, FaceTable, PhotoInfo};
 use crate::pipeline::embedder::EMBEDDING_DIM;
 use crate::search::{self, Hit};
 
@@ -63,10 +63,6 @@ impl Library {
             *m.entry(p.status.as_str()).or_default() += 1;
         }
         m
-    }
-
-    pub fn photos_with_faces(&self) -> usize {
-        self.photos.iter().filter(|p| p.status == Status::Faces).count()
     }
 }
 
@@ -160,12 +156,15 @@ pub struct Ranking {
     pub results: Vec<Ranked>,
     /// Every photo's best score, in `results` order (for the histogram).
     pub scores: Vec<f32>,
+    /// The vector ranked with ([`Query::vector`]), for scoring every face of a photo.
+    pub vector: Vec<f32>,
 }
 
 impl Ranking {
     pub fn new(lib: &Library, query: &Query) -> Self {
         debug_assert_eq!(query.embedding.len(), EMBEDDING_DIM);
-        let hits = search::rank_photos(&lib.table, &query.vector(lib));
+        let vector = query.vector(lib);
+        let hits = search::rank_photos(&lib.table, &vector);
         let mut results: Vec<Ranked> = hits.into_iter().map(|hit| Ranked { hit, verdict: query.verdict(hit.photo_id) }).collect();
         // Stable: scores stay descending inside each group.
         results.sort_by_key(|r| match r.verdict {
@@ -174,7 +173,7 @@ impl Ranking {
             Some(Verdict::No) => 2,
         });
         let scores = results.iter().map(|r| r.hit.score).collect();
-        Self { results, scores }
+        Self { results, scores, vector }
     }
 
     pub fn match_count(&self, threshold: f32) -> usize {
@@ -290,6 +289,7 @@ fn csv_field(s: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::catalog::Status;
 
     fn unit(seed: usize) -> Vec<f32> {
         let v: Vec<f32> = (0..EMBEDDING_DIM).map(|i| (((i * 7 + seed * 13) % 17) as f32 - 8.0) + if i == seed { 40.0 } else { 0.0 }).collect();

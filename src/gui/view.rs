@@ -667,11 +667,11 @@ fn inspector(app: &mut App, ui: &mut egui::Ui) {
         }
     }
     let rel = crate::catalog::indexer::display_rel(&photo.path);
-    let abs = lib.folder.join(crate::catalog::bytes_path(&photo.path));
-    let vector = app.query.as_ref().map(|(q, _)| q.vector(&lib));
-    let scores: Vec<(usize, Option<f32>)> = match &vector {
-        Some(v) => library::photo_face_scores(&lib, photo_id, v).into_iter().map(|(r, s)| (r, Some(s))).collect(),
-        None => lib.rows_of(photo_id).map(|r| (r, None)).collect(),
+    let abs = lib.abs_path(photo_id).unwrap_or_default();
+    let scores: Vec<(usize, Option<f32>)> = if app.query.is_some() {
+        library::photo_face_scores(&lib, photo_id, &app.ranking.vector).into_iter().map(|(r, s)| (r, Some(s))).collect()
+    } else {
+        lib.rows_of(photo_id).map(|r| (r, None)).collect()
     };
     let best = scores.iter().filter_map(|(r, s)| s.map(|s| (*r, s))).max_by(|a, b| a.1.total_cmp(&b.1));
     let verdict = app.query.as_ref().and_then(|(q, _)| q.verdict(photo_id));

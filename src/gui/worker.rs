@@ -104,7 +104,7 @@ impl Outbox {
 
     /// Reads the folder's catalog as it is (no indexing).
     pub fn open_library(&self, folder: PathBuf, catalog: PathBuf) {
-        self.spawn("open", move |out| match snapshot(&folder, &catalog) {
+        self.spawn("open", move |out| match Catalog::open(&catalog).map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
             Ok(lib) => out.send(Msg::Library { folder, lib: Arc::new(lib) }),
             Err(e) => out.send(Msg::OpenFailed { folder, error: format!("{e:#}") }),
         });
@@ -113,6 +113,13 @@ impl Outbox {
     /// Brings the catalog up to date, sending progress and a new snapshot about once a second.
     pub fn index(&self, folder: PathBuf, catalog: PathBuf, p: Arc<Pipeline>, cancel: Arc<AtomicBool>) {
         self.spawn("index", move |out| {
+            // One reading connection for the snapshots (WAL: it sees each committed batch).
+            let reader = Catalog::open(&catalog).ok();
+            let send_library = || {
+                if let Some(lib) = reader.as_ref().and_then(|r| read_library(&folder, r).ok()) {
+                    out.send(Msg::Library { folder: folder.clone(), lib: Arc::new(lib) });
+                }
+            };
             let result = (|| -> anyhow::Result<Summary> {
                 let mut cat = Catalog::open(&catalog)?;
                 cat.lock_for_writing()?;
@@ -123,9 +130,7 @@ impl Outbox {
                     Event::Skipped { path, reason } => out.send(Msg::Skipped { folder: folder.clone(), path, reason }),
                     Event::Committed { .. } => {
                         if last.elapsed() > Duration::from_millis(1000) {
-                            if let Ok(lib) = snapshot(&folder, &catalog) {
-                                out.send(Msg::Library { folder: folder.clone(), lib: Arc::new(lib) });
-                            }
+                            send_library();
                             last = Instant::now();
                         }
                     }
@@ -133,9 +138,7 @@ impl Outbox {
                 Ok(summary)
             })();
             // The final state, whatever happened (a cancelled or failed run still committed batches).
-            if let Ok(lib) = snapshot(&folder, &catalog) {
-                out.send(Msg::Library { folder: folder.clone(), lib: Arc::new(lib) });
-            }
+            send_library();
             match result {
                 Ok(summary) => out.send(Msg::IndexDone { folder, summary }),
                 Err(e) => out.send(Msg::IndexFailed { folder, error: format!("{e:#}") }),
@@ -221,9 +224,8 @@ impl Outbox {
     }
 }
 
-/// Photos and faces of a catalog, read with its own connection.
-pub fn snapshot(folder: &Path, catalog: &Path) -> anyhow::Result<Library> {
-    let cat = Catalog::open(catalog)?;
+/// Photos and faces of a catalog as they are now.
+fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
     Ok(Library::new(folder.to_path_buf(), cat.photos()?, cat.face_table()?))
 }
 
@@ -321,17 +323,6 @@ impl Loader {
         if any {
             self.shared.wake.notify_all();
         }
-    }
-
-    pub fn is_loading(&self, key: ImageKey) -> bool {
-        let s = self.lock();
-        s.in_flight.contains(&key) || s.queue.contains(&key)
-    }
-
-    /// Nothing queued and nothing being decoded.
-    pub fn idle(&self) -> bool {
-        let s = self.lock();
-        s.queue.is_empty() && s.in_flight.is_empty()
     }
 }
 
