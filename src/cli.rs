@@ -244,18 +244,6 @@ struct Embedded {
     fallback: bool,
 }
 
-/// The face nearest the image centre, or `None`.
-pub fn central_face(faces: &[Face], w: u32, h: u32) -> Option<&Face> {
-    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
-    faces.iter().min_by(|a, b| {
-        let d = |f: &Face| {
-            let c = f.center();
-            (c[0] - cx).powi(2) + (c[1] - cy).powi(2)
-        };
-        d(a).total_cmp(&d(b))
-    })
-}
-
 /// Detect -> central face -> align (or centre crop) -> embed, for every path.
 fn embed_central_faces(p: &Pipeline, paths: &[PathBuf]) -> anyhow::Result<HashMap<PathBuf, Embedded>> {
     let mut out = HashMap::new();
@@ -269,7 +257,7 @@ fn embed_central_faces(p: &Pipeline, paths: &[PathBuf]) -> anyhow::Result<HashMa
             match img {
                 Ok(img) => {
                     let faces = p.detect(&img)?;
-                    let (crop, fallback) = match central_face(&faces, img.width(), img.height()) {
+                    let (crop, fallback) = match pipeline::central_face(&faces, img.width(), img.height()) {
                         Some(f) => (p.align(&img, std::slice::from_ref(f)).remove(0), false),
                         None => {
                             tracing::info!(path = %path.display(), "no face found, using a centre crop");

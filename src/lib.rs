@@ -8,6 +8,9 @@
 pub mod catalog;
 pub mod cli;
 pub mod gui;
+pub mod nets;
 pub mod pipeline;
+pub mod rng;
 pub mod search;
+pub mod train;
 pub mod verify;

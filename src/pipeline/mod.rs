@@ -255,6 +255,18 @@ pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
     }
 }
 
+/// The face nearest the image centre, or `None`.
+pub fn central_face(faces: &[Face], w: u32, h: u32) -> Option<&Face> {
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    faces.iter().min_by(|a, b| {
+        let d = |f: &Face| {
+            let c = f.center();
+            (c[0] - cx).powi(2) + (c[1] - cy).powi(2)
+        };
+        d(a).total_cmp(&d(b))
+    })
+}
+
 /// Cosine similarity of two unit vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
