@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     let p = Pipeline::load(&models, candle_core::Device::Cpu, Default::default())?;
     let cat_path = dir.path().join("catalog.sqlite");
     let mut cat = Catalog::open(&cat_path)?;
-    cat.ensure_identity(&indexer::pipeline_identity(&p))?;
+    indexer::ensure_identity(&mut cat, &p)?;
     let emb = unit_vectors(1000, 1);
     let records: Vec<PhotoRecord> = scan::scan(&photos)
         .files
@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
 
     // 100,000 faces of ~77,000 photos.
     let n = 100_000;
-    let mut table = FaceTable { embeddings: unit_vectors(n, 7), ..Default::default() };
+    let mut table = FaceTable { dim: facefind::pipeline::embedder::EMBEDDING_DIM, embeddings: unit_vectors(n, 7), ..Default::default() };
     for i in 0..n {
         table.face_ids.push(i as i64);
         table.photo_ids.push((i as i64 * 10) / 13);

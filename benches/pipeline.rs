@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     for batch in [1usize, 32].into_iter().filter(|_| !only_detector) {
         let xb = x.narrow(0, 0, batch)?;
         let s = time(10, || {
-            p.embedder().forward_raw(&xb).unwrap();
+            p.embedder().kernels().expect("CPU kernels").forward_raw(&xb).unwrap();
         });
         println!("| embedder | batch {batch} | {:.1} faces/s ({:.2} ms/face) |", batch as f64 / s, 1e3 * s / batch as f64);
     }

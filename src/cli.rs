@@ -38,6 +38,9 @@ pub struct Cli {
     /// Folder holding the .safetensors weights (default: $FACEFIND_MODELS, next to the binary, or the source tree).
     #[arg(long, global = true)]
     pub models: Option<PathBuf>,
+    /// Face embedder written by `facefind train` (its embedder.json must sit beside it); default: the shipped MobileFaceNet.
+    #[arg(long, global = true)]
+    pub embedder: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -102,6 +105,96 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train a face embedder with a margin loss (ArcFace, CosFace, SphereFace, combined, softmax).
+    Train(Box<TrainArgs>),
+}
+
+/// `facefind train`'s options.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// A folder with one sub-folder of photos per person, or a list file of 'path label' lines.
+    pub data: PathBuf,
+    /// Output folder: embedder.safetensors + embedder.json, train.csv, checkpoint.safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "mobilefacenet")]
+    pub arch: crate::nets::Arch,
+    #[arg(long, value_enum, default_value = "arcface")]
+    pub head: HeadName,
+    /// ArcFace: keep cos θ when it is negative instead of the th/mm fall-back.
+    #[arg(long)]
+    pub easy_margin: bool,
+    #[arg(long, value_enum, default_value = "ce")]
+    pub loss: LossName,
+    /// shipped (the converted MobileFaceNet), scratch, or an embedder FILE written by `train`.
+    #[arg(long, default_value = "shipped")]
+    pub init: String,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Base learning rate (default: 0.1 from scratch, 0.01 from weights; AdamW 1e-3 / 1e-4).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: crate::train::optim::OptimizerKind,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// step: x0.1 every --lr-step epochs (the seed); poly: linear warm-up (--warmup epochs), then (1 - t)^2.
+    #[arg(long, value_enum, default_value = "step")]
+    pub schedule: ScheduleName,
+    #[arg(long, default_value_t = 10)]
+    pub lr_step: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Clip the gradient's global L2 norm to this.
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// LFW-format pairs for validation after each epoch (with --val-images).
+    #[arg(long, requires = "val_images")]
+    pub val_pairs: Option<PathBuf>,
+    #[arg(long, requires = "val_pairs")]
+    pub val_images: Option<PathBuf>,
+    /// Continue from a checkpoint.safetensors written by an earlier run.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write a checkpoint every N epochs (and always at the end and on Ctrl+C).
+    #[arg(long, default_value_t = 1)]
+    pub save_every: usize,
+    /// Leave out people with fewer usable photos than this.
+    #[arg(long, default_value_t = 2)]
+    pub min_images: usize,
+    /// Stop each epoch after N steps (quick runs and benchmarks).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Cache of aligned crops (default: train-crops.sqlite in the user cache directory).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HeadName {
+    Softmax,
+    Sphereface,
+    Cosface,
+    Arcface,
+    Combined,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossName {
+    Ce,
+    Focal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleName {
+    Step,
+    Poly,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,7 +221,7 @@ pub fn main() -> ExitCode {
 fn load_pipeline(cli: &Cli, settings: Settings) -> anyhow::Result<Pipeline> {
     let device = pipeline::select_device(cli.device).with_context(|| format!("cannot open device {:?}", cli.device))?;
     let dir = cli.models.clone().unwrap_or_else(pipeline::default_models_dir);
-    let p = Pipeline::load(&dir, device, settings)?;
+    let p = Pipeline::load_with_embedder(&dir, cli.embedder.as_deref(), device, settings)?;
     tracing::info!(device = pipeline::device_name(p.device()), models = %dir.display(), "pipeline loaded");
     Ok(p)
 }
@@ -136,7 +229,7 @@ fn load_pipeline(cli: &Cli, settings: Settings) -> anyhow::Result<Pipeline> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Some(command) = &cli.command else {
         let device = (cli.device != DeviceChoice::Auto).then_some(cli.device);
-        crate::gui::run(crate::gui::Options { folder: cli.folder.clone(), models_dir: cli.models.clone(), catalog: cli.catalog.clone(), query: cli.query.clone(), device, prefs: None })?;
+        crate::gui::run(crate::gui::Options { folder: cli.folder.clone(), models_dir: cli.models.clone(), catalog: cli.catalog.clone(), query: cli.query.clone(), device, prefs: None, embedder: cli.embedder.clone() })?;
         return Ok(ExitCode::SUCCESS);
     };
     match command {
@@ -162,6 +255,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let p = load_pipeline(&cli, settings)?;
             run_verify(&p, pairs, images, *threshold, *json)
         }
+        Command::Train(args) => run_train(&cli, args),
     }
 }
 
@@ -433,7 +527,10 @@ fn print_summary(s: &catalog::indexer::Summary) {
         println!("skipped {skipped}: {}", parts.join(", "));
     }
     if s.rebuilt {
-        println!("(models or settings changed since the last run: every photo was indexed again)");
+        println!("(the detector or its settings changed since the last run: every photo was indexed again)");
+    }
+    if s.reembedded > 0 {
+        println!("(the embedder changed: {} photos re-embedded from their stored faces)", s.reembedded);
     }
     if s.unreadable_folders > 0 {
         println!("{} folders could not be read (see the log)", s.unreadable_folders);
@@ -515,4 +612,126 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Path,
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
+    use crate::train::{self, heads::HeadKind, loss::LossKind, optim::Schedule, InitFrom};
+    let head_name = match a.head {
+        HeadName::Softmax => "softmax",
+        HeadName::Sphereface => "sphereface",
+        HeadName::Cosface => "cosface",
+        HeadName::Arcface => "arcface",
+        HeadName::Combined => "combined",
+    };
+    let mut head = HeadKind::defaults(head_name).context("unknown head")?;
+    if let HeadKind::Arcface { easy_margin, .. } = &mut head {
+        *easy_margin = a.easy_margin;
+    }
+    let init = match a.init.as_str() {
+        "shipped" => InitFrom::Shipped,
+        "scratch" => InitFrom::Scratch,
+        f => InitFrom::File(PathBuf::from(f)),
+    };
+    let adam = a.optimizer == train::optim::OptimizerKind::Adamw;
+    let lr = a.lr.unwrap_or(match (&init, adam) {
+        (InitFrom::Scratch, false) => 0.1,
+        (_, false) => 0.01,
+        (InitFrom::Scratch, true) => 1e-3,
+        (_, true) => 1e-4,
+    });
+    let models_dir = cli.models.clone().unwrap_or_else(pipeline::default_models_dir);
+    let p = load_pipeline(cli, Settings::default())?;
+    // Steps per epoch are known only after cropping; the poly schedule is set from the data size below.
+    let config = train::Config {
+        arch: a.arch,
+        head,
+        loss: match a.loss {
+            LossName::Ce => LossKind::Ce,
+            LossName::Focal => LossKind::Focal { gamma: 2.0 },
+        },
+        init,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr,
+        optimizer: a.optimizer,
+        weight_decay: a.weight_decay,
+        schedule: Schedule::Step { every: a.lr_step, gamma: 0.1 },
+        clip_norm: a.clip,
+        seed: a.seed,
+        max_steps_per_epoch: a.max_steps,
+    };
+    let mut opts = train::run::RunOptions {
+        data: a.data.clone(),
+        out: a.out.clone(),
+        config,
+        models_dir,
+        val_pairs: a.val_pairs.clone(),
+        val_images: a.val_images.clone(),
+        resume: a.resume.clone(),
+        save_every: a.save_every,
+        min_images: a.min_images,
+        cache: a.cache.clone(),
+    };
+    if a.schedule == ScheduleName::Poly {
+        // total steps from the listing size (an upper bound before faces are found)
+        let n = train::data::list(&a.data)?.items.len();
+        let per_epoch = (n / a.batch.max(1)).max(1);
+        let per_epoch = a.max_steps.map_or(per_epoch, |m| m.min(per_epoch)) as f64;
+        opts.config.schedule = Schedule::WarmupPoly { warmup: (a.warmup * per_epoch) as u64, total: (a.epochs as f64 * per_epoch) as u64, power: 2.0 };
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        if let Err(e) = ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst)) {
+            tracing::warn!("Ctrl+C will not save a checkpoint: {e}");
+        }
+    }
+    let quiet = a.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    bar.set_style(indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let json = a.json;
+    let sum = train::run::run(&opts, &p, &stop, &mut |ev| match ev {
+        train::run::Event::Cropping { done, total } => {
+            bar.set_prefix("faces");
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        train::run::Event::Ready { people, images, skipped, steps_per_epoch } => {
+            bar.set_prefix("epoch 1");
+            bar.set_length(steps_per_epoch as u64);
+            bar.set_position(0);
+            if !json {
+                bar.suspend(|| eprintln!("training on {images} photos of {people} people ({skipped} photos skipped), {steps_per_epoch} steps per epoch"));
+            }
+        }
+        train::run::Event::Step { epoch, step, steps, loss } => {
+            bar.set_prefix(format!("epoch {epoch}"));
+            bar.set_length(steps as u64);
+            bar.set_position(step as u64);
+            bar.set_message(format!("loss {loss:.3}"));
+        }
+        train::run::Event::Epoch(r) => {
+            if !json {
+                let val = r.val_accuracy.map(|v| format!(", val {:.2}%", v * 100.0)).unwrap_or_default();
+                bar.suspend(|| println!("epoch {}: loss {:.4}, train acc {:.2}%{val}, lr {:.2e}, {:.1} images/s", r.epoch, r.loss, r.train_accuracy * 100.0, r.lr, r.images_per_s));
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    if json {
+        serde_json::to_writer(std::io::stdout().lock(), &sum)?;
+        println!();
+    } else {
+        for s in &sum.skipped {
+            eprintln!("facefind: skipped {}: {}", s.path, s.reason);
+        }
+        if sum.people_left_out > 0 {
+            println!("{} people left out (fewer than {} usable photos)", sum.people_left_out, a.min_images);
+        }
+        match &sum.embedder {
+            Some(e) => println!("embedder: {e}"),
+            None => println!("interrupted: continue with --resume {}", a.out.join("checkpoint.safetensors").display()),
+        }
+    }
+    Ok(if sum.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }

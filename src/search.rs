@@ -3,7 +3,6 @@
 //! command line and the app.
 
 use crate::catalog::FaceTable;
-use crate::pipeline::embedder::EMBEDDING_DIM;
 
 /// Default decision threshold on cosine similarity (see README "Threshold").
 pub const DEFAULT_THRESHOLD: f32 = 0.50;
@@ -17,13 +16,20 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// Cosine similarity of `query` (unit vector) with every face (unit vectors).
+/// Cosine similarity of `query` (unit vector) with every face (unit vectors). A query from
+/// another embedder (another dimension) scores nothing.
 pub fn face_scores(table: &FaceTable, query: &[f32]) -> Vec<f32> {
-    assert_eq!(query.len(), EMBEDDING_DIM, "query embedding has the wrong dimension");
+    if table.is_empty() {
+        return Vec::new();
+    }
+    if query.len() != table.dim {
+        tracing::error!(query = query.len(), catalog = table.dim, "query and catalog come from different embedders");
+        return Vec::new();
+    }
     use rayon::prelude::*;
     table
         .embeddings
-        .par_chunks_exact(EMBEDDING_DIM)
+        .par_chunks_exact(table.dim)
         .map(|e| e.iter().zip(query).map(|(a, b)| a * b).sum())
         .collect()
 }
@@ -57,6 +63,7 @@ pub fn count_matches(hits: &[Hit], threshold: f32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::embedder::EMBEDDING_DIM;
 
     fn unit(i: usize, j: usize, c: f32) -> Vec<f32> {
         let mut v = vec![0.0; EMBEDDING_DIM];
@@ -67,7 +74,7 @@ mod tests {
 
     #[test]
     fn best_face_per_photo_sorted_descending() {
-        let mut t = FaceTable::default();
+        let mut t = FaceTable { dim: EMBEDDING_DIM, ..FaceTable::default() };
         for (photo, emb) in [(1, unit(0, 1, 0.2)), (1, unit(0, 1, 0.9)), (2, unit(0, 2, 0.5)), (3, unit(1, 2, 1.0))] {
             t.photo_ids.push(photo);
             t.face_ids.push(t.face_ids.len() as i64);

@@ -19,6 +19,18 @@ fn f32s(v: &Value) -> Vec<f32> {
 #[test]
 #[ignore = "needs ../shared/faces"]
 fn detector_matches_onnxruntime() {
+    check_detector();
+}
+
+/// The path CUDA and Metal take (candle ops, shifted-view depthwise convolution), run on the
+/// CPU: the same reference numbers.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn gpu_path_detector_matches_onnxruntime() {
+    facefind::pipeline::ops::with_generic_ops(check_detector);
+}
+
+fn check_detector() {
     let r = reference();
     let p = common::cpu_pipeline();
     let thr = r["score_threshold"].as_f64().unwrap() as f32;
@@ -76,6 +88,28 @@ fn box_average_crop(img: &RgbImage, x0: u32, y0: u32, f: u32) -> RgbImage {
 #[test]
 #[ignore = "needs ../shared/faces"]
 fn embedder_matches_litert() {
+    check_embedder();
+}
+
+/// The trainable graph with batch norm folded (the CUDA/Metal embedder), run on the CPU.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn gpu_path_embedder_matches_litert() {
+    facefind::pipeline::ops::with_generic_ops(|| {
+        assert!(common::cpu_pipeline().embedder().kernels().is_none(), "the graph, not the CPU kernels");
+        check_embedder()
+    });
+}
+
+fn raw_embedding(p: &facefind::pipeline::Pipeline, t: &candle_core::Tensor) -> Vec<f32> {
+    let y = match p.embedder() {
+        facefind::pipeline::Embedder::Kernels(m) => m.forward_raw(t).unwrap(),
+        facefind::pipeline::Embedder::Graph { net, .. } => net.forward(t, facefind::nets::Mode::Eval).unwrap(),
+    };
+    y.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn check_embedder() {
     let r = reference();
     let p = common::cpu_pipeline();
     for e in r["embedder"].as_array().unwrap() {
@@ -84,7 +118,7 @@ fn embedder_matches_litert() {
         let (x, y, f) = (e["x"].as_u64().unwrap() as u32, e["y"].as_u64().unwrap() as u32, e["factor"].as_u64().unwrap() as u32);
         let crop = box_average_crop(&rgb, x, y, f);
         let t = embedder::crops_tensor(&[crop], false, &candle_core::Device::Cpu).unwrap();
-        let got: Vec<f32> = p.embedder().forward_raw(&t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let got = raw_embedding(&p, &t);
         let want = f32s(&e["embedding"]);
         let dot: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
         let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::scan::{scan, ScannedFile};
 use super::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
-use crate::pipeline::{photo, Pipeline, DETECTOR_MODEL, EMBEDDER_MODEL};
+use crate::pipeline::{photo, Pipeline, DETECTOR_MODEL};
 
 /// Photos per transaction: a killed run loses at most this many photos of work.
 pub const BATCH: usize = 8;
@@ -45,8 +45,10 @@ pub struct Summary {
     pub skipped: BTreeMap<String, usize>,
     /// Folders the scan could not enter (unreadable, symlink loops).
     pub unreadable_folders: usize,
-    /// The models or settings changed, so every photo was processed again.
+    /// The detector or its settings changed, so every photo was processed again.
     pub rebuilt: bool,
+    /// The embedder (or flip fusion) changed: photos re-embedded from their stored landmarks.
+    pub reembedded: usize,
     pub cancelled: bool,
     pub seconds: f64,
 }
@@ -64,14 +66,73 @@ pub enum Event {
     Committed { done: usize },
 }
 
-/// The identity of the embeddings a catalog holds: both model digests and the settings.
-pub fn pipeline_identity(p: &Pipeline) -> String {
+/// What decides the faces a catalog holds: the detector and the settings that move faces.
+pub fn detection_identity(p: &Pipeline) -> String {
+    let s = &p.settings;
+    format!("detector={} score={} nms={} max_side={} min_side={}", DETECTOR_MODEL.sha256, s.score_threshold, s.nms_iou, s.detect_max_side, s.detect_min_side)
+}
+
+/// What decides their embeddings: the embedder file and flip fusion.
+pub fn embedding_identity(p: &Pipeline) -> String {
+    format!("embedder={} flip={}", p.embedder_sha256(), p.settings.flip)
+}
+
+/// The single identity string catalogs of schema 2 kept (both digests and the settings).
+fn legacy_identity(p: &Pipeline) -> String {
     format!(
         "detector={} embedder={} settings={}",
         DETECTOR_MODEL.sha256,
-        EMBEDDER_MODEL.sha256,
+        p.embedder_sha256(),
         serde_json::to_string(&p.settings).unwrap_or_default()
     )
+}
+
+/// Checks the catalog against the pipeline (see [`Catalog::ensure_identity`]).
+pub fn ensure_identity(cat: &mut Catalog, p: &Pipeline) -> Result<crate::catalog::IdentityChange, CatalogError> {
+    cat.ensure_identity(&detection_identity(p), &embedding_identity(p), &legacy_identity(p))
+}
+
+/// Re-embeds the faces of photos queued by an embedder change, from their stored landmarks
+/// (no detection), in committed batches; a photo that cannot be read any more is marked
+/// changed so the next run processes it from the file.
+fn reembed(root: &Path, cat: &mut Catalog, p: &Pipeline, cancel: &AtomicBool, sum: &mut Summary, on: &mut dyn FnMut(Event)) -> Result<(), IndexError> {
+    let pending = cat.pending_embeddings()?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    on(Event::Planned { todo: pending.len(), total: sum.photos });
+    let mut done = 0;
+    for batch in pending.chunks(BATCH) {
+        if cancel.load(Ordering::Relaxed) {
+            sum.cancelled = true;
+            break;
+        }
+        let decoded: Vec<Result<RgbImage, photo::PhotoError>> = batch.par_iter().map(|ph| photo::load_rgb(&root.join(bytes_path(&ph.path)))).collect();
+        let (mut crops, mut ids, mut ok, mut retry) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (ph, img) in batch.iter().zip(decoded) {
+            match img {
+                Ok(img) => {
+                    for (face_id, lm) in &ph.faces {
+                        crops.push(crate::pipeline::align::align(&img, lm).unwrap_or_else(|| crate::pipeline::align::center_crop(&img, 1.0)));
+                        ids.push(*face_id);
+                    }
+                    ok.push(ph.photo_id);
+                }
+                Err(e) => {
+                    tracing::info!(path = %display_rel(&ph.path), "cannot re-embed ({e}); it will be indexed again");
+                    retry.push(ph.photo_id);
+                }
+            }
+            done += 1;
+            on(Event::Photo { done, todo: pending.len(), faces: ids.len() });
+        }
+        let embs = p.embed(&crops).map_err(|e| IndexError::Pipeline(e.into()))?;
+        let faces: Vec<(i64, Vec<f32>)> = ids.into_iter().zip(embs).collect();
+        cat.write_embeddings(&faces, &ok, &retry)?;
+        sum.reembedded += ok.len();
+        on(Event::Committed { done });
+    }
+    Ok(())
 }
 
 const FINGERPRINT_PART: u64 = 64 * 1024;
@@ -306,7 +367,8 @@ pub fn index_folder(
     if !root.is_dir() {
         return Err(IndexError::Folder(root.display().to_string()));
     }
-    let mut sum = Summary { rebuilt: cat.ensure_identity(&pipeline_identity(p))?, ..Summary::default() };
+    let change = ensure_identity(cat, p)?;
+    let mut sum = Summary { rebuilt: change == crate::catalog::IdentityChange::Rebuilt, ..Summary::default() };
     let scanned = scan(root);
     sum.unreadable_folders = scanned.unreadable.len();
     sum.photos = scanned.files.len();
@@ -348,6 +410,12 @@ pub fn index_folder(
     let gone: Vec<i64> = missing.values().map(|(_, id, _)| *id).collect();
     cat.remove(&gone)?;
     sum.removed = gone.len();
+    reembed(root, cat, p, cancel, &mut sum, on)?;
+    if sum.cancelled {
+        sum.faces = cat.face_count()?;
+        sum.seconds = t0.elapsed().as_secs_f64();
+        return Ok(sum);
+    }
     on(Event::Planned { todo: todo.len(), total: sum.photos });
 
     // Decoding of the next batch (rayon, in a producer thread) overlaps the networks on this one.

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::pipeline::embedder::EMBEDDING_DIM;
 
 /// Current schema. Version 1 catalogs (no face chips) are migrated; anything older or
 /// unknown is rebuilt (embeddings are a cache of the photos, never the only copy of anything).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -110,9 +109,29 @@ pub struct PhotoInfo {
     pub mtime_ns: i64,
 }
 
+/// How [`Catalog::ensure_identity`] found the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityChange {
+    Same,
+    /// The detector or its settings changed: every photo will be indexed again.
+    Rebuilt,
+    /// The embedder changed: this many photos wait for new embeddings.
+    Reembed(usize),
+}
+
+/// A photo whose faces wait for new embeddings.
+#[derive(Debug, Clone)]
+pub struct PendingPhoto {
+    pub photo_id: i64,
+    pub path: Vec<u8>,
+    pub faces: Vec<(i64, [[f32; 2]; 5])>,
+}
+
 /// All embeddings of a catalog in one row-major matrix (the input to [`crate::search`]).
 #[derive(Debug, Clone, Default)]
 pub struct FaceTable {
+    /// Embedding dimension (192 for the shipped embedder).
+    pub dim: usize,
     pub embeddings: Vec<f32>,
     pub face_ids: Vec<i64>,
     pub photo_ids: Vec<i64>,
@@ -129,7 +148,7 @@ impl FaceTable {
         self.face_ids.is_empty()
     }
     pub fn embedding(&self, i: usize) -> &[f32] {
-        &self.embeddings[i * EMBEDDING_DIM..(i + 1) * EMBEDDING_DIM]
+        &self.embeddings[i * self.dim..(i + 1) * self.dim]
     }
 }
 
@@ -214,6 +233,7 @@ CREATE TABLE IF NOT EXISTS faces (
     UNIQUE(photo_id, idx)
 );
 CREATE INDEX IF NOT EXISTS faces_photo ON faces(photo_id);
+CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);
 ";
 
 impl Catalog {
@@ -265,11 +285,17 @@ impl Catalog {
         match version {
             Some(v) if v == SCHEMA_VERSION => return Ok(()),
             Some(v) if v > SCHEMA_VERSION => return Err(CatalogError::TooNew { path: self.path.clone(), found: v }),
-            Some(1) => {
-                tracing::warn!(catalog = %self.path.display(), "migrating catalog schema 1 -> 2 (adding face chips)");
-                self.conn
-                    .execute_batch("BEGIN; ALTER TABLE faces ADD COLUMN chip BLOB; UPDATE meta SET value='2' WHERE key='schema_version'; COMMIT;")
-                    .map_err(|e| self.sql_err(e))?;
+            Some(v) if (1..SCHEMA_VERSION).contains(&v) => {
+                tracing::warn!(catalog = %self.path.display(), "migrating catalog schema {v} -> {SCHEMA_VERSION}");
+                let mut sql = String::from("BEGIN;");
+                if v < 2 {
+                    sql.push_str("ALTER TABLE faces ADD COLUMN chip BLOB;");
+                }
+                if v < 3 {
+                    sql.push_str("CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);");
+                }
+                sql.push_str(&format!("UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'; COMMIT;"));
+                self.conn.execute_batch(&sql).map_err(|e| self.sql_err(e))?;
                 return Ok(());
             }
             _ if has_tables => {
@@ -323,21 +349,89 @@ impl Catalog {
             .map_err(|e| self.sql_err(e))
     }
 
-    /// Makes sure the stored embeddings come from `identity` (model digests + settings). When
-    /// they do not, every photo is dropped so it is processed again: embeddings are never mixed.
-    /// Returns true when the catalog was reset.
-    pub fn ensure_identity(&mut self, identity: &str) -> Result<bool, CatalogError> {
-        let current = self.meta("pipeline")?;
-        if current.as_deref() == Some(identity) {
-            return Ok(false);
-        }
+    /// Makes sure the stored faces come from `detection` (detector digest + settings) and their
+    /// embeddings from `embedding` (embedder digest + flip fusion). A new detection identity
+    /// drops every photo so it is processed again; a new embedding identity only queues the
+    /// photos with faces for re-embedding from their stored landmarks (see
+    /// [`Catalog::pending_embeddings`]): boxes, thumbnails and chips stay. `legacy` is the single
+    /// identity string older catalogs kept under `pipeline`; when it matches, nothing changes.
+    pub fn ensure_identity(&mut self, detection: &str, embedding: &str, legacy: &str) -> Result<IdentityChange, CatalogError> {
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let (cur_det, cur_emb) = match (self.meta("detection")?, self.meta("embedding")?) {
+            (Some(d), Some(m)) => (Some(d), Some(m)),
+            _ if self.meta("pipeline")?.as_deref() == Some(legacy) => (Some(detection.to_string()), Some(embedding.to_string())),
+            _ => (None, None),
+        };
         let had_photos = self.photo_count()? > 0;
-        let tx = self.conn.transaction().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
-        tx.execute_batch("DELETE FROM faces; DELETE FROM photos;").map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
-        tx.execute("INSERT INTO meta(key, value) VALUES ('pipeline', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value", [identity])
-            .map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
-        tx.commit().map_err(|e| CatalogError::Sqlite { path: self.path.clone(), error: e })?;
-        Ok(had_photos)
+        let tx = self.conn.transaction().map_err(e)?;
+        let set = "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value=excluded.value";
+        let change = if cur_det.as_deref() != Some(detection) {
+            tx.execute_batch("DELETE FROM pending_embed; DELETE FROM faces; DELETE FROM photos; DELETE FROM meta WHERE key='pipeline';").map_err(e)?;
+            if had_photos {
+                IdentityChange::Rebuilt
+            } else {
+                IdentityChange::Same
+            }
+        } else if cur_emb.as_deref() != Some(embedding) {
+            let n = tx.execute("INSERT OR IGNORE INTO pending_embed(photo_id) SELECT DISTINCT photo_id FROM faces", []).map_err(e)?;
+            IdentityChange::Reembed(n)
+        } else {
+            IdentityChange::Same
+        };
+        tx.execute(set, ["detection", detection]).map_err(e)?;
+        tx.execute(set, ["embedding", embedding]).map_err(e)?;
+        tx.execute("DELETE FROM meta WHERE key='pipeline'", []).map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(change)
+    }
+
+    /// Photos whose faces wait for new embeddings: (photo id, path, [(face id, landmarks)]).
+    pub fn pending_embeddings(&self) -> Result<Vec<PendingPhoto>, CatalogError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT p.id, p.path, f.id, f.landmarks FROM pending_embed q JOIN photos p ON p.id = q.photo_id JOIN faces f ON f.photo_id = p.id ORDER BY p.path, f.idx")
+            .map_err(|e| self.sql_err(e))?;
+        let mut out: Vec<PendingPhoto> = Vec::new();
+        let mut rows = st.query([]).map_err(|e| self.sql_err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.sql_err(e))? {
+            let id: i64 = r.get(0).map_err(|e| self.sql_err(e))?;
+            let face: i64 = r.get(2).map_err(|e| self.sql_err(e))?;
+            let lm = blob_f32(&r.get::<_, Vec<u8>>(3).map_err(|e| self.sql_err(e))?);
+            let mut landmarks = [[0f32; 2]; 5];
+            for (i, p) in landmarks.iter_mut().enumerate() {
+                *p = [lm.get(2 * i).copied().unwrap_or(0.0), lm.get(2 * i + 1).copied().unwrap_or(0.0)];
+            }
+            match out.last_mut() {
+                Some(last) if last.photo_id == id => last.faces.push((face, landmarks)),
+                _ => out.push(PendingPhoto { photo_id: id, path: r.get(1).map_err(|e| self.sql_err(e))?, faces: vec![(face, landmarks)] }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores new embeddings for faces of pending photos, and takes those photos off the queue
+    /// (one transaction). A photo in `retry` could not be read: it is marked changed, so the
+    /// next index processes it again from the file.
+    pub fn write_embeddings(&mut self, faces: &[(i64, Vec<f32>)], done: &[i64], retry: &[i64]) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut up = tx.prepare_cached("UPDATE faces SET embedding=?1 WHERE id=?2").map_err(e)?;
+            for (id, emb) in faces {
+                up.execute(params![f32_blob(emb), id]).map_err(e)?;
+            }
+            let mut del = tx.prepare_cached("DELETE FROM pending_embed WHERE photo_id=?1").map_err(e)?;
+            let mut changed = tx.prepare_cached("UPDATE photos SET mtime_ns=-1 WHERE id=?1").map_err(e)?;
+            for id in done.iter().chain(retry) {
+                del.execute([id]).map_err(e)?;
+            }
+            for id in retry {
+                changed.execute([id]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
     }
 
     pub fn photo_count(&self) -> Result<usize, CatalogError> {
@@ -377,6 +471,7 @@ impl Catalog {
                 )
                 .map_err(e)?;
             let mut del = tx.prepare_cached("DELETE FROM faces WHERE photo_id=?1").map_err(e)?;
+            let mut unqueue = tx.prepare_cached("DELETE FROM pending_embed WHERE photo_id=?1").map_err(e)?;
             let mut ins = tx
                 .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
                 .map_err(e)?;
@@ -388,6 +483,7 @@ impl Catalog {
                     )
                     .map_err(e)?;
                 del.execute([id]).map_err(e)?;
+                unqueue.execute([id]).map_err(e)?;
                 for (i, f) in p.faces.iter().enumerate() {
                     let b = f.bbox;
                     ins.execute(params![id, i as i64, b[0], b[1], b[2], b[3], f.score, f32_blob(&f.landmarks), f32_blob(&f.embedding), f.chip])
@@ -446,13 +542,19 @@ impl Catalog {
     pub fn face_table(&self) -> Result<FaceTable, CatalogError> {
         let mut st = self
             .conn
-            .prepare("SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding FROM faces f JOIN photos p ON p.id = f.photo_id ORDER BY p.path, f.idx")
+            .prepare(
+                "SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding FROM faces f JOIN photos p ON p.id = f.photo_id
+                 WHERE f.photo_id NOT IN (SELECT photo_id FROM pending_embed) ORDER BY p.path, f.idx",
+            )
             .map_err(|e| self.sql_err(e))?;
         let mut t = FaceTable::default();
         let mut rows = st.query([]).map_err(|e| self.sql_err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.sql_err(e))? {
             let emb: Vec<u8> = r.get(7).map_err(|e| self.sql_err(e))?;
-            if emb.len() != EMBEDDING_DIM * 4 {
+            if t.dim == 0 {
+                t.dim = emb.len() / 4;
+            }
+            if emb.len() != t.dim * 4 || t.dim == 0 {
                 continue;
             }
             t.face_ids.push(r.get(0).map_err(|e| self.sql_err(e))?);

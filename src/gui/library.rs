@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::indexer::display_rel;
 use crate::catalog::{bytes_path, FaceTable, PhotoInfo};
-use crate::pipeline::embedder::EMBEDDING_DIM;
 use crate::search::{self, Hit};
 
 /// A snapshot of a catalog: every photo and every face embedding.
@@ -162,7 +161,7 @@ pub struct Ranking {
 
 impl Ranking {
     pub fn new(lib: &Library, query: &Query) -> Self {
-        debug_assert_eq!(query.embedding.len(), EMBEDDING_DIM);
+        debug_assert!(lib.table.is_empty() || query.embedding.len() == lib.table.dim);
         let vector = query.vector(lib);
         let hits = search::rank_photos(&lib.table, &vector);
         let mut results: Vec<Ranked> = hits.into_iter().map(|hit| Ranked { hit, verdict: query.verdict(hit.photo_id) }).collect();
@@ -289,6 +288,7 @@ fn csv_field(s: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::pipeline::embedder::EMBEDDING_DIM;
     use crate::catalog::Status;
 
     fn unit(seed: usize) -> Vec<f32> {
@@ -300,7 +300,7 @@ pub(crate) mod tests {
     /// A library of `n` photos, photo i has faces with embeddings near direction (i % 3).
     pub(crate) fn synthetic(n: usize) -> Library {
         let mut photos = Vec::new();
-        let mut t = FaceTable::default();
+        let mut t = FaceTable { dim: EMBEDDING_DIM, ..FaceTable::default() };
         for i in 0..n {
             let id = i as i64 + 1;
             photos.push(PhotoInfo {

@@ -33,6 +33,8 @@ pub struct Prefs {
     pub catalog_dir: Option<PathBuf>,
     pub theme: egui::ThemePreference,
     pub show_below: bool,
+    /// A face embedder written by `facefind train` (default: the shipped MobileFaceNet).
+    pub embedder: Option<PathBuf>,
 }
 
 impl Default for Prefs {
@@ -45,6 +47,7 @@ impl Default for Prefs {
             catalog_dir: None,
             theme: egui::ThemePreference::System,
             show_below: true,
+            embedder: None,
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct Options {
     pub device: Option<DeviceChoice>,
     /// Start from these preferences instead of the saved ones (tests).
     pub prefs: Option<Prefs>,
+    /// Use this embedder file (the command line's `--embedder`) instead of the saved choice.
+    pub embedder: Option<PathBuf>,
 }
 
 /// Opens the window; returns when it is closed.
@@ -265,11 +270,14 @@ impl App {
         if let Some(d) = options.device {
             prefs.device = d;
         }
+        if let Some(e) = &options.embedder {
+            prefs.embedder = Some(e.clone());
+        }
         ctx.set_theme(prefs.theme);
         let (out, rx) = Outbox::new(ctx.clone());
         let loader = Loader::new(ctx, 2);
         let models_dir = options.models_dir.clone().unwrap_or_else(crate::pipeline::default_models_dir);
-        out.load_pipeline(models_dir.clone(), prefs.device, prefs.flip);
+        out.load_pipeline(models_dir.clone(), prefs.embedder.clone(), prefs.device, prefs.flip);
         let threshold = prefs.threshold;
         let mut app = Self {
             prefs,
@@ -569,6 +577,10 @@ impl App {
                 self.prefs.catalog_dir = Some(p);
                 self.reopen();
             }
+            Msg::Picked(Pick::EmbedderFile, p) => {
+                self.prefs.embedder = Some(p);
+                self.reload_pipeline();
+            }
             Msg::Info(s) => self.info(s),
             Msg::Error(s) => self.error(s),
             // Messages about a folder that is no longer open.
@@ -589,7 +601,7 @@ impl App {
     /// A changed device or flip setting: reload the models (and, for flip, re-index).
     fn reload_pipeline(&mut self) {
         self.pipeline = PipelineState::Loading;
-        self.out.load_pipeline(self.models_dir.clone(), self.prefs.device, self.prefs.flip);
+        self.out.load_pipeline(self.models_dir.clone(), self.prefs.embedder.clone(), self.prefs.device, self.prefs.flip);
         if let Some(f) = &mut self.folder {
             if let Some(ix) = &f.indexing {
                 ix.cancel.store(true, Ordering::Relaxed);

@@ -851,6 +851,21 @@ fn settings(app: &mut App, ctx: &egui::Context) {
                 .on_hover_text("Changing this re-indexes the folder (embeddings are never mixed)")
                 .changed();
             ui.end_row();
+            ui.label("Embedder");
+            ui.vertical(|ui| {
+                let shown = app.prefs.embedder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "shipped MobileFaceNet (default)".into());
+                ui.label(shown).on_hover_text("A file written by `facefind train`; changing it re-embeds the folder");
+                ui.horizontal(|ui| {
+                    if ui.button("Choose…").clicked() {
+                        app.out.pick(Pick::EmbedderFile);
+                    }
+                    if app.prefs.embedder.is_some() && ui.button("Use default").clicked() {
+                        app.prefs.embedder = None;
+                        reload = true;
+                    }
+                });
+            });
+            ui.end_row();
             ui.label("Catalogs");
             ui.vertical(|ui| {
                 let shown = app.prefs.catalog_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "user cache folder (default)".into());

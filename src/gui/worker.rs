@@ -38,6 +38,7 @@ pub enum Pick {
     QueryFile,
     ExportFolder,
     CatalogDir,
+    EmbedderFile,
 }
 
 pub enum Msg {
@@ -84,17 +85,18 @@ impl Outbox {
         }
     }
 
-    pub fn load_pipeline(&self, models_dir: PathBuf, device: DeviceChoice, flip: bool) {
+    pub fn load_pipeline(&self, models_dir: PathBuf, embedder: Option<PathBuf>, device: DeviceChoice, flip: bool) {
         self.spawn("pipeline", move |out| {
             let result = (|| -> anyhow::Result<PipelineInfo> {
                 let dev = pipeline::select_device(device).map_err(|e| anyhow::anyhow!("cannot open device {device:?}: {e}"))?;
                 let settings = Settings { flip, ..Settings::default() };
-                let p = Pipeline::load(&models_dir, dev, settings)?;
+                let p = Pipeline::load_with_embedder(&models_dir, embedder.as_deref(), dev, settings)?;
                 let device = pipeline::device_name(p.device()).to_string();
                 let models = format!(
-                    "RetinaFace {} · MobileFaceNet {}",
+                    "RetinaFace {} · {} {}",
                     &pipeline::DETECTOR_MODEL.sha256[..8],
-                    &pipeline::EMBEDDER_MODEL.sha256[..8]
+                    if embedder.is_some() { "embedder" } else { "MobileFaceNet" },
+                    &p.embedder_sha256()[..8]
                 );
                 Ok(PipelineInfo { pipeline: Arc::new(p), device, models })
             })();
@@ -207,6 +209,7 @@ impl Outbox {
                 Pick::Folder => dialog.set_title("Open a photo folder").pick_folder(),
                 Pick::ExportFolder => dialog.set_title("Export matches to").pick_folder(),
                 Pick::CatalogDir => dialog.set_title("Keep catalogs in").pick_folder(),
+                Pick::EmbedderFile => dialog.set_title("Face embedder (from facefind train)").add_filter("Embedder", &["safetensors"]).pick_file(),
                 Pick::QueryFile => dialog
                     .set_title("Query from a photo")
                     .add_filter("Photos", &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"])

@@ -6,7 +6,7 @@
 //! (up to 512 launches per layer); here a k x k depthwise layer is k*k multiply-adds over the
 //! whole map, whatever the channel count.
 
-use candle_core::{DType, Result, Tensor, Var, D};
+use candle_core::{Result, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::pipeline::ops::Pad;
@@ -284,7 +284,7 @@ pub fn dropout(x: &Tensor, p: f64, mode: Mode, seed: u64) -> Result<Tensor> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
         let mut s = seed;

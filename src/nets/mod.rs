@@ -1,16 +1,68 @@
 //! Trainable network definitions (candle-nn `VarMap`/`VarBuilder`, explicit batch norm), used
 //! by training and, with batch norm folded, as the inference graph on CUDA and Metal.
 
+pub mod input;
 pub mod layers;
 pub mod mobilefacenet;
 pub mod resnet_face;
 
 use std::collections::HashMap;
 
-use candle_core::{Result, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Result, Tensor};
+use candle_nn::{Init, VarBuilder, VarMap};
 
 pub use layers::Mode;
+
+/// A `VarMap` backend whose fresh tensors are drawn from a seeded generator keyed by the
+/// tensor's name (candle's CPU generator cannot be seeded), so a run from scratch repeats
+/// exactly. Tensors already in the map are returned as they are.
+struct SeededVars {
+    map: VarMap,
+    seed: u64,
+}
+
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl candle_nn::var_builder::SimpleBackend for SeededVars {
+    fn get(&self, s: candle_core::Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let mut data = self.map.data().lock().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        if let Some(v) = data.get(name) {
+            if v.shape() != &s {
+                candle_core::bail!("tensor {name}: shape {:?}, expected {:?}", v.shape(), s);
+            }
+            return Ok(v.as_tensor().clone());
+        }
+        let n = s.elem_count();
+        let mut rng = crate::rng::Rng::stream(self.seed, name_hash(name), 0);
+        let mut unit = || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let values: Vec<f64> = match h {
+            Init::Const(c) => vec![c; n],
+            Init::Uniform { lo, up } => (0..n).map(|_| lo + (up - lo) * unit()).collect(),
+            Init::Randn { mean, stdev } => (0..n).map(|_| mean + stdev * (-2.0 * unit().ln()).sqrt() * (std::f64::consts::TAU * unit()).cos()).collect(),
+            other => return other.var(s, dtype, dev).and_then(|v| {
+                data.insert(name.to_string(), v.clone());
+                Ok(v.as_tensor().clone())
+            }),
+        };
+        let t = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
+        let v = candle_core::Var::from_tensor(&t)?;
+        data.insert(name.to_string(), v.clone());
+        Ok(v.as_tensor().clone())
+    }
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
+        candle_core::bail!("tensor {name}: a VarMap creates tensors from their shape")
+    }
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.map.data().lock().map(|d| d.contains_key(name)).unwrap_or(false)
+    }
+}
+
+/// A builder over `map` that initialises missing tensors repeatably from `seed`.
+pub fn seeded_builder(map: &VarMap, seed: u64, dtype: DType, device: &Device) -> VarBuilder<'static> {
+    VarBuilder::from_backend(Box::new(SeededVars { map: map.clone(), seed }), dtype, device.clone())
+}
 
 /// The embedding networks facefind can train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]

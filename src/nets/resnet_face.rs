@@ -111,7 +111,7 @@ pub struct ResNetFace {
     fc5: Linear,
     bn5: BatchNorm,
     /// Seed of the next training pass's dropout mask.
-    pub dropout_seed: std::cell::Cell<u64>,
+    pub dropout_seed: std::sync::atomic::AtomicU64,
 }
 
 impl ResNetFace {
@@ -133,7 +133,7 @@ impl ResNetFace {
             bn4: BatchNorm::new(vb.pp("bn4"), 512)?,
             fc5: Linear::new(vb.pp("fc5"), 512 * 8 * 8, EMBEDDING_DIM)?,
             bn5: BatchNorm::new(vb.pp("bn5"), EMBEDDING_DIM)?,
-            dropout_seed: std::cell::Cell::new(0),
+            dropout_seed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -144,7 +144,7 @@ impl ResNetFace {
         for l in &self.layers {
             x = l.forward(&x, mode)?;
         }
-        let x = layers::dropout(&self.bn4.forward(&x, mode)?, 0.5, mode, self.dropout_seed.get())?;
+        let x = layers::dropout(&self.bn4.forward(&x, mode)?, 0.5, mode, self.dropout_seed.load(std::sync::atomic::Ordering::Relaxed))?;
         let x = self.fc5.forward(&x.reshape((n, ()))?)?;
         self.bn5.forward(&x, mode)
     }

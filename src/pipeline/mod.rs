@@ -46,6 +46,8 @@ pub enum ModelError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("model file {path}: {source}")]
     Load { path: PathBuf, source: candle_core::Error },
+    #[error("embedder {path}: {reason}")]
+    Embedder { path: PathBuf, reason: String },
 }
 
 /// Where models are looked for: `FACEFIND_MODELS`, `models/` next to the executable or two
@@ -143,10 +145,50 @@ impl Default for Settings {
 /// A face found in a photo, in the photo's pixel coordinates (after EXIF orientation).
 pub type Face = Detection;
 
+/// The face embedder: our CPU kernels, or the candle graph of [`crate::nets`] (CUDA, Metal, and
+/// architectures without CPU kernels).
+pub enum Embedder {
+    Kernels(embedder::MobileFaceNet),
+    Graph { net: crate::nets::Net, arch: crate::nets::Arch },
+}
+
+impl Embedder {
+    /// The CPU-kernel network, when that is what runs.
+    pub fn kernels(&self) -> Option<&embedder::MobileFaceNet> {
+        match self {
+            Embedder::Kernels(m) => Some(m),
+            Embedder::Graph { .. } => None,
+        }
+    }
+
+    /// Unit embeddings of aligned 112x112 crops; `flip` adds the mirror image's embedding.
+    pub fn embed(&self, crops: &[RgbImage], flip: bool, device: &Device) -> candle_core::Result<Vec<Vec<f32>>> {
+        match self {
+            Embedder::Kernels(m) => m.embed(crops, flip),
+            Embedder::Graph { net, arch } => {
+                use crate::nets::input::{batch_tensor, Augment};
+                if crops.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let refs: Vec<&RgbImage> = crops.iter().collect();
+                let x = batch_tensor(&refs, &vec![Augment::centre(); crops.len()], *arch, device)?;
+                let mut e = net.forward(&x, crate::nets::Mode::Eval)?;
+                if flip {
+                    let xf = batch_tensor(&refs, &vec![Augment { flip: true, ..Augment::centre() }; crops.len()], *arch, device)?;
+                    e = (e + net.forward(&xf, crate::nets::Mode::Eval)?)?;
+                }
+                ops::l2_normalize(&e)?.to_vec2()
+            }
+        }
+    }
+}
+
 /// Detector + embedder on one device.
 pub struct Pipeline {
     detector: detector::RetinaFace,
-    embedder: embedder::MobileFaceNet,
+    embedder: Embedder,
+    /// sha256 of the embedder's weight file.
+    embedder_sha256: String,
     device: Device,
     pub settings: Settings,
 }
@@ -154,20 +196,61 @@ pub struct Pipeline {
 /// Faces per embedder batch.
 pub const EMBED_BATCH: usize = 32;
 
+/// Reads a weight file once, checks its digest and builds a VarBuilder from those same bytes.
+fn verified_weights(path: &Path, sha256: Option<&str>, what: &'static str, device: &Device) -> Result<(VarBuilder<'static>, String), ModelError> {
+    if !path.is_file() {
+        return Err(ModelError::Missing { path: path.to_path_buf(), what });
+    }
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+    let found = format!("{:x}", Sha256::digest(&bytes));
+    if let Some(expected) = sha256 {
+        if found != expected {
+            return Err(ModelError::Mismatch { path: path.to_path_buf(), what, expected: leak(expected), found });
+        }
+    }
+    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(|source| ModelError::Load { path: path.to_path_buf(), source })?;
+    Ok((vb, found))
+}
+
+fn leak(s: &str) -> &'static str {
+    match s {
+        x if x == DETECTOR_MODEL.sha256 => DETECTOR_MODEL.sha256,
+        x if x == EMBEDDER_MODEL.sha256 => EMBEDDER_MODEL.sha256,
+        _ => "the manifest's digest",
+    }
+}
+
 impl Pipeline {
     pub fn load(models_dir: &Path, device: Device, settings: Settings) -> Result<Self, ModelError> {
-        let load = |m: &ModelFile| -> Result<VarBuilder<'static>, ModelError> {
-            let path = verify_model(models_dir, m)?;
-            // SAFETY: the file is memory-mapped read-only and not modified while mapped.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, &device) }
-                .map_err(|source| ModelError::Load { path, source })
+        Self::load_with_embedder(models_dir, None, device, settings)
+    }
+
+    /// Loads the detector from `models_dir` and the embedder from `embedder_file` (a file written
+    /// by `facefind train`, checked against its manifest) or the shipped one.
+    pub fn load_with_embedder(models_dir: &Path, embedder_file: Option<&Path>, device: Device, settings: Settings) -> Result<Self, ModelError> {
+        let det_path = models_dir.join(DETECTOR_MODEL.file);
+        let (vb, _) = verified_weights(&det_path, Some(DETECTOR_MODEL.sha256), DETECTOR_MODEL.what, &device)?;
+        let detector = detector::RetinaFace::load(vb).map_err(|source| ModelError::Load { path: det_path, source })?;
+        let (path, arch, sha) = match embedder_file {
+            None => (models_dir.join(EMBEDDER_MODEL.file), crate::nets::Arch::Mobilefacenet, Some(EMBEDDER_MODEL.sha256.to_string())),
+            Some(f) => {
+                let m = crate::train::Manifest::read_for(f).map_err(|e| ModelError::Embedder { path: f.to_path_buf(), reason: format!("{e:#}") })?;
+                (f.to_path_buf(), m.arch, Some(m.sha256))
+            }
         };
-        let with_path = |m: &ModelFile| models_dir.join(m.file);
-        let detector = detector::RetinaFace::load(load(&DETECTOR_MODEL)?)
-            .map_err(|source| ModelError::Load { path: with_path(&DETECTOR_MODEL), source })?;
-        let embedder = embedder::MobileFaceNet::load(load(&EMBEDDER_MODEL)?)
-            .map_err(|source| ModelError::Load { path: with_path(&EMBEDDER_MODEL), source })?;
-        Ok(Self { detector, embedder, device, settings })
+        let (vb, digest) = verified_weights(&path, sha.as_deref(), "face embedder", &device)?;
+        let load_err = |source| ModelError::Load { path: path.clone(), source };
+        let embedder = if arch == crate::nets::Arch::Mobilefacenet && ops::channels_last(&device) {
+            Embedder::Kernels(embedder::MobileFaceNet::load(vb).map_err(load_err)?)
+        } else {
+            Embedder::Graph { net: crate::nets::Net::inference(arch, vb).map_err(load_err)?, arch }
+        };
+        Ok(Self { detector, embedder, embedder_sha256: digest, device, settings })
+    }
+
+    /// sha256 of the embedder's weight file (what the catalog's embeddings depend on).
+    pub fn embedder_sha256(&self) -> &str {
+        &self.embedder_sha256
     }
 
     pub fn device(&self) -> &Device {
@@ -178,7 +261,7 @@ impl Pipeline {
         &self.detector
     }
 
-    pub fn embedder(&self) -> &embedder::MobileFaceNet {
+    pub fn embedder(&self) -> &Embedder {
         &self.embedder
     }
 
@@ -232,7 +315,7 @@ impl Pipeline {
     pub fn embed(&self, crops: &[RgbImage]) -> candle_core::Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(crops.len());
         for chunk in crops.chunks(EMBED_BATCH) {
-            out.extend(self.embedder.embed(chunk, self.settings.flip)?);
+            out.extend(self.embedder.embed(chunk, self.settings.flip, &self.device)?);
         }
         Ok(out)
     }

@@ -72,10 +72,24 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     }
 }
 
+thread_local! {
+    static GENERIC_OPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the candle-op path (the one CUDA and Metal take) on the CPU as well, on this
+/// thread: the tests run the GPU path's numbers without a GPU.
+pub fn with_generic_ops<T>(f: impl FnOnce() -> T) -> T {
+    let before = GENERIC_OPS.with(|g| g.replace(true));
+    let out = f();
+    GENERIC_OPS.with(|g| g.set(before));
+    out
+}
+
 /// On the CPU, feature maps are kept channels-last (NHWC), so that 1x1 convolutions are one
-/// matrix product and depthwise filters vectorise over channels; elsewhere they are NCHW.
+/// matrix product and depthwise filters vectorise over channels; elsewhere (and inside
+/// [`with_generic_ops`]) they are NCHW and the layers are candle ops.
 pub fn channels_last(device: &Device) -> bool {
-    device.is_cpu()
+    device.is_cpu() && !GENERIC_OPS.with(|g| g.get())
 }
 
 /// The channel dimension of a feature map on `device`.
@@ -494,17 +508,22 @@ impl ConvAct {
         })
     }
 
-    /// NCHW reference path built from candle ops (used on CUDA/Metal).
+    /// NCHW path built from candle ops (used on CUDA/Metal): candle's convolution for dense
+    /// layers, and for depthwise ones the shifted-view kernel of [`crate::nets::layers`]
+    /// (candle would run one convolution per channel).
     fn forward_generic(&self, x: &Tensor) -> Result<Tensor> {
-        let Pad { top, left, bottom, right } = self.pad;
-        let sym = top == bottom && left == right && top == left;
-        let (x, p) = if sym {
-            (x.clone(), top)
+        let y = if self.depthwise {
+            crate::nets::layers::depthwise_conv2d(x, &self.weight, self.stride, self.pad)?
         } else {
-            (x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?, 0)
+            let Pad { top, left, bottom, right } = self.pad;
+            let sym = top == bottom && left == right && top == left;
+            let (x, p) = if sym {
+                (x.clone(), top)
+            } else {
+                (x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?, 0)
+            };
+            x.conv2d(&self.weight, p, self.stride, 1, 1)?
         };
-        let groups = if self.depthwise { self.weight.dim(0)? } else { 1 };
-        let y = x.conv2d(&self.weight, p, self.stride, 1, groups)?;
         let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
         self.act.forward_generic(&y)
     }

@@ -7,12 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use candle_core::{Device, Tensor};
 use image::RgbImage;
 use rayon::prelude::*;
 use rusqlite::OptionalExtension;
 
-use crate::nets::Arch;
 use crate::pipeline::{self, align, photo, Pipeline};
 
 /// Why DATA cannot be used.
@@ -22,7 +20,7 @@ pub enum DataError {
     Empty { path: PathBuf },
     #[error("{path}:{line}: expected 'path label' with an integer label, got {text:?}")]
     BadLine { path: PathBuf, line: usize, text: String },
-    #[error("only {people} person{} with at least {min_images} usable photos (of {total} people): training needs at least two", if *people == 1 { "" } else { "s" })]
+    #[error("only {people} {} with at least {min_images} usable photos (of {total} people): training needs at least two", if *people == 1 { "person" } else { "people" })]
     TooFewPeople { people: usize, min_images: usize, total: usize },
 }
 
@@ -196,6 +194,7 @@ pub fn crops(p: &Pipeline, cache: &mut CropCache, paths: &[PathBuf], progress: &
 }
 
 /// The training set: crops, labels 0..people, and what was left out.
+#[derive(Debug)]
 pub struct Dataset {
     pub crops: Vec<RgbImage>,
     pub labels: Vec<u32>,
@@ -239,63 +238,7 @@ pub fn dataset(listing: &Listing, crops: Vec<Cached>, min_images: usize) -> Resu
 
 pub use crate::rng::Rng;
 
-/// How one sample is augmented.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Augment {
-    pub flip: bool,
-    /// Crop offset inside the 144x144 resized face (resnet_face18 only); (8, 8) is the centre.
-    pub dx: usize,
-    pub dy: usize,
-}
-
-impl Augment {
-    pub fn centre() -> Self {
-        Self { flip: false, dx: 8, dy: 8 }
-    }
-    pub fn random(rng: &mut Rng, arch: Arch) -> Self {
-        let flip = rng.below(2) == 1;
-        let (dx, dy) = if arch.channels() == 1 { (rng.below(17), rng.below(17)) } else { (8, 8) };
-        Self { flip, dx, dy }
-    }
-}
-
-/// One sample's network input as `arch` expects it (C x S x S, normalised): MobileFaceNet takes
-/// the aligned crop as is; resnet_face18 takes it resized to 144, cropped to 128, grayscale.
-pub fn input_values(crop: &RgbImage, arch: Arch, aug: Augment, dst: &mut [f32]) {
-    let (mean, div) = arch.normalisation();
-    let s = arch.input_size();
-    if arch.channels() == 3 {
-        for (i, px) in crop.pixels().enumerate() {
-            let (y, mut x) = (i / s, i % s);
-            if aug.flip {
-                x = s - 1 - x;
-            }
-            for c in 0..3 {
-                dst[c * s * s + y * s + x] = (px.0[c] as f32 - mean) / div;
-            }
-        }
-    } else {
-        let big = pipeline::resize(crop, 144, 144);
-        for y in 0..s {
-            for x in 0..s {
-                let p = big.get_pixel((x + aug.dx) as u32, (y + aug.dy) as u32).0;
-                // ITU-R 601 luma, as PIL's convert('L')
-                let g = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
-                let xx = if aug.flip { s - 1 - x } else { x };
-                dst[y * s + xx] = (g - mean) / div;
-            }
-        }
-    }
-}
-
-/// A batch tensor (N, C, S, S) for `crops` with per-sample augmentation.
-pub fn batch_tensor(crops: &[&RgbImage], augs: &[Augment], arch: Arch, device: &Device) -> candle_core::Result<Tensor> {
-    let (c, s) = (arch.channels(), arch.input_size());
-    let per = c * s * s;
-    let mut data = vec![0f32; crops.len() * per];
-    data.par_chunks_mut(per).zip(crops.par_iter().zip(augs)).for_each(|(dst, (crop, aug))| input_values(crop, arch, *aug, dst));
-    Tensor::from_vec(data, (crops.len(), c, s, s), device)
-}
+pub use crate::nets::input::{batch_tensor, input_values, Augment};
 
 /// The order of epoch `epoch`'s samples.
 pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {

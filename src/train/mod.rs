@@ -7,6 +7,7 @@ pub mod data;
 pub mod heads;
 pub mod loss;
 pub mod optim;
+pub mod run;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -87,9 +88,9 @@ impl Model {
     pub fn new(cfg: &Config, classes: usize, models_dir: &Path, device: &Device, calibration: Option<&Tensor>) -> anyhow::Result<Self> {
         let arch = cfg.arch;
         let net_vars = VarMap::new();
-        let net = Net::trainable(arch, VarBuilder::from_varmap(&net_vars, DType::F32, device))?;
+        let net = Net::trainable(arch, crate::nets::seeded_builder(&net_vars, cfg.seed, DType::F32, device))?;
         let head_vars = VarMap::new();
-        let head = Head::new(VarBuilder::from_varmap(&head_vars, DType::F32, device), cfg.head, arch.embedding_dim(), classes)?;
+        let head = Head::new(crate::nets::seeded_builder(&head_vars, cfg.seed ^ 0x4845_4144, DType::F32, device), cfg.head, arch.embedding_dim(), classes)?;
         let mut m = Self { arch, net, net_vars, head, head_vars, device: device.clone() };
         let weights = match &cfg.init {
             InitFrom::Scratch => None,
@@ -251,7 +252,7 @@ impl Trainer {
         let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i]).collect();
         let y = Tensor::new(labels.as_slice(), &self.model.device)?;
         if let Net::ResNetFace(r) = &self.model.net {
-            r.dropout_seed.set(aug_seed ^ self.cfg.seed.rotate_left(17));
+            r.dropout_seed.store(aug_seed ^ self.cfg.seed.rotate_left(17), Ordering::Relaxed);
         }
         let emb = self.model.net.forward(&x, Mode::Train)?;
         let logits = self.model.head.forward(&emb, &y)?;
