@@ -313,3 +313,79 @@ fn a_photo_deleted_during_the_run_is_dropped_and_the_run_carries_on() {
     let paths: Vec<String> = cat.photos().unwrap().into_iter().map(|ph| String::from_utf8(ph.path).unwrap()).collect();
     assert_eq!(paths, ["p0.jpg", "p1.jpg", "p3.jpg"]);
 }
+
+/// Face id -> embedding, from the catalog database.
+fn embeddings(cat: &Path) -> std::collections::BTreeMap<i64, Vec<f32>> {
+    let db = rusqlite::Connection::open(cat).unwrap();
+    let mut st = db.prepare("SELECT id, embedding FROM faces").unwrap();
+    st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .unwrap()
+        .map(|r| {
+            let (id, b) = r.unwrap();
+            (id, b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        })
+        .collect()
+}
+
+/// Another embedder (the shipped weights with the last layer negated: every embedding is
+/// the old one negated) is used from stored landmarks: nothing is detected again, face ids and
+/// boxes stay, and going back restores the old embeddings.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn a_new_embedder_reembeds_from_stored_faces_without_detecting_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let album = common::faces_dir().join("album/face_recognition");
+    let mut names: Vec<_> = std::fs::read_dir(&album).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for p in names.iter().take(6) {
+        std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
+    }
+    let cat = dir.path().join("c.sqlite");
+    let (v, out) = index(&photos, &cat);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = embeddings(&cat);
+    assert!(before.len() >= 6, "faces: {}", before.len());
+
+    let dev = candle_core::Device::Cpu;
+    let mut t = candle_core::safetensors::load(common::models_dir().join("mobilefacenet_arcface.safetensors"), &dev).unwrap();
+    for k in ["Logits.LinearConv1x1.weight", "Logits.LinearConv1x1.bias"] {
+        let neg = t[k].neg().unwrap();
+        t.insert(k.to_string(), neg);
+    }
+    let emb = dir.path().join("negated.safetensors");
+    candle_core::safetensors::save(&t, &emb).unwrap();
+    let sha = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&emb).unwrap()));
+    let manifest = serde_json::json!({"arch": "mobilefacenet", "input_size": 112, "channels": 3, "mean": 127.5, "std": 128.0,
+        "embedding_dim": 192, "sha256": sha, "training": null});
+    std::fs::write(dir.path().join("negated.json"), manifest.to_string()).unwrap();
+
+    let out = facefind().arg("--embedder").arg(&emb).arg("index").arg(&photos).arg("--catalog").arg(&cat).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n(&w, "processed"), 0, "no photo is detected again: {w}");
+    assert_eq!(w["rebuilt"], false);
+    let with_faces = {
+        let db = rusqlite::Connection::open(&cat).unwrap();
+        db.query_row("SELECT count(DISTINCT photo_id) FROM faces", [], |r| r.get::<_, i64>(0)).unwrap() as u64
+    };
+    assert_eq!(n(&w, "reembedded"), with_faces);
+    let after = embeddings(&cat);
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "face ids kept");
+    for (id, e) in &after {
+        let d = e.iter().zip(&before[id]).map(|(a, b)| (a + b).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-4, "face {id}: new embedding is not the old one negated ({d})");
+    }
+    // unchanged embedder: nothing to do; back to the shipped one: the old embeddings again
+    let out = facefind().arg("--embedder").arg(&emb).arg("index").arg(&photos).arg("--catalog").arg(&cat).arg("--json").output().unwrap();
+    let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((n(&w, "processed"), n(&w, "reembedded")), (0, 0));
+    let (w, _) = index(&photos, &cat);
+    assert_eq!(n(&w, "reembedded"), with_faces);
+    for (id, e) in embeddings(&cat) {
+        let d = e.iter().zip(&before[&id]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(d < 1e-4, "face {id}: {d}");
+    }
+    let _ = v;
+}

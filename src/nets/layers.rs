@@ -6,9 +6,10 @@
 //! (up to 512 launches per layer); here a k x k depthwise layer is k*k multiply-adds over the
 //! whole map, whatever the channel count.
 
-use candle_core::{Result, Tensor, Var, D};
+use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};
 
+use super::channel;
 use crate::pipeline::ops::Pad;
 
 /// How a forward pass treats batch norm and dropout.
@@ -81,18 +82,19 @@ pub fn taps(xp: &Tensor, k: usize, s: usize, oh: usize, ow: usize) -> Result<Vec
     Ok(out)
 }
 
-fn out_size(n: usize, k: usize, s: usize, a: usize, b: usize) -> Result<usize> {
+pub(crate) fn out_size(n: usize, k: usize, s: usize, a: usize, b: usize) -> Result<usize> {
     if n + a + b < k {
         candle_core::bail!("kernel {k} does not fit a side of {n} padded by {a}+{b}");
     }
     Ok((n + a + b - k) / s + 1)
 }
 
-/// Depthwise convolution: `x` (N, C, H, W), `w` (C, 1, k, k), no bias. A sum of k*k shifted
-/// views times per-channel weights; a kernel covering the whole unpadded map (global depthwise
-/// convolution) is one product and one sum.
+/// Depthwise convolution: `x` (N, C, H, W), `w` (C, 1, k, k), no bias. On the CPU a custom op
+/// with its own forward and backward kernels; elsewhere a sum of k*k shifted views times
+/// per-channel weights. A kernel covering the whole unpadded map (global depthwise
+/// convolution) is one product and one sum everywhere.
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Result<Tensor> {
-    let (n, c, h, wd) = x.dims4()?;
+    let (_, c, h, wd) = x.dims4()?;
     let (wc, one, k, k2) = w.dims4()?;
     if wc != c || one != 1 || k != k2 {
         candle_core::bail!("depthwise weight must be ({c}, 1, k, k), got {:?}", w.dims());
@@ -102,6 +104,18 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Resu
     if oh == 1 && ow == 1 && h == k && wd == k && pad == Pad::same(0) {
         return x.broadcast_mul(&w.reshape((1, c, k, k))?)?.sum_keepdim((2, 3));
     }
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype() {
+        return x.contiguous()?.apply_op2(&w.contiguous()?, super::depthwise::Depthwise { stride, pad });
+    }
+    depthwise_conv2d_views(x, w, stride, pad)
+}
+
+/// The shifted-view depthwise convolution (any backend; what CUDA and Metal run).
+pub fn depthwise_conv2d_views(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Result<Tensor> {
+    let (_, c, h, wd) = x.dims4()?;
+    let k = w.dim(2)?;
+    let oh = out_size(h, k, stride, pad.top, pad.bottom)?;
+    let ow = out_size(wd, k, stride, pad.left, pad.right)?;
     let wt = w.reshape((c, k * k))?;
     let xp = pad_nchw(x, pad)?;
     let mut acc: Option<Tensor> = None;
@@ -112,7 +126,6 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Resu
             Some(a) => (a + term)?,
         });
     }
-    let _ = n;
     acc.ok_or_else(|| candle_core::Error::Msg("empty depthwise kernel".into()))
 }
 
@@ -137,7 +150,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Result<Tensor>
     };
     // Rows of the matrix in the order of the stacked views: (ky, kx, ci).
     let wm = if k == 1 { w.reshape((co, ci))? } else { w.permute((0, 2, 3, 1))?.reshape((co, k * k * ci))? };
-    wm.broadcast_matmul(&cols)?.reshape((n, co, oh, ow))
+    // One (c_out x K) . (K x N*HW) product: a weight broadcast over the batch would make its
+    // gradient a sum over the batch dimension, which candle's CPU reduction does slowly.
+    let kk = cols.dim(1)?;
+    let flat = cols.transpose(0, 1)?.contiguous()?.reshape((kk, n * oh * ow))?;
+    wm.matmul(&flat)?.reshape((co, n, oh * ow))?.transpose(0, 1)?.contiguous()?.reshape((n, co, oh, ow))
 }
 
 /// Adds a per-channel bias to an (N, C, ...) tensor.
@@ -158,12 +175,7 @@ impl PRelu {
         Ok(Self { alpha: vb.get_with_hints(c, "alpha", Init::Const(0.25))? })
     }
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut shape = vec![1; x.rank()];
-        shape[1] = self.alpha.elem_count();
-        if self.alpha.elem_count() == 1 {
-            shape[1] = 1;
-        }
-        x.relu()? + x.minimum(0f32)?.broadcast_mul(&self.alpha.reshape(shape)?)?
+        super::channel::prelu(x, &self.alpha)
     }
 }
 
@@ -200,51 +212,43 @@ impl BatchNorm {
         })
     }
 
-    fn channel_shape(x: &Tensor) -> Vec<usize> {
-        let mut shape = vec![1; x.rank()];
-        shape[1] = x.dim(1).unwrap_or(1);
-        shape
-    }
-
-    /// Per-channel mean and biased variance over every dimension but 1.
+    /// Per-channel mean and biased variance over every dimension but 1, each (C).
     fn batch_stats(x: &Tensor) -> Result<(Tensor, Tensor, usize)> {
         let c = x.dim(1)?;
         let count = x.elem_count() / c;
-        let dims: Vec<usize> = (0..x.rank()).filter(|d| *d != 1).collect();
-        let mean = x.sum_keepdim(dims.clone())?.affine(1.0 / count as f64, 0.0)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.sum_keepdim(dims)?.affine(1.0 / count as f64, 0.0)?;
+        let mean = (channel::channel_sum(x)? / count as f64)?;
+        let centred = channel::affine(x, &mean.ones_like()?, &mean.neg()?)?;
+        let var = (channel::channel_sum(&centred.sqr()?)? / count as f64)?;
         Ok((mean, var, count))
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let shape = Self::channel_shape(x);
         match mode {
             Mode::Eval => {
-                // y = x * scale + shift with the running statistics.
                 let (scale, shift) = self.scale_shift()?;
-                x.broadcast_mul(&scale.reshape(shape.clone())?)?.broadcast_add(&shift.reshape(shape)?)
+                channel::affine(x, &scale, &shift)
             }
             Mode::Train => {
                 let (mean, var, count) = Self::batch_stats(x)?;
                 let m = self.momentum;
-                let (mean_d, var_d) = (mean.detach().flatten_all()?, var.detach().flatten_all()?);
                 let unbiased = count as f64 / (count.max(2) - 1) as f64;
-                self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean_d * m)?)?)?;
-                self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var_d * (m * unbiased))?)?)?;
-                let inv = (var + self.eps)?.sqrt()?.recip()?;
-                let g = self.weight.as_tensor().reshape(shape.clone())?;
-                let y = x.broadcast_sub(&mean)?.broadcast_mul(&inv.broadcast_mul(&g)?)?;
-                y.broadcast_add(&self.bias.as_tensor().reshape(shape)?)
+                self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach() * m)?)?)?;
+                self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)?;
+                let scale = (var + self.eps)?.sqrt()?.recip()?.mul(self.weight.as_tensor())?;
+                let shift = (self.bias.as_tensor() - mean.mul(&scale)?)?;
+                channel::affine(x, &scale, &shift)
             }
             Mode::Calibrate => {
+                // Keep the current eval map f(x) = x * s + t, but measured on this batch:
+                // weight = sqrt(var + eps) * s, bias = s * mean + t, running stats = batch stats.
                 let (mean, var, _) = Self::batch_stats(x)?;
-                let (mean, var) = (mean.flatten_all()?, var.flatten_all()?);
+                let (s, t) = self.scale_shift()?;
+                let y = channel::affine(x, &s, &t)?;
+                self.weight.set(&(&var + self.eps)?.sqrt()?.mul(&s)?)?;
+                self.bias.set(&(mean.mul(&s)? + t)?)?;
                 self.running_mean.set(&mean)?;
                 self.running_var.set(&var)?;
-                self.weight.set(&(&var + self.eps)?.sqrt()?)?;
-                self.bias.set(&mean)?;
-                Ok(x.clone())
+                Ok(y)
             }
         }
     }
@@ -284,7 +288,7 @@ pub fn dropout(x: &Tensor, p: f64, mode: Mode, seed: u64) -> Result<Tensor> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::Device;
 
     pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
         let mut s = seed;
@@ -322,10 +326,11 @@ pub(crate) mod tests {
                 xx.conv2d(w, p, s, 1, groups).unwrap()
             };
             let wd = random(&[c, 1, k, k], 100 + i as u64);
-            let got = depthwise_conv2d(&x, &wd, s, pad).unwrap();
             let want = reference(&wd, c);
-            assert_eq!(got.dims(), want.dims(), "depthwise case {i}");
-            assert!(max_diff(&got, &want) < 1e-5, "depthwise case {i}: {}", max_diff(&got, &want));
+            for (path, got) in [("cpu op", depthwise_conv2d(&x, &wd, s, pad).unwrap()), ("views", depthwise_conv2d_views(&x, &wd, s, pad).unwrap())] {
+                assert_eq!(got.dims(), want.dims(), "depthwise {path} case {i}");
+                assert!(max_diff(&got, &want) < 1e-5, "depthwise {path} case {i}: {}", max_diff(&got, &want));
+            }
             let w = random(&[5, c, k, k], 200 + i as u64);
             let got = conv2d(&x, &w, s, pad).unwrap();
             let want = reference(&w, 1);
@@ -372,9 +377,11 @@ pub(crate) mod tests {
         let w = random(&[4, 3, 3, 3], 7);
         for (s, pad) in [(1, Pad::same(1)), (2, Pad { top: 0, left: 0, bottom: 1, right: 1 })] {
             let wd64 = wd.to_dtype(DType::F64).unwrap();
-            check_grad("depthwise dx", &x, &|x| weighted_sum(&depthwise_conv2d(x, &wd64, s, pad)?));
             let x64 = x.to_dtype(DType::F64).unwrap();
-            check_grad("depthwise dw", &wd, &|w| weighted_sum(&depthwise_conv2d(&x64, w, s, pad)?));
+            check_grad("depthwise op dx", &x, &|x| weighted_sum(&depthwise_conv2d(x, &wd64, s, pad)?));
+            check_grad("depthwise op dw", &wd, &|w| weighted_sum(&depthwise_conv2d(&x64, w, s, pad)?));
+            check_grad("depthwise views dx", &x, &|x| weighted_sum(&depthwise_conv2d_views(x, &wd64, s, pad)?));
+            check_grad("depthwise views dw", &wd, &|w| weighted_sum(&depthwise_conv2d_views(&x64, w, s, pad)?));
             let w64 = w.to_dtype(DType::F64).unwrap();
             check_grad("conv dx", &x, &|x| weighted_sum(&conv2d(x, &w64, s, pad)?));
             check_grad("conv dw", &w, &|w| weighted_sum(&conv2d(&x64, w, s, pad)?));

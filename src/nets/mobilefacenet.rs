@@ -2,8 +2,9 @@
 //! candle-nn graph with explicit batch norm, and, without batch norm, the inference graph that
 //! CUDA and Metal run.
 //!
-//! Every convolution is `<layer>.weight` (OIHW) + `<layer>.bias`, then (trainable form only)
-//! batch norm `<layer>.bn.*`, then PReLU `<layer>.alpha` where the shipped network has one. The
+//! Every convolution is `<layer>.weight` (OIHW), then `<layer>.bias` (folded form) or batch
+//! norm `<layer>.bn.*` (trainable form: its shift is the bias), then PReLU `<layer>.alpha` where
+//! the shipped network has one. The
 //! folded form (batch norm merged into weight and bias) has exactly the shipped file's tensors,
 //! so a trained network loads into the CPU kernels of [`crate::pipeline::embedder`] unchanged.
 
@@ -41,7 +42,8 @@ pub enum Form {
 pub struct ConvBn {
     name: String,
     weight: Tensor,
-    bias: Tensor,
+    /// Folded form only: in the trainable form batch norm's shift plays this part.
+    bias: Option<Tensor>,
     bn: Option<BatchNorm>,
     act: Option<PRelu>,
     stride: usize,
@@ -56,10 +58,9 @@ impl ConvBn {
         let w_in = if depthwise { 1 } else { c_in };
         let fan = if depthwise { k * k } else { c_out * k * k };
         let weight = v.get_with_hints((c_out, w_in, k, k), "weight", Init::Randn { mean: 0.0, stdev: (2.0 / fan as f64).sqrt() })?;
-        let bias = v.get_with_hints(c_out, "bias", Init::Const(0.0))?;
-        let bn = match form {
-            Form::Trainable => Some(BatchNorm::new(v.pp("bn"), c_out)?),
-            Form::Folded => None,
+        let (bias, bn) = match form {
+            Form::Trainable => (None, Some(BatchNorm::new(v.pp("bn"), c_out)?)),
+            Form::Folded => (Some(v.get_with_hints(c_out, "bias", Init::Const(0.0))?), None),
         };
         let act = if prelu { Some(PRelu::new(v.clone(), c_out)?) } else { None };
         Ok(Self { name: name.to_string(), weight, bias, bn, act, stride, pad, depthwise })
@@ -71,7 +72,10 @@ impl ConvBn {
         } else {
             layers::conv2d(x, &self.weight, self.stride, self.pad)?
         };
-        let mut y = add_channel_bias(&y, &self.bias)?;
+        let mut y = match &self.bias {
+            Some(b) => add_channel_bias(&y, b)?,
+            None => y,
+        };
         if let Some(bn) = &self.bn {
             y = bn.forward(&y, mode)?;
         }
@@ -83,12 +87,17 @@ impl ConvBn {
 
     /// This layer's tensors with batch norm folded in (eval-mode statistics).
     fn folded(&self, out: &mut HashMap<String, Tensor>) -> Result<()> {
+        let c_out = self.weight.dim(0)?;
+        let bias = match &self.bias {
+            Some(b) => b.clone(),
+            None => Tensor::zeros(c_out, self.weight.dtype(), self.weight.device())?,
+        };
         let (w, b) = match &self.bn {
-            None => (self.weight.clone(), self.bias.clone()),
+            None => (self.weight.clone(), bias),
             Some(bn) => {
                 let (scale, shift) = bn.scale_shift()?;
                 let w = self.weight.broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
-                let b = ((&self.bias * &scale)? + shift)?;
+                let b = ((&bias * &scale)? + shift)?;
                 (w, b)
             }
         };

@@ -1,6 +1,8 @@
 //! Trainable network definitions (candle-nn `VarMap`/`VarBuilder`, explicit batch norm), used
 //! by training and, with batch norm folded, as the inference graph on CUDA and Metal.
 
+pub mod channel;
+mod depthwise;
 pub mod input;
 pub mod layers;
 pub mod mobilefacenet;

@@ -118,20 +118,47 @@ impl Model {
         Ok(m)
     }
 
-    /// Copies the tensors of `w` present in the backbone (a folded file has no batch norm:
-    /// those stay as they are).
+    /// Copies the tensors of `w` present in the backbone. A folded file has no batch norm:
+    /// its convolution biases become batch norm's shift (`<layer>.bias` -> `<layer>.bn.bias`),
+    /// so batch norm starts as the identity plus that bias.
     fn set_backbone(&mut self, w: &HashMap<String, Tensor>) -> anyhow::Result<()> {
-        let names: Vec<String> = self.net_vars.data().lock().map_err(|e| anyhow::anyhow!("{e}"))?.keys().cloned().collect();
+        let names: std::collections::HashSet<String> = self.net_vars.data().lock().map_err(|e| anyhow::anyhow!("{e}"))?.keys().cloned().collect();
         let mut n = 0;
-        for name in names {
-            if let Some(t) = w.get(&name) {
-                self.net_vars.set_one(&name, t).with_context(|| format!("tensor {name}"))?;
+        for (name, t) in w {
+            let target = match name.strip_suffix(".bias") {
+                Some(layer) if !names.contains(name) && names.contains(&format!("{layer}.bn.bias")) => format!("{layer}.bn.bias"),
+                _ => name.clone(),
+            };
+            if names.contains(&target) {
+                self.net_vars.set_one(&target, t).with_context(|| format!("tensor {name}"))?;
                 n += 1;
             }
         }
         if n == 0 {
             bail!("the weights share no tensor with {}", self.arch.name());
         }
+        Ok(())
+    }
+
+    /// Sets each class centre of a margin head to the normalised mean embedding of that
+    /// person's crops ("weight imprinting"), so that fine-tuning a trained backbone starts from
+    /// a head that already agrees with it instead of random centres whose large first gradients
+    /// would wreck the features. The softmax head keeps its random start.
+    pub fn imprint_head(&mut self, crops: &[RgbImage], labels: &[u32]) -> anyhow::Result<()> {
+        if matches!(self.head.kind, HeadKind::Softmax) {
+            return Ok(());
+        }
+        let refs: Vec<&RgbImage> = crops.iter().collect();
+        let e = self.embed(&refs)?;
+        let (c, d) = (self.head.classes(), self.arch.embedding_dim());
+        let mut centres = vec![0f32; c * d];
+        for (v, &l) in e.iter().zip(labels) {
+            for (a, b) in centres[l as usize * d..(l as usize + 1) * d].iter_mut().zip(v) {
+                *a += b;
+            }
+        }
+        let t = crate::nets::layers::l2_normalize(&Tensor::from_vec(centres, (c, d), &self.device)?)?;
+        self.head_vars.set_one("weight", &t)?;
         Ok(())
     }
 

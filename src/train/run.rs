@@ -119,7 +119,10 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     let calib_idx: Vec<usize> = data::epoch_order(ds.crops.len(), cfg.seed, usize::MAX).into_iter().take(cfg.batch.clamp(2, 256)).collect();
     let calib_crops: Vec<&RgbImage> = calib_idx.iter().map(|&i| &ds.crops[i]).collect();
     let calib = data::batch_tensor(&calib_crops, &vec![data::Augment::centre(); calib_crops.len()], cfg.arch, &device)?;
-    let model = Model::new(cfg, ds.people.len(), &o.models_dir, &device, Some(&calib))?;
+    let mut model = Model::new(cfg, ds.people.len(), &o.models_dir, &device, Some(&calib))?;
+    if cfg.init != super::InitFrom::Scratch && o.resume.is_none() {
+        model.imprint_head(&ds.crops, &ds.labels)?;
+    }
     let (people, images, people_left_out) = (ds.people.len(), ds.crops.len(), ds.people_left_out);
     let skipped: Vec<Skipped> = ds.skipped.iter().map(|(p, r)| Skipped { path: p.display().to_string(), reason: r.clone() }).collect();
     let mut trainer = Trainer::new(cfg.clone(), model, ds.crops, ds.labels)?;
