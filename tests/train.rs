@@ -237,3 +237,21 @@ fn train_cli_rejects_bad_input_clearly() {
     assert_eq!(code, Some(2));
     assert!(err.contains("not a facefind training checkpoint"), "{err}");
 }
+
+/// A run that blows up stops with a clear message after the last good checkpoint instead of
+/// training on NaNs.
+#[test]
+fn an_exploding_loss_stops_the_run_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("c.safetensors");
+    let mut cfg = config(HeadKind::Softmax, 20, 4);
+    cfg.optimizer = OptimizerKind::Sgd;
+    cfg.lr = 1e12;
+    cfg.clip_norm = None;
+    let mut t = trainer(cfg);
+    t.save_checkpoint(&ckpt).unwrap();
+    let before = std::fs::read(&ckpt).unwrap();
+    let err = t.run(None, &AtomicBool::new(false), &ckpt, &mut |_, _, _| {}, &mut |_, _| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("the loss became") && err.contains("last good checkpoint"), "{err}");
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before, "the checkpoint is not overwritten with a broken model");
+}

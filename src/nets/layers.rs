@@ -232,8 +232,9 @@ impl BatchNorm {
                 let (mean, var, count) = Self::batch_stats(x)?;
                 let m = self.momentum;
                 let unbiased = count as f64 / (count.max(2) - 1) as f64;
-                self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach() * m)?)?)?;
-                self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)?;
+                let (rm, rv) = (self.running_mean.as_tensor().detach(), self.running_var.as_tensor().detach());
+                self.running_mean.set(&((rm * (1.0 - m))? + (mean.detach() * m)?)?)?;
+                self.running_var.set(&((rv * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)?;
                 let scale = (var + self.eps)?.sqrt()?.recip()?.mul(self.weight.as_tensor())?;
                 let shift = (self.bias.as_tensor() - mean.mul(&scale)?)?;
                 channel::affine(x, &scale, &shift)

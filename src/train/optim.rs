@@ -79,8 +79,10 @@ impl Optimizer {
         let t = self.step as i32;
         for p in &self.params {
             let Some(g) = grads.get(p.var.as_tensor()) else { continue };
-            let g = if grad_scale != 1.0 { (g * grad_scale)? } else { g.clone() };
-            let w = p.var.as_tensor();
+            // Detached: the optimiser's state must not keep the graph (or the previous
+            // state it was computed from) alive.
+            let g = if grad_scale != 1.0 { (g.detach() * grad_scale)? } else { g.detach() };
+            let w = &p.var.as_tensor().detach();
             let wd = if p.decay { self.weight_decay } else { 0.0 };
             match self.kind {
                 OptimizerKind::Sgd => {
@@ -91,7 +93,7 @@ impl Optimizer {
                         None => d,
                     };
                     p.var.set(&(w - (&buf * lr)?)?)?;
-                    self.m.insert(p.name.clone(), buf);
+                    self.m.insert(p.name.clone(), buf.detach());
                 }
                 OptimizerKind::Adamw => {
                     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
@@ -108,8 +110,8 @@ impl Optimizer {
                     let upd = (mhat / (vhat.sqrt()? + eps)?)?;
                     let decayed = if wd > 0.0 { (w * (1.0 - lr * wd))? } else { w.clone() };
                     p.var.set(&(decayed - (upd * lr)?)?)?;
-                    self.m.insert(p.name.clone(), m);
-                    self.v.insert(p.name.clone(), v);
+                    self.m.insert(p.name.clone(), m.detach());
+                    self.v.insert(p.name.clone(), v.detach());
                 }
             }
         }
@@ -228,6 +230,24 @@ mod tests {
             assert!((got[0] - w[0]).abs() < 1e-12 && (got[1] - w[1]).abs() < 1e-12, "adamw step {step}: {got:?} vs {w:?}");
         }
         let _ = DType::F64;
+    }
+
+    /// Regression: the momentum buffers kept the autograd graph of every earlier step alive
+    /// (memory grew with each step until the process was killed).
+    #[test]
+    fn optimiser_state_holds_no_graph() {
+        let dev = Device::Cpu;
+        let target = Tensor::new(&[1.0f64, -2.0], &dev).unwrap();
+        for kind in [OptimizerKind::Sgd, OptimizerKind::Adamw] {
+            let var = Var::new(&[0.5f64, 0.5], &dev).unwrap();
+            let mut opt = Optimizer::new(kind, vec![Param { name: "w.weight".into(), var: var.clone(), decay: true }], 0.1);
+            for _ in 0..3 {
+                opt.step(&quadratic_grads(&var, &target), 0.1, 0.5).unwrap();
+            }
+            for (k, t) in opt.state() {
+                assert!(!t.track_op(), "{kind:?} state {k} keeps a graph");
+            }
+        }
     }
 
     #[test]
