@@ -4,8 +4,8 @@
 #   1. fine-tune: --init shipped --head arcface on lfw-train; pairsDevTest 10-fold accuracy and
 #      the album mAP before (shipped) and after, side by side;
 #   2. MobileFaceNet from scratch on lfw-train with softmax, CosFace, ArcFace and SphereFace, the
-#      same budget each (EPOCHS x STEPS steps of batch 64); pairsDevTest 10-fold accuracy.
-# Env: FT_EPOCHS (2), SCRATCH_EPOCHS (4), SCRATCH_STEPS (50), HEADS ("softmax cosface arcface sphereface"),
+#      same budget each (EPOCHS x STEPS steps of batch 32); pairsDevTest 10-fold accuracy.
+# Env: FT_EPOCHS (2), SCRATCH_EPOCHS (2), SCRATCH_STEPS (50), HEADS ("softmax cosface arcface"),
 #      OUT (runs/), FACEFIND_FACES (../shared/faces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ album() { FACEFIND_EMBEDDER="${1:-}" cargo test -q --release --test album -- --i
 
 # 1. fine-tune
 "$ff" --device cpu train "$faces/lfw-train" --out "$out/finetune" --init shipped --head arcface \
-    --epochs "${FT_EPOCHS:-2}" --lr 0.01 --lr-step 1 "${val[@]}" --seed 1 > "$out/finetune.log" 2>&1
+    --epochs "${FT_EPOCHS:-2}" --batch 32 --lr 1e-4 --lr-step 2 "${val[@]}" --seed 1 > "$out/finetune.log" 2>&1
 base_acc=$(acc "")
 ft_acc=$(acc "$out/finetune/embedder.safetensors")
 base_map=$(FACEFIND_EMBEDDER= album "")
@@ -37,11 +37,11 @@ cat "$out/finetune/train.csv"
 echo
 
 # 2. from scratch, same budget per head
-echo "| head (scratch, ${SCRATCH_EPOCHS:-4} x ${SCRATCH_STEPS:-50} steps of 64) | final loss | train acc | pairsDevTest 10-fold |"
+echo "| head (scratch, ${SCRATCH_EPOCHS:-2} x ${SCRATCH_STEPS:-50} steps of 32) | final loss | train acc | pairsDevTest 10-fold |"
 echo "|---|---|---|---|"
-for head in ${HEADS:-softmax cosface arcface sphereface}; do
+for head in ${HEADS:-softmax cosface arcface}; do
     "$ff" --device cpu train "$faces/lfw-train" --out "$out/scratch-$head" --init scratch --head "$head" \
-        --epochs "${SCRATCH_EPOCHS:-4}" --max-steps "${SCRATCH_STEPS:-50}" --schedule poly --warmup 0.5 --lr 0.1 \
+        --epochs "${SCRATCH_EPOCHS:-2}" --max-steps "${SCRATCH_STEPS:-50}" --batch 32 --schedule poly --warmup 0.25 --lr 0.1 \
         --clip 5 --seed 1 "${val[@]}" > "$out/scratch-$head.log" 2>&1 || { echo "| $head | failed: $(tail -1 "$out/scratch-$head.log") | | |"; continue; }
     last=$(tail -1 "$out/scratch-$head/train.csv")
     IFS=, read -r _ loss tacc _ _ _ <<< "$last"
