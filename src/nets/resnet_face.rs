@@ -149,3 +149,32 @@ impl ResNetFace {
         self.bn5.forward(&x, mode)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    /// Shapes through the whole network (128 -> 64 after the max-pool -> 8 before fc5), with
+    /// and without squeeze-and-excitation, and gradients reaching the first convolution.
+    #[test]
+    fn resnet_face18_embeds_128px_grayscale_to_512_and_trains() {
+        let dev = Device::Cpu;
+        for use_se in [true, false] {
+            let map = candle_nn::VarMap::new();
+            let net = ResNetFace::new(crate::nets::seeded_builder(&map, 3, DType::F32, &dev), use_se).unwrap();
+            let x = Tensor::randn(0f32, 1f32, (2, 1, INPUT_SIZE, INPUT_SIZE), &dev).unwrap();
+            let y = net.forward(&x, Mode::Train).unwrap();
+            assert_eq!(y.dims(), &[2, EMBEDDING_DIM]);
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let conv1 = map.data().lock().unwrap()["conv1.weight"].as_tensor().clone();
+            let gn = g.get(&conv1).expect("gradient reaches conv1").sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(gn.is_finite() && gn > 0.0, "conv1 gradient norm² {gn}");
+            let a = net.forward(&x, Mode::Eval).unwrap();
+            let b = net.forward(&x, Mode::Eval).unwrap();
+            assert_eq!(a.dims(), &[2, EMBEDDING_DIM]);
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert_eq!(d, 0.0, "eval mode has no dropout");
+        }
+    }
+}
