@@ -39,7 +39,7 @@ fn album_find_this_person() {
     let album = common::faces_dir().join("album");
     let dir = tempfile::tempdir().unwrap();
     // tools/eval_embedder.sh measures a trained embedder with the same numbers
-    let p = match std::env::var_os("FACEFIND_EMBEDDER") {
+    let p = match std::env::var_os("FACEFIND_EMBEDDER").filter(|e| !e.is_empty()) {
         Some(e) => facefind::pipeline::Pipeline::load_with_embedder(&common::models_dir(), Some(std::path::Path::new(&e)), candle_core::Device::Cpu, Default::default()).unwrap(),
         None => common::cpu_pipeline(),
     };

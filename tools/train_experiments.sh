@@ -19,15 +19,15 @@ cp target/release/facefind "$ff"
 val=(--val-pairs "$faces/lfw-view1/pairsDevTest.txt" --val-images "$faces/lfw-view1/images")
 acc() { "$ff" --device cpu ${1:+--embedder "$1"} verify --pairs "$faces/lfw-view1/pairsDevTest.txt" --images "$faces/lfw-view1/images" --json \
           | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{100*d["accuracy"]:.2f} ± {100*d["accuracy_std"]:.2f}")'; }
-album() { FACEFIND_EMBEDDER="${1:-}" cargo test -q --release --test album -- --include-ignored --nocapture 2>&1 | sed -n 's/^mean average precision: //p' | head -1; }
-[ -z "${FACEFIND_EMBEDDER:-}" ] || unset FACEFIND_EMBEDDER
+# album mAP through tests/album.rs (an empty FACEFIND_EMBEDDER means the shipped embedder)
+album() { FACEFIND_FACES="$faces" FACEFIND_EMBEDDER="${1:-}" cargo test -q --release --test album -- --include-ignored --nocapture 2>&1 | sed -n 's/^mean average precision: //p' | head -1; }
 
 # 1. fine-tune
 "$ff" --device cpu train "$faces/lfw-train" --out "$out/finetune" --init shipped --head arcface \
     --epochs "${FT_EPOCHS:-2}" --batch 32 --lr 1e-4 --lr-step 2 "${val[@]}" --seed 1 > "$out/finetune.log" 2>&1
 base_acc=$(acc "")
 ft_acc=$(acc "$out/finetune/embedder.safetensors")
-base_map=$(FACEFIND_EMBEDDER= album "")
+base_map=$(album "")
 ft_map=$(album "$out/finetune/embedder.safetensors")
 echo "| fine-tune (--init shipped --head arcface, ${FT_EPOCHS:-2} epochs) | pairsDevTest 10-fold | album mAP |"
 echo "|---|---|---|"
