@@ -401,12 +401,7 @@ struct VerifyJson {
 fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<f32>, json: bool) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(pairs_path).with_context(|| format!("cannot read {}", pairs_path.display()))?;
     let parsed = verify::parse_pairs(&text).with_context(|| format!("{}", pairs_path.display()))?;
-    let mut paths: Vec<PathBuf> = parsed.pairs.iter().flat_map(|pr| {
-        let (a, b) = pr.paths(images);
-        [a, b]
-    }).collect();
-    paths.sort();
-    paths.dedup();
+    let paths = parsed.image_paths(images);
     let t0 = Instant::now();
     let embedded = embed_central_faces(p, &paths)?;
     let secs = t0.elapsed().as_secs_f64();

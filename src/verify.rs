@@ -26,6 +26,19 @@ pub struct Pairs {
     pub n_folds: usize,
 }
 
+impl Pairs {
+    /// Every image the pairs use, sorted, each once.
+    pub fn image_paths(&self, images: &Path) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self.pairs.iter().flat_map(|pr| {
+            let (a, b) = pr.paths(images);
+            [a, b]
+        }).collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+}
+
 /// Parses `pairs.txt` (header "folds count") or `pairsDevTrain.txt` (header "count").
 /// With folds, fold k is the k-th block of 2*count lines; otherwise pairs are dealt into ten
 /// folds round-robin so every fold has both kinds.

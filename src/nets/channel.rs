@@ -54,11 +54,12 @@ trait Elem: candle_core::WithDType + Send + Sync {}
 impl Elem for f32 {}
 impl Elem for f64 {}
 
-fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+/// The contiguous data of a CPU storage (shared by the CPU custom ops of `nets`).
+pub(crate) fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
     let data = T::cpu_storage_as_slice(s)?;
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("channel op needs contiguous inputs"),
+        None => candle_core::bail!("facefind CPU op needs contiguous inputs"),
     }
 }
 

@@ -5,6 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::channel::slice;
 use crate::pipeline::ops::Pad;
 
 /// Plane geometry of one call.
@@ -37,14 +38,6 @@ impl Geom {
 trait Elem: Copy + Default + Send + Sync + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign + candle_core::WithDType {}
 impl Elem for f32 {}
 impl Elem for f64 {}
-
-fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    let data = T::cpu_storage_as_slice(s)?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("depthwise op needs contiguous inputs"),
-    }
-}
 
 /// y[oy, ox] = sum w[ky, kx] * x[oy*s + ky - top, ox*s + kx - left], one plane.
 fn forward_plane<T: Elem>(x: &[T], wk: &[T], y: &mut [T], g: &Geom) {
@@ -230,7 +223,6 @@ impl CustomOp2 for GradWeight<'_> {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l1.shape().dims4()?;
         let g = self.op.geom(h, w, self.k)?;
-        let _ = l2;
         let out = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(run_grad_weight(slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?, n, c, &g)),
             (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(run_grad_weight(slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?, n, c, &g)),

@@ -14,22 +14,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::layers::{self, add_channel_bias, BatchNorm, Mode, PRelu};
-use crate::pipeline::embedder::{EMBEDDING_DIM, INPUT_SIZE};
+use crate::pipeline::embedder::{tf_pad, EMBEDDING_DIM, INPUT_SIZE, STAGES};
 use crate::pipeline::ops::Pad;
-
-/// Inverted-residual stages: (scope, expansion, output channels, repeats, first stride).
-pub const STAGES: [(&str, usize, usize, usize, usize); 5] = [
-    ("Conv2d_2", 2, 64, 5, 2),
-    ("Conv2d_3", 4, 128, 1, 2),
-    ("Conv2d_4", 2, 128, 6, 1),
-    ("Conv2d_5", 4, 128, 1, 2),
-    ("Conv2d_6", 2, 128, 2, 1),
-];
-
-fn tf_pad(n: usize, k: usize, s: usize) -> Pad {
-    let (a, b) = Pad::tf_same(n, k, s);
-    Pad { top: a, left: a, bottom: b, right: b }
-}
 
 /// Whether the graph carries batch norm (training) or has it folded into the convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ pub const INPUT_SIZE: usize = 112;
 pub const EMBEDDING_DIM: usize = 192;
 
 /// Inverted-residual stages: (scope, expansion, output channels, repeats, first stride).
-const STAGES: [(&str, usize, usize, usize, usize); 5] = [
+pub const STAGES: [(&str, usize, usize, usize, usize); 5] = [
     ("Conv2d_2", 2, 64, 5, 2),
     ("Conv2d_3", 4, 128, 1, 2),
     ("Conv2d_4", 2, 128, 6, 1),
@@ -25,7 +25,8 @@ const STAGES: [(&str, usize, usize, usize, usize); 5] = [
     ("Conv2d_6", 2, 128, 2, 1),
 ];
 
-fn tf_pad(n: usize, k: usize, s: usize) -> Pad {
+/// TensorFlow SAME padding of a square kernel as a [`Pad`].
+pub fn tf_pad(n: usize, k: usize, s: usize) -> Pad {
     let (a, b) = Pad::tf_same(n, k, s);
     Pad { top: a, left: a, bottom: b, right: b }
 }

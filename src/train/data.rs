@@ -3,7 +3,7 @@
 //! pipeline and cached outside DATA, keyed by file fingerprint; shuffling, augmentation and
 //! batching from a seeded generator, so a run is repeatable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -136,12 +136,6 @@ impl CropCache {
     }
 }
 
-/// The cache key of a pipeline: detector digest and the settings that move faces.
-pub fn pipeline_key(p: &Pipeline) -> String {
-    let s = &p.settings;
-    format!("{}:{}:{}:{}:{}", pipeline::DETECTOR_MODEL.sha256, s.score_threshold, s.nms_iou, s.detect_max_side, s.detect_min_side)
-}
-
 /// Detect -> the face nearest the centre -> aligned crop, for one decoded photo.
 pub fn central_crop(p: &Pipeline, img: &RgbImage) -> Cached {
     let faces = p.detect(img).map_err(|e| format!("detector failed: {e}"))?;
@@ -245,15 +239,6 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     Rng::stream(seed, 1, epoch as u64).shuffle(&mut order);
     order
-}
-
-/// Per-person photo counts (for summaries).
-pub fn counts(labels: &[u32]) -> HashMap<u32, usize> {
-    let mut m = HashMap::new();
-    for l in labels {
-        *m.entry(*l).or_insert(0) += 1;
-    }
-    m
 }
 
 #[cfg(test)]

@@ -59,12 +59,7 @@ pub struct Summary {
 fn val_set(p: &Pipeline, cache: &mut CropCache, pairs: &Path, images: &Path) -> anyhow::Result<ValSet> {
     let text = std::fs::read_to_string(pairs).with_context(|| format!("cannot read {}", pairs.display()))?;
     let parsed = crate::verify::parse_pairs(&text).with_context(|| format!("{}", pairs.display()))?;
-    let mut paths: Vec<PathBuf> = parsed.pairs.iter().flat_map(|pr| {
-        let (a, b) = pr.paths(images);
-        [a, b]
-    }).collect();
-    paths.sort();
-    paths.dedup();
+    let paths = parsed.image_paths(images);
     let crops = data::crops(p, cache, &paths, &mut |_, _| {})?;
     let mut index = std::collections::HashMap::new();
     let mut kept: Vec<RgbImage> = Vec::new();
@@ -105,7 +100,7 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
         Some(c) => c.clone(),
         None => CropCache::default_path()?,
     };
-    let mut cache = CropCache::open(&cache_path, &data::pipeline_key(p))?;
+    let mut cache = CropCache::open(&cache_path, &crate::catalog::indexer::detection_identity(p))?;
     let paths: Vec<PathBuf> = listing.items.iter().map(|(p, _)| p.clone()).collect();
     let crops = data::crops(p, &mut cache, &paths, &mut |done, total| ui(Event::Cropping { done, total }))?;
     let ds = data::dataset(&listing, crops, o.min_images)?;
