@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The training experiments of README "Training", in one run (background it: about an hour and a
-# half on 2 cores). Prints the tables.
+# The training experiments of README "Training", in one run (background it: about two hours on
+# 2 cores). Prints the tables.
 #   1. fine-tune: --init shipped --head arcface on lfw-train; pairsDevTest 10-fold accuracy and
 #      the album mAP before (shipped) and after, side by side;
 #   2. MobileFaceNet from scratch on lfw-train with softmax, CosFace, ArcFace and SphereFace, the
 #      same budget each (EPOCHS x STEPS steps of batch 32); pairsDevTest 10-fold accuracy.
-# Env: FT_EPOCHS (2), SCRATCH_EPOCHS (2), SCRATCH_STEPS (50), HEADS ("softmax cosface arcface"),
+# Env: PARTS ("finetune scratch"), FT_EPOCHS (2), SCRATCH_EPOCHS (2), SCRATCH_STEPS (steps per
+#      epoch; empty = whole epochs, 192 of batch 32), HEADS ("softmax cosface arcface sphereface"),
 #      OUT (runs/), FACEFIND_FACES (../shared/faces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,11 @@ acc() { "$ff" --device cpu ${1:+--embedder "$1"} verify --pairs "$faces/lfw-view
 # album mAP through tests/album.rs (an empty FACEFIND_EMBEDDER means the shipped embedder)
 album() { FACEFIND_FACES="$faces" FACEFIND_EMBEDDER="${1:-}" cargo test -q --release --test album -- --include-ignored --nocapture 2>&1 | sed -n 's/^mean average precision: //p' | head -1; }
 
+parts="${PARTS:-finetune scratch}"
+steps="${SCRATCH_STEPS:-}"
+
 # 1. fine-tune
+if [[ $parts == *finetune* ]]; then
 "$ff" --device cpu train "$faces/lfw-train" --out "$out/finetune" --init shipped --head arcface \
     --epochs "${FT_EPOCHS:-2}" --batch 32 --lr 1e-4 --lr-step 2 "${val[@]}" --seed 1 > "$out/finetune.log" 2>&1
 base_acc=$(acc "")
@@ -35,13 +40,15 @@ echo "| shipped MobileFaceNet | $base_acc % | $base_map |"
 echo "| fine-tuned on lfw-train | $ft_acc % | $ft_map |"
 cat "$out/finetune/train.csv"
 echo
+fi
 
 # 2. from scratch, same budget per head
-echo "| head (scratch, ${SCRATCH_EPOCHS:-2} x ${SCRATCH_STEPS:-50} steps of 32) | final loss | train acc | pairsDevTest 10-fold |"
+[[ $parts == *scratch* ]] || exit 0
+echo "| head (scratch, ${SCRATCH_EPOCHS:-2} epochs${steps:+ x $steps steps} of batch 32) | final loss | train acc | pairsDevTest 10-fold |"
 echo "|---|---|---|---|"
-for head in ${HEADS:-softmax cosface arcface}; do
+for head in ${HEADS:-softmax cosface arcface sphereface}; do
     "$ff" --device cpu train "$faces/lfw-train" --out "$out/scratch-$head" --init scratch --head "$head" \
-        --epochs "${SCRATCH_EPOCHS:-2}" --max-steps "${SCRATCH_STEPS:-50}" --batch 32 --schedule poly --warmup 0.25 --lr 0.1 \
+        --epochs "${SCRATCH_EPOCHS:-2}" ${steps:+--max-steps "$steps"} --batch 32 --schedule poly --warmup 0.25 --lr 0.1 \
         --clip 5 --seed 1 "${val[@]}" > "$out/scratch-$head.log" 2>&1 || { echo "| $head | failed: $(tail -1 "$out/scratch-$head.log") | | |"; continue; }
     last=$(tail -1 "$out/scratch-$head/train.csv")
     IFS=, read -r _ loss tacc _ _ _ <<< "$last"
