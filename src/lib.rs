@@ -2,13 +2,14 @@
 //!
 //! [`pipeline`] turns photos into faces and embeddings (RetinaFace + ArcFace-trained
 //! MobileFaceNet in candle); [`catalog`] keeps them per folder in SQLite; [`search`] ranks
-//! photos against a query face; [`verify`] measures the pipeline on LFW-style pairs; [`cli`]
+//! photos against a query face; [`people`] groups faces into persons; [`verify`] measures the pipeline on LFW-style pairs; [`cli`]
 //! is the command line and [`gui`] the desktop app.
 
 pub mod catalog;
 pub mod cli;
 pub mod gui;
 pub mod nets;
+pub mod people;
 pub mod pipeline;
 pub mod rng;
 pub mod search;

@@ -1,0 +1,347 @@
+//! People: faces grouped into persons. Pure logic over embeddings and the user's decisions
+//! (who is whom, who is not whom); the catalog stores the result and the app edits it.
+//!
+//! After an index run, [`plan`] first assigns each unassigned face to an existing person whose
+//! faces it matches on average (clearly better than any other person), then clusters the faces
+//! left over with average linkage ([`cluster::average_linkage`]) and proposes every cluster of at
+//! least [`Params::min_faces`] faces as a new person. Rules that always hold: two faces of one
+//! photo are never one person; a face the user rejected from a person never goes back to it;
+//! faces the user put or confirmed somewhere are never moved (only unassigned faces are placed);
+//! small or low-score faces (strangers in the background) are left out unless the user assigns
+//! them.
+
+pub mod cluster;
+pub mod metrics;
+
+use std::collections::{HashMap, HashSet};
+
+/// Thresholds of people grouping (see README "People" for how they were chosen).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Params {
+    /// Average-linkage threshold: two groups merge while the mean cosine of all their pairs of
+    /// faces is at least this.
+    pub link: f32,
+    /// Candidate neighbours per face (the graph average linkage walks).
+    pub k: usize,
+    /// Neighbours below this cosine are never candidates.
+    pub floor: f32,
+    /// An unassigned face joins a person when its mean cosine to the person's faces is at least
+    /// this …
+    pub assign: f32,
+    /// … and beats every other person by this much (else it waits in "Who is this?").
+    pub margin: f32,
+    /// Faces a new group needs to be listed as a person.
+    pub min_faces: usize,
+    /// Detection score below which a face is not grouped automatically.
+    pub min_score: f32,
+    /// Shorter box side (original pixels) below which a face is not grouped automatically.
+    pub min_face_px: f32,
+    /// "Who is this?" lists faces whose mean cosine to a named person is at least this.
+    pub suggest: f32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { link: 0.40, k: 16, floor: 0.25, assign: 0.40, margin: 0.05, min_faces: 2, min_score: 0.80, min_face_px: 40.0, suggest: 0.30 }
+    }
+}
+
+/// How a face came to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Grouping put it there; it may be wrong.
+    Auto,
+    /// The user confirmed a suggestion.
+    Confirmed,
+    /// The user put it there (move, new person, save as person).
+    User,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Auto => "auto",
+            Source::Confirmed => "confirmed",
+            Source::User => "user",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "auto" => Some(Source::Auto),
+            "confirmed" => Some(Source::Confirmed),
+            "user" => Some(Source::User),
+            _ => None,
+        }
+    }
+    /// The user vouched for it.
+    pub fn is_user(self) -> bool {
+        self != Source::Auto
+    }
+}
+
+/// One face as grouping sees it (its embedding is row `i` of the matrix passed alongside).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceInfo {
+    pub id: i64,
+    pub photo: i64,
+    pub score: f32,
+    /// Shorter side of the face box, original pixels.
+    pub size_px: f32,
+    pub person: Option<(i64, Source)>,
+    /// People this face is not.
+    pub rejected: Vec<i64>,
+}
+
+impl FaceInfo {
+    /// Big and sharp enough to be grouped without the user.
+    pub fn eligible(&self, p: &Params) -> bool {
+        self.score >= p.min_score && self.size_px >= p.min_face_px
+    }
+}
+
+/// A person's faces summarised for matching: sum of unit embeddings, count, photos.
+#[derive(Debug, Clone)]
+pub struct PersonStats {
+    pub id: i64,
+    pub sum: Vec<f32>,
+    pub count: usize,
+    pub photos: HashSet<i64>,
+}
+
+impl PersonStats {
+    /// Mean cosine of `e` (unit) with this person's faces.
+    pub fn mean_cosine(&self, e: &[f32]) -> f32 {
+        e.iter().zip(&self.sum).map(|(a, b)| a * b).sum::<f32>() / self.count.max(1) as f32
+    }
+}
+
+/// Per-person sums over `faces` (rows of `emb`), by person id.
+pub fn person_stats(emb: &[f32], dim: usize, faces: &[FaceInfo]) -> Vec<PersonStats> {
+    let mut by: HashMap<i64, PersonStats> = HashMap::new();
+    for (i, f) in faces.iter().enumerate() {
+        if let Some((p, _)) = f.person {
+            let s = by.entry(p).or_insert_with(|| PersonStats { id: p, sum: vec![0.0; dim], count: 0, photos: HashSet::new() });
+            for (a, x) in s.sum.iter_mut().zip(&emb[i * dim..(i + 1) * dim]) {
+                *a += x;
+            }
+            s.count += 1;
+            s.photos.insert(f.photo);
+        }
+    }
+    let mut v: Vec<PersonStats> = by.into_values().collect();
+    v.sort_by_key(|s| s.id);
+    v
+}
+
+/// The best person for a face: (person, mean cosine, margin over the next best), skipping
+/// people it was rejected from and people already in its photo.
+pub fn best_person(people: &[PersonStats], e: &[f32], photo: i64, rejected: &[i64]) -> Option<(i64, f32, f32)> {
+    let (mut best, mut second): (Option<(i64, f32)>, f32) = (None, f32::NEG_INFINITY);
+    for p in people {
+        if rejected.contains(&p.id) || p.photos.contains(&photo) {
+            continue;
+        }
+        let s = p.mean_cosine(e);
+        match best {
+            Some((_, b)) if s <= b => second = second.max(s),
+            _ => {
+                if let Some((_, b)) = best {
+                    second = second.max(b);
+                }
+                best = Some((p.id, s));
+            }
+        }
+    }
+    best.map(|(id, s)| (id, s, s - second))
+}
+
+/// New faces of one photo (rows `rows` of `emb`) placed with existing people: each face that
+/// clearly matches a person joins it; of several faces of the photo matching one person only
+/// the best joins. Returns (row, person).
+pub fn assign(people: &[PersonStats], emb: &[f32], dim: usize, faces: &[FaceInfo], rows: &[usize], p: &Params) -> Vec<(usize, i64)> {
+    let mut out: Vec<(usize, i64, f32)> = Vec::new();
+    for &r in rows {
+        let f = &faces[r];
+        if f.person.is_some() || !f.eligible(p) {
+            continue;
+        }
+        if let Some((id, s, margin)) = best_person(people, &emb[r * dim..(r + 1) * dim], f.photo, &f.rejected) {
+            if s >= p.assign && margin >= p.margin {
+                out.push((r, id, s));
+            }
+        }
+    }
+    // one face per (photo, person): the best one
+    out.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    let mut taken: HashSet<(i64, i64)> = HashSet::new();
+    let mut v: Vec<(usize, i64)> = out.into_iter().filter(|&(r, id, _)| taken.insert((faces[r].photo, id))).map(|(r, id, _)| (r, id)).collect();
+    v.sort();
+    v
+}
+
+/// What grouping proposes after an index run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// (row, existing person) for faces joining a person.
+    pub assign: Vec<(usize, i64)>,
+    /// Rows of each new person, largest first.
+    pub new_people: Vec<Vec<usize>>,
+}
+
+/// Places every unassigned eligible face (rows of `emb`, one per `faces` entry): with an
+/// existing person when it clearly matches one, else in a new person when it groups with at
+/// least `min_faces - 1` other such faces.
+pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
+    assert_eq!(emb.len(), faces.len() * dim);
+    let people = person_stats(emb, dim, faces);
+    let rows: Vec<usize> = (0..faces.len()).collect();
+    let assign = assign(&people, emb, dim, faces, &rows, p);
+    let placed: HashSet<usize> = assign.iter().map(|a| a.0).collect();
+    let rest: Vec<usize> = (0..faces.len()).filter(|&r| faces[r].person.is_none() && faces[r].eligible(p) && !placed.contains(&r)).collect();
+    let mut sub = Vec::with_capacity(rest.len() * dim);
+    for &r in &rest {
+        sub.extend_from_slice(&emb[r * dim..(r + 1) * dim]);
+    }
+    let items: Vec<cluster::Item> = rest.iter().map(|&r| cluster::Item { photo: faces[r].photo, person: None, rejected: faces[r].rejected.clone() }).collect();
+    let nb = cluster::knn(&sub, dim, p.k, p.floor);
+    let labels = cluster::average_linkage(&sub, dim, &items, &nb, p.link);
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, l) in labels.into_iter().enumerate() {
+        groups.entry(l).or_default().push(rest[i]);
+    }
+    let mut new_people: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() >= p.min_faces.max(1)).collect();
+    new_people.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    Plan { assign, new_people }
+}
+
+/// One "Who is this?" question: is face `row` person `person`?
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Suggestion {
+    pub row: usize,
+    pub person: i64,
+    /// Mean cosine with the person's faces.
+    pub score: f32,
+}
+
+/// Faces worth asking about, most likely first: faces grouping put with a named person (to
+/// confirm), and unassigned faces whose best named person reaches [`Params::suggest`]. `named`
+/// lists the people with a name.
+pub fn suggestions(emb: &[f32], dim: usize, faces: &[FaceInfo], named: &HashSet<i64>, p: &Params) -> Vec<Suggestion> {
+    let people: Vec<PersonStats> = person_stats(emb, dim, faces).into_iter().filter(|s| named.contains(&s.id)).collect();
+    let mut out = Vec::new();
+    for (r, f) in faces.iter().enumerate() {
+        let e = &emb[r * dim..(r + 1) * dim];
+        match f.person {
+            Some((id, Source::Auto)) if named.contains(&id) => {
+                if let Some(s) = people.iter().find(|s| s.id == id) {
+                    // its own contribution left out
+                    let own: f32 = e.iter().map(|x| x * x).sum();
+                    let score = if s.count > 1 { (s.mean_cosine(e) * s.count as f32 - own) / (s.count - 1) as f32 } else { 0.0 };
+                    out.push(Suggestion { row: r, person: id, score });
+                }
+            }
+            None if f.eligible(p) => {
+                if let Some((id, s, _)) = best_person(&people, e, f.photo, &f.rejected) {
+                    if s >= p.suggest {
+                        out.push(Suggestion { row: r, person: id, score: s });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(faces[a.row].id.cmp(&faces[b.row].id)));
+    out
+}
+
+/// The faces that stand for a person in a search: the ones the user vouched for, or all of
+/// them when there are none. Returns rows.
+pub fn exemplars(faces: &[FaceInfo], person: i64) -> Vec<usize> {
+    let mine: Vec<usize> = (0..faces.len()).filter(|&r| faces[r].person.map(|p| p.0) == Some(person)).collect();
+    let vouched: Vec<usize> = mine.iter().copied().filter(|&r| faces[r].person.is_some_and(|p| p.1.is_user())).collect();
+    if vouched.is_empty() {
+        mine
+    } else {
+        vouched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(id: i64, photo: i64) -> FaceInfo {
+        FaceInfo { id, photo, score: 0.99, size_px: 100.0, person: None, rejected: vec![] }
+    }
+
+    /// Unit vectors around axis `a` (dim 4), slightly perturbed towards axis 3.
+    fn around(a: usize, t: f32) -> Vec<f32> {
+        let mut v = vec![0.0; 4];
+        v[a] = (1.0 - t * t).sqrt();
+        v[3] = t;
+        v
+    }
+
+    #[test]
+    fn plan_assigns_clusters_and_respects_the_rules() {
+        // person 10 has faces 0,1 (axis 0); faces 2,3 are also axis 0; face 4 is axis 0 but in
+        // photo 100 like face 0; faces 5,6,7 are a new group on axis 1; face 8 is axis 1 but
+        // tiny; face 9 is axis 0 but rejected from person 10
+        let mut faces: Vec<FaceInfo> = (0..10).map(|i| face(i, i)).collect();
+        let mut emb = Vec::new();
+        for (i, a) in [0, 0, 0, 0, 0, 1, 1, 1, 1, 0].iter().enumerate() {
+            emb.extend(around(*a, 0.1 * (i % 3) as f32));
+        }
+        faces[0].person = Some((10, Source::User));
+        faces[1].person = Some((10, Source::Auto));
+        faces[0].photo = 100;
+        faces[4].photo = 100;
+        faces[8].size_px = 12.0;
+        faces[9].rejected = vec![10];
+        let plan = plan(&emb, 4, &faces, &Params::default());
+        assert_eq!(plan.assign, vec![(2, 10), (3, 10)]);
+        // 4 (same photo as a face of person 10) and 9 (rejected) are axis 0 and group together
+        assert_eq!(plan.new_people, vec![vec![5, 6, 7], vec![4, 9]]);
+    }
+
+    #[test]
+    fn two_faces_of_one_new_photo_never_join_the_same_person() {
+        let mut faces = vec![face(0, 1), face(1, 2), face(2, 2)];
+        faces[0].person = Some((7, Source::User));
+        let emb: Vec<f32> = [around(0, 0.0), around(0, 0.1), around(0, 0.2)].concat();
+        let stats = person_stats(&emb, 4, &faces);
+        assert_eq!(assign(&stats, &emb, 4, &faces, &[1, 2], &Params::default()), vec![(1, 7)]);
+    }
+
+    #[test]
+    fn ambiguous_faces_wait_for_the_user() {
+        // a face halfway between two people is assigned to neither
+        let mut faces = vec![face(0, 1), face(1, 2), face(2, 3)];
+        faces[0].person = Some((1, Source::User));
+        faces[1].person = Some((2, Source::User));
+        let mid = {
+            let s = std::f32::consts::FRAC_1_SQRT_2;
+            vec![s, s, 0.0, 0.0]
+        };
+        let emb: Vec<f32> = [around(0, 0.0), around(1, 0.0), mid].concat();
+        let p = Params { assign: 0.5, ..Params::default() };
+        assert!(plan(&emb, 4, &faces, &p).assign.is_empty());
+        // both people are named: it is a question for "Who is this?"
+        let named: HashSet<i64> = [1, 2].into();
+        let q = suggestions(&emb, 4, &faces, &named, &p);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].row, 2);
+    }
+
+    #[test]
+    fn exemplars_prefer_what_the_user_vouched_for() {
+        let mut faces = vec![face(0, 1), face(1, 2), face(2, 3)];
+        faces[0].person = Some((5, Source::Auto));
+        faces[1].person = Some((5, Source::Confirmed));
+        assert_eq!(exemplars(&faces, 5), vec![1]);
+        faces[1].person = Some((5, Source::Auto));
+        assert_eq!(exemplars(&faces, 5), vec![0, 1]);
+        assert!(exemplars(&faces, 6).is_empty());
+    }
+}
