@@ -89,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         table.photo_ids.push((i as i64 * 10) / 13);
         table.face_index.push(0);
         table.boxes.push([0.0; 4]);
+        table.scores.push(0.99);
     }
     let q = table.embedding(123).to_vec();
     let times: Vec<f64> = (0..20)

@@ -34,10 +34,50 @@ pub fn face_scores(table: &FaceTable, query: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// How several query faces (a person's exemplars) score one face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fuse {
+    /// The best cosine over the queries.
+    Max,
+    /// The mean cosine over the queries (the cosine with their sum, scaled).
+    Mean,
+}
+
+/// Scores of every face against several queries, fused.
+pub fn face_scores_fused(table: &FaceTable, queries: &[&[f32]], fuse: Fuse) -> Vec<f32> {
+    match (queries, fuse) {
+        ([], _) => Vec::new(),
+        ([q], _) => face_scores(table, q),
+        (qs, Fuse::Mean) => {
+            let mut mean = vec![0f32; qs[0].len()];
+            for q in qs {
+                mean.iter_mut().zip(q.iter()).for_each(|(m, x)| *m += x / qs.len() as f32);
+            }
+            face_scores(table, &mean)
+        }
+        (qs, Fuse::Max) => {
+            let mut best = face_scores(table, qs[0]);
+            for q in &qs[1..] {
+                best.iter_mut().zip(face_scores(table, q)).for_each(|(b, s)| *b = b.max(s));
+            }
+            best
+        }
+    }
+}
+
 /// Photos ranked by their best face's similarity to `query`, highest first. Faces of a
 /// photo must be adjacent in the table (as [`crate::catalog::Catalog::face_table`] returns them).
 pub fn rank_photos(table: &FaceTable, query: &[f32]) -> Vec<Hit> {
-    let scores = face_scores(table, query);
+    rank_scores(table, &face_scores(table, query))
+}
+
+/// [`rank_photos`] for several query faces (a person), fused per face.
+pub fn rank_photos_fused(table: &FaceTable, queries: &[&[f32]], fuse: Fuse) -> Vec<Hit> {
+    rank_scores(table, &face_scores_fused(table, queries, fuse))
+}
+
+/// Photos ranked by their best face's score.
+pub fn rank_scores(table: &FaceTable, scores: &[f32]) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
     for (row, &score) in scores.iter().enumerate() {
         let photo_id = table.photo_ids[row];
@@ -80,6 +120,7 @@ mod tests {
             t.face_ids.push(t.face_ids.len() as i64);
             t.face_index.push(0);
             t.boxes.push([0.0; 4]);
+            t.scores.push(0.99);
             t.embeddings.extend(emb);
         }
         let q = unit(0, 3, 1.0);

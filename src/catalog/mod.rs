@@ -138,6 +138,8 @@ pub struct FaceTable {
     /// Index of the face within its photo (0 = highest detection score).
     pub face_index: Vec<u32>,
     pub boxes: Vec<[f32; 4]>,
+    /// Detection scores.
+    pub scores: Vec<f32>,
 }
 
 impl FaceTable {
@@ -543,7 +545,7 @@ impl Catalog {
         let mut st = self
             .conn
             .prepare(
-                "SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding FROM faces f JOIN photos p ON p.id = f.photo_id
+                "SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding, f.score FROM faces f JOIN photos p ON p.id = f.photo_id
                  WHERE f.photo_id NOT IN (SELECT photo_id FROM pending_embed) ORDER BY p.path, f.idx",
             )
             .map_err(|e| self.sql_err(e))?;
@@ -562,6 +564,7 @@ impl Catalog {
             t.face_index.push(r.get::<_, i64>(2).map_err(|e| self.sql_err(e))? as u32);
             let b: [f64; 4] = [r.get(3).map_err(|e| self.sql_err(e))?, r.get(4).map_err(|e| self.sql_err(e))?, r.get(5).map_err(|e| self.sql_err(e))?, r.get(6).map_err(|e| self.sql_err(e))?];
             t.boxes.push(b.map(|v| v as f32));
+            t.scores.push(r.get::<_, f64>(8).map_err(|e| self.sql_err(e))? as f32);
             t.embeddings.extend(blob_f32(&emb));
         }
         Ok(t)

@@ -317,6 +317,7 @@ pub(crate) mod tests {
                 t.photo_ids.push(id);
                 t.face_index.push(k as u32);
                 t.boxes.push([10.0, 20.0, 30.0, 40.0]);
+                t.scores.push(0.99);
                 t.embeddings.extend(unit(i % 3 + 5 * k as usize));
             }
         }

@@ -42,7 +42,7 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { link: 0.40, k: 16, floor: 0.25, assign: 0.40, margin: 0.05, min_faces: 2, min_score: 0.80, min_face_px: 40.0, suggest: 0.30 }
+        Params { link: 0.55, k: 16, floor: 0.30, assign: 0.55, margin: 0.05, min_faces: 2, min_score: 0.80, min_face_px: 40.0, suggest: 0.40 }
     }
 }
 
