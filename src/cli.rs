@@ -68,12 +68,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Rank every photo of FOLDER by similarity to a face in the query image.
+    /// Rank every photo of FOLDER by similarity to a face in the query image, or to a person.
     Search {
         folder: PathBuf,
         /// Photo with the person to look for (inside or outside FOLDER).
+        #[arg(long, required_unless_present = "person", conflicts_with = "person")]
+        query: Option<PathBuf>,
+        /// A person of `facefind people` (name or id): their confirmed faces are the query.
         #[arg(long)]
-        query: PathBuf,
+        person: Option<String>,
         /// Which face of the query image (0 = first listed by `detect`; default: the largest).
         #[arg(long)]
         face: Option<usize>,
@@ -85,6 +88,21 @@ pub enum Command {
         top: Option<usize>,
         #[arg(long)]
         catalog: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Group the faces of FOLDER into people (indexing first if needed) and list them; or name
+    /// or merge people.
+    People {
+        folder: PathBuf,
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Name person ID (an empty NAME removes the name).
+        #[arg(long, num_args = 2, value_names = ["ID", "NAME"], conflicts_with = "merge")]
+        name: Option<Vec<String>>,
+        /// Merge person ID into person INTO_ID.
+        #[arg(long, num_args = 2, value_names = ["ID", "INTO_ID"])]
+        merge: Option<Vec<String>>,
         #[arg(long)]
         json: bool,
     },
@@ -246,10 +264,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let nothing_read = sum.processed > 0 && sum.skipped.values().sum::<usize>() == sum.processed && sum.unchanged == 0;
             Ok(if nothing_read { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Search { folder, query, face, threshold, top, catalog, json } => {
+        Command::Search { folder, query, person, face, threshold, top, catalog, json } => {
             let p = load_pipeline(&cli, Settings::default())?;
-            run_search(&p, folder, catalog.as_deref(), query, *face, *threshold, *top, *json)
+            let q = match (query, person) {
+                (Some(q), _) => Query::Photo(q.clone(), *face),
+                (None, Some(who)) => Query::Person(who.clone()),
+                (None, None) => anyhow::bail!("give --query PHOTO or --person NAME"),
+            };
+            run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, *json)
         }
+        Command::People { folder, catalog, name, merge, json } => run_people(&cli, folder, catalog.as_deref(), name.as_deref(), merge.as_deref(), *json),
         Command::Verify { pairs, images, flip, threshold, json } => {
             let settings = Settings { flip: *flip == OnOff::On, ..Settings::default() };
             let p = load_pipeline(&cli, settings)?;
@@ -550,11 +574,20 @@ pub fn query_embedding(p: &Pipeline, image: &Path, k: Option<usize>) -> anyhow::
 }
 
 #[derive(Serialize)]
-struct QueryJson {
-    path: String,
-    face: usize,
-    #[serde(rename = "box")]
-    bbox: [f32; 4],
+#[serde(untagged)]
+enum QueryJson {
+    Photo {
+        path: String,
+        face: usize,
+        #[serde(rename = "box")]
+        bbox: [f32; 4],
+    },
+    Person {
+        person: i64,
+        name: Option<String>,
+        /// Faces of the person used as the query.
+        faces: usize,
+    },
 }
 
 #[derive(Serialize)]
@@ -575,14 +608,39 @@ struct SearchJson {
     results: Vec<ResultJson>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Path, k: Option<usize>, threshold: f32, top: Option<usize>, json: bool) -> anyhow::Result<ExitCode> {
-    let (qidx, qface, qemb) = query_embedding(p, query, k)?;
+/// What `search` looks for: a face of a photo, or a person of the catalog.
+enum Query {
+    Photo(PathBuf, Option<usize>),
+    Person(String),
+}
+
+fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query, threshold: f32, top: Option<usize>, json: bool) -> anyhow::Result<ExitCode> {
+    let photo_query = match query {
+        Query::Photo(path, k) => Some((path, query_embedding(p, path, *k)?)),
+        Query::Person(_) => None,
+    };
     // Bring the catalog up to date first (a progress bar on a terminal, unless --json).
     let (_, cat) = run_index(p, folder, catalog, json)?;
     let table = cat.face_table()?;
     let photos: std::collections::HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
-    let hits = crate::search::rank_photos(&table, &qemb);
+    let (hits, qjson) = match (photo_query, query) {
+        (Some((path, (qidx, qface, qemb))), _) => {
+            (crate::search::rank_photos(&table, &qemb), QueryJson::Photo { path: path.display().to_string(), face: qidx, bbox: qface.bbox })
+        }
+        (None, Query::Person(who)) => {
+            let id = cat.find_person(who)?;
+            let person = cat.people()?.into_iter().find(|x| x.id == id).context("person vanished")?;
+            let infos = cat.face_infos(&table)?;
+            let rows = crate::people::exemplars(&infos, id);
+            if rows.is_empty() {
+                anyhow::bail!("person {} has no faces to search with", person.label());
+            }
+            let queries: Vec<&[f32]> = rows.iter().map(|&r| table.embedding(r)).collect();
+            let hits = crate::search::rank_photos_fused(&table, &queries, crate::search::PERSON_FUSE);
+            (hits, QueryJson::Person { person: id, name: person.name, faces: rows.len() })
+        }
+        (None, Query::Photo(..)) => unreachable!("photo queries are embedded above"),
+    };
     let n = top.unwrap_or(hits.len()).min(hits.len());
     let results: Vec<ResultJson> = hits[..n]
         .iter()
@@ -595,7 +653,7 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Path,
         })
         .collect();
     if json {
-        let doc = SearchJson { query: QueryJson { path: query.display().to_string(), face: qidx, bbox: qface.bbox }, threshold, results };
+        let doc = SearchJson { query: qjson, threshold, results };
         serde_json::to_writer(std::io::stdout().lock(), &doc)?;
         println!();
     } else {
@@ -604,6 +662,93 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Path,
         for r in &results {
             let b = r.bbox;
             println!("{} {:.3}  {}  face {} [{:.0}, {:.0}, {:.0}, {:.0}]", if r.is_match { "*" } else { " " }, r.score, r.path, r.face, b[0], b[1], b[2], b[3]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct PeopleFaceJson {
+    path: String,
+    face: u32,
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+}
+
+#[derive(Serialize)]
+struct PersonJson {
+    id: i64,
+    name: Option<String>,
+    hidden: bool,
+    faces: Vec<PeopleFaceJson>,
+}
+
+#[derive(Serialize)]
+struct PeopleJson {
+    people: Vec<PersonJson>,
+    unassigned: Vec<PeopleFaceJson>,
+}
+
+fn run_people(cli: &Cli, folder: &Path, catalog: Option<&Path>, name: Option<&[String]>, merge: Option<&[String]>, json: bool) -> anyhow::Result<ExitCode> {
+    let cat = if name.is_some() || merge.is_some() {
+        // an edit: no indexing (and no index lock: it may run beside an index)
+        let path = match catalog {
+            Some(c) => c.to_path_buf(),
+            None => catalog::default_catalog_path(folder)?,
+        };
+        anyhow::ensure!(path.exists(), "no catalog for {} yet: run `facefind people {}` first", folder.display(), folder.display());
+        let mut cat = Catalog::open(&path)?;
+        if let Some([who, new_name]) = name {
+            let id = cat.find_person(who)?;
+            cat.name_person(id, Some(new_name))?;
+        }
+        if let Some([from, into]) = merge {
+            let (from, into) = (cat.find_person(from)?, cat.find_person(into)?);
+            cat.merge_people(from, into)?;
+        }
+        cat
+    } else {
+        let p = load_pipeline(cli, Settings::default())?;
+        run_index(&p, folder, catalog, json)?.1
+    };
+    let table = cat.face_table()?;
+    let photos: HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
+    let links = cat.face_links()?;
+    let face_json = |r: usize| PeopleFaceJson {
+        path: photos.get(&table.photo_ids[r]).map(|b| catalog::indexer::display_rel(b)).unwrap_or_default(),
+        face: table.face_index[r],
+        bbox: table.boxes[r],
+    };
+    let mut by_person: HashMap<i64, Vec<usize>> = HashMap::new();
+    let mut unassigned = Vec::new();
+    for r in 0..table.len() {
+        match links.get(&table.face_ids[r]) {
+            Some((pid, _)) => by_person.entry(*pid).or_default().push(r),
+            None => unassigned.push(r),
+        }
+    }
+    let people = cat.people()?;
+    if json {
+        let doc = PeopleJson {
+            people: people
+                .iter()
+                .map(|x| PersonJson {
+                    id: x.id,
+                    name: x.name.clone(),
+                    hidden: x.hidden,
+                    faces: by_person.get(&x.id).map(|rs| rs.iter().map(|&r| face_json(r)).collect()).unwrap_or_default(),
+                })
+                .collect(),
+            unassigned: unassigned.iter().map(|&r| face_json(r)).collect(),
+        };
+        serde_json::to_writer(std::io::stdout().lock(), &doc)?;
+        println!();
+    } else {
+        let named = people.iter().filter(|x| x.name.is_some()).count();
+        println!("{} people ({named} named), {} faces in no person", people.len(), unassigned.len());
+        for x in &people {
+            let first = by_person.get(&x.id).and_then(|rs| rs.first()).map(|&r| face_json(r).path).unwrap_or_default();
+            println!("{:>6}  {:<24} {:>5} faces {:>5} photos{}  e.g. {first}", x.id, x.label(), x.faces, x.photos, if x.hidden { " (hidden)" } else { "" });
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -34,6 +34,10 @@ pub fn face_scores(table: &FaceTable, query: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// How a person's faces are fused in a search: the mean ranks as well as the max on the
+/// album and LFW (README "People") and costs one pass.
+pub const PERSON_FUSE: Fuse = Fuse::Mean;
+
 /// How several query faces (a person's exemplars) score one face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fuse {

@@ -50,6 +50,8 @@ pub struct Summary {
     /// The embedder (or flip fusion) changed: photos re-embedded from their stored landmarks.
     pub reembedded: usize,
     pub cancelled: bool,
+    /// Grouping into people after the run (absent when nothing changed).
+    pub people: Option<super::people::GroupSummary>,
     pub seconds: f64,
 }
 
@@ -446,6 +448,12 @@ pub fn index_folder(
         }
         Ok(())
     })?;
+    // Group new faces into people (one transaction; skipped when nothing changed).
+    let changed = sum.processed + sum.removed + sum.reembedded > 0 || sum.rebuilt;
+    if !sum.cancelled && (changed || cat.meta("people_grouped")?.is_none()) {
+        sum.people = Some(cat.group_people(&crate::people::Params::default())?);
+        cat.set_meta("people_grouped", "1")?;
+    }
     sum.faces = cat.face_count()?;
     sum.seconds = t0.elapsed().as_secs_f64();
     Ok(sum)

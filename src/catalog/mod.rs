@@ -2,6 +2,7 @@
 //! embeddings and thumbnails, updated incrementally and crash-safely.
 
 pub mod indexer;
+pub mod people;
 pub mod scan;
 
 use std::collections::HashMap;
@@ -11,9 +12,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 
 
-/// Current schema. Version 1 catalogs (no face chips) are migrated; anything older or
-/// unknown is rebuilt (embeddings are a cache of the photos, never the only copy of anything).
-pub const SCHEMA_VERSION: i64 = 3;
+/// Current schema. Versions 1–3 are migrated in place (1: no face chips, 2: no re-embedding
+/// queue, 3: no people); a database with tables but no version is rebuilt (embeddings are a
+/// cache of the photos). Migrations only add: they never drop what the user told us.
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -30,6 +32,12 @@ pub enum CatalogError {
     TooNew { path: PathBuf, found: i64 },
     #[error("no cache directory on this system; pass --catalog PATH")]
     NoCacheDir,
+    #[error("no person {0:?} in this catalog (see `facefind people FOLDER`)")]
+    NoPerson(String),
+    #[error("no face {0} in this catalog (it may have gone in a re-index)")]
+    NoFace(i64),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// What a photo row says about its file.
@@ -117,6 +125,33 @@ pub enum IdentityChange {
     Rebuilt,
     /// The embedder changed: this many photos wait for new embeddings.
     Reembed(usize),
+}
+
+/// A face found again when its photo is processed again keeps its id above this box overlap.
+pub const KEEP_FACE_IOU: f32 = 0.5;
+
+/// For each new box, the old box it takes over (greedy by overlap, IoU > [`KEEP_FACE_IOU`],
+/// each old box at most once).
+pub fn match_faces(old: &[[f32; 4]], new: &[[f32; 4]]) -> Vec<Option<usize>> {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (i, n) in new.iter().enumerate() {
+        for (k, o) in old.iter().enumerate() {
+            let v = crate::pipeline::detector::iou(o, n);
+            if v > KEEP_FACE_IOU {
+                pairs.push((v, i, k));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut out = vec![None; new.len()];
+    let mut used = vec![false; old.len()];
+    for (_, i, k) in pairs {
+        if out[i].is_none() && !used[k] {
+            out[i] = Some(k);
+            used[k] = true;
+        }
+    }
+    out
 }
 
 /// A photo whose faces wait for new embeddings.
@@ -238,6 +273,29 @@ CREATE INDEX IF NOT EXISTS faces_photo ON faces(photo_id);
 CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);
 ";
 
+/// Schema 4: people, which face is whom (and who put it there), and who a face is not.
+const PEOPLE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY,
+    name TEXT,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    cover_face INTEGER REFERENCES faces(id) ON DELETE SET NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS face_person (
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    source TEXT NOT NULL CHECK (source IN ('auto', 'confirmed', 'user'))
+);
+CREATE INDEX IF NOT EXISTS face_person_person ON face_person(person_id);
+CREATE TABLE IF NOT EXISTS rejections (
+    face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    PRIMARY KEY (face_id, person_id)
+);
+CREATE INDEX IF NOT EXISTS rejections_person ON rejections(person_id);
+";
+
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`, migrating old schemas.
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
@@ -264,57 +322,58 @@ impl Catalog {
         CatalogError::Sqlite { path: self.path.clone(), error: source }
     }
 
+    /// Brings the schema to [`SCHEMA_VERSION`] in one immediate transaction: a second process
+    /// opening the catalog at the same time waits, then finds it done.
     fn migrate(&mut self) -> Result<(), CatalogError> {
-        let has_meta: bool = self
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.sql_err(e))?
-            > 0;
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
+        let has_meta = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0)).map_err(e)? > 0;
         let version: Option<i64> = if has_meta {
-            self.conn
-                .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get::<_, String>(0))
+            tx.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get::<_, String>(0))
                 .optional()
-                .map_err(|e| self.sql_err(e))?
+                .map_err(e)?
                 .and_then(|v| v.parse().ok())
         } else {
             None
         };
-        let has_tables: bool = self
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.sql_err(e))?
-            > 0;
+        let has_tables = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get::<_, i64>(0)).map_err(e)? > 0;
         match version {
             Some(v) if v == SCHEMA_VERSION => return Ok(()),
             Some(v) if v > SCHEMA_VERSION => return Err(CatalogError::TooNew { path: self.path.clone(), found: v }),
             Some(v) if (1..SCHEMA_VERSION).contains(&v) => {
                 tracing::warn!(catalog = %self.path.display(), "migrating catalog schema {v} -> {SCHEMA_VERSION}");
-                let mut sql = String::from("BEGIN;");
                 if v < 2 {
-                    sql.push_str("ALTER TABLE faces ADD COLUMN chip BLOB;");
+                    tx.execute_batch("ALTER TABLE faces ADD COLUMN chip BLOB;").map_err(e)?;
                 }
                 if v < 3 {
-                    sql.push_str("CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);");
+                    tx.execute_batch("CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);").map_err(e)?;
                 }
-                sql.push_str(&format!("UPDATE meta SET value='{SCHEMA_VERSION}' WHERE key='schema_version'; COMMIT;"));
-                self.conn.execute_batch(&sql).map_err(|e| self.sql_err(e))?;
-                return Ok(());
+                tx.execute_batch(PEOPLE_SCHEMA).map_err(e)?;
             }
-            _ if has_tables => {
-                eprintln!(
-                    "facefind: catalog {} has an unknown or old schema ({}); rebuilding it (photos will be indexed again)",
-                    self.path.display(),
-                    version.map_or("none".into(), |v| v.to_string())
-                );
-                self.conn
-                    .execute_batch("PRAGMA foreign_keys=OFF; DROP TABLE IF EXISTS faces; DROP TABLE IF EXISTS photos; DROP TABLE IF EXISTS meta; PRAGMA foreign_keys=ON;")
-                    .map_err(|e| self.sql_err(e))?;
+            _ => {
+                if has_tables {
+                    tracing::warn!(
+                        catalog = %self.path.display(),
+                        "catalog has an unknown schema ({}); rebuilding it (photos will be indexed again)",
+                        version.map_or("none".into(), |v| v.to_string())
+                    );
+                    tx.execute_batch(
+                        "DROP TABLE IF EXISTS rejections; DROP TABLE IF EXISTS face_person; DROP TABLE IF EXISTS people;
+                         DROP TABLE IF EXISTS pending_embed; DROP TABLE IF EXISTS faces; DROP TABLE IF EXISTS photos; DROP TABLE IF EXISTS meta;",
+                    )
+                    .map_err(e)?;
+                }
+                tx.execute_batch(SCHEMA).map_err(e)?;
+                tx.execute_batch(PEOPLE_SCHEMA).map_err(e)?;
             }
-            _ => {}
         }
-        self.conn.execute_batch(SCHEMA).map_err(|e| self.sql_err(e))?;
-        self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
-        Ok(())
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)
     }
 
     /// Takes the writer lock (a file beside the database). Fails with [`CatalogError::Busy`]
@@ -353,7 +412,8 @@ impl Catalog {
 
     /// Makes sure the stored faces come from `detection` (detector digest + settings) and their
     /// embeddings from `embedding` (embedder digest + flip fusion). A new detection identity
-    /// drops every photo so it is processed again; a new embedding identity only queues the
+    /// marks every photo changed so it is processed again (its new faces take over the old
+    /// faces' ids and people by box overlap); a new embedding identity only queues the
     /// photos with faces for re-embedding from their stored landmarks (see
     /// [`Catalog::pending_embeddings`]): boxes, thumbnails and chips stay. `legacy` is the single
     /// identity string older catalogs kept under `pipeline`; when it matches, nothing changes.
@@ -369,7 +429,11 @@ impl Catalog {
         let tx = self.conn.transaction().map_err(e)?;
         let set = "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value=excluded.value";
         let change = if cur_det.as_deref() != Some(detection) {
-            tx.execute_batch("DELETE FROM pending_embed; DELETE FROM faces; DELETE FROM photos; DELETE FROM meta WHERE key='pipeline';").map_err(e)?;
+            tx.execute_batch("UPDATE photos SET mtime_ns = -1").map_err(e)?;
+            if cur_emb.as_deref() != Some(embedding) {
+                // hide embeddings of the old embedder from searches until the photo is processed
+                tx.execute_batch("INSERT OR IGNORE INTO pending_embed(photo_id) SELECT DISTINCT photo_id FROM faces").map_err(e)?;
+            }
             if had_photos {
                 IdentityChange::Rebuilt
             } else {
@@ -389,10 +453,12 @@ impl Catalog {
     }
 
     /// Photos whose faces wait for new embeddings: (photo id, path, [(face id, landmarks)]).
+    /// Photos marked changed are left out: they are processed again from the file anyway.
     pub fn pending_embeddings(&self) -> Result<Vec<PendingPhoto>, CatalogError> {
         let mut st = self
             .conn
-            .prepare("SELECT p.id, p.path, f.id, f.landmarks FROM pending_embed q JOIN photos p ON p.id = q.photo_id JOIN faces f ON f.photo_id = p.id ORDER BY p.path, f.idx")
+            .prepare("SELECT p.id, p.path, f.id, f.landmarks FROM pending_embed q JOIN photos p ON p.id = q.photo_id JOIN faces f ON f.photo_id = p.id
+                 WHERE p.mtime_ns != -1 ORDER BY p.path, f.idx")
             .map_err(|e| self.sql_err(e))?;
         let mut out: Vec<PendingPhoto> = Vec::new();
         let mut rows = st.query([]).map_err(|e| self.sql_err(e))?;
@@ -455,8 +521,10 @@ impl Catalog {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql_err(e))
     }
 
-    /// Writes processed photos in one transaction: a replaced photo loses its old faces; a
-    /// crash before the commit leaves the catalog as it was.
+    /// Writes processed photos in one transaction; a crash before the commit leaves the catalog
+    /// as it was. A photo processed again keeps its face ids (and so its people, confirmations
+    /// and rejections) where a new face overlaps an old one by IoU > [`KEEP_FACE_IOU`]; old faces
+    /// without a match go.
     pub fn write_batch(&mut self, photos: &[PhotoRecord]) -> Result<(), CatalogError> {
         let path = self.path.clone();
         let e = |source| CatalogError::Sqlite { path: path.clone(), error: source };
@@ -472,10 +540,16 @@ impl Catalog {
                      RETURNING id",
                 )
                 .map_err(e)?;
-            let mut del = tx.prepare_cached("DELETE FROM faces WHERE photo_id=?1").map_err(e)?;
+            let mut old = tx.prepare_cached("SELECT id, x, y, w, h FROM faces WHERE photo_id=?1").map_err(e)?;
+            // free the (photo, idx) slots before reusing rows
+            let mut park = tx.prepare_cached("UPDATE faces SET idx = -1 - idx WHERE photo_id=?1").map_err(e)?;
+            let mut del = tx.prepare_cached("DELETE FROM faces WHERE id=?1").map_err(e)?;
             let mut unqueue = tx.prepare_cached("DELETE FROM pending_embed WHERE photo_id=?1").map_err(e)?;
             let mut ins = tx
                 .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+                .map_err(e)?;
+            let mut reuse = tx
+                .prepare_cached("UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10 WHERE id=?1")
                 .map_err(e)?;
             for p in photos {
                 let id: i64 = up
@@ -484,12 +558,27 @@ impl Catalog {
                         |r| r.get(0),
                     )
                     .map_err(e)?;
-                del.execute([id]).map_err(e)?;
+                let before: Vec<(i64, [f32; 4])> = old
+                    .query_map([id], |r| Ok((r.get(0)?, [r.get::<_, f64>(1)? as f32, r.get::<_, f64>(2)? as f32, r.get::<_, f64>(3)? as f32, r.get::<_, f64>(4)? as f32])))
+                    .map_err(e)?
+                    .collect::<Result<_, _>>()
+                    .map_err(e)?;
+                let new_boxes: Vec<[f32; 4]> = p.faces.iter().map(|f| f.bbox).collect();
+                let matched = match_faces(&before.iter().map(|b| b.1).collect::<Vec<_>>(), &new_boxes);
+                park.execute([id]).map_err(e)?;
+                for (k, (old_id, _)) in before.iter().enumerate() {
+                    if !matched.iter().any(|m| *m == Some(k)) {
+                        del.execute([old_id]).map_err(e)?;
+                    }
+                }
                 unqueue.execute([id]).map_err(e)?;
                 for (i, f) in p.faces.iter().enumerate() {
                     let b = f.bbox;
-                    ins.execute(params![id, i as i64, b[0], b[1], b[2], b[3], f.score, f32_blob(&f.landmarks), f32_blob(&f.embedding), f.chip])
-                        .map_err(e)?;
+                    let (lm, emb) = (f32_blob(&f.landmarks), f32_blob(&f.embedding));
+                    match matched[i] {
+                        Some(k) => reuse.execute(params![before[k].0, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?,
+                        None => ins.execute(params![id, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?,
+                    };
                 }
             }
         }

@@ -1,0 +1,523 @@
+//! People in the catalog: grouping after an index run ([`Catalog::group_people`]) and every
+//! edit the user makes (name, hide, merge, move, confirm, reject, new person), each in one
+//! short transaction that returns an [`Undo`]. Links and rejections hang off face ids, which
+//! survive re-processing (see [`Catalog::write_batch`]).
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::{Catalog, CatalogError, FaceTable};
+use crate::people::{self, FaceInfo, Params, Source};
+
+/// A person as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Person {
+    pub id: i64,
+    pub name: Option<String>,
+    pub hidden: bool,
+    /// The face shown for the person: the one the user chose, else the largest face the user
+    /// vouched for, else the largest.
+    pub cover_face: Option<i64>,
+    /// Unix seconds.
+    pub created: i64,
+    pub faces: usize,
+    pub photos: usize,
+}
+
+impl Person {
+    /// The name, or "Unnamed".
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| "Unnamed".into())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct PersonRow {
+    name: Option<String>,
+    hidden: bool,
+    cover_face: Option<i64>,
+    created: i64,
+}
+
+/// What an edit changed, to put it back ([`Catalog::undo`]): the previous rows of the people
+/// and faces it touched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Undo {
+    /// What the edit did, for the Undo button ("Merged Ann into Bob").
+    pub what: String,
+    people: Vec<(i64, Option<PersonRow>)>,
+    faces: Vec<i64>,
+    links: Vec<(i64, i64, Source)>,
+    rejections: Vec<(i64, i64)>,
+}
+
+/// What [`Catalog::group_people`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupSummary {
+    /// Faces that joined an existing person.
+    pub assigned: usize,
+    /// People created.
+    pub new_people: usize,
+    /// Unnamed people left without faces, removed.
+    pub removed_empty: usize,
+    /// Faces in no person after grouping.
+    pub unassigned: usize,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+type Sql<T> = Result<T, rusqlite::Error>;
+
+fn person_row(tx: &Transaction, id: i64) -> Sql<Option<PersonRow>> {
+    tx.query_row("SELECT name, hidden, cover_face, created FROM people WHERE id=?1", [id], |r| {
+        Ok(PersonRow { name: r.get(0)?, hidden: r.get::<_, i64>(1)? != 0, cover_face: r.get(2)?, created: r.get(3)? })
+    })
+    .optional()
+}
+
+/// The rows an edit of `people` and `faces` may change, as they are now.
+fn snapshot(tx: &Transaction, what: String, people: &[i64], faces: &[i64]) -> Sql<Undo> {
+    let mut u = Undo { what, ..Undo::default() };
+    let mut seen = HashSet::new();
+    for &p in people {
+        if seen.insert(p) {
+            u.people.push((p, person_row(tx, p)?));
+        }
+    }
+    let mut faces: Vec<i64> = faces.to_vec();
+    // faces rejected from these people are touched too when a person goes (merge)
+    for &p in people {
+        let mut st = tx.prepare_cached("SELECT face_id FROM rejections WHERE person_id=?1")?;
+        faces.extend(st.query_map([p], |r| r.get::<_, i64>(0))?.collect::<Sql<Vec<_>>>()?);
+    }
+    faces.sort();
+    faces.dedup();
+    for &f in &faces {
+        let mut st = tx.prepare_cached("SELECT person_id, source FROM face_person WHERE face_id=?1")?;
+        if let Some((p, s)) = st.query_row([f], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).optional()? {
+            u.links.push((f, p, Source::parse(&s).unwrap_or(Source::Auto)));
+        }
+        let mut st = tx.prepare_cached("SELECT person_id FROM rejections WHERE face_id=?1")?;
+        for p in st.query_map([f], |r| r.get::<_, i64>(0))? {
+            u.rejections.push((f, p?));
+        }
+    }
+    u.faces = faces;
+    Ok(u)
+}
+
+fn link(tx: &Transaction, face: i64, person: i64, source: Source) -> Sql<()> {
+    tx.execute(
+        "INSERT INTO face_person(face_id, person_id, source) VALUES (?1, ?2, ?3)
+         ON CONFLICT(face_id) DO UPDATE SET person_id=excluded.person_id, source=excluded.source",
+        params![face, person, source.as_str()],
+    )?;
+    tx.execute("DELETE FROM rejections WHERE face_id=?1 AND person_id=?2", [face, person])?;
+    Ok(())
+}
+
+fn new_person(tx: &Transaction, name: Option<&str>) -> Sql<i64> {
+    tx.query_row("INSERT INTO people(name, created) VALUES (?1, ?2) RETURNING id", params![name, now()], |r| r.get(0))
+}
+
+impl Catalog {
+    fn tx_err(&self) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
+        move |error| CatalogError::Sqlite { path: self.path.clone(), error }
+    }
+
+    /// Every person, most faces first (hidden ones included; see [`Person::hidden`]).
+    pub fn people(&self) -> Result<Vec<Person>, CatalogError> {
+        let e = self.tx_err();
+        let covers: HashMap<i64, i64> = {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT person_id, face_id FROM (SELECT fp.person_id, fp.face_id, row_number() OVER (
+                        PARTITION BY fp.person_id ORDER BY (fp.source != 'auto') DESC, f.w * f.h * f.score DESC, f.id) AS rn
+                     FROM face_person fp JOIN faces f ON f.id = fp.face_id) WHERE rn = 1",
+                )
+                .map_err(&e)?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&e)?;
+            rows.collect::<Sql<_>>().map_err(&e)?
+        };
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT p.id, p.name, p.hidden, p.cover_face, p.created, count(fp.face_id), count(DISTINCT f.photo_id)
+                 FROM people p LEFT JOIN face_person fp ON fp.person_id = p.id LEFT JOIN faces f ON f.id = fp.face_id
+                 GROUP BY p.id",
+            )
+            .map_err(&e)?;
+        let rows = st
+            .query_map([], |r| {
+                let id: i64 = r.get(0)?;
+                Ok(Person {
+                    id,
+                    name: r.get(1)?,
+                    hidden: r.get::<_, i64>(2)? != 0,
+                    cover_face: r.get::<_, Option<i64>>(3)?.or(covers.get(&id).copied()),
+                    created: r.get(4)?,
+                    faces: r.get::<_, i64>(5)? as usize,
+                    photos: r.get::<_, i64>(6)? as usize,
+                })
+            })
+            .map_err(&e)?;
+        let mut v: Vec<Person> = rows.collect::<Sql<_>>().map_err(&e)?;
+        v.sort_by(|a, b| b.faces.cmp(&a.faces).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+
+    /// Face id → (person, how it got there).
+    pub fn face_links(&self) -> Result<HashMap<i64, (i64, Source)>, CatalogError> {
+        let e = self.tx_err();
+        let mut st = self.conn.prepare("SELECT face_id, person_id, source FROM face_person").map_err(&e)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, Source::parse(&r.get::<_, String>(2)?).unwrap_or(Source::Auto)))))
+            .map_err(&e)?;
+        rows.collect::<Sql<_>>().map_err(&e)
+    }
+
+    /// Face id → the people it is not.
+    pub fn rejections(&self) -> Result<HashMap<i64, Vec<i64>>, CatalogError> {
+        let e = self.tx_err();
+        let mut st = self.conn.prepare("SELECT face_id, person_id FROM rejections ORDER BY face_id, person_id").map_err(&e)?;
+        let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).map_err(&e)?;
+        for row in rows {
+            let (f, p) = row.map_err(&e)?;
+            out.entry(f).or_default().push(p);
+        }
+        Ok(out)
+    }
+
+    /// The faces of `t` as grouping sees them (links and rejections included), row for row.
+    pub fn face_infos(&self, t: &FaceTable) -> Result<Vec<FaceInfo>, CatalogError> {
+        let links = self.face_links()?;
+        let mut rej = self.rejections()?;
+        Ok((0..t.len())
+            .map(|r| {
+                let id = t.face_ids[r];
+                FaceInfo {
+                    id,
+                    photo: t.photo_ids[r],
+                    score: t.scores[r],
+                    size_px: t.boxes[r][2].min(t.boxes[r][3]),
+                    person: links.get(&id).copied(),
+                    rejected: rej.remove(&id).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    /// A person by id or by name (case-insensitive; an ambiguous name is an error).
+    pub fn find_person(&self, key: &str) -> Result<i64, CatalogError> {
+        let e = self.tx_err();
+        if let Ok(id) = key.parse::<i64>() {
+            if self.conn.query_row("SELECT count(*) FROM people WHERE id=?1", [id], |r| r.get::<_, i64>(0)).map_err(&e)? > 0 {
+                return Ok(id);
+            }
+        }
+        let mut st = self.conn.prepare("SELECT id FROM people WHERE name = ?1 COLLATE NOCASE ORDER BY id").map_err(&e)?;
+        let ids: Vec<i64> = st.query_map([key], |r| r.get(0)).map_err(&e)?.collect::<Sql<_>>().map_err(&e)?;
+        match ids.as_slice() {
+            [id] => Ok(*id),
+            [] => Err(CatalogError::NoPerson(key.to_string())),
+            _ => Err(CatalogError::Invalid(format!("{} people are called {key:?}; use an id ({})", ids.len(), ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")))),
+        }
+    }
+
+    /// The faces of a person (face ids).
+    pub fn person_faces(&self, person: i64) -> Result<Vec<(i64, Source)>, CatalogError> {
+        let e = self.tx_err();
+        let mut st = self.conn.prepare("SELECT face_id, source FROM face_person WHERE person_id=?1 ORDER BY face_id").map_err(&e)?;
+        let rows = st.query_map([person], |r| Ok((r.get(0)?, Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::Auto)))).map_err(&e)?;
+        rows.collect::<Sql<_>>().map_err(&e)
+    }
+
+    /// Groups faces into people (see [`crate::people::plan`]): unassigned faces join existing
+    /// people or form new ones, in one transaction. Faces the user placed since the plan was
+    /// made keep their place. Unnamed people left with no faces are removed.
+    pub fn group_people(&mut self, params: &Params) -> Result<GroupSummary, CatalogError> {
+        let t = self.face_table()?;
+        let infos = self.face_infos(&t)?;
+        let plan = people::plan(&t.embeddings, t.dim, &infos, params);
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let tx = self.conn.transaction().map_err(e)?;
+        let mut sum = GroupSummary::default();
+        {
+            let mut add = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO face_person(face_id, person_id, source)
+                     SELECT ?1, ?2, 'auto' WHERE EXISTS (SELECT 1 FROM people WHERE id=?2) AND EXISTS (SELECT 1 FROM faces WHERE id=?1)",
+                )
+                .map_err(e)?;
+            for &(r, person) in &plan.assign {
+                sum.assigned += add.execute(params![t.face_ids[r], person]).map_err(e)?;
+            }
+            for group in &plan.new_people {
+                let id = new_person(&tx, None).map_err(e)?;
+                let mut n = 0;
+                for &r in group {
+                    n += add.execute(params![t.face_ids[r], id]).map_err(e)?;
+                }
+                if n >= params.min_faces.max(1) {
+                    sum.new_people += 1;
+                } else {
+                    tx.execute("DELETE FROM people WHERE id=?1", [id]).map_err(e)?;
+                }
+            }
+            sum.removed_empty = tx
+                .execute(
+                    "DELETE FROM people WHERE name IS NULL AND NOT EXISTS (SELECT 1 FROM face_person WHERE person_id = people.id)
+                     AND NOT EXISTS (SELECT 1 FROM rejections WHERE person_id = people.id)",
+                    [],
+                )
+                .map_err(e)?;
+            sum.unassigned = tx
+                .query_row("SELECT count(*) FROM faces WHERE id NOT IN (SELECT face_id FROM face_person)", [], |r| r.get::<_, i64>(0))
+                .map_err(e)? as usize;
+        }
+        tx.commit().map_err(e)?;
+        Ok(sum)
+    }
+
+    /// Runs one edit in a transaction, after snapshotting what it may touch.
+    fn edit<T>(&mut self, what: String, people: &[i64], faces: &[i64], f: impl FnOnce(&Transaction) -> Result<T, CatalogError>) -> Result<(Undo, T), CatalogError> {
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let tx = self.conn.transaction().map_err(e)?;
+        for &p in people {
+            if person_row(&tx, p).map_err(e)?.is_none() {
+                return Err(CatalogError::NoPerson(p.to_string()));
+            }
+        }
+        for &f in faces {
+            if tx.query_row("SELECT count(*) FROM faces WHERE id=?1", [f], |r| r.get::<_, i64>(0)).map_err(e)? == 0 {
+                return Err(CatalogError::NoFace(f));
+            }
+        }
+        let undo = snapshot(&tx, what, people, faces).map_err(e)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(e)?;
+        Ok((undo, out))
+    }
+
+    fn person_of(&self, face: i64) -> Result<Option<(i64, Source)>, CatalogError> {
+        self.conn
+            .query_row("SELECT person_id, source FROM face_person WHERE face_id=?1", [face], |r| {
+                Ok((r.get(0)?, Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::Auto)))
+            })
+            .optional()
+            .map_err(self.tx_err())
+    }
+
+    /// Names (or with `None` un-names) a person.
+    pub fn name_person(&mut self, person: i64, name: Option<&str>) -> Result<Undo, CatalogError> {
+        let name = name.map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+        let what = format!("Named {}", name.as_deref().unwrap_or("Unnamed"));
+        let path = self.path.clone();
+        self.edit(what, &[person], &[], |tx| {
+            tx.execute("UPDATE people SET name=?1 WHERE id=?2", params![name, person]).map_err(|error| CatalogError::Sqlite { path, error })?;
+            Ok(())
+        })
+        .map(|r| r.0)
+    }
+
+    /// Hides or shows a person (hidden people stay grouped but out of the list).
+    pub fn hide_person(&mut self, person: i64, hidden: bool) -> Result<Undo, CatalogError> {
+        let path = self.path.clone();
+        self.edit(if hidden { "Hid a person".into() } else { "Showed a person".into() }, &[person], &[], |tx| {
+            tx.execute("UPDATE people SET hidden=?1 WHERE id=?2", params![hidden as i64, person]).map_err(|error| CatalogError::Sqlite { path, error })?;
+            Ok(())
+        })
+        .map(|r| r.0)
+    }
+
+    /// Chooses the face shown for a person.
+    pub fn set_cover(&mut self, person: i64, face: i64) -> Result<Undo, CatalogError> {
+        let path = self.path.clone();
+        self.edit("Changed the cover".into(), &[person], &[face], |tx| {
+            tx.execute("UPDATE people SET cover_face=?1 WHERE id=?2", params![face, person]).map_err(|error| CatalogError::Sqlite { path, error })?;
+            Ok(())
+        })
+        .map(|r| r.0)
+    }
+
+    /// Merges person `from` into `into`: its faces (keeping how they got there) and rejections
+    /// move; `into` keeps its name, or takes `from`'s if it has none. Refused when the two
+    /// share a photo (one photo shows a person once).
+    pub fn merge_people(&mut self, from: i64, into: i64) -> Result<Undo, CatalogError> {
+        if from == into {
+            return Err(CatalogError::Invalid("cannot merge a person into itself".into()));
+        }
+        let e = self.tx_err();
+        let shared: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM (SELECT f.photo_id FROM face_person fp JOIN faces f ON f.id=fp.face_id WHERE fp.person_id=?1
+                 INTERSECT SELECT f.photo_id FROM face_person fp JOIN faces f ON f.id=fp.face_id WHERE fp.person_id=?2)",
+                [from, into],
+                |r| r.get(0),
+            )
+            .map_err(&e)?;
+        drop(e);
+        if shared > 0 {
+            return Err(CatalogError::Invalid(format!("people {from} and {into} appear together in {shared} photo(s): they are two people")));
+        }
+        let faces: Vec<i64> = self.person_faces(from)?.into_iter().map(|f| f.0).collect();
+        let path = self.path.clone();
+        let names = (self.people()?.into_iter().find(|p| p.id == from).map(|p| p.label()), self.people()?.into_iter().find(|p| p.id == into).map(|p| p.label()));
+        let what = format!("Merged {} into {}", names.0.unwrap_or_default(), names.1.unwrap_or_default());
+        self.edit(what, &[from, into], &faces, |tx| {
+            let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+            tx.execute("UPDATE face_person SET person_id=?2 WHERE person_id=?1", [from, into]).map_err(e)?;
+            tx.execute("INSERT OR IGNORE INTO rejections(face_id, person_id) SELECT face_id, ?2 FROM rejections WHERE person_id=?1", [from, into]).map_err(e)?;
+            // a face of the merged person rejected from the other: the user's link wins
+            tx.execute("DELETE FROM rejections WHERE person_id=?1 AND face_id IN (SELECT face_id FROM face_person WHERE person_id=?1)", [into]).map_err(e)?;
+            tx.execute("UPDATE people SET name=coalesce(name, (SELECT name FROM people WHERE id=?1)) WHERE id=?2", [from, into]).map_err(e)?;
+            tx.execute("DELETE FROM people WHERE id=?1", [from]).map_err(e)?;
+            Ok(())
+        })
+        .map(|r| r.0)
+    }
+
+    /// Puts faces into person `to` (`None`: a new person, named `name`), as the user's choice.
+    /// Returns the person. A face from the same photo as another face of `to` is refused.
+    pub fn assign_faces(&mut self, faces: &[i64], to: Option<i64>, name: Option<&str>) -> Result<(Undo, i64), CatalogError> {
+        self.place(faces, to, name, Source::User)
+    }
+
+    fn place(&mut self, faces: &[i64], to: Option<i64>, name: Option<&str>, source: Source) -> Result<(Undo, i64), CatalogError> {
+        if faces.is_empty() {
+            return Err(CatalogError::Invalid("no faces given".into()));
+        }
+        let e = self.tx_err();
+        let mut photos = HashSet::new();
+        for &f in faces {
+            let ph: Option<i64> = self.conn.query_row("SELECT photo_id FROM faces WHERE id=?1", [f], |r| r.get(0)).optional().map_err(&e)?;
+            let ph = ph.ok_or(CatalogError::NoFace(f))?;
+            if !photos.insert(ph) {
+                return Err(CatalogError::Invalid("two faces of one photo cannot be one person".into()));
+            }
+        }
+        if let Some(to) = to {
+            let clash: i64 = self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM face_person fp JOIN faces f ON f.id = fp.face_id WHERE fp.person_id=?1 AND f.photo_id IN ({}) AND fp.face_id NOT IN ({})",
+                        photos.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+                        faces.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+                    ),
+                    [to],
+                    |r| r.get(0),
+                )
+                .map_err(&e)?;
+            if clash > 0 {
+                return Err(CatalogError::Invalid("this person is already in that photo".into()));
+            }
+        }
+        drop(e);
+        let path = self.path.clone();
+        let name = name.map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+        let what = match (to, &name) {
+            (None, Some(n)) => format!("Saved {} face(s) as {n}", faces.len()),
+            (None, None) => format!("Made a new person of {} face(s)", faces.len()),
+            (Some(_), _) => format!("Moved {} face(s)", faces.len()),
+        };
+        let people: Vec<i64> = to.into_iter().collect();
+        let (mut undo, id) = self.edit(what, &people, faces, |tx| {
+            let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+            let id = match to {
+                Some(id) => id,
+                None => new_person(tx, name.as_deref()).map_err(e)?,
+            };
+            for &f in faces {
+                link(tx, f, id, source).map_err(e)?;
+            }
+            Ok(id)
+        })?;
+        if to.is_none() {
+            undo.people.push((id, None)); // undo removes the new person
+        }
+        Ok((undo, id))
+    }
+
+    /// "Yes, this is them": links the face to the person as confirmed (moving it there if it
+    /// was elsewhere or nowhere).
+    pub fn confirm_face(&mut self, face: i64, person: i64) -> Result<Undo, CatalogError> {
+        let (mut u, _) = self.place(&[face], Some(person), None, Source::Confirmed)?;
+        u.what = "Confirmed a face".into();
+        Ok(u)
+    }
+
+    /// "Not them": takes the face out of the person if it is there, and remembers.
+    pub fn reject_face(&mut self, face: i64, person: i64) -> Result<Undo, CatalogError> {
+        let path = self.path.clone();
+        self.edit("Said a face is not this person".into(), &[person], &[face], |tx| {
+            let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+            tx.execute("DELETE FROM face_person WHERE face_id=?1 AND person_id=?2", [face, person]).map_err(e)?;
+            tx.execute("INSERT OR IGNORE INTO rejections(face_id, person_id) VALUES (?1, ?2)", [face, person]).map_err(e)?;
+            tx.execute("UPDATE people SET cover_face=NULL WHERE id=?1 AND cover_face=?2", [person, face]).map_err(e)?;
+            Ok(())
+        })
+        .map(|r| r.0)
+    }
+
+    /// Takes a face out of its person ("not X", remembered).
+    pub fn remove_face(&mut self, face: i64) -> Result<Undo, CatalogError> {
+        match self.person_of(face)? {
+            Some((p, _)) => self.reject_face(face, p),
+            None => Err(CatalogError::Invalid(format!("face {face} is in no person"))),
+        }
+    }
+
+    /// Puts back what an edit changed.
+    pub fn undo(&mut self, u: &Undo) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let tx = self.conn.transaction().map_err(e)?;
+        for (id, row) in &u.people {
+            match row {
+                Some(r) => {
+                    tx.execute(
+                        "INSERT INTO people(id, name, hidden, cover_face, created) VALUES (?1, ?2, ?3, (SELECT id FROM faces WHERE id=?4), ?5)
+                         ON CONFLICT(id) DO UPDATE SET name=excluded.name, hidden=excluded.hidden, cover_face=excluded.cover_face, created=excluded.created",
+                        params![id, r.name, r.hidden as i64, r.cover_face, r.created],
+                    )
+                    .map_err(e)?;
+                }
+                None => {
+                    tx.execute("DELETE FROM people WHERE id=?1", [id]).map_err(e)?;
+                }
+            }
+        }
+        for f in &u.faces {
+            tx.execute("DELETE FROM face_person WHERE face_id=?1", [f]).map_err(e)?;
+            tx.execute("DELETE FROM rejections WHERE face_id=?1", [f]).map_err(e)?;
+        }
+        // faces or people deleted since (a re-index) are skipped
+        for (f, p, s) in &u.links {
+            tx.execute(
+                "INSERT OR REPLACE INTO face_person(face_id, person_id, source) SELECT ?1, ?2, ?3
+                 WHERE EXISTS (SELECT 1 FROM faces WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
+                params![f, p, s.as_str()],
+            )
+            .map_err(e)?;
+        }
+        for (f, p) in &u.rejections {
+            tx.execute(
+                "INSERT OR IGNORE INTO rejections(face_id, person_id) SELECT ?1, ?2
+                 WHERE EXISTS (SELECT 1 FROM faces WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
+                [f, p],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+}
