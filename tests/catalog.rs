@@ -348,18 +348,7 @@ fn a_new_embedder_reembeds_from_stored_faces_without_detecting_again() {
     let before = embeddings(&cat);
     assert!(before.len() >= 6, "faces: {}", before.len());
 
-    let dev = candle_core::Device::Cpu;
-    let mut t = candle_core::safetensors::load(common::models_dir().join("mobilefacenet_arcface.safetensors"), &dev).unwrap();
-    for k in ["Logits.LinearConv1x1.weight", "Logits.LinearConv1x1.bias"] {
-        let neg = t[k].neg().unwrap();
-        t.insert(k.to_string(), neg);
-    }
-    let emb = dir.path().join("negated.safetensors");
-    candle_core::safetensors::save(&t, &emb).unwrap();
-    let sha = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&emb).unwrap()));
-    let manifest = serde_json::json!({"arch": "mobilefacenet", "input_size": 112, "channels": 3, "mean": 127.5, "std": 128.0,
-        "embedding_dim": 192, "sha256": sha, "training": null});
-    std::fs::write(dir.path().join("negated.json"), manifest.to_string()).unwrap();
+    let emb = common::negated_embedder(dir.path());
 
     let out = facefind().arg("--embedder").arg(&emb).arg("index").arg(&photos).arg("--catalog").arg(&cat).arg("--json").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

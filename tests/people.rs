@@ -220,3 +220,145 @@ fn lfw_people() {
     assert!(r.pw.precision >= 0.97, "pairwise precision {:.3}", r.pw.precision);
     assert!(r.maps[&(5, Fuse::Mean)] >= r.maps[&(1, Fuse::Mean)], "five faces must not rank worse than one");
 }
+
+fn facefind() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_facefind"));
+    c.env("FACEFIND_MODELS", common::models_dir()).args(["--device", "cpu"]);
+    c
+}
+
+/// `facefind people FOLDER --json` (indexing first), checked for success.
+fn people_json(folder: &std::path::Path, cat: &std::path::Path, embedder: Option<&std::path::Path>) -> serde_json::Value {
+    let mut c = facefind();
+    if let Some(e) = embedder {
+        c.arg("--embedder").arg(e);
+    }
+    let out = c.arg("people").arg(folder).arg("--catalog").arg(cat).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What the user told the catalog: names, links the user made or confirmed, rejections.
+#[derive(Debug, PartialEq)]
+struct Told {
+    names: Vec<(i64, String)>,
+    user_links: Vec<(i64, i64, String)>,
+    rejections: Vec<(i64, i64)>,
+}
+
+fn told(cat: &std::path::Path) -> Told {
+    let db = rusqlite::Connection::open(cat).unwrap();
+    let q = |sql: &str| -> Vec<Vec<rusqlite::types::Value>> {
+        let mut st = db.prepare(sql).unwrap();
+        let n = st.column_count();
+        st.query_map([], |r| (0..n).map(|i| r.get(i)).collect()).unwrap().map(|r| r.unwrap()).collect()
+    };
+    use rusqlite::types::Value::{Integer as I, Text as T};
+    Told {
+        names: q("SELECT id, name FROM people WHERE name IS NOT NULL ORDER BY id").into_iter().map(|r| match (&r[0], &r[1]) { (I(a), T(b)) => (*a, b.clone()), _ => panic!() }).collect(),
+        user_links: q("SELECT face_id, person_id, source FROM face_person WHERE source != 'auto' ORDER BY face_id")
+            .into_iter()
+            .map(|r| match (&r[0], &r[1], &r[2]) { (I(a), I(b), T(c)) => (*a, *b, c.clone()), _ => panic!() })
+            .collect(),
+        rejections: q("SELECT face_id, person_id FROM rejections ORDER BY face_id, person_id").into_iter().map(|r| match (&r[0], &r[1]) { (I(a), I(b)) => (*a, *b), _ => panic!() }).collect(),
+    }
+}
+
+/// Names, confirmations and rejections survive editing a photo, a new embedder and going
+/// back, flip fusion off, and kill -9 while a run (indexing, then grouping) is in flight.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn names_and_corrections_survive_reindexing() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let src = common::faces_dir().join("album/face_recognition");
+    let mut files: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for p in &files {
+        std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
+    }
+    let cat = dir.path().join("c.sqlite");
+    let v = people_json(&photos, &cat, None);
+    let people = v["people"].as_array().unwrap();
+    assert!(people.len() >= 3, "{v}");
+    // the biggest person: name it, confirm one face, reject another, put a third elsewhere
+    let (big, second) = (people[0]["id"].as_i64().unwrap(), people[1]["id"].as_i64().unwrap());
+    let out = facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).args(["--name", &big.to_string(), "Barack"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    {
+        let mut c = facefind::catalog::Catalog::open(&cat).unwrap();
+        let faces = c.person_faces(big).unwrap();
+        assert!(faces.len() >= 3);
+        c.confirm_face(faces[0].0, big).unwrap();
+        c.reject_face(faces[1].0, big).unwrap();
+        c.name_person(second, Some("Second")).unwrap();
+    }
+    let before = told(&cat);
+    assert_eq!(before.names.len(), 2);
+    assert_eq!(before.user_links.len(), 1);
+    assert_eq!(before.rejections.len(), 1);
+    let rejected_face = before.rejections[0].0;
+    let check = |what: &str| {
+        let now = told(&cat);
+        assert_eq!(now, before, "after {what}");
+        let db = rusqlite::Connection::open(&cat).unwrap();
+        let back: i64 = db.query_row("SELECT count(*) FROM face_person WHERE face_id=?1 AND person_id=?2", [rejected_face, big], |r| r.get(0)).unwrap();
+        assert_eq!(back, 0, "after {what}: the rejected face went back");
+    };
+
+    // 1. edit every photo of the named person (re-encode: new bytes, same faces)
+    let edited: Vec<String> = people_json(&photos, &cat, None)["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == big)
+        .unwrap()["faces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    for rel in &edited {
+        let p = photos.join(rel);
+        let img = image::open(&p).unwrap().to_rgb8();
+        img.save_with_format(&p, if rel.ends_with(".png") { image::ImageFormat::Png } else { image::ImageFormat::Jpeg }).unwrap();
+    }
+    let v = people_json(&photos, &cat, None);
+    assert!(v.to_string().contains("Barack"));
+    check("editing photos");
+
+    // 2. a new embedder, and back
+    let emb = common::negated_embedder(dir.path());
+    people_json(&photos, &cat, Some(&emb));
+    check("a new embedder");
+    people_json(&photos, &cat, None);
+    check("going back to the shipped embedder");
+
+    // 3. flip fusion off (the app's setting), through the library
+    {
+        let p = facefind::pipeline::Pipeline::load(&common::models_dir(), candle_core::Device::Cpu, facefind::pipeline::Settings { flip: false, ..Default::default() }).unwrap();
+        let mut c = Catalog::open(&cat).unwrap();
+        let s = indexer::index_folder(&photos, &mut c, &p, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        assert!(s.reembedded > 0);
+    }
+    check("flip fusion off");
+
+    // 4. kill -9 while a run with new photos is in flight, at several moments, then finish
+    let more = common::faces_dir().join("album/deepface");
+    let mut extra: Vec<_> = std::fs::read_dir(&more).unwrap().map(|e| e.unwrap().path()).collect();
+    extra.sort();
+    for p in extra.iter().take(24) {
+        std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
+    }
+    for ms in [400u64, 1500, 3000, 6000] {
+        let mut child = facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).arg("--json").stdout(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        child.kill().unwrap(); // SIGKILL on unix
+        child.wait().unwrap();
+        check(&format!("kill -9 after {ms} ms"));
+    }
+    let v = people_json(&photos, &cat, None);
+    check("the run after the kills");
+    assert!(v["people"].as_array().unwrap().len() > people.len(), "the new photos were grouped: {v}");
+}

@@ -34,3 +34,21 @@ pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     png[29..33].copy_from_slice(&(!c).to_be_bytes());
     png
 }
+
+/// An embedder file (with its manifest) whose every embedding is the shipped one negated: the
+/// shipped weights with the last layer negated. Cosines between faces stay as they were.
+pub fn negated_embedder(dir: &std::path::Path) -> PathBuf {
+    let dev = candle_core::Device::Cpu;
+    let mut t = candle_core::safetensors::load(models_dir().join("mobilefacenet_arcface.safetensors"), &dev).unwrap();
+    for k in ["Logits.LinearConv1x1.weight", "Logits.LinearConv1x1.bias"] {
+        let neg = t[k].neg().unwrap();
+        t.insert(k.to_string(), neg);
+    }
+    let emb = dir.join("negated.safetensors");
+    candle_core::safetensors::save(&t, &emb).unwrap();
+    let sha = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&emb).unwrap()));
+    let manifest = serde_json::json!({"arch": "mobilefacenet", "input_size": 112, "channels": 3, "mean": 127.5, "std": 128.0,
+        "embedding_dim": 192, "sha256": sha, "training": null});
+    std::fs::write(dir.join("negated.json"), manifest.to_string()).unwrap();
+    emb
+}
