@@ -362,3 +362,172 @@ fn names_and_corrections_survive_reindexing() {
     check("the run after the kills");
     assert!(v["people"].as_array().unwrap().len() > people.len(), "the new photos were grouped: {v}");
 }
+
+/// A catalog with synthetic faces: `people[k]` photos of person k (one face each, embeddings
+/// around axis k), plus one photo with a face of person 0 and of person 1 together.
+fn synthetic(dir: &std::path::Path, people: &[usize]) -> Catalog {
+    use facefind::catalog::{FaceRecord, PhotoRecord, Status};
+    let mut cat = Catalog::open(&dir.join("s.sqlite")).unwrap();
+    let dim = 192;
+    let emb = |axis: usize, j: usize| {
+        let mut v = vec![0f32; dim];
+        v[axis] = 1.0;
+        v[100 + j % 50] = 0.3;
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let face = |axis: usize, j: usize, x: f32| FaceRecord { bbox: [x, 10.0, 80.0, 80.0], score: 0.99, landmarks: [0.0; 10], embedding: emb(axis, j), chip: vec![] };
+    let photo = |name: String, faces: Vec<FaceRecord>| PhotoRecord {
+        path: name.clone().into_bytes(),
+        size: 1,
+        mtime_ns: 1,
+        fingerprint: name.into_bytes(),
+        width: 400,
+        height: 200,
+        status: Status::Faces,
+        reason: None,
+        thumbnail: vec![],
+        faces,
+    };
+    let mut recs = Vec::new();
+    for (k, &n) in people.iter().enumerate() {
+        for j in 0..n {
+            recs.push(photo(format!("p{k}_{j}.jpg"), vec![face(k, j, 10.0)]));
+        }
+    }
+    recs.push(photo("together.jpg".into(), vec![face(0, 99, 10.0), face(1, 99, 200.0)]));
+    cat.write_batch(&recs).unwrap();
+    cat
+}
+
+/// Every row of the people tables, for before/after comparisons.
+fn people_rows(cat: &std::path::Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(cat).unwrap();
+    let mut out = Vec::new();
+    for sql in ["SELECT id, name, hidden, cover_face FROM people ORDER BY id", "SELECT face_id, person_id, source FROM face_person ORDER BY face_id", "SELECT face_id, person_id FROM rejections ORDER BY 1, 2"] {
+        let mut st = db.prepare(sql).unwrap();
+        let n = st.column_count();
+        out.extend(st.query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap())).collect::<Vec<_>>().join(" "))).unwrap().map(|r| r.unwrap()));
+    }
+    out
+}
+
+#[test]
+fn grouping_edits_and_undo_on_a_synthetic_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cat = synthetic(dir.path(), &[5, 4, 1]);
+    let s = cat.group_people(&Params::default()).unwrap();
+    assert_eq!(s.new_people, 2, "{s:?}");
+    let ppl = cat.people().unwrap();
+    assert_eq!(ppl.iter().map(|p| p.faces).collect::<Vec<_>>(), vec![6, 5]);
+    // the person of axis 2 has one face: below min_faces, unassigned
+    assert_eq!(s.unassigned, 1);
+    let (a, b) = (ppl[0].id, ppl[1].id);
+    let path = cat.path().to_path_buf();
+
+    // every edit undoes to exactly the rows before it
+    let mut check_undo = |cat: &mut Catalog, edit: &dyn Fn(&mut Catalog) -> facefind::catalog::people::Undo| {
+        let before = people_rows(&path);
+        let u = edit(cat);
+        assert_ne!(people_rows(&path), before, "{} changed nothing", u.what);
+        cat.undo(&u).unwrap();
+        assert_eq!(people_rows(&path), before, "undo of {}", u.what);
+    };
+    check_undo(&mut cat, &|c| c.name_person(a, Some("Ann")).unwrap());
+    check_undo(&mut cat, &|c| c.hide_person(b, true).unwrap());
+    let fa: Vec<i64> = cat.person_faces(a).unwrap().into_iter().map(|f| f.0).collect();
+    check_undo(&mut cat, &|c| c.reject_face(fa[0], a).unwrap());
+    check_undo(&mut cat, &|c| c.confirm_face(fa[1], a).unwrap());
+    check_undo(&mut cat, &|c| c.assign_faces(&fa[..2], None, Some("New")).unwrap().0);
+    check_undo(&mut cat, &|c| c.assign_faces(&fa[2..3], Some(b), None).unwrap().0);
+
+    // A and B share together.jpg: no merge
+    let err = cat.merge_people(b, a).unwrap_err().to_string();
+    assert!(err.contains("together"), "{err}");
+    // a face moved to a new person, then merged back
+    cat.name_person(a, Some("Ann")).unwrap();
+    let (_, c) = cat.assign_faces(&fa[..1], None, None).unwrap();
+    check_undo(&mut cat, &|cat| cat.merge_people(c, a).unwrap());
+    cat.merge_people(c, a).unwrap();
+    assert_eq!(cat.find_person("ann").unwrap(), a);
+    assert!(cat.find_person("nobody").is_err());
+
+    // a rejected face never returns to that person; a user's face never moves
+    cat.reject_face(fa[3], a).unwrap();
+    cat.group_people(&Params::default()).unwrap();
+    assert!(!cat.person_faces(a).unwrap().iter().any(|f| f.0 == fa[3]), "rejected face went back");
+    // two faces of one photo are never one person
+    let t = cat.face_table().unwrap();
+    let links = cat.face_links().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for r in 0..t.len() {
+        if let Some((p, _)) = links.get(&t.face_ids[r]) {
+            assert!(seen.insert((t.photo_ids[r], *p)), "two faces of photo {} in person {p}", t.photo_ids[r]);
+        }
+    }
+    // a face of a photo already in the person is refused
+    let together = t.photo_ids.iter().copied().max().unwrap();
+    let other = (0..t.len()).find(|&r| t.photo_ids[r] == together && links.get(&t.face_ids[r]).map(|l| l.0) == Some(b)).unwrap();
+    assert!(cat.assign_faces(&[t.face_ids[other]], Some(a), None).is_err());
+}
+
+/// The people tables arrive by migration in a schema-3 catalog full of rows, and in a schema-1
+/// one: every photo, face and embedding stays, nothing is indexed again.
+#[test]
+fn migrations_keep_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    for old in [3, 1] {
+        let path = dir.path().join(format!("v{old}.sqlite"));
+        {
+            let mut cat = synthetic(dir.path(), &[3, 2]);
+            cat.group_people(&Params::default()).unwrap();
+            drop(cat);
+            std::fs::rename(dir.path().join("s.sqlite"), &path).unwrap();
+            let _ = std::fs::remove_file(dir.path().join("s.sqlite-wal"));
+            let _ = std::fs::remove_file(dir.path().join("s.sqlite-shm"));
+        }
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("DROP TABLE rejections; DROP TABLE face_person; DROP TABLE people;").unwrap();
+        if old == 1 {
+            db.execute_batch("DROP TABLE pending_embed; ALTER TABLE faces DROP COLUMN chip;").unwrap();
+        }
+        db.execute("UPDATE meta SET value=?1 WHERE key='schema_version'", [old.to_string()]).unwrap();
+        let dump = |db: &rusqlite::Connection| -> Vec<String> {
+            let mut st = db.prepare("SELECT f.id, p.path, f.idx, f.x, hex(f.embedding) FROM faces f JOIN photos p ON p.id=f.photo_id ORDER BY f.id").unwrap();
+            st.query_map([], |r| Ok(format!("{} {:?} {} {} {}", r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, f64>(3)?, r.get::<_, String>(4)?))).unwrap().map(|r| r.unwrap()).collect()
+        };
+        let before = dump(&db);
+        assert!(before.len() >= 7);
+        drop(db);
+        let mut cat = Catalog::open(&path).unwrap();
+        assert_eq!(cat.people().unwrap().len(), 0);
+        assert_eq!(cat.group_people(&Params::default()).unwrap().new_people, 2, "schema {old}");
+        drop(cat);
+        let db = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(dump(&db), before, "schema {old}: rows changed");
+        let v: String = db.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, facefind::catalog::SCHEMA_VERSION.to_string());
+    }
+}
+
+/// Two processes opening (creating and migrating) one catalog at once both succeed.
+#[test]
+fn two_processes_create_one_catalog_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for round in 0..3 {
+        let cat = dir.path().join(format!("c{round}.sqlite"));
+        let kids: Vec<_> = (0..2)
+            .map(|_| facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).arg("--json").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+            .collect();
+        let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
+        // one indexes, the other finds the catalog busy (exit 2, said so) — never a broken schema
+        for o in &outs {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success() || err.contains("busy"), "{err}");
+        }
+        assert!(outs.iter().any(|o| o.status.success()));
+        Catalog::open(&cat).unwrap().people().unwrap();
+    }
+}
