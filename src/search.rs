@@ -43,7 +43,8 @@ pub const PERSON_FUSE: Fuse = Fuse::Mean;
 pub enum Fuse {
     /// The best cosine over the queries.
     Max,
-    /// The mean cosine over the queries (the cosine with their sum, scaled).
+    /// The cosine with the normalised mean of the queries (ranks as the mean cosine does, on
+    /// the scale of a single face's scores, so one threshold fits both).
     Mean,
 }
 
@@ -55,8 +56,10 @@ pub fn face_scores_fused(table: &FaceTable, queries: &[&[f32]], fuse: Fuse) -> V
         (qs, Fuse::Mean) => {
             let mut mean = vec![0f32; qs[0].len()];
             for q in qs {
-                mean.iter_mut().zip(q.iter()).for_each(|(m, x)| *m += x / qs.len() as f32);
+                mean.iter_mut().zip(q.iter()).for_each(|(m, x)| *m += x);
             }
+            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|x| *x /= norm);
             face_scores(table, &mean)
         }
         (qs, Fuse::Max) => {

@@ -7,7 +7,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::indexer::display_rel;
+use crate::catalog::people::Person;
 use crate::catalog::{bytes_path, FaceTable, PhotoInfo};
+use crate::people::{Source, Suggestion};
 use crate::search::{self, Hit};
 
 /// A snapshot of a catalog: every photo and every face embedding.
@@ -17,6 +19,12 @@ pub struct Library {
     /// Ordered by path.
     pub photos: Vec<PhotoInfo>,
     pub table: FaceTable,
+    /// People, most faces first.
+    pub people: Vec<Person>,
+    /// Face id → (person, how it got there).
+    pub links: HashMap<i64, (i64, Source)>,
+    /// "Who is this?": most likely first (rows of the table).
+    pub suggestions: Vec<Suggestion>,
     index_of: HashMap<i64, usize>,
     rows_of: HashMap<i64, Range<usize>>,
     row_of_face: HashMap<i64, usize>,
@@ -30,7 +38,44 @@ impl Library {
             rows_of.entry(pid).and_modify(|r| r.end = row + 1).or_insert(row..row + 1);
         }
         let row_of_face = table.face_ids.iter().enumerate().map(|(row, &id)| (id, row)).collect();
-        Self { folder, photos, table, index_of, rows_of, row_of_face }
+        Self { folder, photos, table, people: Vec::new(), links: HashMap::new(), suggestions: Vec::new(), index_of, rows_of, row_of_face }
+    }
+
+    /// The same library with its people.
+    pub fn with_people(mut self, people: Vec<Person>, links: HashMap<i64, (i64, Source)>, suggestions: Vec<Suggestion>) -> Self {
+        self.people = people;
+        self.links = links;
+        self.suggestions = suggestions;
+        self
+    }
+
+    pub fn person(&self, id: i64) -> Option<&Person> {
+        self.people.iter().find(|p| p.id == id)
+    }
+
+    /// The person of the face in table row `row`.
+    pub fn person_of_row(&self, row: usize) -> Option<&Person> {
+        self.links.get(&self.table.face_ids[row]).and_then(|(p, _)| self.person(*p))
+    }
+
+    /// Rows that stand for a person in a search: the faces the user vouched for, else all.
+    pub fn exemplar_rows(&self, person: i64) -> Vec<usize> {
+        let mine: Vec<(usize, Source)> =
+            (0..self.table.len()).filter_map(|r| self.links.get(&self.table.face_ids[r]).filter(|l| l.0 == person).map(|l| (r, l.1))).collect();
+        let vouched: Vec<usize> = mine.iter().filter(|m| m.1.is_user()).map(|m| m.0).collect();
+        if vouched.is_empty() {
+            mine.into_iter().map(|m| m.0).collect()
+        } else {
+            vouched
+        }
+    }
+
+    /// Names in use, sorted, for completion.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.people.iter().filter_map(|p| p.name.clone()).collect();
+        v.sort_by_key(|n| n.to_lowercase());
+        v.dedup();
+        v
     }
 
     pub fn photo(&self, id: i64) -> Option<&PhotoInfo> {
@@ -84,11 +129,40 @@ pub struct Query {
     pub embedding: Vec<f32>,
     /// Photo id → (the face the verdict is about, verdict).
     pub verdicts: HashMap<i64, (i64, Verdict)>,
+    /// The person searched for, when the query is a person.
+    pub person: Option<i64>,
 }
 
 impl Query {
     pub fn new(label: String, face_id: Option<i64>, embedding: Vec<f32>) -> Self {
-        Self { label, face_id, embedding, verdicts: HashMap::new() }
+        Self { label, face_id, embedding, verdicts: HashMap::new(), person: None }
+    }
+
+    /// A person as the query: the normalised mean of their exemplar faces (see
+    /// [`crate::search::PERSON_FUSE`]). `None` when the person has no faces.
+    pub fn person(lib: &Library, id: i64) -> Option<Self> {
+        let rows = lib.exemplar_rows(id);
+        if rows.is_empty() {
+            return None;
+        }
+        let mut v = vec![0f32; lib.table.dim];
+        for &r in &rows {
+            v.iter_mut().zip(lib.table.embedding(r)).for_each(|(a, b)| *a += b);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+        let label = lib.person(id).map(|p| p.label()).unwrap_or_default();
+        let face_id = lib.person(id).and_then(|p| p.cover_face);
+        Some(Self { label, face_id, embedding: v, verdicts: HashMap::new(), person: Some(id) })
+    }
+
+    /// Faces the user confirmed in this search (for "Save as person").
+    pub fn confirmed_faces(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.face_id.into_iter().collect();
+        v.extend(self.verdicts.values().filter(|v| v.1 == Verdict::Yes).map(|v| v.0));
+        v.sort();
+        v.dedup();
+        v
     }
 
     pub fn verdict(&self, photo_id: i64) -> Option<Verdict> {

@@ -2,6 +2,7 @@
 //! of that person ranked with a live threshold, inspect, refine and export.
 
 pub mod library;
+mod people_view;
 mod view;
 pub mod worker;
 
@@ -260,6 +261,12 @@ pub struct App {
     export_mode: ExportMode,
     /// A query-from-file waiting for the models to load.
     pending_query_file: Option<PathBuf>,
+    /// The People view is on screen (instead of the album).
+    show_people: bool,
+    /// The last people edit, to undo.
+    undo: Option<crate::catalog::people::Undo>,
+    /// The name being typed (naming a person, or saving a search as a person).
+    name_edit: String,
 }
 
 impl App {
@@ -300,6 +307,9 @@ impl App {
             export_dir: String::new(),
             export_mode: ExportMode::Copy,
             pending_query_file: None,
+            show_people: false,
+            undo: None,
+            name_edit: String::new(),
         };
         let start = app.options.folder.clone().or_else(|| app.prefs.recent.first().filter(|p| p.is_dir()).cloned());
         if let Some(f) = start {
@@ -444,6 +454,64 @@ impl App {
         self.set_query(q, QueryChip::Catalog(face_id));
     }
 
+    /// Searches for a person (their exemplar faces).
+    pub fn query_person(&mut self, id: i64) {
+        let Some(f) = &self.folder else { return };
+        match Query::person(&f.lib, id) {
+            Some(q) => {
+                let chip = q.face_id.map(QueryChip::Catalog);
+                self.name_edit = f.lib.person(id).and_then(|p| p.name.clone()).unwrap_or_default();
+                match chip {
+                    Some(c) => self.set_query(q, c),
+                    None => self.error("this person has no faces"),
+                }
+            }
+            None => self.error("this person has no faces"),
+        }
+    }
+
+    /// Runs a people edit on the catalog (one short transaction; never blocked by indexing),
+    /// keeps its undo, and reloads the library.
+    pub fn edit_people(&mut self, f: impl FnOnce(&mut crate::catalog::Catalog) -> Result<crate::catalog::people::Undo, crate::catalog::CatalogError>) {
+        let Some(folder) = &self.folder else { return };
+        let (path, catalog) = (folder.path.clone(), folder.catalog.clone());
+        match crate::catalog::Catalog::open(&catalog).and_then(|mut c| f(&mut c)) {
+            Ok(u) => {
+                self.info(u.what.clone());
+                self.undo = Some(u);
+                self.out.open_library(path, catalog);
+            }
+            Err(e) => self.error(e.to_string()),
+        }
+    }
+
+    /// Puts back the last people edit.
+    pub fn undo_last(&mut self) {
+        let (Some(u), Some(folder)) = (self.undo.take(), &self.folder) else { return };
+        let (path, catalog) = (folder.path.clone(), folder.catalog.clone());
+        match crate::catalog::Catalog::open(&catalog).and_then(|mut c| c.undo(&u)) {
+            Ok(()) => {
+                self.info(format!("Undone: {}", u.what));
+                self.out.open_library(path, catalog);
+            }
+            Err(e) => self.error(format!("cannot undo: {e}")),
+        }
+    }
+
+    /// What the last people edit was, while it can be undone.
+    pub fn last_edit(&self) -> Option<&str> {
+        self.undo.as_ref().map(|u| u.what.as_str())
+    }
+
+    /// An owned handle on the library (views draw from it while changing the app).
+    fn library_arc(&self) -> Option<Arc<Library>> {
+        self.folder.as_ref().map(|f| f.lib.clone())
+    }
+
+    pub fn people_view(&self) -> bool {
+        self.show_people
+    }
+
     fn set_query(&mut self, q: Query, chip: QueryChip) {
         self.query = Some((q, chip));
         self.threshold = self.prefs.threshold;
@@ -508,6 +576,18 @@ impl App {
                 if let Some(f) = &mut self.folder {
                     f.lib = lib;
                     f.loaded = true;
+                }
+                if let Some(id) = self.query.as_ref().and_then(|q| q.0.person) {
+                    let verdicts = self.query.as_ref().map(|q| q.0.verdicts.clone()).unwrap_or_default();
+                    match self.folder.as_ref().and_then(|f| Query::person(&f.lib, id)) {
+                        Some(mut q) => {
+                            q.verdicts = verdicts;
+                            if let Some((old, _)) = &mut self.query {
+                                *old = q;
+                            }
+                        }
+                        None => self.query = None, // merged away or emptied
+                    }
                 }
                 if self.query.is_some() {
                     self.rerank();

@@ -34,6 +34,8 @@ pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
                 results_grid(app, ui);
             }
         });
+    } else if app.show_people {
+        egui::CentralPanel::default_margins().show(ui, |ui| super::people_view::people(app, ui));
     } else {
         egui::Panel::bottom("faces-strip").resizable(false).exact_size(CHIP + 48.0).show(ui, |ui| faces_strip(app, ui));
         egui::CentralPanel::default_margins().show(ui, |ui| {
@@ -71,6 +73,16 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
             let can_query = app.folder.is_some() && !matches!(app.pipeline, PipelineState::Failed(_));
             if ui.add_enabled(can_query, egui::Button::new("Query from file…")).on_hover_text("Find the person in a photo from anywhere on disk").clicked() {
                 app.out.pick(Pick::QueryFile);
+            }
+            if ui.add_enabled(app.folder.is_some(), egui::Button::new("People").selected(app.show_people)).on_hover_text("Faces grouped into people").clicked() {
+                app.show_people = !app.show_people;
+                app.query = None;
+                app.inspect = None;
+            }
+            if let Some(what) = app.last_edit().map(str::to_string) {
+                if ui.button("Undo").on_hover_text(format!("Undo: {what}")).clicked() {
+                    app.undo_last();
+                }
             }
             if ui.button("Settings").clicked() {
                 app.settings_open = !app.settings_open;
@@ -303,7 +315,7 @@ fn file_name(rel: &str) -> &str {
 }
 
 /// A grid of `n` cells, virtualised: only the visible rows are laid out.
-fn grid(ui: &mut egui::Ui, n: usize, id: &str, mut cell: impl FnMut(&mut egui::Ui, usize, Rect)) {
+pub(super) fn grid(ui: &mut egui::Ui, n: usize, id: &str, mut cell: impl FnMut(&mut egui::Ui, usize, Rect)) {
     let cols = ((ui.available_width() - 12.0) / CELL).floor().max(1.0) as usize;
     let rows = n.div_ceil(cols);
     egui::ScrollArea::vertical().id_salt(id).auto_shrink(false).show_rows(ui, CELL + CELL_TEXT, rows, |ui, range| {
@@ -394,7 +406,7 @@ fn chip_button(app: &mut App, ui: &mut egui::Ui, face_id: i64, label: &str, size
     resp.on_hover_text("Click to find this person")
 }
 
-fn paint_chip(app: &mut App, ui: &egui::Ui, rect: Rect, key: ImageKey) {
+pub(super) fn paint_chip(app: &mut App, ui: &egui::Ui, rect: Rect, key: ImageKey) {
     match app.textures.get(key) {
         Some(t) => {
             ui.painter().image(t.id(), rect, UV, Color32::WHITE);
@@ -463,7 +475,7 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let Some((q, _)) = &app.query else { return };
     let label = q.label.clone();
     let (yes, no) = q.verdicts.values().fold((0, 0), |(y, n), v| if v.1 == Verdict::Yes { (y + 1, n) } else { (y, n + 1) });
-    if ui.button("Back to album").clicked() {
+    if ui.button(if app.show_people { "Back to people" } else { "Back to album" }).clicked() {
         app.query = None;
         app.inspect = None;
         return;
@@ -485,6 +497,10 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
             }
         });
     });
+    match app.query.as_ref().and_then(|q| q.0.person) {
+        Some(id) => super::people_view::person_panel(app, ui, id),
+        None => super::people_view::save_as_person(app, ui),
+    }
     ui.separator();
     let total = app.ranking.results.len();
     ui.add(egui::Slider::new(&mut app.threshold, -0.2..=1.0).step_by(0.01).fixed_decimals(2).text("threshold"))
@@ -719,6 +735,9 @@ fn inspector(app: &mut App, ui: &mut egui::Ui) {
             ui.label(r);
         }
     });
+    for row in lib.rows_of(photo_id) {
+        super::people_view::face_person_row(app, ui, row);
+    }
     if let (Some((row, s)), true) = (best, app.query.is_some()) {
         ui.horizontal(|ui| {
             query_chip(app, ui, 88.0);

@@ -229,7 +229,13 @@ impl Outbox {
 
 /// Photos and faces of a catalog as they are now.
 fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
-    Ok(Library::new(folder.to_path_buf(), cat.photos()?, cat.face_table()?))
+    let table = cat.face_table()?;
+    let infos = cat.face_infos(&table)?;
+    let people = cat.people()?;
+    let named: std::collections::HashSet<i64> = people.iter().filter(|p| p.name.is_some()).map(|p| p.id).collect();
+    let suggestions = crate::people::suggestions(&table.embeddings, table.dim, &infos, &named, &crate::people::Params::default());
+    let links = infos.iter().filter_map(|f| f.person.map(|p| (f.id, p))).collect();
+    Ok(Library::new(folder.to_path_buf(), cat.photos()?, table).with_people(people, links, suggestions))
 }
 
 pub fn color_image(img: &image::RgbImage) -> egui::ColorImage {

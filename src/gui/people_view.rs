@@ -1,0 +1,198 @@
+//! The People parts of the window: the people grid with the "Who is this?" queue, the panel of
+//! a person being searched for (name, hide, merge, undo), "Save as person" for a search, and
+//! each face's person in the inspector.
+
+use eframe::egui::{self, Rect, Sense, Vec2};
+
+use super::view::{grid, paint_chip};
+use super::worker::ImageKey;
+use super::App;
+
+const PERSON_CHIP: f32 = 112.0;
+
+/// Completion for the name field: existing names starting with what is typed.
+fn name_field(app: &mut App, ui: &mut egui::Ui, label: &str) {
+    ui.add(egui::TextEdit::singleline(&mut app.name_edit).hint_text("name").desired_width(180.0))
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, label));
+    let typed = app.name_edit.trim().to_lowercase();
+    if typed.is_empty() {
+        return;
+    }
+    let names: Vec<String> = app.library().map(|l| l.names()).unwrap_or_default();
+    let close: Vec<String> = names.into_iter().filter(|n| n.to_lowercase().starts_with(&typed) && n.to_lowercase() != typed).take(5).collect();
+    if !close.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            for n in close {
+                if ui.small_button(&n).clicked() {
+                    app.name_edit = n;
+                }
+            }
+        });
+    }
+}
+
+/// The People view: "Who is this?" questions, then every person as a chip, most faces first;
+/// hidden people in a closed section at the end.
+pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
+    let Some(lib) = app.library_arc() else { return };
+    if !lib.suggestions.is_empty() {
+        ui.label(egui::RichText::new("Who is this?").strong());
+        egui::ScrollArea::horizontal().id_salt("who").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for s in lib.suggestions.iter().take(12) {
+                    let face = lib.table.face_ids[s.row];
+                    let name = lib.person(s.person).map(|p| p.label()).unwrap_or_default();
+                    ui.vertical(|ui| {
+                        let (rect, _) = ui.allocate_exact_size(Vec2::splat(72.0), Sense::hover());
+                        paint_chip(app, ui, rect, ImageKey::Chip(face));
+                        ui.label(format!("{name}?"));
+                        ui.horizontal(|ui| {
+                            let person = s.person;
+                            if ui.small_button("Yes").on_hover_text(format!("This is {name}")).clicked() {
+                                app.edit_people(|c| c.confirm_face(face, person));
+                            }
+                            if ui.small_button("No").on_hover_text(format!("Not {name}: never suggested again")).clicked() {
+                                app.edit_people(|c| c.reject_face(face, person));
+                            }
+                        });
+                    });
+                }
+            });
+        });
+        ui.separator();
+    }
+    let shown: Vec<_> = lib.people.iter().filter(|p| !p.hidden && p.faces > 0).cloned().collect();
+    let hidden: Vec<_> = lib.people.iter().filter(|p| p.hidden).cloned().collect();
+    if shown.is_empty() && hidden.is_empty() {
+        ui.label("No people yet: they appear when indexing finds the same face in two photos.");
+        return;
+    }
+    let mut open = None;
+    let mut show_again = None;
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        grid(ui, shown.len(), "people", |ui, i, rect| {
+            let p = &shown[i];
+            let chip = Rect::from_min_size(rect.min, Vec2::splat(rect.width().min(PERSON_CHIP)));
+            if let Some(face) = p.cover_face {
+                paint_chip(app, ui, chip, ImageKey::Chip(face));
+            }
+            let resp = ui.interact(rect, ui.scope_id().with(("person", p.id)), Sense::click());
+            let resp = resp.on_hover_text(format!("{} faces in {} photos", p.faces, p.photos));
+            ui.painter().text(
+                rect.left_bottom() + Vec2::new(2.0, -2.0),
+                egui::Align2::LEFT_BOTTOM,
+                format!("{} · {}", p.label(), p.photos),
+                egui::FontId::proportional(13.0),
+                ui.visuals().strong_text_color(),
+            );
+            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("person {}", p.label())));
+            if resp.clicked() {
+                open = Some(p.id);
+            }
+        });
+        if !hidden.is_empty() {
+            egui::CollapsingHeader::new(format!("Hidden ({})", hidden.len())).default_open(false).show(ui, |ui| {
+                for p in &hidden {
+                    ui.horizontal(|ui| {
+                        ui.label(format!("{} · {} photos", p.label(), p.photos));
+                        if ui.small_button("Show").clicked() {
+                            show_again = Some(p.id);
+                        }
+                    });
+                }
+            });
+        }
+    });
+    if let Some(id) = open {
+        app.query_person(id);
+    }
+    if let Some(id) = show_again {
+        app.edit_people(|c| c.hide_person(id, false));
+    }
+}
+
+/// The side panel of a person search: name (with completion), hide, merge into another person.
+pub(super) fn person_panel(app: &mut App, ui: &mut egui::Ui, person: i64) {
+    let Some(lib) = app.library_arc() else { return };
+    let Some(p) = lib.person(person).cloned() else { return };
+    ui.label(egui::RichText::new(format!("{} faces in {} photos", p.faces, p.photos)).weak());
+    name_field(app, ui, "person name");
+    ui.horizontal(|ui| {
+        let name = app.name_edit.trim().to_string();
+        if ui.add_enabled(!name.is_empty() && Some(&name) != p.name.as_ref(), egui::Button::new(if p.name.is_some() { "Rename" } else { "Name" })).clicked() {
+            app.edit_people(|c| c.name_person(person, Some(&name)));
+        }
+        if ui.button(if p.hidden { "Show" } else { "Hide" }).on_hover_text("Hidden people stay grouped but leave the list").clicked() {
+            let hidden = !p.hidden;
+            app.edit_people(|c| c.hide_person(person, hidden));
+        }
+    });
+    let others: Vec<_> = lib.people.iter().filter(|o| o.id != person && !o.hidden).cloned().collect();
+    if !others.is_empty() {
+        let mut into = None;
+        egui::ComboBox::from_id_salt("merge-into").selected_text("Merge into…").show_ui(ui, |ui| {
+            for o in &others {
+                if ui.selectable_label(false, format!("{} ({} photos)", o.label(), o.photos)).clicked() {
+                    into = Some(o.id);
+                }
+            }
+        });
+        if let Some(into) = into {
+            app.edit_people(|c| c.merge_people(person, into));
+        }
+    }
+}
+
+/// "Save as person…": the query face and every face marked Yes become a person.
+pub(super) fn save_as_person(app: &mut App, ui: &mut egui::Ui) {
+    let Some((q, _)) = &app.query else { return };
+    let faces = q.confirmed_faces();
+    if faces.is_empty() {
+        return;
+    }
+    ui.label(egui::RichText::new("Save as person").strong());
+    name_field(app, ui, "new person name");
+    let name = app.name_edit.trim().to_string();
+    if ui.add_enabled(!name.is_empty(), egui::Button::new(format!("Save {} face{} as {name}", faces.len(), if faces.len() == 1 { "" } else { "s" }))).clicked() {
+        let mut made = None;
+        app.edit_people(|c| {
+            let (u, id) = c.assign_faces(&faces, None, Some(&name))?;
+            made = Some(id);
+            Ok(u)
+        });
+        if let (Some(id), Some((q, _))) = (made, &mut app.query) {
+            q.person = Some(id);
+        }
+    }
+}
+
+/// In the inspector: the face's person, and moving or removing it.
+pub(super) fn face_person_row(app: &mut App, ui: &mut egui::Ui, row: usize) {
+    let Some(lib) = app.library_arc() else { return };
+    let face = lib.table.face_ids[row];
+    let current = lib.person_of_row(row).cloned();
+    ui.horizontal(|ui| {
+        ui.label(format!("face {}:", lib.table.face_index[row]));
+        ui.label(egui::RichText::new(current.as_ref().map(|p| p.label()).unwrap_or_else(|| "in no person".into())).strong());
+        let mut to: Option<Option<i64>> = None;
+        egui::ComboBox::from_id_salt(("move", face)).selected_text("Move to…").show_ui(ui, |ui| {
+            if ui.selectable_label(false, "New person").clicked() {
+                to = Some(None);
+            }
+            for o in lib.people.iter().filter(|o| Some(o.id) != current.as_ref().map(|c| c.id)) {
+                if ui.selectable_label(false, o.label()).clicked() {
+                    to = Some(Some(o.id));
+                }
+            }
+        });
+        if let Some(to) = to {
+            app.edit_people(|c| c.assign_faces(&[face], to, None).map(|r| r.0));
+        }
+        if let Some(p) = &current {
+            if ui.small_button(format!("Not {}", p.label())).on_hover_text("Remove this face from the person; it is never put back").clicked() {
+                app.edit_people(|c| c.remove_face(face));
+            }
+        }
+    });
+}
+
