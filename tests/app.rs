@@ -371,3 +371,70 @@ fn index_and_search_real_photos() {
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), n);
     assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
 }
+
+fn catalog_people(catalog: &Path) -> Vec<(Option<String>, usize)> {
+    let c = Catalog::open(catalog).unwrap();
+    c.people().unwrap().into_iter().map(|p| (p.name, p.faces)).collect()
+}
+
+/// People in the window: name a person, merge two, undo, move a face to a new person, and
+/// answer "No" to a "Who is this?" question.
+#[test]
+fn people_name_merge_undo_move_and_reject() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic(tmp.path());
+    Catalog::open(&catalog).unwrap().group_people(&facefind::people::Params::default()).unwrap();
+    assert_eq!(catalog_people(&catalog).iter().map(|p| p.1).collect::<Vec<_>>(), vec![5, 5, 3]);
+    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs()), ..Options::default() });
+    wait(&mut h, "the people", 30, |a| a.library().is_some_and(|l| l.people.len() == 3));
+    h.get_by_label("People").click();
+    h.run_steps(2);
+    assert!(h.state().people_view());
+
+    // name the first person (5 faces)
+    h.get_all_by_label("person Unnamed · 5").next().unwrap().click();
+    h.run_steps(2);
+    assert!(h.state().query().is_some_and(|q| q.person.is_some()));
+    type_into(&mut h, "person name", "Ann");
+    h.get_by_label("Name").click();
+    wait(&mut h, "the name", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann"))));
+    assert_eq!(catalog_people(&catalog)[0], (Some("Ann".into()), 5));
+
+    // merge the 3-face person into Ann, then undo
+    h.get_by_label("Back to people").click();
+    h.run_steps(2);
+    h.get_by_label("person Unnamed · 3").click();
+    h.run_steps(2);
+    h.get_by_label("Merge into…").click();
+    h.run_steps(2);
+    h.get_by_label("Ann (5 photos)").click();
+    wait(&mut h, "the merge", 30, |a| a.library().is_some_and(|l| l.people.len() == 2));
+    assert_eq!(catalog_people(&catalog)[0], (Some("Ann".into()), 8));
+    h.get_by_label("Undo").click();
+    wait(&mut h, "the undo", 30, |a| a.library().is_some_and(|l| l.people.len() == 3));
+    assert_eq!(catalog_people(&catalog).iter().map(|p| p.1).collect::<Vec<_>>(), vec![5, 5, 3]);
+
+    // move a face of Ann to a new person, from the inspector (the merged person's search
+    // closed when it was merged away: the People view is on screen)
+    assert!(h.state().query().is_none());
+    h.get_by_label("person Ann · 5").click();
+    h.run_steps(2);
+    h.get_all_by_label_contains("result 2 ").next().unwrap().click();
+    h.run_steps(2);
+    h.get_all_by_label("Move to…").next().unwrap().click();
+    h.run_steps(2);
+    h.get_by_label("New person").click();
+    wait(&mut h, "the move", 30, |a| a.library().is_some_and(|l| l.people.len() == 4));
+    assert_eq!(catalog_people(&catalog).iter().map(|p| p.1).collect::<Vec<_>>(), vec![5, 4, 3, 1]);
+
+    // "Who is this?": Ann's remaining auto faces are asked about; answer No to one
+    h.key_press(egui::Key::Escape);
+    h.get_by_label("Back to people").click();
+    h.run_steps(2);
+    wait(&mut h, "the questions", 30, |a| a.library().is_some_and(|l| !l.suggestions.is_empty()));
+    h.get_all_by_label("No").next().unwrap().click();
+    wait(&mut h, "the rejection", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann") && p.faces == 3)));
+    let c = Catalog::open(&catalog).unwrap();
+    assert_eq!(c.rejections().unwrap().len(), 1);
+    assert!(h.state().errors().iter().all(|e| e.contains("did not load")), "{:?}", h.state().errors());
+}

@@ -85,7 +85,7 @@ pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
                 egui::FontId::proportional(13.0),
                 ui.visuals().strong_text_color(),
             );
-            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("person {}", p.label())));
+            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("person {} · {}", p.label(), p.photos)));
             if resp.clicked() {
                 open = Some(p.id);
             }
@@ -130,9 +130,9 @@ pub(super) fn person_panel(app: &mut App, ui: &mut egui::Ui, person: i64) {
     let others: Vec<_> = lib.people.iter().filter(|o| o.id != person && !o.hidden).cloned().collect();
     if !others.is_empty() {
         let mut into = None;
-        egui::ComboBox::from_id_salt("merge-into").selected_text("Merge into…").show_ui(ui, |ui| {
+        ui.menu_button("Merge into…", |ui| {
             for o in &others {
-                if ui.selectable_label(false, format!("{} ({} photos)", o.label(), o.photos)).clicked() {
+                if ui.button(format!("{} ({} photos)", o.label(), o.photos)).clicked() {
                     into = Some(o.id);
                 }
             }
@@ -175,12 +175,12 @@ pub(super) fn face_person_row(app: &mut App, ui: &mut egui::Ui, row: usize) {
         ui.label(format!("face {}:", lib.table.face_index[row]));
         ui.label(egui::RichText::new(current.as_ref().map(|p| p.label()).unwrap_or_else(|| "in no person".into())).strong());
         let mut to: Option<Option<i64>> = None;
-        egui::ComboBox::from_id_salt(("move", face)).selected_text("Move to…").show_ui(ui, |ui| {
-            if ui.selectable_label(false, "New person").clicked() {
+        ui.menu_button("Move to…", |ui| {
+            if ui.button("New person").clicked() {
                 to = Some(None);
             }
             for o in lib.people.iter().filter(|o| Some(o.id) != current.as_ref().map(|c| c.id)) {
-                if ui.selectable_label(false, o.label()).clicked() {
+                if ui.button(o.label()).clicked() {
                     to = Some(Some(o.id));
                 }
             }
