@@ -298,30 +298,32 @@ pub fn average_linkage(emb: &[f32], dim: usize, items: &[Item], neighbours: &[Ve
     relabel(&owner.iter().map(|&c| root(c)).collect::<Vec<_>>())
 }
 
+/// Synthetic faces for tests and benches: `per` unit vectors around each of `k` random centres
+/// (pairwise cosine about 1 / (1 + noise²) within a centre), deterministic for a seed. Returns
+/// the vectors (row-major) and each row's centre.
+pub fn planted(k: usize, per: usize, dim: usize, noise: f32, seed: u64) -> (Vec<f32>, Vec<usize>) {
+    let mut rng = crate::rng::Rng::stream(seed, 0, 0);
+    let unit = |v: &mut [f32]| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+    };
+    let (mut emb, mut truth) = (Vec::new(), Vec::new());
+    for c in 0..k {
+        let mut centre: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
+        unit(&mut centre);
+        for _ in 0..per {
+            let mut v: Vec<f32> = centre.iter().map(|x| x + noise * rng.normal() / (dim as f32).sqrt()).collect();
+            unit(&mut v);
+            emb.extend(v);
+            truth.push(c);
+        }
+    }
+    (emb, truth)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Unit vectors: `per` noisy copies of each of `k` random centres (deterministic).
-    pub(crate) fn planted(k: usize, per: usize, dim: usize, noise: f32, seed: u64) -> (Vec<f32>, Vec<usize>) {
-        let mut rng = crate::rng::Rng::stream(seed, 0, 0);
-        let unit = |v: &mut [f32]| {
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= n);
-        };
-        let (mut emb, mut truth) = (Vec::new(), Vec::new());
-        for c in 0..k {
-            let mut centre: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
-            unit(&mut centre);
-            for _ in 0..per {
-                let mut v: Vec<f32> = centre.iter().map(|x| x + noise * rng.normal() / (dim as f32).sqrt()).collect();
-                unit(&mut v);
-                emb.extend(v);
-                truth.push(c);
-            }
-        }
-        (emb, truth)
-    }
 
     fn brute_knn(emb: &[f32], dim: usize, k: usize, floor: f32) -> Vec<Vec<u32>> {
         let n = emb.len() / dim;
