@@ -228,29 +228,29 @@ pub struct Suggestion {
 /// confirm), and unassigned faces whose best named person reaches [`Params::suggest`]. `named`
 /// lists the people with a name.
 pub fn suggestions(emb: &[f32], dim: usize, faces: &[FaceInfo], named: &HashSet<i64>, p: &Params) -> Vec<Suggestion> {
+    use rayon::prelude::*;
     let people: Vec<PersonStats> = person_stats(emb, dim, faces).into_iter().filter(|s| named.contains(&s.id)).collect();
-    let mut out = Vec::new();
-    for (r, f) in faces.iter().enumerate() {
-        let e = &emb[r * dim..(r + 1) * dim];
-        match f.person {
-            Some((id, Source::Auto)) if named.contains(&id) => {
-                if let Some(s) = people.iter().find(|s| s.id == id) {
+    let mut out: Vec<Suggestion> = faces
+        .par_iter()
+        .enumerate()
+        .filter_map(|(r, f)| {
+            let e = &emb[r * dim..(r + 1) * dim];
+            match f.person {
+                Some((id, Source::Auto)) if named.contains(&id) => {
+                    let s = people.iter().find(|s| s.id == id)?;
                     // its own contribution left out
                     let own: f32 = e.iter().map(|x| x * x).sum();
                     let score = if s.count > 1 { (s.mean_cosine(e) * s.count as f32 - own) / (s.count - 1) as f32 } else { 0.0 };
-                    out.push(Suggestion { row: r, person: id, score });
+                    Some(Suggestion { row: r, person: id, score })
                 }
-            }
-            None if f.eligible(p) => {
-                if let Some((id, s, _)) = best_person(&people, e, f.photo, &f.rejected) {
-                    if s >= p.suggest {
-                        out.push(Suggestion { row: r, person: id, score: s });
-                    }
+                None if f.eligible(p) => {
+                    let (id, s, _) = best_person(&people, e, f.photo, &f.rejected)?;
+                    (s >= p.suggest).then_some(Suggestion { row: r, person: id, score: s })
                 }
+                _ => None,
             }
-            _ => {}
-        }
-    }
+        })
+        .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(faces[a.row].id.cmp(&faces[b.row].id)));
     out
 }
