@@ -531,3 +531,39 @@ fn two_processes_create_one_catalog_at_once() {
         Catalog::open(&cat).unwrap().people().unwrap();
     }
 }
+
+/// The app's edits (naming, moving) while `facefind index` writes the same catalog: every edit
+/// goes through (short transactions, no whole-run lock), and the index finishes.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn edits_while_an_index_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let copy_from = |sub: &str, n: usize| {
+        let mut files: Vec<_> = std::fs::read_dir(common::faces_dir().join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for p in files.iter().take(n) {
+            std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
+        }
+    };
+    copy_from("album/face_recognition", 100);
+    let cat = dir.path().join("c.sqlite");
+    let v = people_json(&photos, &cat, None);
+    let person = v["people"][0]["id"].as_i64().unwrap();
+    copy_from("album/deepface", 30);
+    let mut child = facefind().arg("index").arg(&photos).arg("--catalog").arg(&cat).arg("--quiet").spawn().unwrap();
+    let mut c = Catalog::open(&cat).unwrap();
+    let mut edits = 0;
+    while child.try_wait().unwrap().is_none() {
+        let t0 = std::time::Instant::now();
+        c.name_person(person, Some(&format!("name {edits}"))).unwrap();
+        assert!(t0.elapsed().as_secs_f64() < 5.0, "an edit waited {:?} for the index", t0.elapsed());
+        edits += 1;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(edits >= 5, "only {edits} edits during the run");
+    let named = c.people().unwrap().into_iter().find(|p| p.id == person).unwrap().name;
+    assert_eq!(named, Some(format!("name {}", edits - 1)));
+}
