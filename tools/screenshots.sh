@@ -51,3 +51,16 @@ shot 3-results 6
 xdotool mousemove 420 170 click 1
 shot 4-inspector 3
 kill $APP; wait $APP 2>/dev/null || true
+
+# 4. The People view (the top bar's People button), then the first person.
+"$BIN" "$FACES/album" --catalog "$WORK/catalog.sqlite" &
+APP=$!
+for _ in $(seq 60); do [ -n "$(window)" ] && break; sleep 0.5; done
+W=$(window)
+xdotool windowsize "$W" 1600 1000 windowmove "$W" 0 0
+sleep 3
+xdotool mousemove ${PEOPLE_X:-393} ${PEOPLE_Y:-16} click 1
+shot 5-people 3
+xdotool mousemove 70 ${FIRST_PERSON_Y:-190} click 1
+shot 6-person 4
+kill $APP; wait $APP 2>/dev/null || true

@@ -79,8 +79,8 @@ pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
             let resp = ui.interact(rect, ui.scope_id().with(("person", p.id)), Sense::click());
             let resp = resp.on_hover_text(format!("{} faces in {} photos", p.faces, p.photos));
             ui.painter().text(
-                rect.left_bottom() + Vec2::new(2.0, -2.0),
-                egui::Align2::LEFT_BOTTOM,
+                chip.left_bottom() + Vec2::new(2.0, 4.0),
+                egui::Align2::LEFT_TOP,
                 format!("{} · {}", p.label(), p.photos),
                 egui::FontId::proportional(13.0),
                 ui.visuals().strong_text_color(),
