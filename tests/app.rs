@@ -438,3 +438,22 @@ fn people_name_merge_undo_move_and_reject() {
     assert_eq!(c.rejections().unwrap().len(), 1);
     assert!(h.state().errors().iter().all(|e| e.contains("did not load")), "{:?}", h.state().errors());
 }
+
+/// "Save as person": a face search becomes a named person.
+#[test]
+fn a_search_saved_as_a_person() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic(tmp.path());
+    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs()), ..Options::default() });
+    wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
+    h.get_by_label("face 0 in p00.jpg").click();
+    h.run_steps(2);
+    type_into(&mut h, "new person name", "Bob");
+    h.get_by_label("Save 1 face as Bob").click();
+    wait(&mut h, "the person", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Bob"))));
+    let c = Catalog::open(&catalog).unwrap();
+    let bob = c.find_person("Bob").unwrap();
+    assert_eq!(c.person_faces(bob).unwrap().iter().map(|f| f.1).collect::<Vec<_>>(), vec![facefind::people::Source::User]);
+    // the search is now Bob's
+    assert_eq!(h.state().query().and_then(|q| q.person), Some(bob));
+}
