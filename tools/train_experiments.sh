@@ -19,7 +19,7 @@ ff="$out/facefind"
 cp target/release/facefind "$ff"
 val=(--val-pairs "$faces/lfw-view1/pairsDevTest.txt" --val-images "$faces/lfw-view1/images")
 acc() { "$ff" --device cpu ${1:+--embedder "$1"} verify --pairs "$faces/lfw-view1/pairsDevTest.txt" --images "$faces/lfw-view1/images" --json \
-          | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"{100*d["accuracy"]:.2f} ± {100*d["accuracy_std"]:.2f}")'; }
+          | python3 -c 'import json,sys; d=json.load(sys.stdin); a, s = d["accuracy"], d["accuracy_std"]; print(f"{100*a:.2f} ± {100*s:.2f}")'; }
 # album mAP through tests/album.rs (an empty FACEFIND_EMBEDDER means the shipped embedder)
 album() { FACEFIND_FACES="$faces" FACEFIND_EMBEDDER="${1:-}" cargo test -q --release --test album -- --include-ignored --nocapture 2>&1 | sed -n 's/^mean average precision: //p' | head -1; }
 
