@@ -229,15 +229,14 @@ impl BatchNorm {
                 channel::affine(x, &scale, &shift)
             }
             Mode::Train => {
-                let (mean, var, count) = Self::batch_stats(x)?;
+                let (y, mean, var) = channel::batch_norm_train(x, self.weight.as_tensor(), self.bias.as_tensor(), self.eps)?;
+                let count = x.elem_count() / x.dim(1)?;
                 let m = self.momentum;
                 let unbiased = count as f64 / (count.max(2) - 1) as f64;
                 let (rm, rv) = (self.running_mean.as_tensor().detach(), self.running_var.as_tensor().detach());
-                self.running_mean.set(&((rm * (1.0 - m))? + (mean.detach() * m)?)?)?;
-                self.running_var.set(&((rv * (1.0 - m))? + (var.detach() * (m * unbiased))?)?)?;
-                let scale = (var + self.eps)?.sqrt()?.recip()?.mul(self.weight.as_tensor())?;
-                let shift = (self.bias.as_tensor() - mean.mul(&scale)?)?;
-                channel::affine(x, &scale, &shift)
+                self.running_mean.set(&((rm * (1.0 - m))? + (mean * m)?)?)?;
+                self.running_var.set(&((rv * (1.0 - m))? + (var * (m * unbiased))?)?)?;
+                Ok(y)
             }
             Mode::Calibrate => {
                 // Keep the current eval map f(x) = x * s + t, but measured on this batch:
@@ -302,8 +301,8 @@ pub(crate) mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
     }
 
     /// The shifted-view convolutions agree with candle's own conv2d (grouped for depthwise),
@@ -404,6 +403,19 @@ pub(crate) mod tests {
         bn.weight.set(&random(&[3], 11).to_dtype(DType::F64).unwrap().affine(1.0, 1.0).unwrap()).unwrap();
         let x = random(&[4, 3, 2, 2], 12);
         check_grad("batch norm (train) dx", &x, &|x| weighted_sum(&bn.forward(x, Mode::Train)?));
+        let (x64, w64, b64) = (x.to_dtype(DType::F64).unwrap(), random(&[3], 16).to_dtype(DType::F64).unwrap(), random(&[3], 17).to_dtype(DType::F64).unwrap());
+        check_grad("batch norm (train) dw", &w64, &|w| weighted_sum(&super::super::channel::batch_norm_train(&x64, w, &b64, 1e-5)?.0));
+        check_grad("batch norm (train) db", &b64, &|b| weighted_sum(&super::super::channel::batch_norm_train(&x64, &w64, b, 1e-5)?.0));
+        // the fused op equals the formula (the path of CUDA and Metal)
+        let fused = super::super::channel::batch_norm_train(&x64, &w64, &b64, 1e-5).unwrap();
+        let count = 16.0;
+        let shape = [1usize, 3, 1, 1];
+        let mean = (super::super::channel::channel_sum(&x64).unwrap() / count).unwrap();
+        let xc = x64.broadcast_sub(&mean.reshape(&shape[..]).unwrap()).unwrap();
+        let var = (super::super::channel::channel_sum(&xc.sqr().unwrap()).unwrap() / count).unwrap();
+        let y = xc.broadcast_div(&(&var + 1e-5).unwrap().sqrt().unwrap().reshape(&shape[..]).unwrap()).unwrap();
+        let y = y.broadcast_mul(&w64.reshape(&shape[..]).unwrap()).unwrap().broadcast_add(&b64.reshape(&shape[..]).unwrap()).unwrap();
+        assert!(max_diff(&fused.0, &y) < 1e-9 && max_diff(&fused.1, &mean) < 1e-12 && max_diff(&fused.2, &var) < 1e-12);
         let p = PRelu { alpha: random(&[3], 13).to_dtype(DType::F64).unwrap() };
         check_grad("prelu dx", &x.affine(1.0, 0.01).unwrap(), &|x| weighted_sum(&p.forward(x)?));
         let x64 = x.affine(1.0, 0.01).unwrap().to_dtype(DType::F64).unwrap();
