@@ -141,6 +141,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Result<Tensor>
     let oh = out_size(h, k, stride, pad.top, pad.bottom)?;
     let ow = out_size(wd, k, stride, pad.left, pad.right)?;
     let cols = if k == 1 && stride == 1 && pad == Pad::same(0) {
+        if let Some(y) = super::pointwise::pointwise_conv(x, w)? {
+            return Ok(y);
+        }
         x.reshape((n, ci, h * wd))?
     } else {
         let xp = pad_nchw(x, pad)?;
@@ -386,6 +389,14 @@ pub(crate) mod tests {
             check_grad("conv dx", &x, &|x| weighted_sum(&conv2d(x, &w64, s, pad)?));
             check_grad("conv dw", &w, &|w| weighted_sum(&conv2d(&x64, w, s, pad)?));
         }
+        // 1 x 1: the pointwise op
+        let w1 = random(&[5, 3, 1, 1], 10);
+        let (x64, w164) = (x.to_dtype(DType::F64).unwrap(), w1.to_dtype(DType::F64).unwrap());
+        check_grad("pointwise dx", &x, &|x| weighted_sum(&conv2d(x, &w164, 1, Pad::same(0))?));
+        check_grad("pointwise dw", &w1, &|w| weighted_sum(&conv2d(&x64, w, 1, Pad::same(0))?));
+        let generic = x64.reshape((2, 3, 42)).unwrap().transpose(0, 1).unwrap().contiguous().unwrap().reshape((3, 84)).unwrap();
+        let generic = w164.reshape((5, 3)).unwrap().matmul(&generic).unwrap().reshape((5, 2, 42)).unwrap().transpose(0, 1).unwrap().reshape((2, 5, 7, 6)).unwrap();
+        assert!(max_diff(&conv2d(&x64, &w164, 1, Pad::same(0)).unwrap(), &generic) < 1e-12);
         let g = random(&[3, 1, 7, 6], 8);
         let x7 = random(&[2, 3, 7, 6], 9).to_dtype(DType::F64).unwrap();
         // global depthwise over a 7x6 map is not square: use a 6x6 map

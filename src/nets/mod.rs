@@ -6,6 +6,7 @@ mod depthwise;
 pub mod input;
 pub mod layers;
 pub mod mobilefacenet;
+pub mod pointwise;
 pub mod resnet_face;
 
 use std::collections::HashMap;
