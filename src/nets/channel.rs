@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 fn use_cpu_op(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    crate::pipeline::ops::channels_last(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// (N, C, rest) of a tensor whose channel dimension is 1.

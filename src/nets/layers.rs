@@ -104,7 +104,7 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Resu
     if oh == 1 && ow == 1 && h == k && wd == k && pad == Pad::same(0) {
         return x.broadcast_mul(&w.reshape((1, c, k, k))?)?.sum_keepdim((2, 3));
     }
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype() {
+    if crate::pipeline::ops::channels_last(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype() {
         return x.contiguous()?.apply_op2(&w.contiguous()?, super::depthwise::Depthwise { stride, pad });
     }
     depthwise_conv2d_views(x, w, stride, pad)

@@ -12,7 +12,7 @@ use super::channel::slice;
 /// `y[n] = w · x[n]` for `x` (N, Ci, H, W) and `w` (Co, Ci, 1, 1): the op on the CPU (f32/f64),
 /// `None` elsewhere (the caller uses the generic path).
 pub fn pointwise_conv(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
-    if !x.device().is_cpu() || !matches!(x.dtype(), DType::F32 | DType::F64) || w.dtype() != x.dtype() {
+    if !crate::pipeline::ops::channels_last(x.device()) || !matches!(x.dtype(), DType::F32 | DType::F64) || w.dtype() != x.dtype() {
         return Ok(None);
     }
     Ok(Some(x.contiguous()?.apply_op2(&w.contiguous()?, Pointwise)?))

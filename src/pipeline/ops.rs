@@ -77,7 +77,8 @@ thread_local! {
 }
 
 /// Runs `f` with the candle-op path (the one CUDA and Metal take) on the CPU as well, on this
-/// thread: the tests run the GPU path's numbers without a GPU.
+/// thread: the tests run the GPU path's numbers without a GPU. The trainable networks of
+/// [`crate::nets`] then skip their CPU custom ops too.
 pub fn with_generic_ops<T>(f: impl FnOnce() -> T) -> T {
     let before = GENERIC_OPS.with(|g| g.replace(true));
     let out = f();
