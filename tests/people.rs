@@ -516,7 +516,7 @@ fn two_processes_create_one_catalog_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
-    for round in 0..3 {
+    for round in 0..12 {
         let cat = dir.path().join(format!("c{round}.sqlite"));
         let kids: Vec<_> = (0..2)
             .map(|_| facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).arg("--json").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap())

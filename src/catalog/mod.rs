@@ -303,6 +303,24 @@ impl Catalog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
+        // Switching a new database to WAL takes an exclusive lock that SQLite does not wait for:
+        // a second process creating the same catalog at that moment gets "database is locked".
+        // Waiting a little and trying again is all it needs.
+        let mut attempt = 0;
+        loop {
+            match Self::open_once(path) {
+                Err(CatalogError::Sqlite { error, .. })
+                    if attempt < 50 && matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Self, CatalogError> {
         let sql = |source| CatalogError::Sqlite { path: path.to_path_buf(), error: source };
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
@@ -327,6 +345,15 @@ impl Catalog {
     fn migrate(&mut self) -> Result<(), CatalogError> {
         let path = self.path.clone();
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        // the common case without taking the write lock: already current
+        let current: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .optional()
+            .unwrap_or(None);
+        if current.as_deref() == Some(SCHEMA_VERSION.to_string().as_str()) {
+            return Ok(());
+        }
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
         let has_meta = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0)).map_err(e)? > 0;
         let version: Option<i64> = if has_meta {
