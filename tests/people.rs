@@ -426,7 +426,7 @@ fn grouping_edits_and_undo_on_a_synthetic_catalog() {
     let path = cat.path().to_path_buf();
 
     // every edit undoes to exactly the rows before it
-    let mut check_undo = |cat: &mut Catalog, edit: &dyn Fn(&mut Catalog) -> facefind::catalog::people::Undo| {
+    let check_undo = |cat: &mut Catalog, edit: &dyn Fn(&mut Catalog) -> facefind::catalog::people::Undo| {
         let before = people_rows(&path);
         let u = edit(cat);
         assert_ne!(people_rows(&path), before, "{} changed nothing", u.what);
