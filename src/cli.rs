@@ -227,6 +227,16 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        // Like other command-line tools, stop quietly when the reader of stdout goes away
+        // (`facefind people DIR | head`); Rust ignores SIGPIPE and `println!` would panic.
+        #[cfg(unix)]
+        // SAFETY: SIG_DFL is a valid disposition for SIGPIPE, and no other thread exists yet
+        // (nothing before this point spawns one), so no handler is being changed under it.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

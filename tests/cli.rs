@@ -121,3 +121,25 @@ fn lfw_dev_accuracy() {
     assert!(acc >= 0.988, "DevTest accuracy {acc}");
     assert_eq!(test["pairs"].as_array().unwrap().len(), 1000);
 }
+
+/// A reader that goes away (`facefind people … | head`) ends the command quietly, not with a
+/// panic from `println!`.
+#[test]
+fn a_closed_stdout_ends_the_command_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut child = facefind()
+        .arg("people")
+        .arg(&photos)
+        .arg("--catalog")
+        .arg(dir.path().join("c.sqlite"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
