@@ -48,20 +48,24 @@ pub enum Fuse {
     Mean,
 }
 
+/// The unit vector along the sum of `vectors` (the direction of their mean): a person's, or a
+/// refined query's, single vector.
+pub fn mean_direction<'a>(dim: usize, vectors: impl IntoIterator<Item = &'a [f32]>) -> Vec<f32> {
+    let mut mean = vec![0f32; dim];
+    for v in vectors {
+        mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+    }
+    let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    mean.iter_mut().for_each(|x| *x /= norm);
+    mean
+}
+
 /// Scores of every face against several queries, fused.
 pub fn face_scores_fused(table: &FaceTable, queries: &[&[f32]], fuse: Fuse) -> Vec<f32> {
     match (queries, fuse) {
         ([], _) => Vec::new(),
         ([q], _) => face_scores(table, q),
-        (qs, Fuse::Mean) => {
-            let mut mean = vec![0f32; qs[0].len()];
-            for q in qs {
-                mean.iter_mut().zip(q.iter()).for_each(|(m, x)| *m += x);
-            }
-            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            mean.iter_mut().for_each(|x| *x /= norm);
-            face_scores(table, &mean)
-        }
+        (qs, Fuse::Mean) => face_scores(table, &mean_direction(qs[0].len(), qs.iter().copied())),
         (qs, Fuse::Max) => {
             let mut best = face_scores(table, qs[0]);
             for q in &qs[1..] {

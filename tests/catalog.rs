@@ -256,13 +256,7 @@ fn catalog_rows(cat: &Path) -> Vec<(Vec<u8>, i64, Option<String>)> {
 fn kill_9_during_indexing_then_index_again_equals_a_clean_run() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    let album = common::faces_dir().join("album/deepface");
-    let mut names: Vec<_> = std::fs::read_dir(&album).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    for p in names.iter().take(48) {
-        std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
-    }
+    common::copy_photos("album/deepface", &photos, 48);
     let clean = dir.path().join("clean.sqlite");
     let (_, out) = index(&photos, &clean);
     assert!(out.status.success());
@@ -335,13 +329,7 @@ fn embeddings(cat: &Path) -> std::collections::BTreeMap<i64, Vec<f32>> {
 fn a_new_embedder_reembeds_from_stored_faces_without_detecting_again() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    let album = common::faces_dir().join("album/face_recognition");
-    let mut names: Vec<_> = std::fs::read_dir(&album).unwrap().map(|e| e.unwrap().path()).collect();
-    names.sort();
-    for p in names.iter().take(6) {
-        std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
-    }
+    common::copy_photos("album/face_recognition", &photos, 6);
     let cat = dir.path().join("c.sqlite");
     let (v, out) = index(&photos, &cat);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

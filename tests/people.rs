@@ -271,13 +271,7 @@ fn told(cat: &std::path::Path) -> Told {
 fn names_and_corrections_survive_reindexing() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    let src = common::faces_dir().join("album/face_recognition");
-    let mut files: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    for p in &files {
-        std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
-    }
+    common::copy_photos("album/face_recognition", &photos, usize::MAX);
     let cat = dir.path().join("c.sqlite");
     let v = people_json(&photos, &cat, None);
     let people = v["people"].as_array().unwrap();
@@ -345,12 +339,7 @@ fn names_and_corrections_survive_reindexing() {
     check("flip fusion off");
 
     // 4. kill -9 while a run with new photos is in flight, at several moments, then finish
-    let more = common::faces_dir().join("album/deepface");
-    let mut extra: Vec<_> = std::fs::read_dir(&more).unwrap().map(|e| e.unwrap().path()).collect();
-    extra.sort();
-    for p in extra.iter().take(24) {
-        std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
-    }
+    common::copy_photos("album/deepface", &photos, 24);
     for ms in [400u64, 1500, 3000, 6000] {
         let mut child = facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).arg("--json").stdout(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -539,19 +528,11 @@ fn two_processes_create_one_catalog_at_once() {
 fn edits_while_an_index_runs() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
-    std::fs::create_dir_all(&photos).unwrap();
-    let copy_from = |sub: &str, n: usize| {
-        let mut files: Vec<_> = std::fs::read_dir(common::faces_dir().join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
-        files.sort();
-        for p in files.iter().take(n) {
-            std::fs::copy(p, photos.join(p.file_name().unwrap())).unwrap();
-        }
-    };
-    copy_from("album/face_recognition", 100);
+    common::copy_photos("album/face_recognition", &photos, 100);
     let cat = dir.path().join("c.sqlite");
     let v = people_json(&photos, &cat, None);
     let person = v["people"][0]["id"].as_i64().unwrap();
-    copy_from("album/deepface", 30);
+    common::copy_photos("album/deepface", &photos, 30);
     let mut child = facefind().arg("index").arg(&photos).arg("--catalog").arg(&cat).arg("--quiet").spawn().unwrap();
     let mut c = Catalog::open(&cat).unwrap();
     let mut edits = 0;

@@ -371,8 +371,11 @@ impl Catalog {
         }
         let faces: Vec<i64> = self.person_faces(from)?.into_iter().map(|f| f.0).collect();
         let path = self.path.clone();
-        let names = (self.people()?.into_iter().find(|p| p.id == from).map(|p| p.label()), self.people()?.into_iter().find(|p| p.id == into).map(|p| p.label()));
-        let what = format!("Merged {} into {}", names.0.unwrap_or_default(), names.1.unwrap_or_default());
+        let label = |id: i64| -> Result<String, CatalogError> {
+            let name: Option<Option<String>> = self.conn.query_row("SELECT name FROM people WHERE id=?1", [id], |r| r.get(0)).optional().map_err(self.tx_err())?;
+            Ok(name.flatten().unwrap_or_else(|| "Unnamed".into()))
+        };
+        let what = format!("Merged {} into {}", label(from)?, label(into)?);
         self.edit(what, &[from, into], &faces, |tx| {
             let e = |error| CatalogError::Sqlite { path: path.clone(), error };
             tx.execute("UPDATE face_person SET person_id=?2 WHERE person_id=?1", [from, into]).map_err(e)?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::catalog::indexer::display_rel;
 use crate::catalog::people::Person;
 use crate::catalog::{bytes_path, FaceTable, PhotoInfo};
-use crate::people::{Source, Suggestion};
+use crate::people::{FaceInfo, Suggestion};
 use crate::search::{self, Hit};
 
 /// A snapshot of a catalog: every photo and every face embedding.
@@ -21,8 +21,9 @@ pub struct Library {
     pub table: FaceTable,
     /// People, most faces first.
     pub people: Vec<Person>,
-    /// Face id → (person, how it got there).
-    pub links: HashMap<i64, (i64, Source)>,
+    /// Each face (row of the table) as grouping sees it: its person and rejections. Empty
+    /// before the people are read.
+    pub faces: Vec<FaceInfo>,
     /// "Who is this?": most likely first (rows of the table).
     pub suggestions: Vec<Suggestion>,
     index_of: HashMap<i64, usize>,
@@ -38,13 +39,13 @@ impl Library {
             rows_of.entry(pid).and_modify(|r| r.end = row + 1).or_insert(row..row + 1);
         }
         let row_of_face = table.face_ids.iter().enumerate().map(|(row, &id)| (id, row)).collect();
-        Self { folder, photos, table, people: Vec::new(), links: HashMap::new(), suggestions: Vec::new(), index_of, rows_of, row_of_face }
+        Self { folder, photos, table, people: Vec::new(), faces: Vec::new(), suggestions: Vec::new(), index_of, rows_of, row_of_face }
     }
 
     /// The same library with its people.
-    pub fn with_people(mut self, people: Vec<Person>, links: HashMap<i64, (i64, Source)>, suggestions: Vec<Suggestion>) -> Self {
+    pub fn with_people(mut self, people: Vec<Person>, faces: Vec<FaceInfo>, suggestions: Vec<Suggestion>) -> Self {
         self.people = people;
-        self.links = links;
+        self.faces = faces;
         self.suggestions = suggestions;
         self
     }
@@ -55,19 +56,12 @@ impl Library {
 
     /// The person of the face in table row `row`.
     pub fn person_of_row(&self, row: usize) -> Option<&Person> {
-        self.links.get(&self.table.face_ids[row]).and_then(|(p, _)| self.person(*p))
+        self.faces.get(row).and_then(|f| f.person).and_then(|(p, _)| self.person(p))
     }
 
-    /// Rows that stand for a person in a search: the faces the user vouched for, else all.
+    /// Rows that stand for a person in a search (see [`crate::people::exemplars`]).
     pub fn exemplar_rows(&self, person: i64) -> Vec<usize> {
-        let mine: Vec<(usize, Source)> =
-            (0..self.table.len()).filter_map(|r| self.links.get(&self.table.face_ids[r]).filter(|l| l.0 == person).map(|l| (r, l.1))).collect();
-        let vouched: Vec<usize> = mine.iter().filter(|m| m.1.is_user()).map(|m| m.0).collect();
-        if vouched.is_empty() {
-            mine.into_iter().map(|m| m.0).collect()
-        } else {
-            vouched
-        }
+        crate::people::exemplars(&self.faces, person)
     }
 
     /// Names in use, sorted, for completion.
@@ -145,12 +139,7 @@ impl Query {
         if rows.is_empty() {
             return None;
         }
-        let mut v = vec![0f32; lib.table.dim];
-        for &r in &rows {
-            v.iter_mut().zip(lib.table.embedding(r)).for_each(|(a, b)| *a += b);
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        v.iter_mut().for_each(|x| *x /= norm);
+        let v = search::mean_direction(lib.table.dim, rows.iter().map(|&r| lib.table.embedding(r)));
         let label = lib.person(id).map(|p| p.label()).unwrap_or_default();
         let face_id = lib.person(id).and_then(|p| p.cover_face);
         Some(Self { label, face_id, embedding: v, verdicts: HashMap::new(), person: Some(id) })
@@ -183,23 +172,17 @@ impl Query {
 
     /// The vector to rank with: the normalised mean of the query face and every confirmed face.
     pub fn vector(&self, lib: &Library) -> Vec<f32> {
-        let mut v = self.embedding.clone();
-        let mut n = 1;
-        for &(face_id, verdict) in self.verdicts.values() {
-            if verdict == Verdict::Yes {
-                if let Some(row) = lib.row_of_face(face_id) {
-                    for (a, b) in v.iter_mut().zip(lib.table.embedding(row)) {
-                        *a += b;
-                    }
-                    n += 1;
-                }
-            }
+        let confirmed: Vec<&[f32]> = self
+            .verdicts
+            .values()
+            .filter(|v| v.1 == Verdict::Yes)
+            .filter_map(|&(face_id, _)| lib.row_of_face(face_id))
+            .map(|row| lib.table.embedding(row))
+            .collect();
+        if confirmed.is_empty() {
+            return self.embedding.clone();
         }
-        if n > 1 {
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|x| *x /= norm);
-        }
-        v
+        search::mean_direction(self.embedding.len(), std::iter::once(self.embedding.as_slice()).chain(confirmed))
     }
 }
 

@@ -470,32 +470,21 @@ impl App {
         }
     }
 
-    /// Runs a people edit on the catalog (one short transaction; never blocked by indexing),
-    /// keeps its undo, and reloads the library.
-    pub fn edit_people(&mut self, f: impl FnOnce(&mut crate::catalog::Catalog) -> Result<crate::catalog::people::Undo, crate::catalog::CatalogError>) {
+    /// Runs a people edit on a worker (see [`worker::Outbox::edit_people`]); its undo is kept
+    /// when it is done.
+    pub fn edit_people(&mut self, f: impl FnOnce(&mut crate::catalog::Catalog) -> Result<crate::catalog::people::Undo, crate::catalog::CatalogError> + Send + 'static) {
+        self.run_edit(Box::new(move |c| f(c).map(|u| worker::Edited { info: u.what.clone(), undo: Some(u), person: None })));
+    }
+
+    fn run_edit(&mut self, edit: worker::PeopleEdit) {
         let Some(folder) = &self.folder else { return };
-        let (path, catalog) = (folder.path.clone(), folder.catalog.clone());
-        match crate::catalog::Catalog::open(&catalog).and_then(|mut c| f(&mut c)) {
-            Ok(u) => {
-                self.info(u.what.clone());
-                self.undo = Some(u);
-                self.out.open_library(path, catalog);
-            }
-            Err(e) => self.error(e.to_string()),
-        }
+        self.out.edit_people(folder.path.clone(), folder.catalog.clone(), edit);
     }
 
     /// Puts back the last people edit.
     pub fn undo_last(&mut self) {
-        let (Some(u), Some(folder)) = (self.undo.take(), &self.folder) else { return };
-        let (path, catalog) = (folder.path.clone(), folder.catalog.clone());
-        match crate::catalog::Catalog::open(&catalog).and_then(|mut c| c.undo(&u)) {
-            Ok(()) => {
-                self.info(format!("Undone: {}", u.what));
-                self.out.open_library(path, catalog);
-            }
-            Err(e) => self.error(format!("cannot undo: {e}")),
-        }
+        let Some(u) = self.undo.take() else { return };
+        self.run_edit(Box::new(move |c| c.undo(&u).map(|()| worker::Edited { undo: None, info: format!("Undone: {}", u.what), person: None })));
     }
 
     /// What the last people edit was, while it can be undone.
@@ -661,6 +650,17 @@ impl App {
                 self.prefs.embedder = Some(p);
                 self.reload_pipeline();
             }
+            Msg::PeopleEdited { folder, result } if self.is_current(&folder) => match result {
+                Ok(e) => {
+                    self.info(e.info);
+                    self.undo = e.undo;
+                    // a search saved as a person becomes that person's search
+                    if let (Some(id), Some((q, _))) = (e.person, &mut self.query) {
+                        q.person = Some(id);
+                    }
+                }
+                Err(e) => self.error(e),
+            },
             Msg::Info(s) => self.info(s),
             Msg::Error(s) => self.error(s),
             // Messages about a folder that is no longer open.

@@ -49,10 +49,10 @@ pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
                         ui.horizontal(|ui| {
                             let person = s.person;
                             if ui.small_button("Yes").on_hover_text(format!("This is {name}")).clicked() {
-                                app.edit_people(|c| c.confirm_face(face, person));
+                                app.edit_people(move |c| c.confirm_face(face, person));
                             }
                             if ui.small_button("No").on_hover_text(format!("Not {name}: never suggested again")).clicked() {
-                                app.edit_people(|c| c.reject_face(face, person));
+                                app.edit_people(move |c| c.reject_face(face, person));
                             }
                         });
                     });
@@ -107,7 +107,7 @@ pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
         app.query_person(id);
     }
     if let Some(id) = show_again {
-        app.edit_people(|c| c.hide_person(id, false));
+        app.edit_people(move |c| c.hide_person(id, false));
     }
 }
 
@@ -120,11 +120,11 @@ pub(super) fn person_panel(app: &mut App, ui: &mut egui::Ui, person: i64) {
     ui.horizontal(|ui| {
         let name = app.name_edit.trim().to_string();
         if ui.add_enabled(!name.is_empty() && Some(&name) != p.name.as_ref(), egui::Button::new(if p.name.is_some() { "Rename" } else { "Name" })).clicked() {
-            app.edit_people(|c| c.name_person(person, Some(&name)));
+            app.edit_people(move |c| c.name_person(person, Some(&name)));
         }
         if ui.button(if p.hidden { "Show" } else { "Hide" }).on_hover_text("Hidden people stay grouped but leave the list").clicked() {
             let hidden = !p.hidden;
-            app.edit_people(|c| c.hide_person(person, hidden));
+            app.edit_people(move |c| c.hide_person(person, hidden));
         }
     });
     let others: Vec<_> = lib.people.iter().filter(|o| o.id != person && !o.hidden).cloned().collect();
@@ -138,7 +138,7 @@ pub(super) fn person_panel(app: &mut App, ui: &mut egui::Ui, person: i64) {
             }
         });
         if let Some(into) = into {
-            app.edit_people(|c| c.merge_people(person, into));
+            app.edit_people(move |c| c.merge_people(person, into));
         }
     }
 }
@@ -154,15 +154,10 @@ pub(super) fn save_as_person(app: &mut App, ui: &mut egui::Ui) {
     name_field(app, ui, "new person name");
     let name = app.name_edit.trim().to_string();
     if ui.add_enabled(!name.is_empty(), egui::Button::new(format!("Save {} face{} as {name}", faces.len(), if faces.len() == 1 { "" } else { "s" }))).clicked() {
-        let mut made = None;
-        app.edit_people(|c| {
+        app.run_edit(Box::new(move |c| {
             let (u, id) = c.assign_faces(&faces, None, Some(&name))?;
-            made = Some(id);
-            Ok(u)
-        });
-        if let (Some(id), Some((q, _))) = (made, &mut app.query) {
-            q.person = Some(id);
-        }
+            Ok(super::worker::Edited { info: u.what.clone(), undo: Some(u), person: Some(id) })
+        }));
     }
 }
 
@@ -186,11 +181,11 @@ pub(super) fn face_person_row(app: &mut App, ui: &mut egui::Ui, row: usize) {
             }
         });
         if let Some(to) = to {
-            app.edit_people(|c| c.assign_faces(&[face], to, None).map(|r| r.0));
+            app.edit_people(move |c| c.assign_faces(&[face], to, None).map(|r| r.0));
         }
         if let Some(p) = &current {
             if ui.small_button(format!("Not {}", p.label())).on_hover_text("Remove this face from the person; it is never put back").clicked() {
-                app.edit_people(|c| c.remove_face(face));
+                app.edit_people(move |c| c.remove_face(face));
             }
         }
     });

@@ -13,7 +13,8 @@ use eframe::egui;
 
 use super::library::{self, ExportMode, Library, Ranking};
 use crate::catalog::indexer::{self, Event, Summary};
-use crate::catalog::Catalog;
+use crate::catalog::people::Undo;
+use crate::catalog::{Catalog, CatalogError};
 use crate::pipeline::{self, photo, DeviceChoice, Pipeline, Settings};
 
 /// The loaded face pipeline and how to describe it in the status bar.
@@ -54,9 +55,25 @@ pub enum Msg {
     QueryFaces { path: PathBuf, faces: Vec<QueryFace> },
     QueryFailed { path: PathBuf, error: String },
     Picked(Pick, PathBuf),
+    /// A people edit (or an undo) is in the catalog; a new library snapshot follows.
+    PeopleEdited { folder: PathBuf, result: Result<Edited, String> },
     Info(String),
     Error(String),
 }
+
+/// What a people edit did.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    /// To undo it (`None` for an undo itself).
+    pub undo: Option<Undo>,
+    /// For the window ("Merged Ann into Bob").
+    pub info: String,
+    /// The person it created, when it made one.
+    pub person: Option<i64>,
+}
+
+/// A people edit to run on a worker thread against the folder's catalog.
+pub type PeopleEdit = Box<dyn FnOnce(&mut Catalog) -> Result<Edited, CatalogError> + Send>;
 
 /// The sending half: every message also asks egui for a repaint.
 #[derive(Clone)]
@@ -106,9 +123,16 @@ impl Outbox {
 
     /// Reads the folder's catalog as it is (no indexing).
     pub fn open_library(&self, folder: PathBuf, catalog: PathBuf) {
-        self.spawn("open", move |out| match Catalog::open(&catalog).map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
-            Ok(lib) => out.send(Msg::Library { folder, lib: Arc::new(lib) }),
-            Err(e) => out.send(Msg::OpenFailed { folder, error: format!("{e:#}") }),
+        self.spawn("open", move |out| send_library(&out, folder, &catalog));
+    }
+
+    /// Runs a people edit on the catalog (one short transaction, which an index run does not
+    /// block), then sends the library as it is after it.
+    pub fn edit_people(&self, folder: PathBuf, catalog: PathBuf, edit: PeopleEdit) {
+        self.spawn("people", move |out| {
+            let result = Catalog::open(&catalog).and_then(|mut c| edit(&mut c)).map_err(|e| e.to_string());
+            out.send(Msg::PeopleEdited { folder: folder.clone(), result });
+            send_library(&out, folder, &catalog);
         });
     }
 
@@ -227,6 +251,13 @@ impl Outbox {
     }
 }
 
+fn send_library(out: &Outbox, folder: PathBuf, catalog: &Path) {
+    match Catalog::open(catalog).map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
+        Ok(lib) => out.send(Msg::Library { folder, lib: Arc::new(lib) }),
+        Err(e) => out.send(Msg::OpenFailed { folder, error: format!("{e:#}") }),
+    }
+}
+
 /// Photos and faces of a catalog as they are now.
 fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
     let table = cat.face_table()?;
@@ -234,8 +265,7 @@ fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
     let people = cat.people()?;
     let named: std::collections::HashSet<i64> = people.iter().filter(|p| p.name.is_some()).map(|p| p.id).collect();
     let suggestions = crate::people::suggestions(&table.embeddings, table.dim, &infos, &named, &crate::people::Params::default());
-    let links = infos.iter().filter_map(|f| f.person.map(|p| (f.id, p))).collect();
-    Ok(Library::new(folder.to_path_buf(), cat.photos()?, table).with_people(people, links, suggestions))
+    Ok(Library::new(folder.to_path_buf(), cat.photos()?, table).with_people(people, infos, suggestions))
 }
 
 pub fn color_image(img: &image::RgbImage) -> egui::ColorImage {

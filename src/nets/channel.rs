@@ -195,14 +195,19 @@ pub fn batch_norm_train(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<
         let var = packed.narrow(0, len + c, c)?.detach();
         return Ok((y, mean, var));
     }
-    let count = (n * r) as f64;
-    let shape = channel_shape(x, c);
-    let mean = (channel_sum(x)? / count)?;
-    let centred = x.broadcast_sub(&mean.reshape(shape.clone())?)?;
-    let var = (channel_sum(&centred.sqr()?)? / count)?;
+    let (mean, var) = batch_stats(x)?;
     let scale = (&var + eps)?.sqrt()?.recip()?.mul(w)?;
-    let y = centred.broadcast_mul(&scale.reshape(shape.clone())?)?.broadcast_add(&b.reshape(shape)?)?;
+    let y = affine(x, &scale, &(b - mean.mul(&scale)?)?)?;
     Ok((y, mean.detach(), var.detach()))
+}
+
+/// Per-channel mean and biased variance over every dimension but 1, each (C).
+pub fn batch_stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let count = (x.elem_count() / x.dim(1)?) as f64;
+    let mean = (channel_sum(x)? / count)?;
+    let centred = affine(x, &mean.ones_like()?, &mean.neg()?)?;
+    let var = (channel_sum(&centred.sqr()?)? / count)?;
+    Ok((mean, var))
 }
 
 struct BnTrain {

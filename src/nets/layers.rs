@@ -215,16 +215,6 @@ impl BatchNorm {
         })
     }
 
-    /// Per-channel mean and biased variance over every dimension but 1, each (C).
-    fn batch_stats(x: &Tensor) -> Result<(Tensor, Tensor, usize)> {
-        let c = x.dim(1)?;
-        let count = x.elem_count() / c;
-        let mean = (channel::channel_sum(x)? / count as f64)?;
-        let centred = channel::affine(x, &mean.ones_like()?, &mean.neg()?)?;
-        let var = (channel::channel_sum(&centred.sqr()?)? / count as f64)?;
-        Ok((mean, var, count))
-    }
-
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         match mode {
             Mode::Eval => {
@@ -244,7 +234,7 @@ impl BatchNorm {
             Mode::Calibrate => {
                 // Keep the current eval map f(x) = x * s + t, but measured on this batch:
                 // weight = sqrt(var + eps) * s, bias = s * mean + t, running stats = batch stats.
-                let (mean, var, _) = Self::batch_stats(x)?;
+                let (mean, var) = channel::batch_stats(x)?;
                 let (s, t) = self.scale_shift()?;
                 let y = channel::affine(x, &s, &t)?;
                 self.weight.set(&(&var + self.eps)?.sqrt()?.mul(&s)?)?;

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::channel::slice;
+use crate::pipeline::ops::matmul_strided;
 
 /// `y[n] = w · x[n]` for `x` (N, Ci, H, W) and `w` (Co, Ci, 1, 1): the op on the CPU (f32/f64),
 /// `None` elsewhere (the caller uses the generic path).
@@ -32,45 +33,14 @@ fn nchw(l: &Layout) -> Result<(usize, usize, usize)> {
     }
 }
 
-/// `dst (m × n) (+)= a · b` with explicit strides: (row stride, column stride) for each.
-///
-/// # Safety
-/// Every index `i < m, j < n, p < k` must stay inside the buffers: `dst[i·drs + j·dcs]`,
-/// `a[i·ars + p·acs]`, `b[p·brs + j·bcs]`. Callers check the buffer lengths first.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mm<T: 'static + candle_core::WithDType>(m: usize, n: usize, k: usize, dst: &mut [T], drs: usize, dcs: usize, accumulate: bool, a: &[T], ars: usize, acs: usize, b: &[T], brs: usize, bcs: usize) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst.as_mut_ptr(),
-        dcs as isize,
-        drs as isize,
-        accumulate,
-        a.as_ptr(),
-        acs as isize,
-        ars as isize,
-        b.as_ptr(),
-        bcs as isize,
-        brs as isize,
-        T::one(),
-        T::one(),
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    );
-}
-
 fn forward<T: candle_core::WithDType>(x: &[T], w: &[T], n: usize, ci: usize, co: usize, hw: usize) -> Result<Vec<T>> {
     if x.len() != n * ci * hw || w.len() != co * ci {
         candle_core::bail!("pointwise convolution: {} input values and {} weights for N {n}, Ci {ci}, Co {co}, HW {hw}", x.len(), w.len());
     }
     let mut y = vec![T::zero(); n * co * hw];
     y.par_chunks_mut((co * hw).max(1)).zip(x.par_chunks((ci * hw).max(1))).for_each(|(yn, xn)| {
-        // SAFETY: yn is co × hw (row stride hw), w is co × ci (row stride ci), xn is ci × hw
-        // (row stride hw): lengths checked above.
-        unsafe { mm(co, hw, ci, yn, hw, 1, false, w, ci, 1, xn, hw, 1) }
+        // yn is co × hw, w is co × ci, xn is ci × hw
+        matmul_strided(co, hw, ci, yn, (hw, 1), false, w, (ci, 1), xn, (hw, 1))
     });
     Ok(y)
 }
@@ -81,9 +51,8 @@ fn input_grad<T: candle_core::WithDType>(dy: &[T], w: &[T], n: usize, ci: usize,
     }
     let mut dx = vec![T::zero(); n * ci * hw];
     dx.par_chunks_mut((ci * hw).max(1)).zip(dy.par_chunks((co * hw).max(1))).for_each(|(dxn, dyn_)| {
-        // SAFETY: dxn is ci × hw, wᵀ is read as ci × co (element (i, p) at w[p·ci + i]), dyn_ is
-        // co × hw: lengths checked above.
-        unsafe { mm(ci, hw, co, dxn, hw, 1, false, w, 1, ci, dyn_, hw, 1) }
+        // dxn is ci × hw, wᵀ is w read as ci × co (element (i, p) at w[p·ci + i]), dyn_ is co × hw
+        matmul_strided(ci, hw, co, dxn, (hw, 1), false, w, (1, ci), dyn_, (hw, 1))
     });
     Ok(dx)
 }
@@ -102,9 +71,9 @@ fn weight_grad<T: candle_core::WithDType>(x: &[T], dy: &[T], n: usize, ci: usize
             let mut acc = vec![T::zero(); co * ci];
             for i in start..(start + chunk).min(n) {
                 let (xn, dyn_) = (&x[i * ci * hw..(i + 1) * ci * hw], &dy[i * co * hw..(i + 1) * co * hw]);
-                // SAFETY: acc is co × ci, dyn_ is co × hw, xnᵀ is read as hw × ci (element
-                // (p, j) at xn[j·hw + p]): slices cut to exactly those sizes above.
-                unsafe { mm(co, ci, hw, &mut acc, ci, 1, i > start, dyn_, hw, 1, xn, 1, hw) }
+                // acc is co × ci, dyn_ is co × hw, xnᵀ is xn read as hw × ci (element (p, j) at
+                // xn[j·hw + p])
+                matmul_strided(co, ci, hw, &mut acc, (ci, 1), i > start, dyn_, (hw, 1), xn, (1, hw))
             }
             acc
         })

@@ -13,6 +13,8 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use rayon::prelude::*;
 
+use crate::pipeline::ops::matmul_strided;
+
 /// Rows per GEMM block of the neighbour search.
 const ROW_BLOCK: usize = 128;
 /// Columns per GEMM block (a 128 × 4096 block of scores is 2 MiB).
@@ -35,33 +37,8 @@ pub fn knn(emb: &[f32], dim: usize, k: usize, floor: f32) -> Vec<Vec<(u32, f32)>
             let mut scores = vec![0f32; m * COL_BLOCK];
             for c0 in (0..n).step_by(COL_BLOCK) {
                 let w = COL_BLOCK.min(n - c0);
-                // SAFETY: lhs is rows r0..r0+m of `emb` (m × dim, row stride dim), rhs is rows
-                // c0..c0+w read as a dim × w matrix (column stride dim, row stride 1), dst is
-                // m × w with row stride w inside `scores` (m * COL_BLOCK >= m * w); all in bounds
-                // because r0 + m <= n and c0 + w <= n.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        w,
-                        dim,
-                        scores.as_mut_ptr(),
-                        1,
-                        w as isize,
-                        false,
-                        emb[r0 * dim..].as_ptr(),
-                        1,
-                        dim as isize,
-                        emb[c0 * dim..].as_ptr(),
-                        dim as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                // rows r0.. of `emb` (m × dim) times rows c0.. read as a dim × w matrix
+                matmul_strided(m, w, dim, &mut scores, (w, 1), false, &emb[r0 * dim..(r0 + m) * dim], (dim, 1), &emb[c0 * dim..(c0 + w) * dim], (1, dim));
                 for (i, b) in best.iter_mut().enumerate() {
                     let row = &scores[i * w..(i + 1) * w];
                     let mut kth = if b.len() == k { b[k - 1].1 } else { floor };

@@ -72,6 +72,60 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     }
 }
 
+/// `dst (m × n) = a (m × k) · b (k × n)`, or `+=` with `accumulate`, on one thread. Each matrix
+/// is a slice with its (row stride, column stride), so transposes are only strides. Panics when
+/// a stride would reach past its slice (a shape bug, never undefined behaviour).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_strided<T: candle_core::WithDType>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    ds: (usize, usize),
+    accumulate: bool,
+    a: &[T],
+    as_: (usize, usize),
+    b: &[T],
+    bs: (usize, usize),
+) {
+    let end = |rows: usize, cols: usize, (rs, cs): (usize, usize)| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
+    assert!(
+        end(m, n, ds) <= dst.len() && end(m, k, as_) <= a.len() && end(k, n, bs) <= b.len(),
+        "matmul {m}x{k} . {k}x{n}: strides reach past buffers of {}, {} and {} values",
+        dst.len(),
+        a.len(),
+        b.len()
+    );
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    // SAFETY: the largest index of each matrix, (rows - 1)·row stride + (cols - 1)·column
+    // stride, was checked against its slice just above; gemm reads and writes nothing else.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            ds.1 as isize,
+            ds.0 as isize,
+            accumulate,
+            a.as_ptr(),
+            as_.1 as isize,
+            as_.0 as isize,
+            b.as_ptr(),
+            bs.1 as isize,
+            bs.0 as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 thread_local! {
     static GENERIC_OPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -370,30 +424,7 @@ impl CustomOp1 for ConvNhwc<'_> {
                 }
                 cols
             };
-            // SAFETY: dense row-major buffers of the sizes given.
-            unsafe {
-                gemm::gemm(
-                    rows,
-                    c_out,
-                    kk,
-                    dst.as_mut_ptr(),
-                    1,
-                    c_out as isize,
-                    false,
-                    lhs.as_ptr(),
-                    1,
-                    kk as isize,
-                    l.host.weight.as_ptr(),
-                    1,
-                    c_out as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            matmul_strided(rows, c_out, kk, dst, (c_out, 1), false, lhs, (kk, 1), &l.host.weight, (c_out, 1));
             bias_act(dst, c_out, Some(&l.host.bias), &l.act);
         });
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))

@@ -10,6 +10,16 @@ pub fn faces_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/faces"))
 }
 
+/// Copies the first `n` files (by name) of `faces_dir()/sub` into `dest` (created).
+pub fn copy_photos(sub: &str, dest: &std::path::Path, n: usize) {
+    std::fs::create_dir_all(dest).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(faces_dir().join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for p in files.iter().take(n) {
+        std::fs::copy(p, dest.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
 pub fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
