@@ -3,6 +3,7 @@
 //! command line and the app.
 
 use crate::catalog::FaceTable;
+use crate::pipeline::by_score_desc;
 
 /// Default decision threshold on cosine similarity (see README "Threshold").
 pub const DEFAULT_THRESHOLD: f32 = 0.50;
@@ -94,7 +95,7 @@ pub fn rank_scores(table: &FaceTable, scores: &[f32]) -> Vec<Hit> {
         let photo_id = table.photo_ids[row];
         match hits.last_mut() {
             Some(h) if h.photo_id == photo_id => {
-                if score > h.score {
+                if score > h.score || h.score.is_nan() {
                     h.score = score;
                     h.row = row;
                 }
@@ -102,7 +103,7 @@ pub fn rank_scores(table: &FaceTable, scores: &[f32]) -> Vec<Hit> {
             _ => hits.push(Hit { photo_id, row, score }),
         }
     }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.photo_id.cmp(&b.photo_id)));
+    hits.sort_by(|a, b| by_score_desc(a.score, b.score).then(a.photo_id.cmp(&b.photo_id)));
     hits
 }
 
@@ -142,5 +143,25 @@ mod tests {
         assert_eq!(count_matches(&hits, 0.5), 2);
         assert_eq!(count_matches(&hits, 0.95), 0);
         assert_eq!(count_matches(&hits, -1.0), 3);
+    }
+
+    /// A NaN score (an embedding that slipped past the checks) ranks last, and a photo's NaN
+    /// face does not hide its other faces.
+    #[test]
+    fn a_nan_never_ranks_first() {
+        let mut t = FaceTable { dim: EMBEDDING_DIM, ..FaceTable::default() };
+        let nan = vec![f32::NAN; EMBEDDING_DIM];
+        for (photo, emb) in [(1, nan.clone()), (1, unit(0, 1, 0.6)), (2, nan.clone()), (3, unit(0, 2, 0.3))] {
+            t.photo_ids.push(photo);
+            t.face_ids.push(t.face_ids.len() as i64);
+            t.face_index.push(0);
+            t.boxes.push([0.0; 4]);
+            t.scores.push(0.99);
+            t.embeddings.extend(emb);
+        }
+        let hits = rank_photos(&t, &unit(0, 3, 1.0));
+        assert_eq!(hits.iter().map(|h| h.photo_id).collect::<Vec<_>>(), vec![1, 3, 2]);
+        assert!((hits[0].score - 0.6).abs() < 1e-6 && hits[2].score.is_nan());
+        assert_eq!(count_matches(&hits, 0.0), 2);
     }
 }

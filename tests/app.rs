@@ -251,17 +251,24 @@ fn a_folder_dropped_on_the_window_opens() {
     wait(&mut h, "the query error", 30, |a| a.errors().iter().any(|e| e.contains("cannot query")));
 }
 
+/// Another process indexing the same catalog: the app says it waits, shows what the catalog
+/// holds meanwhile, and indexes once the other one lets go (no error, nothing lost).
 #[test]
-fn a_busy_catalog_is_reported_in_the_window() {
+fn a_busy_catalog_is_waited_for_and_reported_in_the_window() {
     let tmp = tempfile::tempdir().unwrap();
     let (folder, catalog) = synthetic(tmp.path());
     let mut holder = Catalog::open(&catalog).unwrap();
     holder.lock_for_writing().unwrap();
     let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
-    wait(&mut h, "the busy error", 60, |a| a.errors().iter().any(|e| e.contains("busy")));
-    h.get_by_label_contains("is busy");
-    // What the catalog holds is still shown.
+    wait(&mut h, "the waiting notice", 60, |a| a.infos().iter().any(|e| e.contains("waiting for another indexing run")));
+    h.get_by_label_contains("waiting for another indexing run");
+    // What the catalog holds is still shown, and the run has not ended.
     assert_eq!(h.state().library().map(|l| l.photos.len()), Some(12));
+    h.run_steps(10);
+    assert!(h.state().is_indexing());
+    drop(holder);
+    wait(&mut h, "the index run to end", 120, |a| !a.is_indexing());
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
 }
 
 #[test]

@@ -369,3 +369,48 @@ fn a_new_embedder_reembeds_from_stored_faces_without_detecting_again() {
     }
     let _ = v;
 }
+
+/// A NaN or infinite embedding (a broken embedder) is refused when written, and one already in
+/// a catalog (an older build, a damaged file) is left out when the faces are read.
+#[test]
+fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
+    use facefind::catalog::{Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("catalog.sqlite");
+    let mut cat = Catalog::open(&path).unwrap();
+    let unit = |k: usize| (0..192).map(|i| if i == k { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+    let face = |embedding: Vec<f32>| FaceRecord { bbox: [10.0, 10.0, 50.0, 50.0], score: 0.99, landmarks: [0.0; 10], embedding, chip: Vec::new() };
+    let photo = |name: &str, faces: Vec<FaceRecord>| PhotoRecord {
+        path: name.as_bytes().to_vec(),
+        size: 1,
+        mtime_ns: 1,
+        fingerprint: vec![1],
+        width: 100,
+        height: 100,
+        status: Status::Faces,
+        reason: None,
+        thumbnail: Vec::new(),
+        faces,
+    };
+    for bad in [f32::NAN, f32::INFINITY] {
+        let mut e = unit(0);
+        e[5] = bad;
+        let err = cat.write_batch(&[photo("good.jpg", vec![face(unit(1))]), photo("bad.jpg", vec![face(unit(2)), face(e)])]).unwrap_err();
+        assert!(matches!(err, CatalogError::Invalid(ref m) if m.contains("bad.jpg") && m.contains("non-finite")), "{err}");
+        // nothing of the batch was written
+        assert_eq!(cat.face_table().unwrap().len(), 0);
+    }
+    cat.write_batch(&[photo("a.jpg", vec![face(unit(1)), face(unit(2))])]).unwrap();
+    let t = cat.face_table().unwrap();
+    assert_eq!((t.len(), t.skipped_non_finite), (2, 0));
+    assert!(cat.write_embeddings(&[(t.face_ids[0], vec![f32::NAN; 192])], &[], &[]).is_err());
+    drop(cat);
+    // damage one stored embedding behind the catalog's back
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let nan: Vec<u8> = std::iter::repeat_n(f32::NAN.to_le_bytes(), 192).flatten().collect();
+    conn.execute("UPDATE faces SET embedding=?1 WHERE idx=0", [nan]).unwrap();
+    drop(conn);
+    let t = Catalog::open(&path).unwrap().face_table().unwrap();
+    assert_eq!((t.len(), t.skipped_non_finite), (1, 1));
+    assert!(t.embeddings.iter().all(|v| v.is_finite()));
+}

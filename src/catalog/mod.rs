@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::pipeline::all_finite;
+
 
 /// Current schema. Versions 1–3 are migrated in place (1: no face chips, 2: no re-embedding
 /// queue, 3: no people); a database with tables but no version is rebuilt (embeddings are a
@@ -175,6 +177,8 @@ pub struct FaceTable {
     pub boxes: Vec<[f32; 4]>,
     /// Detection scores.
     pub scores: Vec<f32>,
+    /// Faces left out because their stored embedding is not finite.
+    pub skipped_non_finite: usize,
 }
 
 impl FaceTable {
@@ -509,6 +513,9 @@ impl Catalog {
     /// (one transaction). A photo in `retry` could not be read: it is marked changed, so the
     /// next index processes it again from the file.
     pub fn write_embeddings(&mut self, faces: &[(i64, Vec<f32>)], done: &[i64], retry: &[i64]) -> Result<(), CatalogError> {
+        if let Some((id, _)) = faces.iter().find(|(_, e)| !all_finite(e)) {
+            return Err(CatalogError::Invalid(format!("face {id}: non-finite embedding")));
+        }
         let path = self.path.clone();
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;
@@ -552,7 +559,16 @@ impl Catalog {
     /// as it was. A photo processed again keeps its face ids (and so its people, confirmations
     /// and rejections) where a new face overlaps an old one by IoU > [`KEEP_FACE_IOU`]; old faces
     /// without a match go.
+    /// Writes photos with their faces in one transaction. A face whose embedding or box is not
+    /// finite is refused (nothing of the batch is written): a NaN must never reach a ranking.
     pub fn write_batch(&mut self, photos: &[PhotoRecord]) -> Result<(), CatalogError> {
+        for p in photos {
+            for (i, f) in p.faces.iter().enumerate() {
+                if !all_finite(&f.embedding) || !all_finite(&f.bbox) {
+                    return Err(CatalogError::Invalid(format!("{}: face {i} has a non-finite embedding or box", String::from_utf8_lossy(&p.path))));
+                }
+            }
+        }
         let path = self.path.clone();
         let e = |source| CatalogError::Sqlite { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(e)?;
@@ -675,13 +691,22 @@ impl Catalog {
             if emb.len() != t.dim * 4 || t.dim == 0 {
                 continue;
             }
+            let v = blob_f32(&emb);
+            if !all_finite(&v) {
+                // written by an older build or damaged: never rank it
+                t.skipped_non_finite += 1;
+                continue;
+            }
             t.face_ids.push(r.get(0).map_err(|e| self.sql_err(e))?);
             t.photo_ids.push(r.get(1).map_err(|e| self.sql_err(e))?);
             t.face_index.push(r.get::<_, i64>(2).map_err(|e| self.sql_err(e))? as u32);
             let b: [f64; 4] = [r.get(3).map_err(|e| self.sql_err(e))?, r.get(4).map_err(|e| self.sql_err(e))?, r.get(5).map_err(|e| self.sql_err(e))?, r.get(6).map_err(|e| self.sql_err(e))?];
             t.boxes.push(b.map(|v| v as f32));
             t.scores.push(r.get::<_, f64>(8).map_err(|e| self.sql_err(e))? as f32);
-            t.embeddings.extend(blob_f32(&emb));
+            t.embeddings.extend(v);
+        }
+        if t.skipped_non_finite > 0 {
+            tracing::warn!(faces = t.skipped_non_finite, catalog = %self.path.display(), "faces with a non-finite embedding left out");
         }
         Ok(t)
     }

@@ -18,7 +18,7 @@ use eframe::egui;
 use crate::catalog::indexer::Summary;
 use crate::pipeline::DeviceChoice;
 use library::{ExportMode, Library, Query, Ranking, Verdict};
-use worker::{ImageKey, Loaded, Loader, Msg, Outbox, Pick, PipelineInfo, QueryFace};
+use worker::{ImageKey, Loaded, Loader, Msg, Outbox, Pick, PipelineInfo, QueryFace, Tag};
 
 /// What the app remembers between runs (eframe persistence).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -62,7 +62,8 @@ pub struct Options {
     /// Open this folder (otherwise the last one, if any).
     pub folder: Option<PathBuf>,
     pub models_dir: Option<PathBuf>,
-    /// Use this catalog file for the folder (tests, `--catalog`).
+    /// Use this catalog file for `folder` (tests, `--catalog`); other folders opened later use
+    /// their own.
     pub catalog: Option<PathBuf>,
     /// Start with a face of this photo as the query (with several faces, the user picks one).
     pub query: Option<PathBuf>,
@@ -101,6 +102,8 @@ enum PipelineState {
 
 /// Indexing progress of the open folder.
 struct Indexing {
+    /// This run's number (messages of other runs are dropped).
+    run: u64,
     cancel: Arc<AtomicBool>,
     planned: Option<(usize, usize)>,
     done: usize,
@@ -119,6 +122,8 @@ impl Indexing {
 
 /// The folder on screen.
 struct Folder {
+    /// This opening's number (messages of earlier openings are dropped).
+    open: u64,
     path: PathBuf,
     catalog: PathBuf,
     lib: Arc<Library>,
@@ -267,6 +272,10 @@ pub struct App {
     undo: Option<crate::catalog::people::Undo>,
     /// The name being typed (naming a person, or saving a search as a person).
     name_edit: String,
+    /// The last number handed to a folder opening, an index run or a pipeline load.
+    serial: u64,
+    /// The pipeline load whose result counts.
+    pipeline_gen: u64,
 }
 
 impl App {
@@ -284,7 +293,7 @@ impl App {
         let (out, rx) = Outbox::new(ctx.clone());
         let loader = Loader::new(ctx, 2);
         let models_dir = options.models_dir.clone().unwrap_or_else(crate::pipeline::default_models_dir);
-        out.load_pipeline(models_dir.clone(), prefs.embedder.clone(), prefs.device, prefs.flip);
+        out.load_pipeline(1, models_dir.clone(), prefs.embedder.clone(), prefs.device, prefs.flip);
         let threshold = prefs.threshold;
         let mut app = Self {
             prefs,
@@ -310,6 +319,8 @@ impl App {
             show_people: false,
             undo: None,
             name_edit: String::new(),
+            serial: 1,
+            pipeline_gen: 1,
         };
         let start = app.options.folder.clone().or_else(|| app.prefs.recent.first().filter(|p| p.is_dir()).cloned());
         if let Some(f) = start {
@@ -355,7 +366,10 @@ impl App {
                 ix.cancel.store(true, Ordering::Relaxed);
             }
         }
-        let catalog = match (&self.options.catalog, &self.prefs.catalog_dir) {
+        // `--catalog` belongs to the folder it was given with, not to every folder opened later.
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let own_catalog = self.options.catalog.as_ref().filter(|_| self.options.folder.as_deref().is_some_and(|f| canonical(f) == canonical(&path)));
+        let catalog = match (own_catalog, &self.prefs.catalog_dir) {
             (Some(c), _) => Ok(c.clone()),
             (None, Some(dir)) => crate::catalog::catalog_path_in(dir, &path),
             (None, None) => crate::catalog::default_catalog_path(&path),
@@ -368,6 +382,7 @@ impl App {
             }
         };
         let path = path.canonicalize().unwrap_or(path);
+        let open = self.next_serial();
         let generation = self.loader.set_source(&path, Some(&catalog));
         self.textures.reset(generation);
         self.prefs.recent.retain(|p| p != &path);
@@ -377,8 +392,9 @@ impl App {
         self.query = None;
         self.ranking = Ranking::default();
         self.inspect = None;
-        self.out.open_library(path.clone(), catalog.clone());
+        self.out.open_library(Tag { open, run: 0 }, path.clone(), catalog.clone());
         self.folder = Some(Folder {
+            open,
             lib: Arc::new(Library::new(path.clone(), Vec::new(), Default::default())),
             path,
             catalog,
@@ -392,6 +408,7 @@ impl App {
 
     fn start_indexing_if_ready(&mut self) {
         let Some(p) = self.pipeline().map(|p| p.pipeline.clone()) else { return };
+        let run = self.serial + 1;
         let Some(f) = &mut self.folder else { return };
         // A cancelled run still holds the catalog until its batch is committed: wait for it.
         if !f.loaded || f.index_started || f.indexing.is_some() {
@@ -399,14 +416,22 @@ impl App {
         }
         f.index_started = true;
         let cancel = Arc::new(AtomicBool::new(false));
-        f.indexing = Some(Indexing { cancel: cancel.clone(), planned: None, done: 0, faces: 0, first: None });
+        f.indexing = Some(Indexing { run, cancel: cancel.clone(), planned: None, done: 0, faces: 0, first: None });
         f.skipped.clear();
-        self.out.index(f.path.clone(), f.catalog.clone(), p, cancel);
+        self.out.index(Tag { open: f.open, run }, f.path.clone(), f.catalog.clone(), p, cancel);
+        self.serial = run;
     }
 
-    /// Indexing runs now.
+    fn next_serial(&mut self) -> u64 {
+        self.serial += 1;
+        self.serial
+    }
+
+    /// Indexing runs now, or will as soon as the models are loaded (not when they failed to
+    /// load: then nothing will index).
     pub fn is_indexing(&self) -> bool {
-        self.folder.as_ref().is_some_and(|f| f.indexing.is_some() || !f.index_started)
+        let waiting = matches!(self.pipeline, PipelineState::Loading);
+        self.folder.as_ref().is_some_and(|f| f.indexing.is_some() || (!f.index_started && waiting))
     }
 
     pub fn library(&self) -> Option<&Library> {
@@ -478,7 +503,7 @@ impl App {
 
     fn run_edit(&mut self, edit: worker::PeopleEdit) {
         let Some(folder) = &self.folder else { return };
-        self.out.edit_people(folder.path.clone(), folder.catalog.clone(), edit);
+        self.out.edit_people(Tag { open: folder.open, run: 0 }, folder.path.clone(), folder.catalog.clone(), edit);
     }
 
     /// Puts back the last people edit.
@@ -545,23 +570,32 @@ impl App {
         }
     }
 
-    fn is_current(&self, folder: &Path) -> bool {
-        self.folder.as_ref().is_some_and(|f| f.path == folder)
+    /// The message belongs to the folder on screen (this opening of it).
+    fn is_current(&self, tag: Tag) -> bool {
+        self.folder.as_ref().is_some_and(|f| f.open == tag.open)
+    }
+
+    /// The message belongs to the index run in progress.
+    fn is_current_run(&self, tag: Tag) -> bool {
+        self.folder.as_ref().and_then(|f| f.indexing.as_ref().map(|ix| f.open == tag.open && ix.run == tag.run)).unwrap_or(false)
     }
 
     fn handle(&mut self, ctx: &egui::Context, m: Msg) {
         match m {
-            Msg::Pipeline(Ok(p)) => {
+            Msg::Pipeline { gen, result: Ok(p) } if gen == self.pipeline_gen => {
                 self.pipeline = PipelineState::Ready(p);
                 if let Some(path) = self.pending_query_file.take() {
                     self.query_from_file(path);
                 }
             }
-            Msg::Pipeline(Err(e)) => {
+            Msg::Pipeline { gen, result: Err(e) } if gen == self.pipeline_gen => {
                 self.error(format!("the face models did not load: {e}"));
                 self.pipeline = PipelineState::Failed(e);
+                if let Some(path) = self.pending_query_file.take() {
+                    self.query_from_file(path);
+                }
             }
-            Msg::Library { folder, lib } if self.is_current(&folder) => {
+            Msg::Library { tag, lib } if self.is_current(tag) => {
                 if let Some(f) = &mut self.folder {
                     f.lib = lib;
                     f.loaded = true;
@@ -582,19 +616,20 @@ impl App {
                     self.rerank();
                 }
             }
-            Msg::OpenFailed { folder, error } if self.is_current(&folder) => {
-                self.error(format!("cannot open the catalog of {}: {error}", folder.display()));
+            Msg::OpenFailed { tag, error } if self.is_current(tag) => {
                 if let Some(f) = &mut self.folder {
                     // Nothing to show and nothing to index into.
                     f.index_started = true;
+                    let shown = f.path.display().to_string();
+                    self.error(format!("cannot open the catalog of {shown}: {error}"));
                 }
             }
-            Msg::Planned { folder, todo, total } if self.is_current(&folder) => {
+            Msg::Planned { tag, todo, total } if self.is_current_run(tag) => {
                 if let Some(ix) = self.folder.as_mut().and_then(|f| f.indexing.as_mut()) {
                     ix.planned = Some((todo, total));
                 }
             }
-            Msg::Progress { folder, done, faces } if self.is_current(&folder) => {
+            Msg::Progress { tag, done, faces } if self.is_current_run(tag) => {
                 if let Some(ix) = self.folder.as_mut().and_then(|f| f.indexing.as_mut()) {
                     ix.done = done;
                     ix.faces = faces;
@@ -603,22 +638,23 @@ impl App {
                     }
                 }
             }
-            Msg::Skipped { folder, path, reason } if self.is_current(&folder) => {
+            Msg::Skipped { tag, path, reason } if self.is_current_run(tag) => {
                 if let Some(f) = &mut self.folder {
                     f.skipped.push((path, reason));
                 }
             }
-            Msg::IndexDone { folder, summary } if self.is_current(&folder) => {
+            Msg::IndexDone { tag, summary } if self.is_current_run(tag) => {
                 if let Some(f) = &mut self.folder {
                     f.indexing = None;
                     f.summary = Some(summary);
                 }
             }
-            Msg::IndexFailed { folder, error } if self.is_current(&folder) => {
+            Msg::IndexFailed { tag, error } if self.is_current_run(tag) => {
                 if let Some(f) = &mut self.folder {
                     f.indexing = None;
+                    let shown = f.path.display().to_string();
+                    self.error(format!("indexing {shown} stopped: {error}"));
                 }
-                self.error(format!("indexing {} stopped: {error}", folder.display()));
             }
             Msg::QueryFaces { path, mut faces } => {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -650,7 +686,7 @@ impl App {
                 self.prefs.embedder = Some(p);
                 self.reload_pipeline();
             }
-            Msg::PeopleEdited { folder, result } if self.is_current(&folder) => match result {
+            Msg::PeopleEdited { tag, result } if self.is_current(tag) => match result {
                 Ok(e) => {
                     self.info(e.info);
                     self.undo = e.undo;
@@ -663,7 +699,7 @@ impl App {
             },
             Msg::Info(s) => self.info(s),
             Msg::Error(s) => self.error(s),
-            // Messages about a folder that is no longer open.
+            // Messages of a folder opening, index run or pipeline load that is no longer current.
             _ => {}
         }
     }
@@ -681,7 +717,8 @@ impl App {
     /// A changed device or flip setting: reload the models (and, for flip, re-index).
     fn reload_pipeline(&mut self) {
         self.pipeline = PipelineState::Loading;
-        self.out.load_pipeline(self.models_dir.clone(), self.prefs.embedder.clone(), self.prefs.device, self.prefs.flip);
+        self.pipeline_gen = self.next_serial();
+        self.out.load_pipeline(self.pipeline_gen, self.models_dir.clone(), self.prefs.embedder.clone(), self.prefs.device, self.prefs.flip);
         if let Some(f) = &mut self.folder {
             if let Some(ix) = &f.indexing {
                 ix.cancel.store(true, Ordering::Relaxed);
@@ -744,5 +781,112 @@ impl eframe::App for App {
             // The batch in flight is committed; the rest is picked up next time.
             ix.cancel.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary::default()
+    }
+
+    /// Messages are matched to the opening and the index run that asked for them, not to the
+    /// folder's path: after A, B, A the first opening's snapshot, progress and end are dropped,
+    /// as are an older run's; an older pipeline load's result does not replace a newer one; a
+    /// failed load does not leave the album saying it is looking for photos.
+    #[test]
+    fn stale_messages_of_an_earlier_opening_run_or_load_are_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let prefs = Prefs { catalog_dir: Some(tmp.path().join("catalogs")), ..Prefs::default() };
+        let options = Options { models_dir: Some(tmp.path().join("no models here")), prefs: Some(prefs), ..Options::default() };
+        let mut h = egui_kittest::Harness::builder().build_eframe(move |cc| App::new(cc, options));
+        let ctx = h.ctx.clone();
+        let app = h.state_mut();
+        let lib = |app: &App| app.folder.as_ref().map(|f| f.lib.clone()).unwrap();
+        let running = |run| Indexing { run, cancel: Arc::new(AtomicBool::new(false)), planned: None, done: 0, faces: 0, first: None };
+        // Building the harness ran frames (the real load may have failed already); from here on
+        // no frame runs, so only the messages handed to `handle` below arrive.
+        app.notices.clear();
+        app.pipeline = PipelineState::Loading;
+
+        app.open_folder(a.clone());
+        let first = app.folder.as_ref().unwrap().open;
+        app.folder.as_mut().unwrap().indexing = Some(running(100));
+        app.open_folder(b);
+        app.open_folder(a.clone());
+        let f = app.folder.as_mut().unwrap();
+        assert_eq!(f.path, a.canonicalize().unwrap());
+        let now = f.open;
+        assert_ne!(now, first);
+        f.indexing = Some(running(200));
+        let shown = lib(app);
+
+        // the first opening of A (same path): nothing lands
+        let old = Tag { open: first, run: 100 };
+        let other = Arc::new(Library::new(a.clone(), Vec::new(), Default::default()));
+        app.handle(&ctx, Msg::Library { tag: old, lib: other.clone() });
+        app.handle(&ctx, Msg::Progress { tag: old, done: 7, faces: 9 });
+        app.handle(&ctx, Msg::Skipped { tag: old, path: "x.jpg".into(), reason: "bad".into() });
+        app.handle(&ctx, Msg::IndexFailed { tag: old, error: "cancelled".into() });
+        app.handle(&ctx, Msg::IndexDone { tag: old, summary: summary() });
+        // an older run of this opening: nothing lands either
+        let older = Tag { open: now, run: 150 };
+        app.handle(&ctx, Msg::Progress { tag: older, done: 5, faces: 5 });
+        app.handle(&ctx, Msg::IndexDone { tag: older, summary: summary() });
+        let f = app.folder.as_ref().unwrap();
+        assert!(Arc::ptr_eq(&f.lib, &shown) && !f.loaded && f.skipped.is_empty() && f.summary.is_none());
+        assert_eq!(f.indexing.as_ref().map(|ix| (ix.run, ix.done)), Some((200, 0)));
+        assert!(app.errors().is_empty(), "{:?}", app.errors());
+
+        // this run's messages do
+        let cur = Tag { open: now, run: 200 };
+        app.handle(&ctx, Msg::Progress { tag: cur, done: 3, faces: 4 });
+        assert_eq!(app.folder.as_ref().unwrap().indexing.as_ref().map(|ix| ix.done), Some(3));
+        app.handle(&ctx, Msg::Library { tag: Tag { open: now, run: 0 }, lib: other.clone() });
+        assert!(Arc::ptr_eq(&lib(app), &other));
+        app.handle(&ctx, Msg::IndexDone { tag: cur, summary: summary() });
+        assert!(app.folder.as_ref().unwrap().indexing.is_none() && app.folder.as_ref().unwrap().summary.is_some());
+
+        // pipeline loads: only the latest request's answer counts
+        let first_load = app.pipeline_gen;
+        app.reload_pipeline();
+        app.handle(&ctx, Msg::Pipeline { gen: first_load, result: Err("old".into()) });
+        assert!(matches!(app.pipeline, PipelineState::Loading) && app.errors().is_empty());
+        // a folder opened while the models load is "looking for photos"; once the load has
+        // failed it is not (nothing will index it)
+        app.folder.as_mut().unwrap().index_started = false;
+        assert!(app.is_indexing());
+        app.handle(&ctx, Msg::Pipeline { gen: app.pipeline_gen, result: Err("no weights".into()) });
+        assert!(matches!(app.pipeline, PipelineState::Failed(_)));
+        assert!(!app.is_indexing());
+        assert!(app.errors().iter().any(|e| e.contains("no weights")));
+    }
+
+    /// `--catalog` goes with the folder it was given with: a folder opened later gets its own
+    /// catalog, and the first folder gets the given one back.
+    #[test]
+    fn a_given_catalog_belongs_to_its_folder_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let given = tmp.path().join("given.sqlite");
+        let prefs = Prefs { catalog_dir: Some(tmp.path().join("catalogs")), ..Prefs::default() };
+        let options = Options { folder: Some(a.clone()), catalog: Some(given.clone()), models_dir: Some(tmp.path().join("none")), prefs: Some(prefs), ..Options::default() };
+        let mut h = egui_kittest::Harness::builder().build_eframe(move |cc| App::new(cc, options));
+        let app = h.state_mut();
+        let catalog = |app: &App| app.folder.as_ref().map(|f| f.catalog.clone()).unwrap();
+        assert_eq!(catalog(app), given);
+        app.open_folder(b.clone());
+        let other = catalog(app);
+        assert_ne!(other, given);
+        assert!(other.starts_with(tmp.path().join("catalogs")), "{}", other.display());
+        app.open_folder(a);
+        assert_eq!(catalog(app), given);
     }
 }

@@ -341,7 +341,12 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
     };
     if lib.photos.is_empty() {
         ui.centered_and_justified(|ui| {
-            ui.label(if app.is_indexing() { "Looking for photos… they appear here as they are indexed." } else { "No photos in this folder." });
+            let text = match &app.pipeline {
+                PipelineState::Failed(e) => format!("This folder cannot be indexed: the face models did not load ({e}). See Settings."),
+                _ if app.is_indexing() => "Looking for photos… they appear here as they are indexed.".to_string(),
+                _ => "No photos in this folder.".to_string(),
+            };
+            ui.label(text);
         });
         return;
     }

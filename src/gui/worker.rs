@@ -4,7 +4,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -43,22 +43,33 @@ pub enum Pick {
 }
 
 pub enum Msg {
-    Pipeline(Result<PipelineInfo, String>),
+    /// The face models, loaded for the app's pipeline request `gen`.
+    Pipeline { gen: u64, result: Result<PipelineInfo, String> },
     /// A fresh snapshot of an opened folder's catalog.
-    Library { folder: PathBuf, lib: Arc<Library> },
-    OpenFailed { folder: PathBuf, error: String },
-    Planned { folder: PathBuf, todo: usize, total: usize },
-    Progress { folder: PathBuf, done: usize, faces: usize },
-    Skipped { folder: PathBuf, path: String, reason: String },
-    IndexDone { folder: PathBuf, summary: Summary },
-    IndexFailed { folder: PathBuf, error: String },
+    Library { tag: Tag, lib: Arc<Library> },
+    OpenFailed { tag: Tag, error: String },
+    Planned { tag: Tag, todo: usize, total: usize },
+    Progress { tag: Tag, done: usize, faces: usize },
+    Skipped { tag: Tag, path: String, reason: String },
+    IndexDone { tag: Tag, summary: Summary },
+    IndexFailed { tag: Tag, error: String },
     QueryFaces { path: PathBuf, faces: Vec<QueryFace> },
     QueryFailed { path: PathBuf, error: String },
     Picked(Pick, PathBuf),
     /// A people edit (or an undo) is in the catalog; a new library snapshot follows.
-    PeopleEdited { folder: PathBuf, result: Result<Edited, String> },
+    PeopleEdited { tag: Tag, result: Result<Edited, String> },
     Info(String),
     Error(String),
+}
+
+/// Which opening of a folder (and which index run of it) a message belongs to. Every opening
+/// and every run gets a new number, so a cancelled run's last messages, or those of a folder
+/// opened again (A, B, A), are recognised as stale and dropped, whatever the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tag {
+    pub open: u64,
+    /// The index run (0 for messages that are not about a run).
+    pub run: u64,
 }
 
 /// What a people edit did.
@@ -102,7 +113,7 @@ impl Outbox {
         }
     }
 
-    pub fn load_pipeline(&self, models_dir: PathBuf, embedder: Option<PathBuf>, device: DeviceChoice, flip: bool) {
+    pub fn load_pipeline(&self, gen: u64, models_dir: PathBuf, embedder: Option<PathBuf>, device: DeviceChoice, flip: bool) {
         self.spawn("pipeline", move |out| {
             let result = (|| -> anyhow::Result<PipelineInfo> {
                 let dev = pipeline::select_device(device).map_err(|e| anyhow::anyhow!("cannot open device {device:?}: {e}"))?;
@@ -117,43 +128,59 @@ impl Outbox {
                 );
                 Ok(PipelineInfo { pipeline: Arc::new(p), device, models })
             })();
-            out.send(Msg::Pipeline(result.map_err(|e| format!("{e:#}"))));
+            out.send(Msg::Pipeline { gen, result: result.map_err(|e| format!("{e:#}")) });
         });
     }
 
     /// Reads the folder's catalog as it is (no indexing).
-    pub fn open_library(&self, folder: PathBuf, catalog: PathBuf) {
-        self.spawn("open", move |out| send_library(&out, folder, &catalog));
+    pub fn open_library(&self, tag: Tag, folder: PathBuf, catalog: PathBuf) {
+        self.spawn("open", move |out| send_library(&out, tag, folder, &catalog));
     }
 
     /// Runs a people edit on the catalog (one short transaction, which an index run does not
     /// block), then sends the library as it is after it.
-    pub fn edit_people(&self, folder: PathBuf, catalog: PathBuf, edit: PeopleEdit) {
+    pub fn edit_people(&self, tag: Tag, folder: PathBuf, catalog: PathBuf, edit: PeopleEdit) {
         self.spawn("people", move |out| {
             let result = Catalog::open(&catalog).and_then(|mut c| edit(&mut c)).map_err(|e| e.to_string());
-            out.send(Msg::PeopleEdited { folder: folder.clone(), result });
-            send_library(&out, folder, &catalog);
+            out.send(Msg::PeopleEdited { tag, result });
+            send_library(&out, tag, folder, &catalog);
         });
     }
 
     /// Brings the catalog up to date, sending progress and a new snapshot about once a second.
-    pub fn index(&self, folder: PathBuf, catalog: PathBuf, p: Arc<Pipeline>, cancel: Arc<AtomicBool>) {
+    /// When another run holds the catalog (a cancelled run of this app finishing its batch, or
+    /// another facefind process), waits for it, saying so once, until it ends or this run is
+    /// cancelled.
+    pub fn index(&self, tag: Tag, folder: PathBuf, catalog: PathBuf, p: Arc<Pipeline>, cancel: Arc<AtomicBool>) {
         self.spawn("index", move |out| {
             // One reading connection for the snapshots (WAL: it sees each committed batch).
             let reader = Catalog::open(&catalog).ok();
             let send_library = || {
                 if let Some(lib) = reader.as_ref().and_then(|r| read_library(&folder, r).ok()) {
-                    out.send(Msg::Library { folder: folder.clone(), lib: Arc::new(lib) });
+                    out.send(Msg::Library { tag, lib: Arc::new(lib) });
                 }
             };
             let result = (|| -> anyhow::Result<Summary> {
                 let mut cat = Catalog::open(&catalog)?;
-                cat.lock_for_writing()?;
+                let mut said = false;
+                loop {
+                    match cat.lock_for_writing() {
+                        Ok(()) => break,
+                        Err(CatalogError::Busy { .. }) if !cancel.load(Ordering::Relaxed) => {
+                            if !said {
+                                out.send(Msg::Info(format!("waiting for another indexing run of {} to finish", folder.display())));
+                                said = true;
+                            }
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 let mut last = Instant::now();
                 let summary = indexer::index_folder(&folder, &mut cat, &p, &cancel, &mut |ev| match ev {
-                    Event::Planned { todo, total } => out.send(Msg::Planned { folder: folder.clone(), todo, total }),
-                    Event::Photo { done, faces, .. } => out.send(Msg::Progress { folder: folder.clone(), done, faces }),
-                    Event::Skipped { path, reason } => out.send(Msg::Skipped { folder: folder.clone(), path, reason }),
+                    Event::Planned { todo, total } => out.send(Msg::Planned { tag, todo, total }),
+                    Event::Photo { done, faces, .. } => out.send(Msg::Progress { tag, done, faces }),
+                    Event::Skipped { path, reason } => out.send(Msg::Skipped { tag, path, reason }),
                     Event::Committed { .. } => {
                         if last.elapsed() > Duration::from_millis(1000) {
                             send_library();
@@ -166,8 +193,8 @@ impl Outbox {
             // The final state, whatever happened (a cancelled or failed run still committed batches).
             send_library();
             match result {
-                Ok(summary) => out.send(Msg::IndexDone { folder, summary }),
-                Err(e) => out.send(Msg::IndexFailed { folder, error: format!("{e:#}") }),
+                Ok(summary) => out.send(Msg::IndexDone { tag, summary }),
+                Err(e) => out.send(Msg::IndexFailed { tag, error: format!("{e:#}") }),
             }
         });
     }
@@ -251,10 +278,10 @@ impl Outbox {
     }
 }
 
-fn send_library(out: &Outbox, folder: PathBuf, catalog: &Path) {
+fn send_library(out: &Outbox, tag: Tag, folder: PathBuf, catalog: &Path) {
     match Catalog::open(catalog).map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
-        Ok(lib) => out.send(Msg::Library { folder, lib: Arc::new(lib) }),
-        Err(e) => out.send(Msg::OpenFailed { folder, error: format!("{e:#}") }),
+        Ok(lib) => out.send(Msg::Library { tag, lib: Arc::new(lib) }),
+        Err(e) => out.send(Msg::OpenFailed { tag, error: format!("{e:#}") }),
     }
 }
 

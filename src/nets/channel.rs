@@ -7,6 +7,8 @@
 //! backward passes reduce each contiguous plane first (the fast path); on CUDA and Metal they
 //! are the plain broadcast ops.
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -182,22 +184,54 @@ impl CustomOp3 for PReluGradInput {
 
 /// Batch norm in training mode, fused: `y = (x - mean[c]) / sqrt(var[c] + eps) * w[c] + b[c]`
 /// with the batch's per-channel mean and biased variance. Returns (y, mean, var); mean and var
-/// are detached (for the running statistics). On the CPU one custom op does the forward in two
-/// passes over `x` and the backward in closed form in three, instead of the dozen elementwise
-/// passes autograd makes of the formula.
+/// are detached (for the running statistics). See [`batch_norm_act_train`].
 pub fn batch_norm_train(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
-    let (n, c, r) = ncr(x)?;
-    if use_cpu_op(x) && w.dtype() == x.dtype() && b.dtype() == x.dtype() {
-        let packed = x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, BnTrain { eps })?;
-        let len = n * c * r;
-        let y = packed.narrow(0, 0, len)?.reshape(x.shape())?;
-        let mean = packed.narrow(0, len, c)?.detach();
-        let var = packed.narrow(0, len + c, c)?.detach();
+    batch_norm_act_train(x, w, b, None, eps)
+}
+
+/// Batch norm in training mode followed by an optional PReLU with slopes `alpha` (C values or
+/// one shared): returns (prelu(bn(x)), mean, var), mean and var detached.
+///
+/// On the CPU this is one custom op: the forward reads `x` three times (two for the statistics)
+/// and writes only the activation; the backward recomputes the batch-norm output from `x` and
+/// the statistics kept from the forward, and needs two passes over (x, dy) for dx, dw, db and
+/// dalpha together. The composed form (batch norm, then PReLU, each its own node) makes autograd
+/// store, zero and accumulate a gradient for every intermediate map, a dozen passes over
+/// tensors of up to 100 MB at batch 64. CUDA and Metal run the composed form.
+pub fn batch_norm_act_train(x: &Tensor, w: &Tensor, b: &Tensor, alpha: Option<&Tensor>, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+    let (_, c, _) = ncr(x)?;
+    let same = |t: &Tensor| t.dtype() == x.dtype();
+    if use_cpu_op(x) && same(w) && same(b) && alpha.is_none_or(same) {
+        if w.elem_count() != c || b.elem_count() != c {
+            candle_core::bail!("batch norm: {c} channels but {} weights and {} biases", w.elem_count(), b.elem_count());
+        }
+        let alpha_len = alpha.map_or(0, |a| a.elem_count());
+        if alpha_len > 1 && alpha_len != c {
+            candle_core::bail!("prelu: {c} channels but {alpha_len} slopes");
+        }
+        let mut parts = vec![w.flatten_all()?, b.flatten_all()?];
+        if let Some(a) = alpha {
+            parts.push(a.flatten_all()?);
+        }
+        let params = Tensor::cat(&parts, 0)?;
+        let stats = Arc::new(Mutex::new(Vec::new()));
+        let op = BnAct { eps, alpha_len, stats: stats.clone() };
+        let y = x.contiguous()?.apply_op2(&params, op)?;
+        let st = stats.lock().map_err(|_| candle_core::Error::Msg("batch norm statistics lock poisoned".into()))?.clone();
+        if st.len() != 2 * c {
+            candle_core::bail!("batch norm: the forward kept no statistics");
+        }
+        let mean = Tensor::from_vec(st[..c].to_vec(), c, x.device())?.to_dtype(x.dtype())?;
+        let var = Tensor::from_vec(st[c..].to_vec(), c, x.device())?.to_dtype(x.dtype())?;
         return Ok((y, mean, var));
     }
     let (mean, var) = batch_stats(x)?;
     let scale = (&var + eps)?.sqrt()?.recip()?.mul(w)?;
     let y = affine(x, &scale, &(b - mean.mul(&scale)?)?)?;
+    let y = match alpha {
+        Some(a) => prelu(&y, a)?,
+        None => y,
+    };
     Ok((y, mean.detach(), var.detach()))
 }
 
@@ -210,8 +244,13 @@ pub fn batch_stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((mean, var))
 }
 
-struct BnTrain {
+/// The fused batch norm (+ PReLU) op: inputs x and params = [w; b; alpha] (alpha absent,
+/// one value or C values). The forward stores the batch statistics (mean, var; f64) for the
+/// caller's running statistics and for the backward.
+struct BnAct {
     eps: f64,
+    alpha_len: usize,
+    stats: Arc<Mutex<Vec<f64>>>,
 }
 
 /// Per-channel mean and biased variance of (N, C, R) data: per-plane sums combined per channel
@@ -234,66 +273,116 @@ fn bn_stats<T: Elem>(x: &[T], n: usize, c: usize, r: usize) -> (Vec<f64>, Vec<f6
     (mean, var)
 }
 
-fn bn_fwd<T: Elem>(x: &[T], w: &[T], b: &[T], n: usize, c: usize, r: usize, eps: f64) -> Vec<T> {
-    let (mean, var) = bn_stats(x, n, c, r);
-    let mut out = vec![T::zero(); x.len() + 2 * c];
-    let (y, stats) = out.split_at_mut(x.len());
-    y.par_chunks_mut(r.max(1)).zip(x.par_chunks(r.max(1))).enumerate().for_each(|(i, (yp, xp))| {
-        let ch = i % c;
-        let scale = w[ch].to_f64() / (var[ch] + eps).sqrt();
-        let (s, t) = (T::from_f64(scale), T::from_f64(b[ch].to_f64() - mean[ch] * scale));
-        for (o, v) in yp.iter_mut().zip(xp) {
-            *o = *v * s + t;
-        }
-    });
-    for ch in 0..c {
-        stats[ch] = T::from_f64(mean[ch]);
-        stats[c + ch] = T::from_f64(var[ch]);
-    }
-    out
+/// Channel `ch`'s batch-norm map `x * s + t` and PReLU slope (1 without PReLU), in `T`.
+struct ChannelMap<T> {
+    s: T,
+    t: T,
+    a: T,
 }
 
-/// (dx, dw, db) of batch norm in training mode, packed: dx = w·inv/M · (M·dy − Σdy − x̂·Σ(dy·x̂)).
-fn bn_bwd<T: Elem>(x: &[T], dy: &[T], w: &[T], n: usize, c: usize, r: usize, eps: f64) -> Vec<T> {
+/// The per-channel maps of batch norm with statistics (mean, var) and params [w; b; alpha].
+fn channel_maps<T: Elem>(params: &[T], mean: &[f64], var: &[f64], c: usize, alpha_len: usize, eps: f64) -> Vec<ChannelMap<T>> {
+    (0..c)
+        .map(|ch| {
+            let scale = params[ch].to_f64() / (var[ch] + eps).sqrt();
+            let a = match alpha_len {
+                0 => T::from_f64(1.0),
+                1 => params[2 * c],
+                _ => params[2 * c + ch],
+            };
+            ChannelMap { s: T::from_f64(scale), t: T::from_f64(params[c + ch].to_f64() - mean[ch] * scale), a }
+        })
+        .collect()
+}
+
+fn bn_act_fwd<T: Elem>(x: &[T], params: &[T], n: usize, c: usize, r: usize, alpha_len: usize, eps: f64, stats: &Mutex<Vec<f64>>) -> Result<Vec<T>> {
     let (mean, var) = bn_stats(x, n, c, r);
+    let maps = channel_maps(params, &mean, &var, c, alpha_len, eps);
+    let mut y = vec![T::zero(); x.len()];
+    y.par_chunks_mut(r.max(1)).zip(x.par_chunks(r.max(1))).enumerate().for_each(|(i, (yp, xp))| {
+        let m = &maps[i % c];
+        if alpha_len == 0 {
+            for (o, v) in yp.iter_mut().zip(xp) {
+                *o = *v * m.s + m.t;
+            }
+        } else {
+            for (o, v) in yp.iter_mut().zip(xp) {
+                let u = *v * m.s + m.t;
+                *o = if u > T::zero() { u } else { m.a * u };
+            }
+        }
+    });
+    let mut st = stats.lock().map_err(|_| candle_core::Error::Msg("batch norm statistics lock poisoned".into()))?;
+    *st = mean.into_iter().chain(var).collect();
+    Ok(y)
+}
+
+/// (dx, dparams) of batch norm (+ PReLU) in training mode, packed as [dx; dw; db; dalpha].
+/// With u = x·s + t the batch-norm output and g = dy·(u > 0 ? 1 : a) its gradient:
+/// dalpha = Σ dy·min(u, 0), db = Σg, dw = inv·Σ g·(x − mean),
+/// dx = k·g − k/M·Σg − k/M·x̂·Σ(g·x̂) with k = w·inv and x̂ = (x − mean)·inv.
+#[allow(clippy::too_many_arguments)]
+fn bn_act_bwd<T: Elem>(x: &[T], dy: &[T], params: &[T], mean: &[f64], var: &[f64], n: usize, c: usize, r: usize, alpha_len: usize, eps: f64) -> Vec<T> {
+    let maps = channel_maps(params, mean, var, c, alpha_len, eps);
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let planes: Vec<(f64, f64)> = x
+    let grad = |m: &ChannelMap<T>, v: T, g: T| -> (T, T) {
+        let u = v * m.s + m.t;
+        if alpha_len == 0 || u > T::zero() {
+            (g, T::zero())
+        } else {
+            (m.a * g, u)
+        }
+    };
+    // Per plane: Σg, Σg·(x − mean), Σdy·min(u, 0).
+    let planes: Vec<(f64, f64, f64)> = x
         .par_chunks(r.max(1))
         .zip(dy.par_chunks(r.max(1)))
         .enumerate()
         .map(|(i, (xp, gp))| {
-            let m = mean[i % c];
-            xp.iter().zip(gp).fold((0f64, 0f64), |(s, sx), (v, g)| (s + g.to_f64(), sx + g.to_f64() * (v.to_f64() - m)))
+            let (m, mu) = (&maps[i % c], mean[i % c]);
+            xp.iter().zip(gp).fold((0f64, 0f64, 0f64), |(s, sx, sa), (v, g)| {
+                let (gu, neg) = grad(m, *v, *g);
+                let gu = gu.to_f64();
+                (s + gu, sx + gu * (v.to_f64() - mu), sa + g.to_f64() * neg.to_f64())
+            })
         })
         .collect();
     let count = (n * r).max(1) as f64;
-    let (mut sum_dy, mut sum_dy_xhat) = (vec![0f64; c], vec![0f64; c]);
+    let (mut sum_g, mut sum_g_xhat, mut sum_a) = (vec![0f64; c], vec![0f64; c], vec![0f64; c]);
     for ch in 0..c {
-        sum_dy[ch] = (0..n).map(|i| planes[i * c + ch].0).sum();
-        sum_dy_xhat[ch] = (0..n).map(|i| planes[i * c + ch].1).sum::<f64>() * inv[ch];
+        sum_g[ch] = (0..n).map(|i| planes[i * c + ch].0).sum();
+        sum_g_xhat[ch] = (0..n).map(|i| planes[i * c + ch].1).sum::<f64>() * inv[ch];
+        sum_a[ch] = (0..n).map(|i| planes[i * c + ch].2).sum();
     }
-    let mut out = vec![T::zero(); x.len() + 2 * c];
+    let mut out = vec![T::zero(); x.len() + 2 * c + alpha_len];
     let (dx, rest) = out.split_at_mut(x.len());
     dx.par_chunks_mut(r.max(1)).zip(x.par_chunks(r.max(1)).zip(dy.par_chunks(r.max(1)))).enumerate().for_each(|(i, (dp, (xp, gp)))| {
         let ch = i % c;
-        let k = w[ch].to_f64() * inv[ch];
-        // dx = k·dy − k/M·Σdy − k/M·x̂·Σ(dy·x̂), with x̂ = (x − mean)·inv
+        let m = &maps[ch];
+        let k = params[ch].to_f64() * inv[ch];
+        // dx = k·g − k/M·Σg − k/M·x̂·Σ(g·x̂), with x̂ = (x − mean)·inv
         let a = T::from_f64(k);
-        let bcoef = T::from_f64(k * inv[ch] * sum_dy_xhat[ch] / count);
-        let c0 = T::from_f64(-k * sum_dy[ch] / count + k * inv[ch] * sum_dy_xhat[ch] * mean[ch] / count);
+        let bcoef = T::from_f64(k * inv[ch] * sum_g_xhat[ch] / count);
+        let c0 = T::from_f64(-k * sum_g[ch] / count + k * inv[ch] * sum_g_xhat[ch] * mean[ch] / count);
         for (o, (v, g)) in dp.iter_mut().zip(xp.iter().zip(gp)) {
-            *o = a * *g - bcoef * *v + c0;
+            let (gu, _) = grad(m, *v, *g);
+            *o = a * gu - bcoef * *v + c0;
         }
     });
     for ch in 0..c {
-        rest[ch] = T::from_f64(sum_dy_xhat[ch]);
-        rest[c + ch] = T::from_f64(sum_dy[ch]);
+        rest[ch] = T::from_f64(sum_g_xhat[ch]);
+        rest[c + ch] = T::from_f64(sum_g[ch]);
+    }
+    match alpha_len {
+        0 => {}
+        1 => rest[2 * c] = T::from_f64(sum_a.iter().sum()),
+        _ => {
+            for ch in 0..c {
+                rest[2 * c + ch] = T::from_f64(sum_a[ch]);
+            }
+        }
     }
     out
-}
-
-struct BnTrainGrad {
-    eps: f64,
 }
 
 fn dims_ncr(l: &Layout) -> (usize, usize, usize) {
@@ -302,48 +391,62 @@ fn dims_ncr(l: &Layout) -> (usize, usize, usize) {
     (n, c, l.shape().elem_count() / (n * c).max(1))
 }
 
-impl CustomOp3 for BnTrain {
-    fn name(&self) -> &'static str {
-        "facefind-batch-norm-train"
-    }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, r) = dims_ncr(l1);
-        if l2.shape().elem_count() != c || l3.shape().elem_count() != c {
-            candle_core::bail!("batch norm: {c} channels but {} weights and {} biases", l2.shape().elem_count(), l3.shape().elem_count());
+impl BnAct {
+    fn check(&self, c: usize, params: usize) -> Result<()> {
+        if params != 2 * c + self.alpha_len {
+            candle_core::bail!("batch norm: {c} channels but {params} parameters (alpha {})", self.alpha_len);
         }
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(bn_fwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, n, c, r, self.eps)),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(bn_fwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, n, c, r, self.eps)),
-            _ => candle_core::bail!("batch norm: f32 or f64 inputs of one type"),
-        };
-        Ok((out, Shape::from(n * c * r + 2 * c)))
-    }
-    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _out: &Tensor, dout: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let len = x.elem_count();
-        let c = w.elem_count();
-        let dy = dout.narrow(0, 0, len)?.reshape(x.shape())?.contiguous()?;
-        let packed = x.detach().apply_op3_no_bwd(&dy, &w.detach(), &BnTrainGrad { eps: self.eps })?;
-        let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, len, c)?.reshape(w.shape())?;
-        let db = packed.narrow(0, len + c, c)?.reshape(b.shape())?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        Ok(())
     }
 }
 
-impl CustomOp3 for BnTrainGrad {
+impl CustomOp2 for BnAct {
     fn name(&self) -> &'static str {
-        "facefind-batch-norm-train-grad"
+        "facefind-batch-norm-act-train"
+    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, r) = dims_ncr(l1);
+        self.check(c, l2.shape().elem_count())?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(bn_act_fwd(slice(s1, l1)?, slice(s2, l2)?, n, c, r, self.alpha_len, self.eps, &self.stats)?),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(bn_act_fwd(slice(s1, l1)?, slice(s2, l2)?, n, c, r, self.alpha_len, self.eps, &self.stats)?),
+            _ => candle_core::bail!("batch norm: f32 or f64 inputs of one type"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, params: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (len, np) = (x.elem_count(), params.elem_count());
+        let stats = self.stats.lock().map_err(|_| candle_core::Error::Msg("batch norm statistics lock poisoned".into()))?.clone();
+        let grad = BnActGrad { eps: self.eps, alpha_len: self.alpha_len, stats };
+        let packed = x.detach().apply_op3_no_bwd(&dy.contiguous()?, &params.detach(), &grad)?;
+        let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
+        let dparams = packed.narrow(0, len, np)?;
+        Ok((Some(dx), Some(dparams)))
+    }
+}
+
+/// (x, dy, params) -> [dx; dw; db; dalpha] with the forward's statistics.
+struct BnActGrad {
+    eps: f64,
+    alpha_len: usize,
+    stats: Vec<f64>,
+}
+
+impl CustomOp3 for BnActGrad {
+    fn name(&self) -> &'static str {
+        "facefind-batch-norm-act-train-grad"
     }
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, r) = dims_ncr(l1);
-        if l2.shape() != l1.shape() || l3.shape().elem_count() != c {
-            candle_core::bail!("batch norm gradient: shapes {:?} {:?} {:?}", l1.shape(), l2.shape(), l3.shape());
+        if l2.shape() != l1.shape() || l3.shape().elem_count() != 2 * c + self.alpha_len || self.stats.len() != 2 * c {
+            candle_core::bail!("batch norm gradient: shapes {:?} {:?} {:?}, {} statistics", l1.shape(), l2.shape(), l3.shape(), self.stats.len());
         }
+        let (mean, var) = self.stats.split_at(c);
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(bn_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, n, c, r, self.eps)),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(bn_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, n, c, r, self.eps)),
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(bn_act_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, mean, var, n, c, r, self.alpha_len, self.eps)),
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(bn_act_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, mean, var, n, c, r, self.alpha_len, self.eps)),
             _ => candle_core::bail!("batch norm gradient: f32 or f64 inputs of one type"),
         };
-        Ok((out, Shape::from(n * c * r + 2 * c)))
+        Ok((out, Shape::from(n * c * r + 2 * c + self.alpha_len)))
     }
 }

@@ -216,13 +216,23 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_act(x, mode, None)
+    }
+
+    /// Batch norm followed by PReLU with slopes `alpha` when given (one fused op when training
+    /// on the CPU, see [`channel::batch_norm_act_train`]).
+    pub fn forward_act(&self, x: &Tensor, mode: Mode, alpha: Option<&Tensor>) -> Result<Tensor> {
+        let act = |y: Tensor| match alpha {
+            Some(a) => channel::prelu(&y, a),
+            None => Ok(y),
+        };
         match mode {
             Mode::Eval => {
                 let (scale, shift) = self.scale_shift()?;
-                channel::affine(x, &scale, &shift)
+                act(channel::affine(x, &scale, &shift)?)
             }
             Mode::Train => {
-                let (y, mean, var) = channel::batch_norm_train(x, self.weight.as_tensor(), self.bias.as_tensor(), self.eps)?;
+                let (y, mean, var) = channel::batch_norm_act_train(x, self.weight.as_tensor(), self.bias.as_tensor(), alpha, self.eps)?;
                 let count = x.elem_count() / x.dim(1)?;
                 let m = self.momentum;
                 let unbiased = count as f64 / (count.max(2) - 1) as f64;
@@ -241,7 +251,7 @@ impl BatchNorm {
                 self.bias.set(&(mean.mul(&s)? + t)?)?;
                 self.running_mean.set(&mean)?;
                 self.running_var.set(&var)?;
-                Ok(y)
+                act(y)
             }
         }
     }
@@ -417,6 +427,18 @@ pub(crate) mod tests {
         let y = xc.broadcast_div(&(&var + 1e-5).unwrap().sqrt().unwrap().reshape(&shape[..]).unwrap()).unwrap();
         let y = y.broadcast_mul(&w64.reshape(&shape[..]).unwrap()).unwrap().broadcast_add(&b64.reshape(&shape[..]).unwrap()).unwrap();
         assert!(max_diff(&fused.0, &y) < 1e-9 && max_diff(&fused.1, &mean) < 1e-12 && max_diff(&fused.2, &var) < 1e-12);
+        // batch norm + PReLU in one op: every input's gradient, per-channel and shared slopes,
+        // and the same values as batch norm then PReLU
+        let bn_act = |x: &Tensor, w: &Tensor, b: &Tensor, a: &Tensor| super::super::channel::batch_norm_act_train(x, w, b, Some(a), 1e-5).map(|r| r.0);
+        for a in [random(&[3], 18), random(&[1], 19)] {
+            let a64 = a.to_dtype(DType::F64).unwrap();
+            check_grad("bn+prelu dx", &x, &|x| weighted_sum(&bn_act(x, &w64, &b64, &a64)?));
+            check_grad("bn+prelu dw", &w64, &|w| weighted_sum(&bn_act(&x64, w, &b64, &a64)?));
+            check_grad("bn+prelu db", &b64, &|b| weighted_sum(&bn_act(&x64, &w64, b, &a64)?));
+            check_grad("bn+prelu dalpha", &a, &|a| weighted_sum(&bn_act(&x64, &w64, &b64, a)?));
+            let composed = PRelu { alpha: a64.clone() }.forward(&fused.0).unwrap();
+            assert!(max_diff(&bn_act(&x64, &w64, &b64, &a64).unwrap(), &composed) < 1e-12);
+        }
         let p = PRelu { alpha: random(&[3], 13).to_dtype(DType::F64).unwrap() };
         check_grad("prelu dx", &x.affine(1.0, 0.01).unwrap(), &|x| weighted_sum(&p.forward(x)?));
         let x64 = x.affine(1.0, 0.01).unwrap().to_dtype(DType::F64).unwrap();

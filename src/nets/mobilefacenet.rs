@@ -58,12 +58,12 @@ impl ConvBn {
         } else {
             layers::conv2d(x, &self.weight, self.stride, self.pad)?
         };
-        let mut y = match &self.bias {
+        let y = match &self.bias {
             Some(b) => add_channel_bias(&y, b)?,
             None => y,
         };
         if let Some(bn) = &self.bn {
-            y = bn.forward(&y, mode)?;
+            return bn.forward_act(&y, mode, self.act.as_ref().map(|a| &a.alpha));
         }
         match &self.act {
             Some(a) => a.forward(&y),

@@ -38,10 +38,10 @@ fn forward<T: candle_core::WithDType>(x: &[T], w: &[T], n: usize, ci: usize, co:
         candle_core::bail!("pointwise convolution: {} input values and {} weights for N {n}, Ci {ci}, Co {co}, HW {hw}", x.len(), w.len());
     }
     let mut y = vec![T::zero(); n * co * hw];
-    y.par_chunks_mut((co * hw).max(1)).zip(x.par_chunks((ci * hw).max(1))).for_each(|(yn, xn)| {
+    y.par_chunks_mut((co * hw).max(1)).zip(x.par_chunks((ci * hw).max(1))).try_for_each(|(yn, xn)| {
         // yn is co × hw, w is co × ci, xn is ci × hw
         matmul_strided(co, hw, ci, yn, (hw, 1), false, w, (ci, 1), xn, (hw, 1))
-    });
+    })?;
     Ok(y)
 }
 
@@ -50,10 +50,10 @@ fn input_grad<T: candle_core::WithDType>(dy: &[T], w: &[T], n: usize, ci: usize,
         candle_core::bail!("pointwise convolution gradient: {} values and {} weights for N {n}, Ci {ci}, Co {co}, HW {hw}", dy.len(), w.len());
     }
     let mut dx = vec![T::zero(); n * ci * hw];
-    dx.par_chunks_mut((ci * hw).max(1)).zip(dy.par_chunks((co * hw).max(1))).for_each(|(dxn, dyn_)| {
+    dx.par_chunks_mut((ci * hw).max(1)).zip(dy.par_chunks((co * hw).max(1))).try_for_each(|(dxn, dyn_)| {
         // dxn is ci × hw, wᵀ is w read as ci × co (element (i, p) at w[p·ci + i]), dyn_ is co × hw
         matmul_strided(ci, hw, co, dxn, (hw, 1), false, w, (1, ci), dyn_, (hw, 1))
-    });
+    })?;
     Ok(dx)
 }
 
@@ -73,11 +73,11 @@ fn weight_grad<T: candle_core::WithDType>(x: &[T], dy: &[T], n: usize, ci: usize
                 let (xn, dyn_) = (&x[i * ci * hw..(i + 1) * ci * hw], &dy[i * co * hw..(i + 1) * co * hw]);
                 // acc is co × ci, dyn_ is co × hw, xnᵀ is xn read as hw × ci (element (p, j) at
                 // xn[j·hw + p])
-                matmul_strided(co, ci, hw, &mut acc, (ci, 1), i > start, dyn_, (hw, 1), xn, (1, hw))
+                matmul_strided(co, ci, hw, &mut acc, (ci, 1), i > start, dyn_, (hw, 1), xn, (1, hw))?;
             }
-            acc
+            Ok(acc)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut dw = vec![T::zero(); co * ci];
     for p in parts {
         for (a, b) in dw.iter_mut().zip(p) {

@@ -88,7 +88,7 @@ impl IrBlock {
     }
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let out = self.bn0.forward(x, mode)?;
-        let out = self.prelu.forward(&self.bn1.forward(&layers::conv2d(&out, &self.conv1, 1, Pad::same(1))?, mode)?)?;
+        let out = self.bn1.forward_act(&layers::conv2d(&out, &self.conv1, 1, Pad::same(1))?, mode, Some(&self.prelu.alpha))?;
         let mut out = self.bn2.forward(&layers::conv2d(&out, &self.conv2, self.stride, Pad::same(1))?, mode)?;
         if let Some(se) = &self.se {
             out = se.forward(&out)?;
@@ -139,8 +139,8 @@ impl ResNetFace {
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let n = x.dim(0)?;
-        let x = self.bn1.forward(&layers::conv2d(x, &self.conv1, 1, Pad::same(1))?, mode)?;
-        let mut x = self.prelu.forward(&x)?.max_pool2d(2)?;
+        let x = self.bn1.forward_act(&layers::conv2d(x, &self.conv1, 1, Pad::same(1))?, mode, Some(&self.prelu.alpha))?;
+        let mut x = x.max_pool2d(2)?;
         for l in &self.layers {
             x = l.forward(&x, mode)?;
         }

@@ -38,7 +38,8 @@ pub fn knn(emb: &[f32], dim: usize, k: usize, floor: f32) -> Vec<Vec<(u32, f32)>
             for c0 in (0..n).step_by(COL_BLOCK) {
                 let w = COL_BLOCK.min(n - c0);
                 // rows r0.. of `emb` (m × dim) times rows c0.. read as a dim × w matrix
-                matmul_strided(m, w, dim, &mut scores, (w, 1), false, &emb[r0 * dim..(r0 + m) * dim], (dim, 1), &emb[c0 * dim..(c0 + w) * dim], (1, dim));
+                matmul_strided(m, w, dim, &mut scores, (w, 1), false, &emb[r0 * dim..(r0 + m) * dim], (dim, 1), &emb[c0 * dim..(c0 + w) * dim], (1, dim))
+                    .expect("both blocks lie inside the n × dim matrix checked above");
                 for (i, b) in best.iter_mut().enumerate() {
                     let row = &scores[i * w..(i + 1) * w];
                     let mut kth = if b.len() == k { b[k - 1].1 } else { floor };

@@ -173,7 +173,7 @@ pub fn assign(people: &[PersonStats], emb: &[f32], dim: usize, faces: &[FaceInfo
         }
     }
     // one face per (photo, person): the best one
-    out.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    out.sort_by(|a, b| crate::pipeline::by_score_desc(a.2, b.2).then(a.0.cmp(&b.0)));
     let mut taken: HashSet<(i64, i64)> = HashSet::new();
     let mut v: Vec<(usize, i64)> = out.into_iter().filter(|&(r, id, _)| taken.insert((faces[r].photo, id))).map(|(r, id, _)| (r, id)).collect();
     v.sort();
@@ -251,7 +251,7 @@ pub fn suggestions(emb: &[f32], dim: usize, faces: &[FaceInfo], named: &HashSet<
             }
         })
         .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(faces[a.row].id.cmp(&faces[b.row].id)));
+    out.sort_by(|a, b| crate::pipeline::by_score_desc(a.score, b.score).then(faces[a.row].id.cmp(&faces[b.row].id)));
     out
 }
 

@@ -312,13 +312,30 @@ impl Pipeline {
     }
 
     /// Unit embeddings of aligned crops, batched.
+    /// One unit vector per crop. An embedder that returns a NaN or infinite value (broken
+    /// weights, a bad custom embedder) is an error, never an embedding.
     pub fn embed(&self, crops: &[RgbImage]) -> candle_core::Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(crops.len());
         for chunk in crops.chunks(EMBED_BATCH) {
             out.extend(self.embedder.embed(chunk, self.settings.flip, &self.device)?);
         }
+        if let Some(i) = out.iter().position(|e| !all_finite(e)) {
+            candle_core::bail!("the embedder returned a non-finite embedding (face {i}): its weights are broken");
+        }
         Ok(out)
     }
+}
+
+/// Every value is finite (no NaN, no infinity).
+pub fn all_finite(v: &[f32]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
+/// Descending order of scores for a ranking, NaN last: a NaN never ranks first (plain
+/// `total_cmp` sorts a positive NaN above +inf).
+pub fn by_score_desc(a: f32, b: f32) -> std::cmp::Ordering {
+    let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
+    key(b).total_cmp(&key(a))
 }
 
 /// Resizes with SIMD convolution (fast_image_resize): bilinear with its support widened to the

@@ -73,8 +73,8 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
 }
 
 /// `dst (m × n) = a (m × k) · b (k × n)`, or `+=` with `accumulate`, on one thread. Each matrix
-/// is a slice with its (row stride, column stride), so transposes are only strides. Panics when
-/// a stride would reach past its slice (a shape bug, never undefined behaviour).
+/// is a slice with its (row stride, column stride), so transposes are only strides. An error
+/// when a stride would reach past its slice (a shape bug, never undefined behaviour).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_strided<T: candle_core::WithDType>(
     m: usize,
@@ -87,17 +87,13 @@ pub fn matmul_strided<T: candle_core::WithDType>(
     as_: (usize, usize),
     b: &[T],
     bs: (usize, usize),
-) {
+) -> Result<()> {
     let end = |rows: usize, cols: usize, (rs, cs): (usize, usize)| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
-    assert!(
-        end(m, n, ds) <= dst.len() && end(m, k, as_) <= a.len() && end(k, n, bs) <= b.len(),
-        "matmul {m}x{k} . {k}x{n}: strides reach past buffers of {}, {} and {} values",
-        dst.len(),
-        a.len(),
-        b.len()
-    );
+    if end(m, n, ds) > dst.len() || end(m, k, as_) > a.len() || end(k, n, bs) > b.len() {
+        candle_core::bail!("matmul {m}x{k} . {k}x{n}: strides reach past buffers of {}, {} and {} values", dst.len(), a.len(), b.len());
+    }
     if m == 0 || n == 0 || k == 0 {
-        return;
+        return Ok(());
     }
     // SAFETY: the largest index of each matrix, (rows - 1)·row stride + (cols - 1)·column
     // stride, was checked against its slice just above; gemm reads and writes nothing else.
@@ -124,6 +120,7 @@ pub fn matmul_strided<T: candle_core::WithDType>(
             gemm::Parallelism::None,
         );
     }
+    Ok(())
 }
 
 thread_local! {
@@ -360,6 +357,10 @@ impl CustomOp1 for ConvNhwc<'_> {
             let ix = (ox * s + kx).checked_sub(pad.left)?;
             (iy < h && ix < w).then_some((iy, ix))
         };
+        let want = if l.depthwise { (k * k * c, c) } else { (k * k * c * c_out, c_out) };
+        if l.host.weight.len() != want.0 || l.host.bias.len() != want.1 || (l.depthwise && c != c_out) {
+            candle_core::bail!("a {k}x{k} convolution to {c_out} channels was given {c} input channels ({} weights, {} biases)", l.host.weight.len(), l.host.bias.len());
+        }
         if l.depthwise {
             let (wt, bias) = (&l.host.weight, &l.host.bias);
             // Stride 1: each (output row, tap) is one multiply-add over a contiguous run of
@@ -390,7 +391,7 @@ impl CustomOp1 for ConvNhwc<'_> {
         let kk = k * k * c;
         let direct = k == 1 && s == 1 && pad == Pad::same(0);
         let tile = (TILE_VALUES / kk.max(c_out)).clamp(16, 1024);
-        out.par_chunks_mut(tile * c_out).enumerate().for_each_init(Vec::new, |cols: &mut Vec<f32>, (ti, dst)| {
+        out.par_chunks_mut(tile * c_out).enumerate().try_for_each_init(Vec::new, |cols: &mut Vec<f32>, (ti, dst)| -> Result<()> {
             let (r0, rows) = (ti * tile, dst.len() / c_out);
             let lhs: &[f32] = if direct {
                 &x[r0 * c..(r0 + rows) * c]
@@ -424,9 +425,10 @@ impl CustomOp1 for ConvNhwc<'_> {
                 }
                 cols
             };
-            matmul_strided(rows, c_out, kk, dst, (c_out, 1), false, lhs, (kk, 1), &l.host.weight, (c_out, 1));
+            matmul_strided(rows, c_out, kk, dst, (c_out, 1), false, lhs, (kk, 1), &l.host.weight, (c_out, 1))?;
             bias_act(dst, c_out, Some(&l.host.bias), &l.act);
-        });
+            Ok(())
+        })?;
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
     }
 }
@@ -612,6 +614,24 @@ mod tests {
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// A layer fed the wrong number of channels, and a product whose strides reach past its
+    /// buffers, are errors (they used to read out of bounds, then to panic).
+    #[test]
+    fn shape_mismatches_are_errors_not_reads_past_the_end() {
+        let dev = Device::Cpu;
+        let x5 = to_native(&Tensor::from_vec(random(&[5 * 9 * 9], 1), (1, 5, 9, 9), &dev).unwrap()).unwrap();
+        for spec in [ConvSpec::dense(8, 4, 3, 1, 1), ConvSpec::dense(8, 4, 1, 1, 0), ConvSpec::depthwise(8, 3, 1, 1)] {
+            let err = layer(spec, ActKind::PRelu).forward(&x5).unwrap_err();
+            assert!(err.to_string().contains("input channels"), "{spec:?}: {err}");
+        }
+        let (a, b) = (vec![1f32; 6], vec![1f32; 6]);
+        let mut d = vec![0f32; 4];
+        assert!(matmul_strided(2, 2, 3, &mut d, (2, 1), false, &a, (3, 1), &b, (2, 1)).is_ok());
+        assert_eq!(d, vec![3.0; 4]);
+        assert!(matmul_strided(2, 2, 4, &mut d, (2, 1), false, &a, (4, 1), &b, (2, 1)).is_err());
+        assert!(matmul_strided(3, 2, 3, &mut d, (2, 1), false, &a, (3, 1), &b, (2, 1)).is_err());
     }
 
     #[test]
