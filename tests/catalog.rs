@@ -79,7 +79,9 @@ fn bad_files_are_recorded_with_reasons_and_never_stop_the_run() {
     std::fs::write(photos.join("zero.jpg"), b"").unwrap();
     std::fs::write(photos.join("readme.jpg"), b"not a photo at all").unwrap();
     std::fs::write(photos.join("huge.png"), common::png_claiming(12000, 12000)).unwrap();
+    // a HEIC header with nothing after it: a broken HEIC, not an unsupported one
     std::fs::write(photos.join("iphone.heic"), b"\0\0\0\x18ftypheic\0\0\0\0mif1heic").unwrap();
+    std::fs::write(photos.join("web.avif"), b"\0\0\0\x18ftypavif\0\0\0\0mif1avif").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(photos.join("does-not-exist.jpg"), photos.join("dangling.jpg")).unwrap();
     #[cfg_attr(unix, allow(unused_mut))]
@@ -98,7 +100,7 @@ fn bad_files_are_recorded_with_reasons_and_never_stop_the_run() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let skipped = &v["skipped"];
-    assert_eq!(skipped["corrupt"], 1, "{v}");
+    assert_eq!(skipped["corrupt"], 2, "{v}");
     assert_eq!(skipped["empty"], 1, "{v}");
     assert_eq!(skipped["not an image"], 1, "{v}");
     assert_eq!(skipped["too large"], 1, "{v}");

@@ -9,13 +9,13 @@ pub struct ScannedFile {
     pub rel: PathBuf,
     pub size: u64,
     pub mtime_ns: i64,
-    /// False for formats we recognise by name but cannot decode (HEIC, AVIF, RAW).
+    /// False for formats we recognise by name but cannot decode (AVIF, RAW).
     pub supported: bool,
 }
 
-const PHOTO_EXT: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "bmp", "tif", "tiff", "gif"];
+const PHOTO_EXT: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif"];
 const UNSUPPORTED_EXT: &[&str] = &[
-    "heic", "heif", "avif", "cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf", "srw", "pef",
+    "avif", "cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf", "srw", "pef",
 ];
 /// Folders that hold caches, previews or system data rather than photos.
 const SKIP_DIRS: &[&str] = &["@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information", "lost+found", "node_modules", "__MACOSX"];
@@ -86,7 +86,7 @@ mod tests {
     fn finds_photos_skips_hidden_and_system_folders_and_loops() {
         let d = tempfile::tempdir().unwrap();
         let r = d.path();
-        for p in ["a.jpg", "sub/b.PNG", "sub/deeper/c.webp", ".git/x.jpg", "@eaDir/thumb.jpg", ".hidden.jpg", "notes.txt", "sub/raw.CR2", "phone.heic"] {
+        for p in ["a.jpg", "sub/b.PNG", "sub/deeper/c.webp", ".git/x.jpg", "@eaDir/thumb.jpg", ".hidden.jpg", "notes.txt", "sub/raw.CR2", "phone.heic", "web.avif"] {
             let f = r.join(p);
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
             std::fs::write(f, b"x").unwrap();
@@ -95,8 +95,9 @@ mod tests {
         std::os::unix::fs::symlink(r, r.join("sub/loop")).unwrap();
         let s = scan(r);
         let names: Vec<String> = s.files.iter().map(|f| f.rel.to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["a.jpg", "phone.heic", "sub/b.PNG", "sub/deeper/c.webp", "sub/raw.CR2"]);
-        assert!(!s.files[1].supported && s.files[0].supported && !s.files[4].supported);
+        assert_eq!(names, ["a.jpg", "phone.heic", "sub/b.PNG", "sub/deeper/c.webp", "sub/raw.CR2", "web.avif"]);
+        let supported: Vec<bool> = s.files.iter().map(|f| f.supported).collect();
+        assert_eq!(supported, [true, true, true, true, false, false]);
         #[cfg(unix)]
         assert!(s.unreadable.iter().any(|(_, why)| why.contains("loop")), "{:?}", s.unreadable);
     }

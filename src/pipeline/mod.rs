@@ -3,6 +3,7 @@
 pub mod align;
 pub mod detector;
 pub mod embedder;
+pub mod heif;
 pub mod ops;
 pub mod photo;
 

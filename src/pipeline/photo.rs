@@ -94,6 +94,9 @@ pub fn decode_rgb(data: &[u8]) -> Result<RgbImage, PhotoError> {
     if data.is_empty() {
         return Err(PhotoError::Empty);
     }
+    if super::heif::is_heic(&data[..data.len().min(16)]) {
+        return super::heif::decode(data);
+    }
     let mut reader = ImageReader::new(Cursor::new(data)).with_guessed_format()?;
     let Some(format) = reader.format() else {
         return Err(match sniff_unsupported(&data[..data.len().min(16)]) {
