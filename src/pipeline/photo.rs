@@ -97,6 +97,25 @@ pub fn decode_rgb(data: &[u8]) -> Result<RgbImage, PhotoError> {
     if super::heif::is_heic(&data[..data.len().min(16)]) {
         return super::heif::decode(data);
     }
+    if is_jpeg(data) {
+        // One JPEG decoder for the index and the query, so a photo embeds the same either way
+        // (and 12/16-bit lossless JPEGs, which the general decoder refuses, are read); the
+        // general decoder gets a second chance when it refuses a file.
+        return match decode_scaled(data, u32::MAX) {
+            Ok(d) => Ok(d.rgb),
+            Err(first @ PhotoError::Corrupt(_)) => decode_general(data).map_err(|_| first),
+            Err(e) => Err(e),
+        };
+    }
+    decode_general(data)
+}
+
+fn is_jpeg(data: &[u8]) -> bool {
+    data.len() > 3 && data[..3] == [0xFF, 0xD8, 0xFF]
+}
+
+/// The `image` crate's decoders (everything but HEIF; JPEG as a fallback).
+fn decode_general(data: &[u8]) -> Result<RgbImage, PhotoError> {
     let mut reader = ImageReader::new(Cursor::new(data)).with_guessed_format()?;
     let Some(format) = reader.format() else {
         return Err(match sniff_unsupported(&data[..data.len().min(16)]) {
@@ -138,8 +157,7 @@ impl Decoded {
 /// Decodes `data`, JPEGs at the smallest DCT scale (1/8..1) whose longer side is still at
 /// least `min_long_side`; other formats at full size.
 pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoError> {
-    let is_jpeg = data.len() > 3 && data[..3] == [0xFF, 0xD8, 0xFF];
-    if !is_jpeg {
+    if !is_jpeg(data) {
         let rgb = decode_rgb(data)?;
         return Ok(Decoded { full_width: rgb.width(), full_height: rgb.height(), rgb });
     }
@@ -147,7 +165,7 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
         return Err(PhotoError::Corrupt("JPEG data ends before its end-of-image marker (truncated file)".into()));
     }
     let mut dec = jpeg_decoder::Decoder::new(Cursor::new(data));
-    dec.read_info().map_err(|e| PhotoError::Corrupt(format!("Jpeg: {e}")))?;
+    dec.read_info().map_err(jpeg_error)?;
     let info = dec.info().ok_or_else(|| PhotoError::Corrupt("Jpeg: no header".into()))?;
     let (w, h) = (info.width as u32, info.height as u32);
     if w as u64 * h as u64 > MAX_PIXELS {
@@ -160,8 +178,8 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
     } else {
         (w as u16, h as u16)
     };
-    let (sw, sh) = dec.scale(rw, rh).map_err(|e| PhotoError::Corrupt(format!("Jpeg: {e}")))?;
-    let pixels = dec.decode().map_err(|e| PhotoError::Corrupt(format!("Jpeg: {e}")))?;
+    let (sw, sh) = dec.scale(rw, rh).map_err(jpeg_error)?;
+    let pixels = dec.decode().map_err(jpeg_error)?;
     let (sw, sh) = (sw as u32, sh as u32);
     let rgb = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(sw, sh, pixels),
@@ -169,16 +187,29 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
             RgbImage::from_raw(sw, sh, pixels.iter().flat_map(|&v| [v, v, v]).collect())
         }
         jpeg_decoder::PixelFormat::L16 => {
-            RgbImage::from_raw(sw, sh, pixels.chunks_exact(2).flat_map(|v| [v[0], v[0], v[0]]).collect())
+            // native-endian samples of `precision` bits (12 or 16 in practice)
+            let max = ((1u32 << jpeg_precision(data).unwrap_or(16).clamp(2, 16)) - 1) as f32;
+            RgbImage::from_raw(
+                sw,
+                sh,
+                pixels
+                    .chunks_exact(2)
+                    .flat_map(|v| {
+                        let g = (u16::from_ne_bytes([v[0], v[1]]) as f32 * 255.0 / max).round().min(255.0) as u8;
+                        [g, g, g]
+                    })
+                    .collect(),
+            )
         }
+        // jpeg-decoder undoes Adobe's inversion: 0 is no ink
         jpeg_decoder::PixelFormat::CMYK32 => RgbImage::from_raw(
             sw,
             sh,
             pixels
                 .chunks_exact(4)
                 .flat_map(|p| {
-                    let k = p[3] as u32;
-                    [p[0], p[1], p[2]].map(|c| ((c as u32 * k) / 255) as u8)
+                    let k = 255 - p[3] as u32;
+                    [p[0], p[1], p[2]].map(|c| (((255 - c as u32) * k + 127) / 255) as u8)
                 })
                 .collect(),
         ),
@@ -191,6 +222,34 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
     }
     let (fw, fh) = if orientation >= 5 { (h, w) } else { (w, h) };
     Ok(Decoded { rgb: img.into_rgb8(), full_width: fw, full_height: fh })
+}
+
+fn jpeg_error(e: jpeg_decoder::Error) -> PhotoError {
+    match e {
+        jpeg_decoder::Error::Unsupported(what) => PhotoError::Unsupported(format!("JPEG variant ({what:?})")),
+        e => PhotoError::Corrupt(format!("Jpeg: {e}")),
+    }
+}
+
+/// The sample precision in bits from a JPEG's start-of-frame header.
+fn jpeg_precision(data: &[u8]) -> Option<u8> {
+    let mut i = 2;
+    while i + 4 < data.len() {
+        if data[i] != 0xFF {
+            return None;
+        }
+        let marker = data[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
+        if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            return data.get(i + 4).copied();
+        }
+        i += 2 + u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
+    }
+    None
 }
 
 /// The EXIF orientation tag (1..=8) from a raw EXIF block (TIFF header onwards).
@@ -334,13 +393,102 @@ mod tests {
         let mut heic = vec![0, 0, 0, 24];
         heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
         std::fs::write(p("photo.heic"), &heic).unwrap();
+        let mut avif = vec![0, 0, 0, 24];
+        avif.extend_from_slice(b"ftypavif\0\0\0\0mif1avif");
+        std::fs::write(p("photo.avif"), &avif).unwrap();
 
         assert!(matches!(load_rgb(&p("empty.jpg")), Err(PhotoError::Empty)));
         assert!(matches!(load_rgb(&p("text.jpg")), Err(PhotoError::NotAnImage)));
         assert!(matches!(load_rgb(&p("huge.png")), Err(PhotoError::TooLarge { w: 20000, h: 20000 })));
         assert!(matches!(load_rgb(&p("truncated.jpg")), Err(PhotoError::Corrupt(_))), "{:?}", load_rgb(&p("truncated.jpg")));
-        assert!(matches!(load_rgb(&p("photo.heic")), Err(PhotoError::Unsupported(_))));
+        // a HEIC header with nothing after it is a broken HEIC; AVIF is not decoded yet
+        assert!(matches!(load_rgb(&p("photo.heic")), Err(PhotoError::Corrupt(_))), "{:?}", load_rgb(&p("photo.heic")));
+        assert!(matches!(load_rgb(&p("photo.avif")), Err(PhotoError::Unsupported(_))));
         assert!(matches!(load_rgb(&p("missing.jpg")), Err(PhotoError::Io(_))));
         assert_eq!(load_rgb(&p("ok.jpg")).unwrap().dimensions(), (64, 64));
+    }
+
+    /// Every fixture in tests/data/formats (16- and 12-bit JPEG, PNG and TIFF, CMYK JPEG,
+    /// palette and grey + alpha PNG, animated GIF and WebP) decodes to the right pixels through
+    /// both decoders (the indexer's scaled one and the full one); tests/data/formats/make.py
+    /// wrote them with the true 8-bit values.
+    #[test]
+    fn every_pixel_format_decodes_to_the_right_pixels() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats");
+        let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        let files = reference.as_object().unwrap();
+        assert!(files.len() >= 12);
+        let mut failures = Vec::new();
+        for (name, want) in files {
+            let data = std::fs::read(dir.join(name)).unwrap();
+            let tolerance = want["tolerance"].as_f64().unwrap();
+            if want.get("unsupported").is_some() {
+                for got in [decode_rgb(&data).err(), decode_scaled(&data, u32::MAX).err()] {
+                    if !matches!(got, Some(PhotoError::Unsupported(_))) {
+                        failures.push(format!("{name}: {got:?}, not unsupported"));
+                    }
+                }
+                continue;
+            }
+            let full = decode_rgb(&data).map_err(|e| e.to_string());
+            let scaled = decode_scaled(&data, u32::MAX).map(|d| d.rgb).map_err(|e| e.to_string());
+            for (path, got) in [("decode_rgb", full), ("decode_scaled", scaled)] {
+                let img = match got {
+                    Ok(img) => img,
+                    Err(e) => {
+                        failures.push(format!("{name} ({path}): {e}"));
+                        continue;
+                    }
+                };
+                let (w, h) = img.dimensions();
+                if (w as u64, h as u64) != (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()) {
+                    failures.push(format!("{name} ({path}): {w}x{h}"));
+                    continue;
+                }
+                let mut worst = 0f64;
+                for (i, row) in want["samples"].as_array().unwrap().iter().enumerate() {
+                    for (j, px) in row.as_array().unwrap().iter().enumerate() {
+                        let (x, y) = (((j as f64 + 0.5) * w as f64 / 8.0) as u32, ((i as f64 + 0.5) * h as f64 / 8.0) as u32);
+                        let ours = img.get_pixel(x, y).0;
+                        for c in 0..3 {
+                            worst = worst.max((ours[c] as f64 - px[c].as_f64().unwrap()).abs());
+                        }
+                    }
+                }
+                if worst > tolerance {
+                    failures.push(format!("{name} ({path}): off by up to {worst} levels (tolerance {tolerance})"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    /// All eight EXIF orientations, through both decoders: a 4x2 image with one red pixel in
+    /// its top-left corner ends up where the orientation says.
+    #[test]
+    fn all_eight_exif_orientations() {
+        // stored 48x32: left-top 16x16 block red, the rest grey; where does red end up?
+        let mut img = RgbImage::from_pixel(48, 32, image::Rgb([128, 128, 128]));
+        for y in 0..16 {
+            for x in 0..16 {
+                img.put_pixel(x, y, image::Rgb([255, 0, 0]));
+            }
+        }
+        // displayed size and the displayed corner holding the stored top-left block
+        let expect = [(1, (48, 32), "tl"), (2, (48, 32), "tr"), (3, (48, 32), "br"), (4, (48, 32), "bl"), (5, (32, 48), "tl"), (6, (32, 48), "tr"), (7, (32, 48), "br"), (8, (32, 48), "bl")];
+        for (o, size, corner) in expect {
+            let data = jpeg_with_orientation(&img, o);
+            let full = decode_rgb(&data).unwrap();
+            let scaled = decode_scaled(&data, u32::MAX).unwrap();
+            for (path, got) in [("decode_rgb", &full), ("decode_scaled", &scaled.rgb)] {
+                assert_eq!(got.dimensions(), size, "orientation {o} {path}");
+                let (w, h) = size;
+                let at = |x: u32, y: u32| got.get_pixel(x, y).0[0] > 200 && got.get_pixel(x, y).0[1] < 60;
+                let corners = [("tl", at(4, 4)), ("tr", at(w - 5, 4)), ("br", at(w - 5, h - 5)), ("bl", at(4, h - 5))];
+                let red: Vec<&str> = corners.iter().filter(|c| c.1).map(|c| c.0).collect();
+                assert_eq!(red, [corner], "orientation {o} {path}");
+            }
+            assert_eq!((scaled.full_width, scaled.full_height), size, "orientation {o}");
+        }
     }
 }
