@@ -12,7 +12,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{self, indexer::Event, Catalog};
+use crate::catalog::{self, indexer::Event, names::PathText, Catalog};
 use crate::pipeline::{self, align, photo, DeviceChoice, Face, Pipeline, Settings};
 use crate::verify;
 
@@ -314,7 +314,8 @@ impl From<&Face> for FaceJson {
 
 #[derive(Serialize)]
 struct DetectJson {
-    path: String,
+    #[serde(flatten)]
+    path: PathText,
     #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -339,7 +340,7 @@ fn detect(cli: &Cli, images: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
             Ok(((w, h), faces)) => {
                 if json {
                     let faces = Some(faces.iter().map(FaceJson::from).collect());
-                    docs.push(DetectJson { path: shown, width: Some(w), height: Some(h), faces, error: None });
+                    docs.push(DetectJson { path: PathText::of_path(path), width: Some(w), height: Some(h), faces, error: None });
                 } else {
                     let mut out = stdout.lock();
                     writeln!(out, "{shown}: {w}x{h}, {} face{}", faces.len(), if faces.len() == 1 { "" } else { "s" })?;
@@ -354,7 +355,7 @@ fn detect(cli: &Cli, images: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
                 failed += 1;
                 eprintln!("facefind: {shown}: {e:#}");
                 if json {
-                    docs.push(DetectJson { path: shown, width: None, height: None, faces: None, error: Some(format!("{e:#}")) });
+                    docs.push(DetectJson { path: PathText::of_path(path), width: None, height: None, faces: None, error: Some(format!("{e:#}")) });
                 }
             }
         }
@@ -566,28 +567,18 @@ fn print_summary(s: &catalog::indexer::Summary) {
     }
 }
 
-/// Detects faces in the query image and embeds face `k` (default: the largest).
-pub fn query_embedding(p: &Pipeline, image: &Path, k: Option<usize>) -> anyhow::Result<(usize, Face, Vec<f32>)> {
+/// Embeds face `k` (default: the largest) of the query image.
+fn query_embedding(p: &Pipeline, image: &Path, k: Option<usize>) -> anyhow::Result<(usize, Face, Vec<f32>)> {
     let img = photo::load_rgb(image).with_context(|| format!("query image {}", image.display()))?;
-    let faces = p.detect(&img)?;
-    if faces.is_empty() {
-        anyhow::bail!("no face found in the query image {}", image.display());
-    }
-    let idx = match k {
-        Some(k) if k < faces.len() => k,
-        Some(k) => anyhow::bail!("the query image has {} faces (0..{}); --face {k} does not exist", faces.len(), faces.len() - 1),
-        None => (0..faces.len()).max_by(|&a, &b| (faces[a].bbox[2] * faces[a].bbox[3]).total_cmp(&(faces[b].bbox[2] * faces[b].bbox[3]))).unwrap_or(0),
-    };
-    let crop = p.align(&img, std::slice::from_ref(&faces[idx]));
-    let emb = p.embed(&crop)?.remove(0);
-    Ok((idx, faces[idx].clone(), emb))
+    p.query_face(&img, k).with_context(|| format!("query image {}", image.display()))
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
 enum QueryJson {
     Photo {
-        path: String,
+        #[serde(flatten)]
+        path: PathText,
         face: usize,
         #[serde(rename = "box")]
         bbox: [f32; 4],
@@ -602,7 +593,8 @@ enum QueryJson {
 
 #[derive(Serialize)]
 struct ResultJson {
-    path: String,
+    #[serde(flatten)]
+    path: PathText,
     score: f32,
     face: u32,
     #[serde(rename = "box")]
@@ -635,7 +627,7 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
     let photos: std::collections::HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let (hits, qjson) = match (photo_query, query) {
         (Some((path, (qidx, qface, qemb))), _) => {
-            (crate::search::rank_photos(&table, &qemb), QueryJson::Photo { path: path.display().to_string(), face: qidx, bbox: qface.bbox })
+            (crate::search::rank_photos(&table, &qemb), QueryJson::Photo { path: PathText::of_path(path), face: qidx, bbox: qface.bbox })
         }
         (None, Query::Person(who)) => {
             let id = cat.find_person(who)?;
@@ -655,7 +647,7 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
     let results: Vec<ResultJson> = hits[..n]
         .iter()
         .map(|h| ResultJson {
-            path: photos.get(&h.photo_id).map(|b| catalog::indexer::display_rel(b)).unwrap_or_default(),
+            path: PathText::of_bytes(photos.get(&h.photo_id).map(Vec::as_slice).unwrap_or_default()),
             score: h.score,
             face: table.face_index[h.row],
             bbox: table.boxes[h.row],
@@ -679,7 +671,8 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
 
 #[derive(Serialize)]
 struct PeopleFaceJson {
-    path: String,
+    #[serde(flatten)]
+    path: PathText,
     face: u32,
     #[serde(rename = "box")]
     bbox: [f32; 4],
@@ -725,7 +718,7 @@ fn run_people(cli: &Cli, folder: &Path, catalog: Option<&Path>, name: Option<&[S
     let photos: HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let links = cat.face_links()?;
     let face_json = |r: usize| PeopleFaceJson {
-        path: photos.get(&table.photo_ids[r]).map(|b| catalog::indexer::display_rel(b)).unwrap_or_default(),
+        path: PathText::of_bytes(photos.get(&table.photo_ids[r]).map(Vec::as_slice).unwrap_or_default()),
         face: table.face_index[r],
         bbox: table.boxes[r],
     };

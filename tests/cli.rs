@@ -143,3 +143,55 @@ fn a_closed_stdout_ends_the_command_without_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `search --query --face --top --json` on real photos, one of them a copy of the query photo
+/// under a name that is not UTF-8: the query is the face asked for, results are the top N in
+/// descending order, the copy comes first with that same face and its exact name bytes; a face
+/// that does not exist is a clear error.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn search_face_top_json_and_a_name_that_is_not_utf8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    common::copy_photos("album/dlib", &photos, 5);
+    // only the oddly named copy of the query photo stays
+    std::fs::remove_file(photos.join("2008_002079.jpg")).ok();
+    let group = common::faces_dir().join("album/dlib/2008_002079.jpg");
+    #[cfg(unix)]
+    let (copy, hex) = {
+        use std::os::unix::ffi::OsStrExt;
+        let name: &[u8] = b"gr\xfcppe.jpg"; // Latin-1, not UTF-8
+        (photos.join(std::ffi::OsStr::from_bytes(name)), name.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    #[cfg(not(unix))]
+    let (copy, hex) = (photos.join("gruppe.jpg"), String::new());
+    std::fs::copy(&group, &copy).unwrap();
+    let run = |face: &str| {
+        facefind()
+            .arg("search")
+            .arg(&photos)
+            .arg("--query")
+            .arg(&group)
+            .args(["--face", face, "--top", "3", "--json", "--catalog"])
+            .arg(tmp.path().join("c.sqlite"))
+            .output()
+            .unwrap()
+    };
+    let out = run("2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["query"]["face"], 2, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{v}");
+    let scores: Vec<f64> = results.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(scores[0] > 0.99 && results[0]["face"] == 2, "{v}");
+    if !hex.is_empty() {
+        assert_eq!(results[0]["path_hex"], hex.as_str(), "{v}");
+        assert!(results[1..].iter().all(|r| r.get("path_hex").is_none()), "{v}");
+    }
+    let out = run("99");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("face 99 does not exist"), "{err}");
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use image::{imageops, RgbImage};
+use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -25,7 +25,6 @@ const DECODE_LONG_SIDE: u32 = 1600;
 /// (the ArcFace template puts the eyes 35 px apart).
 const MIN_EYE_DISTANCE: f32 = 32.0;
 const THUMBNAIL: u32 = 256;
-const CHIP: u32 = 96;
 
 /// What happened in one indexing run.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -121,7 +120,7 @@ fn reembed(root: &Path, cat: &mut Catalog, p: &Pipeline, cancel: &AtomicBool, su
                     ok.push(ph.photo_id);
                 }
                 Err(e) => {
-                    tracing::info!(path = %display_rel(&ph.path), "cannot re-embed ({e}); it will be indexed again");
+                    tracing::info!(path = %super::names::display_rel(&ph.path), "cannot re-embed ({e}); it will be indexed again");
                     retry.push(ph.photo_id);
                 }
             }
@@ -194,19 +193,6 @@ fn fit(img: &RgbImage, side: u32) -> RgbImage {
     crate::pipeline::resize(img, w, h)
 }
 
-/// A square chip around a face box (in `img` pixels), 1.4x the box, resized to `CHIP`.
-pub fn face_chip(img: &RgbImage, bbox: [f32; 4]) -> RgbImage {
-    let side = (bbox[2].max(bbox[3]) * 1.4).max(8.0);
-    let cx = bbox[0] + bbox[2] / 2.0;
-    let cy = bbox[1] + bbox[3] / 2.0;
-    let x0 = (cx - side / 2.0).clamp(0.0, img.width().saturating_sub(1) as f32) as u32;
-    let y0 = (cy - side / 2.0).clamp(0.0, img.height().saturating_sub(1) as f32) as u32;
-    let w = (side as u32).min(img.width() - x0).max(1);
-    let h = (side as u32).min(img.height() - y0).max(1);
-    let region = imageops::crop_imm(img, x0, y0, w, h).to_image();
-    crate::pipeline::resize(&region, CHIP, CHIP)
-}
-
 /// A file read and decoded (in parallel), waiting for the networks.
 struct Prepared {
     file: ScannedFile,
@@ -264,7 +250,7 @@ fn analyse(p: &Pipeline, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Resul
                 landmarks[2 * i] = q[0];
                 landmarks[2 * i + 1] = q[1];
             }
-            FaceRecord { bbox: full.bbox, score: f.score, landmarks, embedding: Vec::new(), chip: jpeg(&face_chip(&dec.rgb, f.bbox), 85) }
+            FaceRecord { bbox: full.bbox, score: f.score, landmarks, embedding: Vec::new(), chip: jpeg(&crate::pipeline::face_chip(&dec.rgb, f.bbox), 85) }
         })
         .collect();
     let record = PhotoRecord {
@@ -457,9 +443,4 @@ pub fn index_folder(
     sum.faces = cat.face_count()?;
     sum.seconds = t0.elapsed().as_secs_f64();
     Ok(sum)
-}
-
-/// For messages: a catalog path as the user wrote it.
-pub fn display_rel(b: &[u8]) -> String {
-    bytes_path(b).to_string_lossy().into_owned()
 }

@@ -2,6 +2,7 @@
 //! embeddings and thumbnails, updated incrementally and crash-safely.
 
 pub mod indexer;
+pub mod names;
 pub mod people;
 pub mod scan;
 

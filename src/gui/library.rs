@@ -6,7 +6,7 @@ use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::indexer::display_rel;
+use crate::catalog::names::display_rel;
 use crate::catalog::people::Person;
 use crate::catalog::{bytes_path, FaceTable, PhotoInfo};
 use crate::people::{FaceInfo, Suggestion};
@@ -309,7 +309,8 @@ fn free_name(dir: &Path, name: &Path) -> PathBuf {
 /// Writes the ranking as CSV: path, score, face, box, match, verdict — every photo with a face,
 /// best first.
 pub fn write_csv(lib: &Library, ranking: &Ranking, threshold: f32, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "path,score,face,x,y,w,h,match,verdict")?;
+    // `path_hex`: the file name's exact bytes when it is not UTF-8 (see catalog::names), else empty
+    writeln!(out, "path,score,face,x,y,w,h,match,verdict,path_hex")?;
     for r in &ranking.results {
         let b = lib.table.boxes[r.hit.row];
         let verdict = match r.verdict {
@@ -319,7 +320,7 @@ pub fn write_csv(lib: &Library, ranking: &Ranking, threshold: f32, out: &mut dyn
         };
         writeln!(
             out,
-            "{},{:.4},{},{:.1},{:.1},{:.1},{:.1},{},{}",
+            "{},{:.4},{},{:.1},{:.1},{:.1},{:.1},{},{},{}",
             csv_field(&lib.rel(r.hit.photo_id)),
             r.hit.score,
             lib.table.face_index[r.hit.row],
@@ -328,7 +329,8 @@ pub fn write_csv(lib: &Library, ranking: &Ranking, threshold: f32, out: &mut dyn
             b[2],
             b[3],
             r.is_match(threshold),
-            verdict
+            verdict,
+            lib.photo(r.hit.photo_id).and_then(|p| crate::catalog::names::hex_if_not_utf8(&p.path)).unwrap_or_default()
         )?;
     }
     Ok(())
@@ -423,16 +425,19 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn csv_quotes_paths() {
-        let lib = synthetic(2);
+    fn csv_quotes_paths_and_keeps_names_that_are_not_utf8() {
+        let mut lib = synthetic(2);
+        lib.photos[1].path = b"caf\xe9.jpg".to_vec();
         let q = Query::new("q".into(), None, unit(0));
         let r = Ranking::new(&lib, &q);
         let mut out = Vec::new();
         write_csv(&lib, &r, 0.5, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "path,score,face,x,y,w,h,match,verdict");
+        assert_eq!(lines[0], "path,score,face,x,y,w,h,match,verdict,path_hex");
         assert!(lines[1].starts_with("\"p000, \"\"x\"\".jpg\",1.0000,0,10.0,20.0,30.0,40.0,true,"), "{}", lines[1]);
+        assert!(lines[1].ends_with(','), "{}", lines[1]);
+        assert!(lines[2].starts_with("caf\u{fffd}.jpg,") && lines[2].ends_with(",636166e92e6a7067"), "{}", lines[2]);
         assert_eq!(lines.len(), 3);
     }
 

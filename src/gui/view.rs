@@ -356,7 +356,7 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
     let mut open = None;
     grid(ui, lib.photos.len(), "album", |ui, i, rect| {
         let photo = &lib.photos[i];
-        let rel = crate::catalog::indexer::display_rel(&photo.path);
+        let rel = crate::catalog::names::display_rel(&photo.path);
         let resp = ui.interact(rect, ui.scope_id().with(("album", photo.id)), Sense::click());
         resp.widget_info(|| egui::WidgetInfo::labeled(Role::Button, true, format!("photo {rel}")));
         let selected = app.selected == Some(photo.id);
@@ -583,7 +583,7 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
     grid(ui, shown, "results", |ui, i, rect| {
         let r = app.ranking.results[i];
         let Some(photo) = lib.photo(r.hit.photo_id) else { return };
-        let rel = crate::catalog::indexer::display_rel(&photo.path);
+        let rel = crate::catalog::names::display_rel(&photo.path);
         let matched = r.is_match(thr);
         let resp = ui.interact(rect, ui.scope_id().with(("result", photo.id)), Sense::click());
         resp.widget_info(|| egui::WidgetInfo::labeled(Role::Button, true, format!("result {} {rel} {:.2}", i + 1, r.hit.score)));
@@ -687,7 +687,7 @@ fn inspector(app: &mut App, ui: &mut egui::Ui) {
             go = pos.and_then(|p| p.checked_sub(1)).and_then(|p| list.get(p)).copied();
         }
     }
-    let rel = crate::catalog::indexer::display_rel(&photo.path);
+    let rel = crate::catalog::names::display_rel(&photo.path);
     let abs = lib.abs_path(photo_id).unwrap_or_default();
     let scores: Vec<(usize, Option<f32>)> = if app.query.is_some() {
         library::photo_face_scores(&lib, photo_id, &app.ranking.vector).into_iter().map(|(r, s)| (r, Some(s))).collect()

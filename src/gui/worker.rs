@@ -204,13 +204,9 @@ impl Outbox {
         self.spawn("query", move |out| {
             let result = (|| -> anyhow::Result<Vec<QueryFace>> {
                 let img = photo::load_rgb(&path)?;
-                let faces = p.detect(&img)?;
-                let crops = p.align(&img, &faces);
-                let embeddings = p.embed(&crops)?;
-                Ok(faces
-                    .iter()
-                    .zip(embeddings)
-                    .map(|(f, embedding)| QueryFace { bbox: f.bbox, embedding, chip: color_image(&indexer::face_chip(&img, f.bbox)) })
+                Ok(p.faces_and_embeddings(&img)?
+                    .into_iter()
+                    .map(|(f, embedding)| QueryFace { bbox: f.bbox, embedding, chip: color_image(&pipeline::face_chip(&img, f.bbox)) })
                     .collect())
             })();
             match result {

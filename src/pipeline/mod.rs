@@ -313,6 +313,28 @@ impl Pipeline {
     }
 
     /// Unit embeddings of aligned crops, batched.
+    /// Every face of a photo with its embedding, in detection order (what `detect` lists).
+    pub fn faces_and_embeddings(&self, img: &RgbImage) -> candle_core::Result<Vec<(Face, Vec<f32>)>> {
+        let faces = self.detect(img)?;
+        let embeddings = self.embed(&self.align(img, &faces))?;
+        Ok(faces.into_iter().zip(embeddings).collect())
+    }
+
+    /// The face a query means and its embedding: face `k` as `detect` lists them, or the
+    /// largest. Returns (its index, the face, the embedding).
+    pub fn query_face(&self, img: &RgbImage, k: Option<usize>) -> Result<(usize, Face, Vec<f32>), QueryError> {
+        let faces = self.detect(img)?;
+        let idx = match k {
+            _ if faces.is_empty() => return Err(QueryError::NoFace),
+            Some(k) if k < faces.len() => k,
+            Some(k) => return Err(QueryError::NoSuchFace { k, n: faces.len() }),
+            None => (0..faces.len()).max_by(|&a, &b| (faces[a].bbox[2] * faces[a].bbox[3]).total_cmp(&(faces[b].bbox[2] * faces[b].bbox[3]))).unwrap_or(0),
+        };
+        let face = faces[idx].clone();
+        let embedding = self.embed(&self.align(img, std::slice::from_ref(&face)))?.remove(0);
+        Ok((idx, face, embedding))
+    }
+
     /// One unit vector per crop. An embedder that returns a NaN or infinite value (broken
     /// weights, a bad custom embedder) is an error, never an embedding.
     pub fn embed(&self, crops: &[RgbImage]) -> candle_core::Result<Vec<Vec<f32>>> {
@@ -327,6 +349,17 @@ impl Pipeline {
     }
 }
 
+/// Why a photo cannot be a query.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("no face found in it")]
+    NoFace,
+    #[error("it has {n} faces (0..{}); face {k} does not exist", n - 1)]
+    NoSuchFace { k: usize, n: usize },
+    #[error(transparent)]
+    Model(#[from] candle_core::Error),
+}
+
 /// Every value is finite (no NaN, no infinity).
 pub fn all_finite(v: &[f32]) -> bool {
     v.iter().all(|x| x.is_finite())
@@ -337,6 +370,22 @@ pub fn all_finite(v: &[f32]) -> bool {
 pub fn by_score_desc(a: f32, b: f32) -> std::cmp::Ordering {
     let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
     key(b).total_cmp(&key(a))
+}
+
+/// Side of a face chip (the catalog's and the app's small face pictures).
+pub const CHIP: u32 = 96;
+
+/// A square chip around a face box (in `img` pixels), 1.4x the box, resized to [`CHIP`].
+pub fn face_chip(img: &RgbImage, bbox: [f32; 4]) -> RgbImage {
+    let side = (bbox[2].max(bbox[3]) * 1.4).max(8.0);
+    let cx = bbox[0] + bbox[2] / 2.0;
+    let cy = bbox[1] + bbox[3] / 2.0;
+    let x0 = (cx - side / 2.0).clamp(0.0, img.width().saturating_sub(1) as f32) as u32;
+    let y0 = (cy - side / 2.0).clamp(0.0, img.height().saturating_sub(1) as f32) as u32;
+    let w = (side as u32).min(img.width() - x0).max(1);
+    let h = (side as u32).min(img.height() - y0).max(1);
+    let region = image::imageops::crop_imm(img, x0, y0, w, h).to_image();
+    resize(&region, CHIP, CHIP)
 }
 
 /// Resizes with SIMD convolution (fast_image_resize): bilinear with its support widened to the
