@@ -12,7 +12,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{self, indexer::Event, names::PathText, Catalog};
+use crate::catalog::{self, indexer::Event, names::PathText, scan::ScanOptions, Catalog};
 use crate::pipeline::{self, align, photo, DeviceChoice, Face, Pipeline, Settings};
 use crate::verify;
 
@@ -41,6 +41,10 @@ pub struct Cli {
     /// Face embedder written by `facefind train` (its embedder.json must sit beside it); default: the shipped MobileFaceNet.
     #[arg(long, global = true)]
     pub embedder: Option<PathBuf>,
+    /// Follow symbolic links that lead outside the photo folder (default: not followed; links
+    /// inside it are, and a file reached twice is indexed once).
+    #[arg(long, global = true)]
+    pub follow_links: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -264,7 +268,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect { images, json } => detect(&cli, images, *json),
         Command::Index { folder, catalog, quiet, json } => {
             let p = load_pipeline(&cli, Settings::default())?;
-            let (sum, _) = run_index(&p, folder, catalog.as_deref(), *quiet || *json)?;
+            let (sum, _) = run_index(&p, folder, catalog.as_deref(), *quiet || *json, links(&cli))?;
             if *json {
                 serde_json::to_writer(std::io::stdout().lock(), &sum)?;
                 println!();
@@ -281,7 +285,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, Some(who)) => Query::Person(who.clone()),
                 (None, None) => anyhow::bail!("give --query PHOTO or --person NAME"),
             };
-            run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, *json)
+            run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, *json, links(&cli))
         }
         Command::People { folder, catalog, name, merge, json } => run_people(&cli, folder, catalog.as_deref(), name.as_deref(), merge.as_deref(), *json),
         Command::Verify { pairs, images, flip, threshold, json } => {
@@ -502,7 +506,7 @@ fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<
 }
 
 /// Opens the folder's catalog and brings it up to date. Returns the summary and the catalog.
-fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool) -> anyhow::Result<(catalog::indexer::Summary, Catalog)> {
+fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool, links: ScanOptions) -> anyhow::Result<(catalog::indexer::Summary, Catalog)> {
     let path = match catalog {
         Some(c) => c.to_path_buf(),
         None => catalog::default_catalog_path(folder)?,
@@ -520,7 +524,7 @@ fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool) -
         b
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let sum = catalog::indexer::index_folder(folder, &mut cat, p, &cancel, &mut |ev| match ev {
+    let sum = catalog::indexer::index_folder_with(folder, &mut cat, p, &cancel, &mut |ev| match ev {
         Event::Planned { todo, .. } => bar.set_length(todo as u64),
         Event::Photo { done, faces, .. } => {
             bar.set_position(done as u64);
@@ -532,10 +536,14 @@ fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool) -
             }
         }
         Event::Committed { .. } => {}
-    })?;
+    }, links)?;
     bar.finish_and_clear();
     tracing::info!(catalog = %path.display(), "index done");
     Ok((sum, cat))
+}
+
+fn links(cli: &Cli) -> ScanOptions {
+    ScanOptions { follow_outside_links: cli.follow_links }
 }
 
 fn print_summary(s: &catalog::indexer::Summary) {
@@ -564,6 +572,12 @@ fn print_summary(s: &catalog::indexer::Summary) {
     }
     if s.unreadable_folders > 0 {
         println!("{} folders could not be read (see the log)", s.unreadable_folders);
+    }
+    if s.outside_links > 0 {
+        println!("{} symbolic links lead outside the folder and were not followed (--follow-links follows them)", s.outside_links);
+    }
+    if s.duplicates > 0 {
+        println!("{} files are reachable by a second path (a link): each was indexed once", s.duplicates);
     }
 }
 
@@ -616,13 +630,14 @@ enum Query {
     Person(String),
 }
 
-fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query, threshold: f32, top: Option<usize>, json: bool) -> anyhow::Result<ExitCode> {
+#[allow(clippy::too_many_arguments)]
+fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query, threshold: f32, top: Option<usize>, json: bool, links: ScanOptions) -> anyhow::Result<ExitCode> {
     let photo_query = match query {
         Query::Photo(path, k) => Some((path, query_embedding(p, path, *k)?)),
         Query::Person(_) => None,
     };
     // Bring the catalog up to date first (a progress bar on a terminal, unless --json).
-    let (_, cat) = run_index(p, folder, catalog, json)?;
+    let (_, cat) = run_index(p, folder, catalog, json, links)?;
     let table = cat.face_table()?;
     let photos: std::collections::HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let (hits, qjson) = match (photo_query, query) {
@@ -712,7 +727,7 @@ fn run_people(cli: &Cli, folder: &Path, catalog: Option<&Path>, name: Option<&[S
         cat
     } else {
         let p = load_pipeline(cli, Settings::default())?;
-        run_index(&p, folder, catalog, json)?.1
+        run_index(&p, folder, catalog, json, links(cli))?.1
     };
     let table = cat.face_table()?;
     let photos: HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();

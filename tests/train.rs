@@ -155,7 +155,7 @@ fn checkpoint_round_trip_restores_everything() {
 fn shipped_init_is_the_shipped_network_and_folds_back() {
     let (crops, _) = images();
     let refs: Vec<&RgbImage> = crops.iter().collect();
-    let x = facefind::nets::input::batch_tensor(&refs, &vec![Default::default(); 8], Arch::Mobilefacenet, &Device::Cpu).unwrap();
+    let x = facefind::nets::input::batch_tensor(&refs, &[Default::default(); 8], Arch::Mobilefacenet, &Device::Cpu).unwrap();
     let mut cfg = config(HeadKind::Softmax, 1, 8);
     cfg.init = InitFrom::Shipped;
     let m = Model::new(&cfg, 4, &common::models_dir(), &Device::Cpu, Some(&x)).unwrap();

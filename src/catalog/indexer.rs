@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::scan::{scan, ScannedFile};
+use super::scan::{scan_with, ScanOptions, ScannedFile};
 use super::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
 use crate::pipeline::{photo, Pipeline, DETECTOR_MODEL};
 
@@ -44,6 +44,10 @@ pub struct Summary {
     pub skipped: BTreeMap<String, usize>,
     /// Folders the scan could not enter (unreadable, symlink loops).
     pub unreadable_folders: usize,
+    /// Symbolic links leading outside the folder, not followed (see `--follow-links`).
+    pub outside_links: usize,
+    /// Files reachable by a second path (a link, a hard link), indexed once.
+    pub duplicates: usize,
     /// The detector or its settings changed, so every photo was processed again.
     pub rebuilt: bool,
     /// The embedder (or flip fusion) changed: photos re-embedded from their stored landmarks.
@@ -343,13 +347,19 @@ pub enum IndexError {
 }
 
 /// Brings the catalog up to date with `root`. Calls `on` with progress; stops after the
-/// current batch when `cancel` is set.
-pub fn index_folder(
+/// current batch when `cancel` is set. Links leading outside `root` are not followed.
+pub fn index_folder(root: &Path, cat: &mut Catalog, p: &Pipeline, cancel: &AtomicBool, on: &mut dyn FnMut(Event)) -> Result<Summary, IndexError> {
+    index_folder_with(root, cat, p, cancel, on, ScanOptions::default())
+}
+
+/// [`index_folder`] with a choice of how links are followed.
+pub fn index_folder_with(
     root: &Path,
     cat: &mut Catalog,
     p: &Pipeline,
     cancel: &AtomicBool,
     on: &mut dyn FnMut(Event),
+    links: ScanOptions,
 ) -> Result<Summary, IndexError> {
     let t0 = Instant::now();
     if !root.is_dir() {
@@ -357,8 +367,10 @@ pub fn index_folder(
     }
     let change = ensure_identity(cat, p)?;
     let mut sum = Summary { rebuilt: change == crate::catalog::IdentityChange::Rebuilt, ..Summary::default() };
-    let scanned = scan(root);
+    let scanned = scan_with(root, links);
     sum.unreadable_folders = scanned.unreadable.len();
+    sum.outside_links = scanned.outside_links;
+    sum.duplicates = scanned.duplicates;
     sum.photos = scanned.files.len();
     let mut states = cat.states()?;
     let seen: HashSet<Vec<u8>> = scanned.files.iter().map(|f| path_bytes(&f.rel)).collect();

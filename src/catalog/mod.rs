@@ -611,7 +611,7 @@ impl Catalog {
                 let matched = match_faces(&before.iter().map(|b| b.1).collect::<Vec<_>>(), &new_boxes);
                 park.execute([id]).map_err(e)?;
                 for (k, (old_id, _)) in before.iter().enumerate() {
-                    if !matched.iter().any(|m| *m == Some(k)) {
+                    if !matched.contains(&Some(k)) {
                         del.execute([old_id]).map_err(e)?;
                     }
                 }

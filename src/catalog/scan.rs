@@ -29,14 +29,63 @@ fn skip_dir(name: &str) -> bool {
 pub struct Scan {
     pub files: Vec<ScannedFile>,
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Symbolic links that lead outside the folder and were not followed.
+    pub outside_links: usize,
+    /// Files reached a second time (through a link, or a hard link): listed once only.
+    pub duplicates: usize,
 }
 
-/// Recursively lists photo files under `root`. Symlinks are followed, but a link back into an
-/// ancestor (a loop) is reported and not entered; hidden and system folders are skipped.
+/// How the scan treats symbolic links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Follow links that lead outside the folder (off by default: a link to `/` or to another
+    /// library must not pull thousands of strangers' photos into this one).
+    pub follow_outside_links: bool,
+}
+
+/// The identity of a file however it is reached: (device, inode) on Unix, else its
+/// canonical path.
+#[cfg(unix)]
+fn file_key(_path: &Path, meta: &std::fs::Metadata) -> (u64, u64, PathBuf) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), PathBuf::new())
+}
+#[cfg(not(unix))]
+fn file_key(path: &Path, _meta: &std::fs::Metadata) -> (u64, u64, PathBuf) {
+    (0, 0, path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// Recursively lists photo files under `root` (see [`scan_with`]; links leaving the folder are
+/// not followed).
 pub fn scan(root: &Path) -> Scan {
+    scan_with(root, ScanOptions::default())
+}
+
+/// Recursively lists photo files under `root`. Symbolic links inside the folder are followed;
+/// those that lead outside it only with `follow_outside_links`; a link back into an ancestor
+/// (a loop) is reported and not entered; a file reachable by two paths is listed once (the
+/// first in path order); hidden and system folders are skipped.
+pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
     let mut out = Scan::default();
+    let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    // whether a symbolic link's target is outside the folder (decided once per link)
+    let leaves = |p: &Path| -> bool { p.canonicalize().map(|t| !t.starts_with(&canonical_root)).unwrap_or(false) };
+    let outside = std::cell::Cell::new(0usize);
     let walker = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name().into_iter();
-    let walker = walker.filter_entry(|e| e.depth() == 0 || !(e.file_type().is_dir() && skip_dir(&e.file_name().to_string_lossy())));
+    let walker = walker.filter_entry(|e| {
+        if e.depth() == 0 {
+            return true;
+        }
+        if e.file_type().is_dir() && skip_dir(&e.file_name().to_string_lossy()) {
+            return false;
+        }
+        if e.path_is_symlink() && !opts.follow_outside_links && leaves(e.path()) {
+            outside.set(outside.get() + 1);
+            return false;
+        }
+        true
+    });
+    let mut seen = std::collections::HashSet::new();
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -67,6 +116,10 @@ pub fn scan(root: &Path) -> Scan {
                 continue;
             }
         };
+        if !seen.insert(file_key(entry.path(), &meta)) {
+            out.duplicates += 1;
+            continue;
+        }
         let mtime_ns = meta
             .modified()
             .ok()
@@ -74,6 +127,10 @@ pub fn scan(root: &Path) -> Scan {
             .map_or(0, |d| d.as_nanos() as i64);
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path()).to_path_buf();
         out.files.push(ScannedFile { rel, size: meta.len(), mtime_ns, supported });
+    }
+    out.outside_links = outside.get();
+    if out.outside_links > 0 {
+        tracing::info!(links = out.outside_links, "symbolic links leading outside the folder were not followed");
     }
     out
 }
@@ -100,5 +157,31 @@ mod tests {
         assert_eq!(supported, [true, true, true, true, false, false]);
         #[cfg(unix)]
         assert!(s.unreadable.iter().any(|(_, why)| why.contains("loop")), "{:?}", s.unreadable);
+    }
+
+    /// Links inside the folder are followed, a file reached twice is listed once, links that
+    /// leave the folder are followed only when asked.
+    #[cfg(unix)]
+    #[test]
+    fn links_that_leave_the_folder_and_files_reached_twice() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let (root, elsewhere) = (d.path().join("photos"), d.path().join("elsewhere"));
+        for p in [root.join("a/x.jpg"), root.join("b/y.jpg"), elsewhere.join("z.jpg"), elsewhere.join("w.jpg")] {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        symlink(root.join("a"), root.join("c-link-to-a")).unwrap(); // inside: x.jpg again
+        symlink(root.join("b/y.jpg"), root.join("y-again.jpg")).unwrap(); // inside: y.jpg again
+        std::fs::hard_link(root.join("a/x.jpg"), root.join("x-hard.jpg")).unwrap();
+        symlink(&elsewhere, root.join("d-outside")).unwrap();
+        symlink(elsewhere.join("w.jpg"), root.join("w-outside.jpg")).unwrap();
+        let names = |s: &Scan| s.files.iter().map(|f| f.rel.to_string_lossy().into_owned()).collect::<Vec<_>>();
+        let s = scan(&root);
+        assert_eq!(names(&s), ["a/x.jpg", "b/y.jpg"]);
+        assert_eq!((s.duplicates, s.outside_links), (3, 2));
+        let s = scan_with(&root, ScanOptions { follow_outside_links: true });
+        assert_eq!(names(&s), ["a/x.jpg", "b/y.jpg", "d-outside/w.jpg", "d-outside/z.jpg"]);
+        assert_eq!((s.duplicates, s.outside_links), (4, 0));
     }
 }

@@ -272,7 +272,47 @@ pub enum ExportMode {
 
 /// Copies (or links) the matched photos into `dest`, never overwriting: a name that exists gets
 /// a numeric suffix. Returns how many photos were exported and a line per failure.
+/// The path as it will be on disk: the nearest existing ancestor canonicalised (links and
+/// `..` resolved), the rest appended with `.` and `..` applied; relative paths are taken from
+/// the current directory.
+pub fn resolved(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
+    let mut base = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = base.canonicalize() {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::Normal(n) => out.push(n),
+                    _ => {}
+                }
+            }
+            return out;
+        }
+        match (base.parent(), base.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                base = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// True when `dest` is `folder` or inside it, however either is written (links, `..`,
+/// relative paths): facefind never writes into the photo folder.
+pub fn inside_folder(folder: &Path, dest: &Path) -> bool {
+    resolved(dest).starts_with(resolved(folder))
+}
+
 pub fn export_photos(lib: &Library, ranking: &Ranking, threshold: f32, dest: &Path, mode: ExportMode) -> std::io::Result<(usize, Vec<String>)> {
+    if inside_folder(&lib.folder, dest) {
+        return Err(std::io::Error::other(format!("{} is inside the photo folder (facefind never writes into your photos)", dest.display())));
+    }
     std::fs::create_dir_all(dest)?;
     let mut done = 0;
     let mut failed = Vec::new();
@@ -439,6 +479,29 @@ pub(crate) mod tests {
         assert!(lines[1].ends_with(','), "{}", lines[1]);
         assert!(lines[2].starts_with("caf\u{fffd}.jpg,") && lines[2].ends_with(",636166e92e6a7067"), "{}", lines[2]);
         assert_eq!(lines.len(), 3);
+    }
+
+    /// The export guard sees through links, `..` and relative paths.
+    #[cfg(unix)]
+    #[test]
+    fn export_into_the_photo_folder_is_refused_however_it_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let photos = d.path().join("photos");
+        std::fs::create_dir_all(photos.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&photos, d.path().join("link-to-photos")).unwrap();
+        let outside = d.path().join("out");
+        for inside in [photos.clone(), photos.join("new/deeper"), d.path().join("link-to-photos/new"), d.path().join("out/../photos/sub/x"), photos.join("sub/../new")] {
+            assert!(inside_folder(&photos, &inside), "{}", inside.display());
+        }
+        for out in [outside.clone(), d.path().join("photos-2"), d.path().join("photos/../out")] {
+            assert!(!inside_folder(&photos, &out), "{}", out.display());
+        }
+        let mut lib = synthetic(1);
+        lib.folder = photos.clone();
+        let r = Ranking::new(&lib, &Query::new("q".into(), None, unit(0)));
+        let err = export_photos(&lib, &r, -1.0, &d.path().join("link-to-photos/exported"), ExportMode::Copy).unwrap_err();
+        assert!(err.to_string().contains("inside the photo folder"), "{err}");
+        assert!(!photos.join("exported").exists());
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Prefs {
     pub show_below: bool,
     /// A face embedder written by `facefind train` (default: the shipped MobileFaceNet).
     pub embedder: Option<PathBuf>,
+    /// Follow symbolic links that lead outside the folder (the command line's `--follow-links`).
+    pub follow_links: bool,
 }
 
 impl Default for Prefs {
@@ -49,6 +51,7 @@ impl Default for Prefs {
             theme: egui::ThemePreference::System,
             show_below: true,
             embedder: None,
+            follow_links: false,
         }
     }
 }
@@ -418,7 +421,8 @@ impl App {
         let cancel = Arc::new(AtomicBool::new(false));
         f.indexing = Some(Indexing { run, cancel: cancel.clone(), planned: None, done: 0, faces: 0, first: None });
         f.skipped.clear();
-        self.out.index(Tag { open: f.open, run }, f.path.clone(), f.catalog.clone(), p, cancel);
+        let links = crate::catalog::scan::ScanOptions { follow_outside_links: self.prefs.follow_links };
+        self.out.index(Tag { open: f.open, run }, f.path.clone(), f.catalog.clone(), p, cancel, links);
         self.serial = run;
     }
 
@@ -714,6 +718,16 @@ impl App {
         }
     }
 
+    /// A changed scan setting: index the open folder again (after the current run ends).
+    pub(crate) fn reindex(&mut self) {
+        if let Some(f) = &mut self.folder {
+            if let Some(ix) = &f.indexing {
+                ix.cancel.store(true, Ordering::Relaxed);
+            }
+            f.index_started = false;
+        }
+    }
+
     /// A changed device or flip setting: reload the models (and, for flip, re-index).
     fn reload_pipeline(&mut self) {
         self.pipeline = PipelineState::Loading;
@@ -746,7 +760,7 @@ impl App {
         }
         let dest = PathBuf::from(dest);
         if let Some(f) = &self.folder {
-            if dest.starts_with(&f.path) {
+            if library::inside_folder(&f.path, &dest) {
                 self.error("export into a folder outside the photo folder (facefind never writes into your photos)");
                 return;
             }

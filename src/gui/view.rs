@@ -850,6 +850,7 @@ fn settings(app: &mut App, ctx: &egui::Context) {
     let mut open = true;
     let mut reload = false;
     let mut reopen = false;
+    let mut reindex = false;
     egui::Window::new("Settings").open(&mut open).resizable(false).collapsible(false).show(ctx, |ui| {
         egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
             ui.label("Default threshold");
@@ -890,6 +891,12 @@ fn settings(app: &mut App, ctx: &egui::Context) {
                 });
             });
             ui.end_row();
+            ui.label("Links");
+            reindex = ui
+                .checkbox(&mut app.prefs.follow_links, "follow links that lead outside the folder")
+                .on_hover_text("Links inside the folder are always followed; a file reached twice is indexed once. Changing this indexes the folder again")
+                .changed();
+            ui.end_row();
             ui.label("Catalogs");
             ui.vertical(|ui| {
                 let shown = app.prefs.catalog_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "user cache folder (default)".into());
@@ -924,6 +931,9 @@ fn settings(app: &mut App, ctx: &egui::Context) {
         }
     });
     app.settings_open = open;
+    if reindex {
+        app.reindex();
+    }
     if reload {
         app.reload_pipeline();
     }

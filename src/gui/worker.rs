@@ -151,7 +151,7 @@ impl Outbox {
     /// When another run holds the catalog (a cancelled run of this app finishing its batch, or
     /// another facefind process), waits for it, saying so once, until it ends or this run is
     /// cancelled.
-    pub fn index(&self, tag: Tag, folder: PathBuf, catalog: PathBuf, p: Arc<Pipeline>, cancel: Arc<AtomicBool>) {
+    pub fn index(&self, tag: Tag, folder: PathBuf, catalog: PathBuf, p: Arc<Pipeline>, cancel: Arc<AtomicBool>, links: crate::catalog::scan::ScanOptions) {
         self.spawn("index", move |out| {
             // One reading connection for the snapshots (WAL: it sees each committed batch).
             let reader = Catalog::open(&catalog).ok();
@@ -177,7 +177,7 @@ impl Outbox {
                     }
                 }
                 let mut last = Instant::now();
-                let summary = indexer::index_folder(&folder, &mut cat, &p, &cancel, &mut |ev| match ev {
+                let summary = indexer::index_folder_with(&folder, &mut cat, &p, &cancel, &mut |ev| match ev {
                     Event::Planned { todo, total } => out.send(Msg::Planned { tag, todo, total }),
                     Event::Photo { done, faces, .. } => out.send(Msg::Progress { tag, done, faces }),
                     Event::Skipped { path, reason } => out.send(Msg::Skipped { tag, path, reason }),
@@ -187,7 +187,7 @@ impl Outbox {
                             last = Instant::now();
                         }
                     }
-                })?;
+                }, links)?;
                 Ok(summary)
             })();
             // The final state, whatever happened (a cancelled or failed run still committed batches).

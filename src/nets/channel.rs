@@ -295,6 +295,7 @@ fn channel_maps<T: Elem>(params: &[T], mean: &[f64], var: &[f64], c: usize, alph
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bn_act_fwd<T: Elem>(x: &[T], params: &[T], n: usize, c: usize, r: usize, alpha_len: usize, eps: f64, stats: &Mutex<Vec<f64>>) -> Result<Vec<T>> {
     let (mean, var) = bn_stats(x, n, c, r);
     let maps = channel_maps(params, &mean, &var, c, alpha_len, eps);

@@ -44,10 +44,12 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars {
             Init::Const(c) => vec![c; n],
             Init::Uniform { lo, up } => (0..n).map(|_| lo + (up - lo) * unit()).collect(),
             Init::Randn { mean, stdev } => (0..n).map(|_| mean + stdev * (-2.0 * unit().ln()).sqrt() * (std::f64::consts::TAU * unit()).cos()).collect(),
-            other => return other.var(s, dtype, dev).and_then(|v| {
-                data.insert(name.to_string(), v.clone());
-                Ok(v.as_tensor().clone())
-            }),
+            other => {
+                return other.var(s, dtype, dev).map(|v| {
+                    data.insert(name.to_string(), v.clone());
+                    v.as_tensor().clone()
+                })
+            }
         };
         let t = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
         let v = candle_core::Var::from_tensor(&t)?;

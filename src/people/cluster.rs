@@ -23,7 +23,7 @@ const COL_BLOCK: usize = 4096;
 /// For every row of `emb` (n × dim, unit rows), its `k` most similar other rows with cosine at
 /// least `floor`, most similar first.
 pub fn knn(emb: &[f32], dim: usize, k: usize, floor: f32) -> Vec<Vec<(u32, f32)>> {
-    let n = if dim == 0 { 0 } else { emb.len() / dim };
+    let n = emb.len().checked_div(dim).unwrap_or(0);
     assert_eq!(n * dim, emb.len(), "embedding matrix is not n × dim");
     if n == 0 || k == 0 {
         return vec![Vec::new(); n];

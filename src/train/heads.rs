@@ -125,8 +125,11 @@ pub fn sphereface_logits(cos: &Tensor, onehot: &Tensor, x_norm: &Tensor, m: u32,
     // k = floor(m θ / π) with the seed's π = 3.14159265, counted without acos; no gradient.
     let c = cos.detach();
     let mut k = c.zeros_like()?;
+    // the seed's truncated π on purpose: the reference numbers were made with it
+    #[allow(clippy::approx_constant)]
+    const SEED_PI: f64 = 3.14159265;
     for j in 1..=m {
-        let bound = (j as f64 * 3.14159265 / m as f64).cos();
+        let bound = (j as f64 * SEED_PI / m as f64).cos();
         k = (k + c.le(bound)?.to_dtype(c.dtype())?)?;
     }
     let parity = (&k - (k.affine(0.5, 0.0)?.floor()? * 2.0)?)?;

@@ -26,8 +26,6 @@ use heads::{Head, HeadKind};
 use loss::LossKind;
 use optim::{Optimizer, OptimizerKind, Schedule};
 
-/// Where the backbone's first weights come from.
-
 /// Keeps memory the allocator freed for reuse instead of returning it to the system (mimalloc's
 /// `purge_delay = -1`). A training step frees and allocates the same large activations and
 /// gradients every step; returned to the system, each comes back as fresh pages the kernel must
@@ -402,7 +400,7 @@ impl Trainer {
     pub fn read_meta(path: &Path) -> anyhow::Result<CheckpointMeta> {
         let t = load_tensors(path, &Device::Cpu)?;
         let meta = t.get("meta.json").with_context(|| format!("{} is not a facefind training checkpoint", path.display()))?;
-        Ok(serde_json::from_slice(&meta.to_vec1::<u8>()?).with_context(|| format!("{}: unreadable checkpoint metadata", path.display()))?)
+        serde_json::from_slice(&meta.to_vec1::<u8>()?).with_context(|| format!("{}: unreadable checkpoint metadata", path.display()))
     }
 
     /// Restores a checkpoint written by [`Trainer::save_checkpoint`] into this trainer, which
