@@ -148,12 +148,12 @@ fn the_photo_folder_is_never_written() {
     };
     let before = listing(&photos);
     // read-only folder (a no-op for root, but the listing check holds for everyone)
-    let before = std::fs::metadata(&photos).unwrap().permissions();
-    let mut perm = before.clone();
+    let mode = std::fs::metadata(&photos).unwrap().permissions();
+    let mut perm = mode.clone();
     perm.set_readonly(true);
     std::fs::set_permissions(&photos, perm).unwrap();
     let (v, out) = index(&photos, &dir.path().join("cache/c.sqlite"));
-    std::fs::set_permissions(&photos, before).unwrap();
+    std::fs::set_permissions(&photos, mode).unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(n(&v, "processed"), 2);
     assert_eq!(listing(&photos), before);
