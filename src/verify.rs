@@ -194,8 +194,15 @@ mod tests {
         let s = [0.9, 0.1, 0.2, 0.8, 0.6, 0.4];
         let y = [true, false, false, true, false, true];
         assert!((roc_auc(&s, &y) - 8.0 / 9.0).abs() < 1e-12);
+        // Each fold's threshold comes from the other two (the lowest best midpoint): fold 0
+        // from {0.2 F, 0.8 T, 0.6 F, 0.4 T} is 0.3, fold 1 from {0.9 T, 0.1 F, 0.6 F, 0.4 T}
+        // is 0.25, fold 2 from {0.9 T, 0.1 F, 0.2 F, 0.8 T} is 0.5; held out, folds 0 and 1 are
+        // right and fold 2 (0.6 F, 0.4 T) is wrong twice.
         let (mean, std, thr) = kfold_accuracy(&s, &y, &[0, 0, 1, 1, 2, 2], 3);
-        assert_eq!(thr.len(), 3);
-        assert!(mean <= 1.0 && std >= 0.0);
+        for (got, want) in thr.iter().zip([0.3f32, 0.25, 0.5]) {
+            assert!((got - want).abs() < 1e-6, "{thr:?}");
+        }
+        assert!((mean - 2.0 / 3.0).abs() < 1e-12, "{mean}");
+        assert!((std - (2.0f64 / 9.0).sqrt()).abs() < 1e-12, "{std}");
     }
 }

@@ -464,3 +464,47 @@ fn a_search_saved_as_a_person() {
     // the search is now Bob's
     assert_eq!(h.state().query().and_then(|q| q.person), Some(bob));
 }
+
+/// Patterned photos without faces (the detector runs on each, quickly).
+fn plain_photos(dir: &Path, n: usize, seed: u8) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(160, 120, |x, y| image::Rgb([(x as u8).wrapping_mul(seed), (y as u8).wrapping_add(i as u8).wrapping_mul(7), seed]));
+        img.save(dir.join(format!("p{i:03}.jpg"))).unwrap();
+    }
+    dir.canonicalize().unwrap()
+}
+
+/// The races of a real session: A → B → A while A is indexing, then a settings change that
+/// reloads the models while indexing. Each folder ends up showing its own photos, every run
+/// finishes, no cancelled run's message lands on the wrong view (no stale error, nothing stuck
+/// in "indexing").
+#[test]
+fn reopen_a_b_a_and_reload_while_indexing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = plain_photos(&tmp.path().join("a"), 40, 3);
+    let b = plain_photos(&tmp.path().join("b"), 6, 5);
+    let prefs = Prefs { catalog_dir: Some(tmp.path().join("catalogs")), ..prefs() };
+    let mut h = harness(Options { folder: Some(a.clone()), models_dir: Some(common::models_dir()), prefs: Some(prefs), ..Options::default() });
+    wait(&mut h, "A to start indexing", 120, |app| app.library().is_some_and(|l| !l.photos.is_empty()) || app.infos().iter().any(|i| i.contains("waiting")));
+    h.state_mut().open_folder(b.clone());
+    h.run_steps(2);
+    h.state_mut().open_folder(a.clone());
+    wait(&mut h, "A to finish", 300, |app| !app.is_indexing() && app.library().is_some_and(|l| l.photos.len() == 40));
+    assert_eq!(h.state().library().map(|l| l.folder.clone()), Some(a.clone()));
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
+    // B was indexed (or at least opened) into its own catalog, never into A's
+    h.state_mut().open_folder(b.clone());
+    wait(&mut h, "B to finish", 120, |app| !app.is_indexing() && app.library().is_some_and(|l| l.photos.len() == 6));
+    assert_eq!(h.state().library().map(|l| l.folder.clone()), Some(b));
+    // back to A, and flip fusion changed while it re-checks: the models reload, A is indexed again
+    h.state_mut().open_folder(a.clone());
+    h.run_steps(1);
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    h.get_by_label("embed each face and its mirror image").click();
+    h.run_steps(2);
+    wait(&mut h, "A after the reload", 300, |app| !app.is_indexing() && app.library().is_some_and(|l| l.photos.len() == 40));
+    assert_eq!(h.state().library().map(|l| l.folder.clone()), Some(a));
+    assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
+}

@@ -190,7 +190,9 @@ fn old_schemas_are_migrated_or_rebuilt_with_a_message() {
                fingerprint BLOB NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT, thumbnail BLOB);
              CREATE TABLE faces (id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, idx INTEGER NOT NULL,
                x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL, score REAL NOT NULL, landmarks BLOB NOT NULL,
-               embedding BLOB NOT NULL, UNIQUE(photo_id, idx));",
+               embedding BLOB NOT NULL, UNIQUE(photo_id, idx));
+             INSERT INTO photos VALUES (7, CAST('a.jpg' AS BLOB), 1, 1, x'01', 480, 360, 'faces', NULL, NULL);
+             INSERT INTO photos VALUES (8, CAST('gone.jpg' AS BLOB), 1, 1, x'02', 480, 360, 'no face', NULL, NULL);",
         )
         .unwrap();
     }
@@ -200,6 +202,10 @@ fn old_schemas_are_migrated_or_rebuilt_with_a_message() {
     let db = rusqlite::Connection::open(&v1).unwrap();
     let ver: String = db.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).unwrap();
     assert_eq!(ver, facefind::catalog::SCHEMA_VERSION.to_string());
+    // migrated in place, not rebuilt: a.jpg keeps its row (updated, same id); the row of a file
+    // that is gone went the normal way
+    let rows: Vec<(i64, Vec<u8>)> = db.prepare("SELECT id, path FROM photos ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows, vec![(7, b"a.jpg".to_vec())]);
 
     // an unknown pre-release layout: rebuilt, and the user is told
     let old = dir.path().join("old.sqlite");

@@ -176,8 +176,25 @@ mod tests {
         let src = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]];
         let dst = [[0.0, 0.0], [-1.0, 0.0], [0.0, 1.0]];
         let e = Similarity::estimate(&src, &dst).unwrap();
-        let det = e.a * e.a + e.b * e.b;
-        assert!(det >= 0.0);
+        let residual = |m: &Similarity| -> f64 {
+            src.iter().zip(&dst).map(|(p, q)| {
+                let r = m.apply([p[0] as f64, p[1] as f64]);
+                (r[0] - q[0] as f64).powi(2) + (r[1] - q[1] as f64).powi(2)
+            }).sum()
+        };
+        // worked by hand: centred, Σ(x x' + y y') = 0 and Σ(x y' − y x') = −6/9 over Σ|p|² = 12/9
+        assert!(e.a.abs() < 1e-6 && (e.b + 0.5).abs() < 1e-6, "{e:?}");
+        // least squares: no small change of any parameter does better
+        let best = residual(&e);
+        for d in [[1e-3, 0.0, 0.0, 0.0], [0.0, 1e-3, 0.0, 0.0], [0.0, 0.0, 1e-3, 0.0], [0.0, 0.0, 0.0, 1e-3]] {
+            for sign in [1.0, -1.0] {
+                let m = Similarity { a: e.a + sign * d[0], b: e.b + sign * d[1], tx: e.tx + sign * d[2], ty: e.ty + sign * d[3] };
+                assert!(residual(&m) >= best, "{m:?} beats {e:?}");
+            }
+        }
+        // a reflection would fit these points exactly; a similarity cannot, so a zero residual
+        // would mean it reflected
+        assert!(best > 0.5, "residual {best}");
         assert!(Similarity::estimate(&[[1.0, 1.0]; 5], &ARCFACE_TEMPLATE).is_none());
     }
 
