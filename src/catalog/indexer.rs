@@ -197,11 +197,11 @@ fn fit(img: &RgbImage, side: u32) -> RgbImage {
     crate::pipeline::resize(img, w, h)
 }
 
-/// A file read and decoded (in parallel), waiting for the networks.
+/// A file read and decoded (in parallel), waiting for the networks. The file's bytes are not
+/// kept (a 100 MP PNG is hundreds of MB): the rare full-resolution re-decode reads it again.
 struct Prepared {
     file: ScannedFile,
     fingerprint: Vec<u8>,
-    data: Vec<u8>,
     decoded: Result<photo::Decoded, photo::PhotoError>,
 }
 
@@ -212,7 +212,7 @@ fn prepare(root: &Path, file: &ScannedFile) -> Option<Prepared> {
         // gone since the scan: nothing to record
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
-            return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), data: Vec::new(), decoded: Err(e.into()) })
+            return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()) })
         }
     };
     let fp = fingerprint_bytes(&data);
@@ -222,11 +222,12 @@ fn prepare(root: &Path, file: &ScannedFile) -> Option<Prepared> {
         let ext = file.rel.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_default();
         Err(photo::PhotoError::Unsupported(ext))
     };
-    Some(Prepared { file: file.clone(), fingerprint: fp, data, decoded })
+    drop(data);
+    Some(Prepared { file: file.clone(), fingerprint: fp, decoded })
 }
 
 /// Detects, aligns and describes one decoded photo; embeddings are filled in by the caller.
-fn analyse(p: &Pipeline, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Result<(PhotoRecord, Vec<RgbImage>)> {
+fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Result<(PhotoRecord, Vec<RgbImage>)> {
     let faces = p.detect(&dec.rgb)?;
     let s = dec.scale_to_full();
     let small_face = faces.iter().any(|f| {
@@ -235,7 +236,7 @@ fn analyse(p: &Pipeline, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Resul
     });
     // Align from full-resolution pixels when the scaled decode is too coarse for a face.
     let crops = if s >= 1.5 && small_face {
-        match photo::decode_rgb(&prep.data) {
+        match photo::load_rgb(&root.join(&prep.file.rel)) {
             Ok(full) => {
                 let scaled: Vec<_> = faces.iter().map(|f| f.scaled(s)).collect();
                 p.align(&full, &scaled)
@@ -275,6 +276,7 @@ fn analyse(p: &Pipeline, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Resul
 /// Detect, align and embed one decoded batch; bad files become records with their reason.
 fn process_batch(
     p: &Pipeline,
+    root: &Path,
     prepared: &[Prepared],
     sum: &mut Summary,
     done: &mut usize,
@@ -286,7 +288,7 @@ fn process_batch(
     let mut owners: Vec<(usize, usize)> = Vec::new();
     for prep in prepared {
         let (rec, cs) = match &prep.decoded {
-            Ok(dec) => analyse(p, prep, dec).map_err(IndexError::Pipeline)?,
+            Ok(dec) => analyse(p, root, prep, dec).map_err(IndexError::Pipeline)?,
             Err(e) => {
                 let status = if matches!(e, photo::PhotoError::Unsupported(_)) { Status::Unsupported } else { Status::Error };
                 *sum.skipped.entry(e.kind().to_string()).or_default() += 1;
@@ -439,7 +441,7 @@ pub fn index_folder_with(
                 sum.cancelled = true;
                 break;
             }
-            let records = process_batch(p, &prepared, &mut sum, &mut done, todo.len(), on)?;
+            let records = process_batch(p, root, &prepared, &mut sum, &mut done, todo.len(), on)?;
             cat.write_batch(&records)?;
             sum.processed += records.len();
             on(Event::Committed { done });

@@ -35,6 +35,7 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, PhotoError> {
     if info.width as u64 * info.height as u64 > MAX_PIXELS {
         return Err(PhotoError::TooLarge { w: info.width, h: info.height });
     }
+    let _turn = super::photo::decode_turn(info.width, info.height);
     let coded = |item: u32| -> heic_rs::Result<hevc::Frame> {
         let p = ctx.props(item)?;
         let hvcc = p.hvcc.as_ref().ok_or(Error::MissingBox("hvcC"))?;

@@ -8,6 +8,19 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 /// Photos above this many pixels are refused (a 100 MP RGB image is 300 MB decoded).
 pub const MAX_PIXELS: u64 = 100_000_000;
 
+/// Decodes of more pixels than this run one at a time, whatever the number of threads: a
+/// 100 MP PNG or HEIC needs about 0.6-1 GB while it decodes, and indexing must stay within
+/// 2 GB whatever the folder holds.
+pub const BIG_DECODE_PIXELS: u64 = 24_000_000;
+
+static BIG_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the big-decode turn while a large image decodes (nothing for small ones). A poisoned
+/// lock (a decoder panicked) is still a lock.
+pub(crate) fn decode_turn(w: u32, h: u32) -> Option<std::sync::MutexGuard<'static, ()>> {
+    (w as u64 * h as u64 > BIG_DECODE_PIXELS).then(|| BIG_DECODE.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 /// Why a file could not be read as a photo. Each variant is one line for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum PhotoError {
@@ -134,6 +147,7 @@ fn decode_general(data: &[u8]) -> Result<RgbImage, PhotoError> {
     if w as u64 * h as u64 > MAX_PIXELS {
         return Err(PhotoError::TooLarge { w, h });
     }
+    let _turn = decode_turn(w, h);
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, format))?;
     img.apply_orientation(orientation);
@@ -155,11 +169,20 @@ impl Decoded {
 }
 
 /// Decodes `data`, JPEGs at the smallest DCT scale (1/8..1) whose longer side is still at
-/// least `min_long_side`; other formats at full size.
+/// least `min_long_side`; other formats at full size, then resized to that long side (so a
+/// 100 MP PNG is not kept at 300 MB while it waits for detection).
 pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoError> {
     if !is_jpeg(data) {
         let rgb = decode_rgb(data)?;
-        return Ok(Decoded { full_width: rgb.width(), full_height: rgb.height(), rgb });
+        let (fw, fh) = rgb.dimensions();
+        let long = fw.max(fh);
+        let rgb = if long > min_long_side.max(1) {
+            let f = min_long_side.max(1) as f64 / long as f64;
+            super::resize(&rgb, ((fw as f64 * f).round() as u32).max(1), ((fh as f64 * f).round() as u32).max(1))
+        } else {
+            rgb
+        };
+        return Ok(Decoded { full_width: fw, full_height: fh, rgb });
     }
     if jpeg_is_truncated(data) {
         return Err(PhotoError::Corrupt("JPEG data ends before its end-of-image marker (truncated file)".into()));
@@ -179,6 +202,7 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
         (w as u16, h as u16)
     };
     let (sw, sh) = dec.scale(rw, rh).map_err(jpeg_error)?;
+    let _turn = decode_turn(sw as u32, sh as u32);
     let pixels = dec.decode().map_err(jpeg_error)?;
     let (sw, sh) = (sw as u32, sh as u32);
     let rgb = match info.pixel_format {
