@@ -4,6 +4,7 @@
 # Goal (issue 10): every folder within 2 GB peak RSS.
 # Needs a Python with numpy, Pillow and pillow-heif to make the photos (PYTHON=..., default
 # python3) and about 8 GB of free disk under $WORK (default /tmp/facefind-memory).
+# BASELINE=/path/to/an/older/facefind adds its rows (same folders, same run) for a ratio.
 #   tools/bench_memory.sh [FILES_PER_FOLDER]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,11 +51,14 @@ for kind, count in kinds.items():
     print(f"{kind}: {count} files of {len(data) / 1e6:.0f} MB", flush=True)
 PY
 echo
-echo "| folder ($n files each, 100 MP) | peak RSS (MB) | seconds | photos/s |"
-echo "|---|---|---|---|"
-for folder in jpeg huge; do
-  rm -f "$work/$folder.sqlite"*
-  out=$( { /usr/bin/time -f "TIME %M %e" "$bin" --device cpu index "$work/$folder" --catalog "$work/$folder.sqlite" --quiet >/dev/null; } 2>&1 | grep "^TIME" )
-  read -r _ kb secs <<<"$out"
-  printf '| %s | %.0f | %.1f | %.2f |\n' "$folder" "$(echo "$kb / 1024" | bc -l)" "$secs" "$(echo "$n / $secs" | bc -l)"
+echo "| binary | folder ($n files each, 100 MP) | peak RSS (MB) | seconds | photos/s |"
+echo "|---|---|---|---|---|"
+for b in ${BASELINE:+"$BASELINE"} "$bin"; do
+  for folder in jpeg huge; do
+    rm -f "$work/$folder.sqlite"*
+    out=$( { /usr/bin/time -f "TIME %M %e" "$b" --device cpu index "$work/$folder" --catalog "$work/$folder.sqlite" --quiet >/dev/null; } 2>&1 | grep "^TIME" || true)
+    read -r _ kb secs <<<"${out:-TIME 0 0}"
+    name=$([ "$b" = "$bin" ] && echo "this build" || echo "baseline")
+    printf '| %s | %s | %.0f | %.1f | %.2f |\n' "$name" "$folder" "$(echo "$kb / 1024" | bc -l)" "$secs" "$(echo "$n / ($secs + 0.001)" | bc -l)"
+  done
 done

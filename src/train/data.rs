@@ -58,23 +58,32 @@ pub fn list(data: &Path) -> anyhow::Result<Listing> {
         }
     } else {
         let text = std::fs::read_to_string(data).with_context(|| format!("cannot read {}", data.display()))?;
-        let base = data.parent().unwrap_or(Path::new("."));
-        for (i, line) in text.lines().enumerate() {
-            let t = line.trim();
-            if t.is_empty() || t.starts_with('#') {
-                continue;
-            }
-            let bad = || DataError::BadLine { path: data.to_path_buf(), line: i + 1, text: line.to_string() };
-            let (path, label) = t.rsplit_once(char::is_whitespace).ok_or_else(bad)?;
-            let label: i64 = label.trim().parse().map_err(|_| bad())?;
-            let path = Path::new(path.trim());
-            items.push((if path.is_absolute() { path.to_path_buf() } else { base.join(path) }, label.to_string()));
-        }
+        items = parse_list(&text, data)?;
     }
     if items.is_empty() {
         return Err(DataError::Empty { path: data.to_path_buf() }.into());
     }
     Ok(Listing { items })
+}
+
+/// Parses an arcface-pytorch list file (`path label` per line; blank lines and `#` comments
+/// skipped) read from `file`: relative paths are taken from the file's folder. A line that does
+/// not parse is an error naming the file and the line.
+pub fn parse_list(text: &str, file: &Path) -> Result<Vec<(PathBuf, String)>, DataError> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let bad = || DataError::BadLine { path: file.to_path_buf(), line: i + 1, text: line.to_string() };
+        let (path, label) = t.rsplit_once(char::is_whitespace).ok_or_else(bad)?;
+        let label: i64 = label.trim().parse().map_err(|_| bad())?;
+        let path = Path::new(path.trim());
+        items.push((if path.is_absolute() { path.to_path_buf() } else { base.join(path) }, label.to_string()));
+    }
+    Ok(items)
 }
 
 /// Aligned 112x112 crops cached in SQLite, keyed by (file fingerprint, pipeline key): a photo is

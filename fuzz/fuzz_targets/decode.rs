@@ -1,0 +1,9 @@
+//! Any bytes through both photo decoders (the index's scaled one and the full one): an error
+//! with a reason is fine, a panic or an abort is a bug.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = facefind::pipeline::photo::decode_scaled(data, 640);
+    let _ = facefind::pipeline::photo::decode_rgb(data);
+});
