@@ -117,14 +117,14 @@ fn main() -> anyhow::Result<()> {
         let (kind, a) = &seeds[rng.below(seeds.len())];
         let other = &seeds[rng.below(seeds.len())].1;
         let m = mutate(&mut rng, a, other);
-        let r = std::panic::catch_unwind(|| -> Result<usize, String> {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<usize, String> {
             let d = photo::decode_scaled(&m, 640).map_err(|e| e.kind().to_string())?;
             let faces = p.detect(&d.rgb).map_err(|e| format!("detector: {e}"))?;
             if faces.iter().any(|f| !f.bbox.iter().all(|v| v.is_finite()) || !f.score.is_finite()) {
                 return Err("non-finite face".into());
             }
             Ok(faces.len())
-        });
+        }));
         match r {
             Ok(Ok(n)) => {
                 decoded += 1;
