@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use facefind::catalog::{indexer, scan, Catalog, FaceRecord, FaceTable, PhotoRecord, Status};
+use facefind::catalog::{indexer, scan, Catalog, FaceRecord, FaceRow, FaceTable, PhotoRecord, Status};
 use facefind::pipeline::{embedder::EMBEDDING_DIM, Pipeline};
 use facefind::search::rank_photos;
 
@@ -83,13 +83,10 @@ fn main() -> anyhow::Result<()> {
 
     // 100,000 faces of ~77,000 photos.
     let n = 100_000;
-    let mut table = FaceTable { dim: facefind::pipeline::embedder::EMBEDDING_DIM, embeddings: unit_vectors(n, 7), ..Default::default() };
-    for i in 0..n {
-        table.face_ids.push(i as i64);
-        table.photo_ids.push((i as i64 * 10) / 13);
-        table.face_index.push(0);
-        table.boxes.push([0.0; 4]);
-        table.scores.push(0.99);
+    let dim = facefind::pipeline::embedder::EMBEDDING_DIM;
+    let mut table = FaceTable::new(dim);
+    for (i, e) in unit_vectors(n, 7).chunks(dim).enumerate() {
+        table.push(FaceRow { face_id: i as i64, photo_id: (i as i64 * 10) / 13, index: 0, bbox: [0.0; 4], score: 0.99 }, e);
     }
     let q = table.embedding(123).to_vec();
     let times: Vec<f64> = (0..20)

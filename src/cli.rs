@@ -664,8 +664,8 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
         .map(|h| ResultJson {
             path: PathText::of_bytes(photos.get(&h.photo_id).map(Vec::as_slice).unwrap_or_default()),
             score: h.score,
-            face: table.face_index[h.row],
-            bbox: table.boxes[h.row],
+            face: table.face_index(h.row),
+            bbox: table.bbox(h.row),
             is_match: h.score >= threshold,
         })
         .collect();
@@ -733,14 +733,14 @@ fn run_people(cli: &Cli, folder: &Path, catalog: Option<&Path>, name: Option<&[S
     let photos: HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let links = cat.face_links()?;
     let face_json = |r: usize| PeopleFaceJson {
-        path: PathText::of_bytes(photos.get(&table.photo_ids[r]).map(Vec::as_slice).unwrap_or_default()),
-        face: table.face_index[r],
-        bbox: table.boxes[r],
+        path: PathText::of_bytes(photos.get(&table.photo_id(r)).map(Vec::as_slice).unwrap_or_default()),
+        face: table.face_index(r),
+        bbox: table.bbox(r),
     };
     let mut by_person: HashMap<i64, Vec<usize>> = HashMap::new();
     let mut unassigned = Vec::new();
     for r in 0..table.len() {
-        match links.get(&table.face_ids[r]) {
+        match links.get(&table.face_id(r)) {
             Some((pid, _)) => by_person.entry(*pid).or_default().push(r),
             None => unassigned.push(r),
         }

@@ -23,14 +23,14 @@ pub fn face_scores(table: &FaceTable, query: &[f32]) -> Vec<f32> {
     if table.is_empty() {
         return Vec::new();
     }
-    if query.len() != table.dim {
-        tracing::error!(query = query.len(), catalog = table.dim, "query and catalog come from different embedders");
+    if query.len() != table.dim() {
+        tracing::error!(query = query.len(), catalog = table.dim(), "query and catalog come from different embedders");
         return Vec::new();
     }
     use rayon::prelude::*;
     table
-        .embeddings
-        .par_chunks_exact(table.dim)
+        .embeddings()
+        .par_chunks_exact(table.dim())
         .map(|e| e.iter().zip(query).map(|(a, b)| a * b).sum())
         .collect()
 }
@@ -92,7 +92,7 @@ pub fn rank_photos_fused(table: &FaceTable, queries: &[&[f32]], fuse: Fuse) -> V
 pub fn rank_scores(table: &FaceTable, scores: &[f32]) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
     for (row, &score) in scores.iter().enumerate() {
-        let photo_id = table.photo_ids[row];
+        let photo_id = table.photo_id(row);
         match hits.last_mut() {
             Some(h) if h.photo_id == photo_id => {
                 if score > h.score || h.score.is_nan() {
@@ -115,6 +115,7 @@ pub fn count_matches(hits: &[Hit], threshold: f32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::FaceRow;
     use crate::pipeline::embedder::EMBEDDING_DIM;
 
     fn unit(i: usize, j: usize, c: f32) -> Vec<f32> {
@@ -126,14 +127,10 @@ mod tests {
 
     #[test]
     fn best_face_per_photo_sorted_descending() {
-        let mut t = FaceTable { dim: EMBEDDING_DIM, ..FaceTable::default() };
+        let mut t = FaceTable::new(EMBEDDING_DIM);
         for (photo, emb) in [(1, unit(0, 1, 0.2)), (1, unit(0, 1, 0.9)), (2, unit(0, 2, 0.5)), (3, unit(1, 2, 1.0))] {
-            t.photo_ids.push(photo);
-            t.face_ids.push(t.face_ids.len() as i64);
-            t.face_index.push(0);
-            t.boxes.push([0.0; 4]);
-            t.scores.push(0.99);
-            t.embeddings.extend(emb);
+            let row = FaceRow { face_id: t.len() as i64, photo_id: photo, index: 0, bbox: [0.0; 4], score: 0.99 };
+            t.push(row, &emb);
         }
         let q = unit(0, 3, 1.0);
         let hits = rank_photos(&t, &q);
@@ -149,15 +146,11 @@ mod tests {
     /// face does not hide its other faces.
     #[test]
     fn a_nan_never_ranks_first() {
-        let mut t = FaceTable { dim: EMBEDDING_DIM, ..FaceTable::default() };
+        let mut t = FaceTable::new(EMBEDDING_DIM);
         let nan = vec![f32::NAN; EMBEDDING_DIM];
         for (photo, emb) in [(1, nan.clone()), (1, unit(0, 1, 0.6)), (2, nan.clone()), (3, unit(0, 2, 0.3))] {
-            t.photo_ids.push(photo);
-            t.face_ids.push(t.face_ids.len() as i64);
-            t.face_index.push(0);
-            t.boxes.push([0.0; 4]);
-            t.scores.push(0.99);
-            t.embeddings.extend(emb);
+            let row = FaceRow { face_id: t.len() as i64, photo_id: photo, index: 0, bbox: [0.0; 4], score: 0.99 };
+            t.push(row, &emb);
         }
         let hits = rank_photos(&t, &unit(0, 3, 1.0));
         assert_eq!(hits.iter().map(|h| h.photo_id).collect::<Vec<_>>(), vec![1, 3, 2]);

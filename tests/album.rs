@@ -62,8 +62,8 @@ fn album_find_this_person() {
         }
         // the query: the largest face of the query photo
         let Some(qid) = id_of.get(q.as_str()) else { panic!("{q} not indexed") };
-        let rows: Vec<usize> = (0..table.len()).filter(|&r| table.photo_ids[r] == *qid).collect();
-        let Some(&qrow) = rows.iter().max_by(|&&a, &&b| (table.boxes[a][2] * table.boxes[a][3]).total_cmp(&(table.boxes[b][2] * table.boxes[b][3]))) else {
+        let rows: Vec<usize> = (0..table.len()).filter(|&r| table.photo_id(r) == *qid).collect();
+        let Some(&qrow) = rows.iter().max_by(|&&a, &&b| (table.bbox(a)[2] * table.bbox(a)[3]).total_cmp(&(table.bbox(b)[2] * table.bbox(b)[3]))) else {
             eprintln!("no face in query photo {q}");
             aps.push(0.0);
             continue;

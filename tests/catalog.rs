@@ -410,8 +410,8 @@ fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
     }
     cat.write_batch(&[photo("a.jpg", vec![face(unit(1)), face(unit(2))])]).unwrap();
     let t = cat.face_table().unwrap();
-    assert_eq!((t.len(), t.skipped_non_finite), (2, 0));
-    assert!(cat.write_embeddings(&[(t.face_ids[0], vec![f32::NAN; 192])], &[], &[]).is_err());
+    assert_eq!((t.len(), t.skipped_non_finite()), (2, 0));
+    assert!(cat.write_embeddings(&[(t.face_id(0), vec![f32::NAN; 192])], &[], &[]).is_err());
     drop(cat);
     // damage one stored embedding behind the catalog's back
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -419,6 +419,6 @@ fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
     conn.execute("UPDATE faces SET embedding=?1 WHERE idx=0", [nan]).unwrap();
     drop(conn);
     let t = Catalog::open(&path).unwrap().face_table().unwrap();
-    assert_eq!((t.len(), t.skipped_non_finite), (1, 1));
-    assert!(t.embeddings.iter().all(|v| v.is_finite()));
+    assert_eq!((t.len(), t.skipped_non_finite()), (1, 1));
+    assert!(t.embeddings().iter().all(|v| v.is_finite()));
 }

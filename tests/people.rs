@@ -29,10 +29,10 @@ fn labels() -> HashMap<String, (HashSet<String>, bool)> {
 fn infos(t: &FaceTable, rows: &[usize]) -> Vec<FaceInfo> {
     rows.iter()
         .map(|&r| FaceInfo {
-            id: t.face_ids[r],
-            photo: t.photo_ids[r],
-            score: t.scores[r],
-            size_px: t.boxes[r][2].min(t.boxes[r][3]),
+            id: t.face_id(r),
+            photo: t.photo_id(r),
+            score: t.score(r),
+            size_px: t.bbox(r)[2].min(t.bbox(r)[3]),
             person: None,
             rejected: vec![],
         })
@@ -53,7 +53,7 @@ struct Eval {
 fn evaluate(t: &FaceTable, rows: &[usize], names: &[String], relevant: &dyn Fn(&str, &HashSet<i64>) -> HashSet<i64>) -> Eval {
     let mut ids: HashMap<&str, usize> = HashMap::new();
     let truth: Vec<usize> = names.iter().map(|n| { let k = ids.len(); *ids.entry(n.as_str()).or_insert(k) }).collect();
-    let dim = t.dim;
+    let dim = t.dim();
     let emb: Vec<f32> = rows.iter().flat_map(|&r| t.embedding(r).to_vec()).collect();
     let faces = infos(t, rows);
     println!("{} faces of {} people", rows.len(), ids.len());
@@ -113,7 +113,7 @@ fn evaluate(t: &FaceTable, rows: &[usize], names: &[String], relevant: &dyn Fn(&
                 }
                 for start in 0..rs.len() {
                     let ex: Vec<usize> = (0..q).map(|k| rs[(start + k) % rs.len()]).collect();
-                    let ex_photos: HashSet<i64> = ex.iter().map(|&r| t.photo_ids[r]).collect();
+                    let ex_photos: HashSet<i64> = ex.iter().map(|&r| t.photo_id(r)).collect();
                     let relevant = relevant(who, &ex_photos);
                     let queries: Vec<&[f32]> = ex.iter().map(|&r| t.embedding(r)).collect();
                     let hits: Vec<_> = rank_photos_fused(t, &queries, fuse).into_iter().filter(|h| !ex_photos.contains(&h.photo_id)).collect();
@@ -150,7 +150,7 @@ fn album_people() {
     // faces of single-identity photos with one detected face
     let mut per_photo: HashMap<i64, Vec<usize>> = HashMap::new();
     for r in 0..t.len() {
-        per_photo.entry(t.photo_ids[r]).or_default().push(r);
+        per_photo.entry(t.photo_id(r)).or_default().push(r);
     }
     let mut rows: Vec<usize> = per_photo
         .iter()
@@ -158,7 +158,7 @@ fn album_people() {
         .map(|(_, rs)| rs[0])
         .collect();
     rows.sort();
-    let ident = |r: usize| lab[&path_of[&t.photo_ids[r]]].0.iter().next().unwrap().clone();
+    let ident = |r: usize| lab[&path_of[&t.photo_id(r)]].0.iter().next().unwrap().clone();
     let names: Vec<String> = rows.iter().map(|&r| ident(r)).collect();
     println!("album, single-identity photos with one detected face:");
     let r = evaluate(&t, &rows, &names, &|who: &str, ex_photos: &HashSet<i64>| {
@@ -202,16 +202,16 @@ fn lfw_people() {
     // the face nearest the centre of each 250×250 crop (LFW's subject)
     let mut best: HashMap<i64, (f32, usize)> = HashMap::new();
     for r in 0..t.len() {
-        let b = t.boxes[r];
+        let b = t.bbox(r);
         let d = (b[0] + b[2] / 2.0 - 125.0).hypot(b[1] + b[3] / 2.0 - 125.0);
-        let e = best.entry(t.photo_ids[r]).or_insert((d, r));
+        let e = best.entry(t.photo_id(r)).or_insert((d, r));
         if d < e.0 {
             *e = (d, r);
         }
     }
     let mut rows: Vec<usize> = best.values().map(|v| v.1).collect();
     rows.sort();
-    let names: Vec<String> = rows.iter().map(|&r| person_of(t.photo_ids[r])).collect();
+    let names: Vec<String> = rows.iter().map(|&r| person_of(t.photo_id(r))).collect();
     println!("LFW development images, people with at least 4 photos:");
     let r = evaluate(&t, &rows, &names, &|who: &str, ex_photos: &HashSet<i64>| {
         path_of.keys().filter(|id| !ex_photos.contains(id) && person_of(**id) == who).copied().collect()
@@ -450,14 +450,14 @@ fn grouping_edits_and_undo_on_a_synthetic_catalog() {
     let links = cat.face_links().unwrap();
     let mut seen = std::collections::HashSet::new();
     for r in 0..t.len() {
-        if let Some((p, _)) = links.get(&t.face_ids[r]) {
-            assert!(seen.insert((t.photo_ids[r], *p)), "two faces of photo {} in person {p}", t.photo_ids[r]);
+        if let Some((p, _)) = links.get(&t.face_id(r)) {
+            assert!(seen.insert((t.photo_id(r), *p)), "two faces of photo {} in person {p}", t.photo_id(r));
         }
     }
     // a face of a photo already in the person is refused
-    let together = t.photo_ids.iter().copied().max().unwrap();
-    let other = (0..t.len()).find(|&r| t.photo_ids[r] == together && links.get(&t.face_ids[r]).map(|l| l.0) == Some(b)).unwrap();
-    assert!(cat.assign_faces(&[t.face_ids[other]], Some(a), None).is_err());
+    let together = t.rows().iter().map(|f| f.photo_id).max().unwrap();
+    let other = (0..t.len()).find(|&r| t.photo_id(r) == together && links.get(&t.face_id(r)).map(|l| l.0) == Some(b)).unwrap();
+    assert!(cat.assign_faces(&[t.face_id(other)], Some(a), None).is_err());
 }
 
 /// The people tables arrive by migration in a schema-3 catalog full of rows, and in a schema-1

@@ -165,32 +165,81 @@ pub struct PendingPhoto {
     pub faces: Vec<(i64, [[f32; 2]; 5])>,
 }
 
-/// All embeddings of a catalog in one row-major matrix (the input to [`crate::search`]).
+/// All faces of a catalog with their embeddings in one row-major matrix (the input to
+/// [`crate::search`] and [`crate::people`]). Read row by row through its methods; rows are in
+/// path order, a photo's faces adjacent and in detection order.
 #[derive(Debug, Clone, Default)]
 pub struct FaceTable {
-    /// Embedding dimension (192 for the shipped embedder).
-    pub dim: usize,
-    pub embeddings: Vec<f32>,
-    pub face_ids: Vec<i64>,
-    pub photo_ids: Vec<i64>,
-    /// Index of the face within its photo (0 = highest detection score).
-    pub face_index: Vec<u32>,
-    pub boxes: Vec<[f32; 4]>,
-    /// Detection scores.
-    pub scores: Vec<f32>,
-    /// Faces left out because their stored embedding is not finite.
-    pub skipped_non_finite: usize,
+    dim: usize,
+    embeddings: Vec<f32>,
+    rows: Vec<FaceRow>,
+    skipped_non_finite: usize,
+}
+
+/// One face of a [`FaceTable`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaceRow {
+    pub face_id: i64,
+    pub photo_id: i64,
+    /// Index of the face within its photo (what `detect` lists; 0 = highest detection score).
+    pub index: u32,
+    pub bbox: [f32; 4],
+    /// Detection score.
+    pub score: f32,
 }
 
 impl FaceTable {
+    /// An empty table of `dim`-dimensional embeddings.
+    pub fn new(dim: usize) -> Self {
+        Self { dim, ..Self::default() }
+    }
+    /// Adds a face; its embedding must have `dim` values.
+    pub fn push(&mut self, row: FaceRow, embedding: &[f32]) {
+        assert_eq!(embedding.len(), self.dim, "embedding of {} values in a table of dimension {}", embedding.len(), self.dim);
+        self.rows.push(row);
+        self.embeddings.extend_from_slice(embedding);
+    }
     pub fn len(&self) -> usize {
-        self.face_ids.len()
+        self.rows.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.face_ids.is_empty()
+        self.rows.is_empty()
+    }
+    /// Embedding dimension (192 for the shipped embedder).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Every embedding, row after row (len × dim values).
+    pub fn embeddings(&self) -> &[f32] {
+        &self.embeddings
     }
     pub fn embedding(&self, i: usize) -> &[f32] {
         &self.embeddings[i * self.dim..(i + 1) * self.dim]
+    }
+    pub fn row(&self, i: usize) -> &FaceRow {
+        &self.rows[i]
+    }
+    pub fn rows(&self) -> &[FaceRow] {
+        &self.rows
+    }
+    pub fn face_id(&self, i: usize) -> i64 {
+        self.rows[i].face_id
+    }
+    pub fn photo_id(&self, i: usize) -> i64 {
+        self.rows[i].photo_id
+    }
+    pub fn face_index(&self, i: usize) -> u32 {
+        self.rows[i].index
+    }
+    pub fn bbox(&self, i: usize) -> [f32; 4] {
+        self.rows[i].bbox
+    }
+    pub fn score(&self, i: usize) -> f32 {
+        self.rows[i].score
+    }
+    /// Faces left out when the table was read because their stored embedding is not finite.
+    pub fn skipped_non_finite(&self) -> usize {
+        self.skipped_non_finite
     }
 }
 
@@ -698,13 +747,15 @@ impl Catalog {
                 t.skipped_non_finite += 1;
                 continue;
             }
-            t.face_ids.push(r.get(0).map_err(|e| self.sql_err(e))?);
-            t.photo_ids.push(r.get(1).map_err(|e| self.sql_err(e))?);
-            t.face_index.push(r.get::<_, i64>(2).map_err(|e| self.sql_err(e))? as u32);
             let b: [f64; 4] = [r.get(3).map_err(|e| self.sql_err(e))?, r.get(4).map_err(|e| self.sql_err(e))?, r.get(5).map_err(|e| self.sql_err(e))?, r.get(6).map_err(|e| self.sql_err(e))?];
-            t.boxes.push(b.map(|v| v as f32));
-            t.scores.push(r.get::<_, f64>(8).map_err(|e| self.sql_err(e))? as f32);
-            t.embeddings.extend(v);
+            let row = FaceRow {
+                face_id: r.get(0).map_err(|e| self.sql_err(e))?,
+                photo_id: r.get(1).map_err(|e| self.sql_err(e))?,
+                index: r.get::<_, i64>(2).map_err(|e| self.sql_err(e))? as u32,
+                bbox: b.map(|v| v as f32),
+                score: r.get::<_, f64>(8).map_err(|e| self.sql_err(e))? as f32,
+            };
+            t.push(row, &v);
         }
         if t.skipped_non_finite > 0 {
             tracing::warn!(faces = t.skipped_non_finite, catalog = %self.path.display(), "faces with a non-finite embedding left out");

@@ -200,12 +200,12 @@ impl Catalog {
         let mut rej = self.rejections()?;
         Ok((0..t.len())
             .map(|r| {
-                let id = t.face_ids[r];
+                let id = t.face_id(r);
                 FaceInfo {
                     id,
-                    photo: t.photo_ids[r],
-                    score: t.scores[r],
-                    size_px: t.boxes[r][2].min(t.boxes[r][3]),
+                    photo: t.photo_id(r),
+                    score: t.score(r),
+                    size_px: t.bbox(r)[2].min(t.bbox(r)[3]),
                     person: links.get(&id).copied(),
                     rejected: rej.remove(&id).unwrap_or_default(),
                 }
@@ -257,13 +257,13 @@ impl Catalog {
                 )
                 .map_err(e)?;
             for &(r, person) in &plan.assign {
-                sum.assigned += add.execute(params![t.face_ids[r], person]).map_err(e)?;
+                sum.assigned += add.execute(params![t.face_id(r), person]).map_err(e)?;
             }
             for group in &plan.new_people {
                 let id = new_person(&tx, None).map_err(e)?;
                 let mut n = 0;
                 for &r in group {
-                    n += add.execute(params![t.face_ids[r], id]).map_err(e)?;
+                    n += add.execute(params![t.face_id(r), id]).map_err(e)?;
                 }
                 if n >= params.min_faces.max(1) {
                     sum.new_people += 1;

@@ -35,10 +35,10 @@ impl Library {
     pub fn new(folder: PathBuf, photos: Vec<PhotoInfo>, table: FaceTable) -> Self {
         let index_of = photos.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
         let mut rows_of: HashMap<i64, Range<usize>> = HashMap::new();
-        for (row, &pid) in table.photo_ids.iter().enumerate() {
-            rows_of.entry(pid).and_modify(|r| r.end = row + 1).or_insert(row..row + 1);
+        for (row, f) in table.rows().iter().enumerate() {
+            rows_of.entry(f.photo_id).and_modify(|r| r.end = row + 1).or_insert(row..row + 1);
         }
-        let row_of_face = table.face_ids.iter().enumerate().map(|(row, &id)| (id, row)).collect();
+        let row_of_face = table.rows().iter().enumerate().map(|(row, f)| (f.face_id, row)).collect();
         Self { folder, photos, table, people: Vec::new(), faces: Vec::new(), suggestions: Vec::new(), index_of, rows_of, row_of_face }
     }
 
@@ -139,7 +139,7 @@ impl Query {
         if rows.is_empty() {
             return None;
         }
-        let v = search::mean_direction(lib.table.dim, rows.iter().map(|&r| lib.table.embedding(r)));
+        let v = search::mean_direction(lib.table.dim(), rows.iter().map(|&r| lib.table.embedding(r)));
         let label = lib.person(id).map(|p| p.label()).unwrap_or_default();
         let face_id = lib.person(id).and_then(|p| p.cover_face);
         Some(Self { label, face_id, embedding: v, verdicts: HashMap::new(), person: Some(id) })
@@ -218,7 +218,7 @@ pub struct Ranking {
 
 impl Ranking {
     pub fn new(lib: &Library, query: &Query) -> Self {
-        debug_assert!(lib.table.is_empty() || query.embedding.len() == lib.table.dim);
+        debug_assert!(lib.table.is_empty() || query.embedding.len() == lib.table.dim());
         let vector = query.vector(lib);
         let hits = search::rank_photos(&lib.table, &vector);
         let mut results: Vec<Ranked> = hits.into_iter().map(|hit| Ranked { hit, verdict: query.verdict(hit.photo_id) }).collect();
@@ -352,7 +352,7 @@ pub fn write_csv(lib: &Library, ranking: &Ranking, threshold: f32, out: &mut dyn
     // `path_hex`: the file name's exact bytes when it is not UTF-8 (see catalog::names), else empty
     writeln!(out, "path,score,face,x,y,w,h,match,verdict,path_hex")?;
     for r in &ranking.results {
-        let b = lib.table.boxes[r.hit.row];
+        let b = lib.table.bbox(r.hit.row);
         let verdict = match r.verdict {
             Some(Verdict::Yes) => "yes",
             Some(Verdict::No) => "no",
@@ -363,7 +363,7 @@ pub fn write_csv(lib: &Library, ranking: &Ranking, threshold: f32, out: &mut dyn
             "{},{:.4},{},{:.1},{:.1},{:.1},{:.1},{},{},{}",
             csv_field(&lib.rel(r.hit.photo_id)),
             r.hit.score,
-            lib.table.face_index[r.hit.row],
+            lib.table.face_index(r.hit.row),
             b[0],
             b[1],
             b[2],
@@ -387,6 +387,7 @@ fn csv_field(s: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::catalog::FaceRow;
     use crate::pipeline::embedder::EMBEDDING_DIM;
     use crate::catalog::Status;
 
@@ -399,7 +400,7 @@ pub(crate) mod tests {
     /// A library of `n` photos, photo i has faces with embeddings near direction (i % 3).
     pub(crate) fn synthetic(n: usize) -> Library {
         let mut photos = Vec::new();
-        let mut t = FaceTable { dim: EMBEDDING_DIM, ..FaceTable::default() };
+        let mut t = FaceTable::new(EMBEDDING_DIM);
         for i in 0..n {
             let id = i as i64 + 1;
             photos.push(PhotoInfo {
@@ -412,12 +413,8 @@ pub(crate) mod tests {
                 mtime_ns: 0,
             });
             for k in 0..2 {
-                t.face_ids.push(id * 10 + k);
-                t.photo_ids.push(id);
-                t.face_index.push(k as u32);
-                t.boxes.push([10.0, 20.0, 30.0, 40.0]);
-                t.scores.push(0.99);
-                t.embeddings.extend(unit(i % 3 + 5 * k as usize));
+                let row = FaceRow { face_id: id * 10 + k, photo_id: id, index: k as u32, bbox: [10.0, 20.0, 30.0, 40.0], score: 0.99 };
+                t.push(row, &unit(i % 3 + 5 * k as usize));
             }
         }
         Library::new(PathBuf::from("/nonexistent"), photos, t)

@@ -477,8 +477,8 @@ impl App {
     fn query_face(&mut self, row: usize) {
         let Some(f) = &self.folder else { return };
         let t = &f.lib.table;
-        let (face_id, photo_id) = (t.face_ids[row], t.photo_ids[row]);
-        let label = format!("face {} in {}", t.face_index[row], f.lib.rel(photo_id));
+        let (face_id, photo_id) = (t.face_id(row), t.photo_id(row));
+        let label = format!("face {} in {}", t.face_index(row), f.lib.rel(photo_id));
         let q = Query::new(label, Some(face_id), t.embedding(row).to_vec());
         self.set_query(q, QueryChip::Catalog(face_id));
     }
@@ -547,7 +547,7 @@ impl App {
     fn set_verdict(&mut self, photo_id: i64, verdict: Option<Verdict>) {
         let Some(pos) = self.ranking.position(photo_id) else { return };
         let Some(lib) = self.library() else { return };
-        let face_id = lib.table.face_ids[self.ranking.results[pos].hit.row];
+        let face_id = lib.table.face_id(self.ranking.results[pos].hit.row);
         if let Some((q, _)) = &mut self.query {
             q.set_verdict(photo_id, face_id, verdict);
         }

@@ -40,7 +40,7 @@ pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
         egui::ScrollArea::horizontal().id_salt("who").show(ui, |ui| {
             ui.horizontal(|ui| {
                 for s in lib.suggestions.iter().take(12) {
-                    let face = lib.table.face_ids[s.row];
+                    let face = lib.table.face_id(s.row);
                     let name = lib.person(s.person).map(|p| p.label()).unwrap_or_default();
                     ui.vertical(|ui| {
                         let (rect, _) = ui.allocate_exact_size(Vec2::splat(72.0), Sense::hover());
@@ -164,10 +164,10 @@ pub(super) fn save_as_person(app: &mut App, ui: &mut egui::Ui) {
 /// In the inspector: the face's person, and moving or removing it.
 pub(super) fn face_person_row(app: &mut App, ui: &mut egui::Ui, row: usize) {
     let Some(lib) = app.library_arc() else { return };
-    let face = lib.table.face_ids[row];
+    let face = lib.table.face_id(row);
     let current = lib.person_of_row(row).cloned();
     ui.horizontal(|ui| {
-        ui.label(format!("face {}:", lib.table.face_index[row]));
+        ui.label(format!("face {}:", lib.table.face_index(row)));
         ui.label(egui::RichText::new(current.as_ref().map(|p| p.label()).unwrap_or_else(|| "in no person".into())).strong());
         let mut to: Option<Option<i64>> = None;
         ui.menu_button("Move to…", |ui| {

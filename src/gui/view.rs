@@ -367,7 +367,7 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
         let mut over_face = None;
         if resp.hovered() || selected {
             for row in lib.rows_of(photo.id) {
-                let b = box_rect(img, photo, lib.table.boxes[row]);
+                let b = box_rect(img, photo, lib.table.bbox(row));
                 let hot = resp.hover_pos().is_some_and(|p| b.contains(p));
                 if hot {
                     over_face = Some(row);
@@ -449,8 +449,8 @@ fn faces_strip(app: &mut App, ui: &mut egui::Ui) {
         let origin = ui.min_rect().min;
         for (k, &row) in rows.iter().enumerate().take(last).skip(first) {
             let rect = Rect::from_min_size(origin + Vec2::new(k as f32 * step, 0.0), Vec2::splat(CHIP));
-            let face_id = lib.table.face_ids[row];
-            let label = format!("face {} in {}", lib.table.face_index[row], lib.rel(lib.table.photo_ids[row]));
+            let face_id = lib.table.face_id(row);
+            let label = format!("face {} in {}", lib.table.face_index(row), lib.rel(lib.table.photo_id(row)));
             let resp = ui.put(rect, |ui: &mut egui::Ui| chip_button(app, ui, face_id, &label, CHIP));
             if resp.clicked() {
                 clicked = Some(row);
@@ -592,7 +592,7 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
         }
         let tint = if matched { Color32::WHITE } else { Color32::from_white_alpha(70) };
         let img = draw_thumb(app, ui, photo, Rect::from_min_size(rect.min, Vec2::splat(CELL)).shrink(4.0), tint);
-        let b = box_rect(img, photo, lib.table.boxes[r.hit.row]);
+        let b = box_rect(img, photo, lib.table.bbox(r.hit.row));
         let color = score_color(r.hit.score, thr);
         ui.painter_at(img).rect_stroke(b, 1.0, Stroke::new(2.0, color), StrokeKind::Outside);
         let mark = match r.verdict {
@@ -748,7 +748,7 @@ fn inspector(app: &mut App, ui: &mut egui::Ui) {
             query_chip(app, ui, 88.0);
             ui.label(egui::RichText::new(format!("{s:.2}")).size(22.0).color(score_color(s, app.threshold)));
             let (rect, _) = ui.allocate_exact_size(Vec2::splat(88.0), Sense::hover());
-            paint_chip(app, ui, rect, ImageKey::Chip(lib.table.face_ids[row]));
+            paint_chip(app, ui, rect, ImageKey::Chip(lib.table.face_id(row)));
             ui.label(egui::RichText::new("query · best face in this photo").weak());
         });
     }
@@ -790,7 +790,7 @@ fn inspector(app: &mut App, ui: &mut egui::Ui) {
         }
     }
     for (row, score) in &scores {
-        let b = box_rect(img, &photo, lib.table.boxes[*row]);
+        let b = box_rect(img, &photo, lib.table.bbox(*row));
         let is_best = best.is_some_and(|(r, _)| r == *row);
         let color = match score {
             Some(s) => score_color(*s, app.threshold),
@@ -799,7 +799,7 @@ fn inspector(app: &mut App, ui: &mut egui::Ui) {
         painter.rect_stroke(b, 1.0, Stroke::new(if is_best { 3.5 } else { 1.5 }, color), StrokeKind::Outside);
         let text = match score {
             Some(s) => format!("{s:.2}"),
-            None => format!("face {}", lib.table.face_index[*row]),
+            None => format!("face {}", lib.table.face_index(*row)),
         };
         let galley = painter.layout_no_wrap(text, FontId::proportional(if is_best { 16.0 } else { 13.0 }), Color32::WHITE);
         let at = Rect::from_min_size(b.left_top() - Vec2::new(0.0, galley.size().y + 4.0), galley.size() + Vec2::new(6.0, 2.0));

@@ -287,7 +287,7 @@ fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
     let infos = cat.face_infos(&table)?;
     let people = cat.people()?;
     let named: std::collections::HashSet<i64> = people.iter().filter(|p| p.name.is_some()).map(|p| p.id).collect();
-    let suggestions = crate::people::suggestions(&table.embeddings, table.dim, &infos, &named, &crate::people::Params::default());
+    let suggestions = crate::people::suggestions(table.embeddings(), table.dim(), &infos, &named, &crate::people::Params::default());
     Ok(Library::new(folder.to_path_buf(), cat.photos()?, table).with_people(people, infos, suggestions))
 }
 
