@@ -79,9 +79,11 @@ fn bad_files_are_recorded_with_reasons_and_never_stop_the_run() {
     std::fs::write(photos.join("zero.jpg"), b"").unwrap();
     std::fs::write(photos.join("readme.jpg"), b"not a photo at all").unwrap();
     std::fs::write(photos.join("huge.png"), common::png_claiming(12000, 12000)).unwrap();
-    // a HEIC header with nothing after it: a broken HEIC, not an unsupported one
+    // HEIC and AVIF headers with nothing after them: broken files, not unsupported ones
     std::fs::write(photos.join("iphone.heic"), b"\0\0\0\x18ftypheic\0\0\0\0mif1heic").unwrap();
     std::fs::write(photos.join("web.avif"), b"\0\0\0\x18ftypavif\0\0\0\0mif1avif").unwrap();
+    // camera RAW is recognised by name and not decoded yet
+    std::fs::write(photos.join("camera.NEF"), b"II*\0 not really a raw file").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(photos.join("does-not-exist.jpg"), photos.join("dangling.jpg")).unwrap();
     #[cfg_attr(unix, allow(unused_mut))]
@@ -100,7 +102,7 @@ fn bad_files_are_recorded_with_reasons_and_never_stop_the_run() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let skipped = &v["skipped"];
-    assert_eq!(skipped["corrupt"], 2, "{v}");
+    assert_eq!(skipped["corrupt"], 3, "{v}");
     assert_eq!(skipped["empty"], 1, "{v}");
     assert_eq!(skipped["not an image"], 1, "{v}");
     assert_eq!(skipped["too large"], 1, "{v}");

@@ -9,13 +9,13 @@ pub struct ScannedFile {
     pub rel: PathBuf,
     pub size: u64,
     pub mtime_ns: i64,
-    /// False for formats we recognise by name but cannot decode (AVIF, RAW).
+    /// False for formats we recognise by name but cannot decode (camera RAW).
     pub supported: bool,
 }
 
-const PHOTO_EXT: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif"];
+const PHOTO_EXT: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"];
 const UNSUPPORTED_EXT: &[&str] = &[
-    "avif", "cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf", "srw", "pef",
+    "cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf", "srw", "pef",
 ];
 /// Folders that hold caches, previews or system data rather than photos.
 const SKIP_DIRS: &[&str] = &["@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information", "lost+found", "node_modules", "__MACOSX"];
@@ -154,7 +154,7 @@ mod tests {
         let names: Vec<String> = s.files.iter().map(|f| f.rel.to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["a.jpg", "phone.heic", "sub/b.PNG", "sub/deeper/c.webp", "sub/raw.CR2", "web.avif"]);
         let supported: Vec<bool> = s.files.iter().map(|f| f.supported).collect();
-        assert_eq!(supported, [true, true, true, true, false, false]);
+        assert_eq!(supported, [true, true, true, true, false, true]);
         #[cfg(unix)]
         assert!(s.unreadable.iter().any(|(_, why)| why.contains("loop")), "{:?}", s.unreadable);
     }

@@ -259,7 +259,7 @@ impl Outbox {
                 Pick::EmbedderFile => dialog.set_title("Face embedder (from facefind train)").add_filter("Embedder", &["safetensors"]).pick_file(),
                 Pick::QueryFile => dialog
                     .set_title("Query from a photo")
-                    .add_filter("Photos", &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif"])
+                    .add_filter("Photos", &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"])
                     .pick_file(),
             };
             if let Some(p) = picked {

@@ -107,7 +107,7 @@ pub fn decode_rgb(data: &[u8]) -> Result<RgbImage, PhotoError> {
     if data.is_empty() {
         return Err(PhotoError::Empty);
     }
-    if super::heif::is_heic(&data[..data.len().min(16)]) {
+    if super::heif::is_heic(data) || super::heif::is_avif(data) {
         return super::heif::decode(data);
     }
     if is_jpeg(data) {
@@ -425,9 +425,9 @@ mod tests {
         assert!(matches!(load_rgb(&p("text.jpg")), Err(PhotoError::NotAnImage)));
         assert!(matches!(load_rgb(&p("huge.png")), Err(PhotoError::TooLarge { w: 20000, h: 20000 })));
         assert!(matches!(load_rgb(&p("truncated.jpg")), Err(PhotoError::Corrupt(_))), "{:?}", load_rgb(&p("truncated.jpg")));
-        // a HEIC header with nothing after it is a broken HEIC; AVIF is not decoded yet
+        // a HEIC or AVIF header with nothing after it is a broken file, not an unsupported one
         assert!(matches!(load_rgb(&p("photo.heic")), Err(PhotoError::Corrupt(_))), "{:?}", load_rgb(&p("photo.heic")));
-        assert!(matches!(load_rgb(&p("photo.avif")), Err(PhotoError::Unsupported(_))));
+        assert!(matches!(load_rgb(&p("photo.avif")), Err(PhotoError::Corrupt(_))), "{:?}", load_rgb(&p("photo.avif")));
         assert!(matches!(load_rgb(&p("missing.jpg")), Err(PhotoError::Io(_))));
         assert_eq!(load_rgb(&p("ok.jpg")).unwrap().dimensions(), (64, 64));
     }
