@@ -216,12 +216,7 @@ fn prepare(root: &Path, file: &ScannedFile) -> Option<Prepared> {
         }
     };
     let fp = fingerprint_bytes(&data);
-    let decoded = if file.supported {
-        photo::decode_scaled(&data, DECODE_LONG_SIDE)
-    } else {
-        let ext = file.rel.extension().map(|e| e.to_string_lossy().to_uppercase()).unwrap_or_default();
-        Err(photo::PhotoError::Unsupported(ext))
-    };
+    let decoded = if photo::is_raw_path(&file.rel) { photo::decode_raw_scaled(&data, DECODE_LONG_SIDE) } else { photo::decode_scaled(&data, DECODE_LONG_SIDE) };
     drop(data);
     Some(Prepared { file: file.clone(), fingerprint: fp, decoded })
 }

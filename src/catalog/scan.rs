@@ -9,14 +9,9 @@ pub struct ScannedFile {
     pub rel: PathBuf,
     pub size: u64,
     pub mtime_ns: i64,
-    /// False for formats we recognise by name but cannot decode (camera RAW).
-    pub supported: bool,
 }
 
 const PHOTO_EXT: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"];
-const UNSUPPORTED_EXT: &[&str] = &[
-    "cr2", "cr3", "nef", "arw", "dng", "orf", "rw2", "raf", "srw", "pef",
-];
 /// Folders that hold caches, previews or system data rather than photos.
 const SKIP_DIRS: &[&str] = &["@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information", "lost+found", "node_modules", "__MACOSX"];
 
@@ -105,8 +100,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
             continue;
         }
         let ext = Path::new(&*name).extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-        let supported = PHOTO_EXT.contains(&ext.as_str());
-        if !supported && !UNSUPPORTED_EXT.contains(&ext.as_str()) {
+        if !PHOTO_EXT.contains(&ext.as_str()) && !crate::pipeline::raw::is_raw_ext(&ext) {
             continue;
         }
         let meta = match entry.metadata() {
@@ -126,7 +120,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as i64);
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path()).to_path_buf();
-        out.files.push(ScannedFile { rel, size: meta.len(), mtime_ns, supported });
+        out.files.push(ScannedFile { rel, size: meta.len(), mtime_ns });
     }
     out.outside_links = outside.get();
     if out.outside_links > 0 {
@@ -153,8 +147,6 @@ mod tests {
         let s = scan(r);
         let names: Vec<String> = s.files.iter().map(|f| f.rel.to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["a.jpg", "phone.heic", "sub/b.PNG", "sub/deeper/c.webp", "sub/raw.CR2", "web.avif"]);
-        let supported: Vec<bool> = s.files.iter().map(|f| f.supported).collect();
-        assert_eq!(supported, [true, true, true, true, false, true]);
         #[cfg(unix)]
         assert!(s.unreadable.iter().any(|(_, why)| why.contains("loop")), "{:?}", s.unreadable);
     }

@@ -6,6 +6,7 @@ pub mod embedder;
 pub mod heif;
 pub mod ops;
 pub mod photo;
+pub mod raw;
 
 use std::path::{Path, PathBuf};
 

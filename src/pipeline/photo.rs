@@ -96,10 +96,58 @@ pub fn jpeg_is_truncated(data: &[u8]) -> bool {
     true
 }
 
-/// Decodes `path` to RGB with its EXIF orientation applied.
+/// Decodes `path` to RGB with its EXIF orientation applied (a camera RAW file: its embedded
+/// preview, see [`super::raw`]).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, PhotoError> {
     let data = std::fs::read(path)?;
+    if is_raw_path(path) {
+        return decode_raw_scaled(&data, u32::MAX).map(|d| d.rgb);
+    }
     decode_rgb(&data)
+}
+
+/// True when the file's extension is a camera RAW format.
+pub fn is_raw_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| super::raw::is_raw_ext(&e.to_string_lossy()))
+}
+
+/// A camera RAW file's embedded JPEG preview, decoded like a JPEG (see [`decode_scaled`]) and
+/// turned by the RAW's orientation when the preview carries none of its own.
+pub fn decode_raw_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoError> {
+    if data.is_empty() {
+        return Err(PhotoError::Empty);
+    }
+    let Some((jpeg, orientation)) = super::raw::preview(data) else {
+        return Err(PhotoError::Unsupported("camera RAW without an embedded JPEG preview".into()));
+    };
+    let mut d = decode_scaled(jpeg, min_long_side)?;
+    let own = jpeg_exif(jpeg).and_then(exif_orientation).is_some_and(|o| o != 1);
+    if let (false, Some(o)) = (own, orientation.and_then(image::metadata::Orientation::from_exif)) {
+        let mut img = DynamicImage::ImageRgb8(std::mem::take(&mut d.rgb));
+        img.apply_orientation(o);
+        d.rgb = img.into_rgb8();
+        if matches!(orientation, Some(5..=8)) {
+            std::mem::swap(&mut d.full_width, &mut d.full_height);
+        }
+    }
+    Ok(d)
+}
+
+/// The EXIF block (TIFF header onwards) of a JPEG's APP1 segment, if any.
+fn jpeg_exif(data: &[u8]) -> Option<&[u8]> {
+    let mut i = 2;
+    while i + 4 <= data.len() && data[i] == 0xFF {
+        let (m, len) = (data[i + 1], u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize);
+        if m == 0xDA {
+            return None;
+        }
+        let seg = data.get(i + 4..i + 2 + len)?;
+        if m == 0xE1 && seg.starts_with(b"Exif\0\0") {
+            return Some(&seg[6..]);
+        }
+        i += 2 + len;
+    }
+    None
 }
 
 /// Decodes an encoded photo to RGB with its EXIF orientation applied.
@@ -155,6 +203,7 @@ fn decode_general(data: &[u8]) -> Result<RgbImage, PhotoError> {
 }
 
 /// A decoded photo, possibly at a reduced scale, with its full size (after EXIF orientation).
+#[derive(Debug)]
 pub struct Decoded {
     pub rgb: RgbImage,
     pub full_width: u32,
