@@ -71,6 +71,10 @@ pub enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Print where the time went: each stage's seconds and share, and how busy the cores
+        /// were (the JSON summary always has it under "profile").
+        #[arg(long)]
+        profile: bool,
     },
     /// Rank every photo of FOLDER by similarity to a face in the query image, or to a person.
     Search {
@@ -266,7 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match command {
         Command::Detect { images, json } => detect(&cli, images, *json),
-        Command::Index { folder, catalog, quiet, json } => {
+        Command::Index { folder, catalog, quiet, json, profile } => {
             let p = load_pipeline(&cli, Settings::default())?;
             let (sum, _) = run_index(&p, folder, catalog.as_deref(), *quiet || *json, links(&cli))?;
             if *json {
@@ -274,6 +278,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!();
             } else {
                 print_summary(&sum);
+                if *profile {
+                    print_profile(&sum.profile, sum.processed);
+                }
             }
             let nothing_read = sum.processed > 0 && sum.skipped.values().sum::<usize>() == sum.processed && sum.unchanged == 0;
             Ok(if nothing_read { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -544,6 +551,33 @@ fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool, l
 
 fn links(cli: &Cli) -> ScanOptions {
     ScanOptions { follow_outside_links: cli.follow_links }
+}
+
+fn print_profile(p: &catalog::indexer::Profile, photos: usize) {
+    let stages = [
+        ("read files", p.read),
+        ("fingerprint", p.fingerprint),
+        ("decode + resize", p.decode),
+        ("detect", p.detect),
+        ("align", p.align),
+        ("embed", p.embed),
+        ("encode thumbnails and chips", p.encode),
+        ("catalog write", p.catalog_write),
+        ("group people", p.people),
+    ];
+    let total: f64 = stages.iter().map(|s| s.1).sum();
+    println!("\n| stage | seconds (summed over threads) | share | ms per photo |\n|---|---|---|---|");
+    for (name, secs) in stages {
+        println!("| {name} | {secs:.2} | {:.1} % | {:.1} |", 100.0 * secs / total.max(1e-9), 1e3 * secs / photos.max(1) as f64);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\nwall {:.1} s, CPU {:.1} s: the {cores} cores were {:.0} % busy; {:.2} photos/s",
+        p.wall,
+        p.cpu,
+        100.0 * p.cpu / (p.wall * cores as f64).max(1e-9),
+        photos as f64 / p.wall.max(1e-9)
+    );
 }
 
 fn print_summary(s: &catalog::indexer::Summary) {

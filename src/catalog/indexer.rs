@@ -56,6 +56,89 @@ pub struct Summary {
     /// Grouping into people after the run (absent when nothing changed).
     pub people: Option<super::people::GroupSummary>,
     pub seconds: f64,
+    /// Where the time went.
+    pub profile: Profile,
+}
+
+/// Where an index run's time went (`facefind index --profile`): seconds per stage summed over
+/// the threads that ran it (so stages that overlap add up to more than the wall time), the
+/// wall time, and the CPU time of the whole process (its ratio to wall × cores says how busy
+/// the cores were).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Profile {
+    pub read: f64,
+    pub fingerprint: f64,
+    pub decode: f64,
+    pub detect: f64,
+    pub align: f64,
+    pub embed: f64,
+    /// JPEG encoding of thumbnails and face chips.
+    pub encode: f64,
+    pub catalog_write: f64,
+    pub people: f64,
+    pub wall: f64,
+    pub cpu: f64,
+}
+
+/// Per-stage clocks shared by the decoding threads and the network loop.
+#[derive(Default)]
+struct Clocks([std::sync::atomic::AtomicU64; 9]);
+
+#[derive(Clone, Copy)]
+enum Stage {
+    Read,
+    Fingerprint,
+    Decode,
+    Detect,
+    Align,
+    Embed,
+    Encode,
+    Write,
+    People,
+}
+
+impl Clocks {
+    /// Runs `f`, adding its duration to `stage`.
+    fn time<T>(&self, stage: Stage, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.0[stage as usize].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+    fn profile(&self, wall: f64, cpu: f64) -> Profile {
+        let s = |st: Stage| self.0[st as usize].load(Ordering::Relaxed) as f64 * 1e-9;
+        Profile {
+            read: s(Stage::Read),
+            fingerprint: s(Stage::Fingerprint),
+            decode: s(Stage::Decode),
+            detect: s(Stage::Detect),
+            align: s(Stage::Align),
+            embed: s(Stage::Embed),
+            encode: s(Stage::Encode),
+            catalog_write: s(Stage::Write),
+            people: s(Stage::People),
+            wall,
+            cpu,
+        }
+    }
+}
+
+/// CPU seconds (user + system) this process has used so far.
+fn cpu_seconds() -> f64 {
+    #[cfg(unix)]
+    {
+        let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes one `rusage` into the pointer, which points at enough
+        // zero-initialised memory for it; the return value is checked before it is read.
+        let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) } == 0;
+        if ok {
+            // SAFETY: getrusage succeeded, so the struct is initialised (and was zeroed anyway).
+            let u = unsafe { u.assume_init() };
+            let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+            return t(u.ru_utime) + t(u.ru_stime);
+        }
+    }
+    0.0
 }
 
 /// Progress events, for a terminal bar or the app.
@@ -205,9 +288,9 @@ struct Prepared {
     decoded: Result<photo::Decoded, photo::PhotoError>,
 }
 
-fn prepare(root: &Path, file: &ScannedFile) -> Option<Prepared> {
+fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared> {
     let path = root.join(&file.rel);
-    let data = match std::fs::read(&path) {
+    let data = match clocks.time(Stage::Read, || std::fs::read(&path)) {
         Ok(d) => d,
         // gone since the scan: nothing to record
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -215,32 +298,31 @@ fn prepare(root: &Path, file: &ScannedFile) -> Option<Prepared> {
             return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()) })
         }
     };
-    let fp = fingerprint_bytes(&data);
-    let decoded = if photo::is_raw_path(&file.rel) { photo::decode_raw_scaled(&data, DECODE_LONG_SIDE) } else { photo::decode_scaled(&data, DECODE_LONG_SIDE) };
+    let fp = clocks.time(Stage::Fingerprint, || fingerprint_bytes(&data));
+    let decoded = clocks.time(Stage::Decode, || if photo::is_raw_path(&file.rel) { photo::decode_raw_scaled(&data, DECODE_LONG_SIDE) } else { photo::decode_scaled(&data, DECODE_LONG_SIDE) });
     drop(data);
     Some(Prepared { file: file.clone(), fingerprint: fp, decoded })
 }
 
 /// Detects, aligns and describes one decoded photo; embeddings are filled in by the caller.
-fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded) -> anyhow::Result<(PhotoRecord, Vec<RgbImage>)> {
-    let faces = p.detect(&dec.rgb)?;
+fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded, clocks: &Clocks) -> anyhow::Result<(PhotoRecord, Vec<RgbImage>)> {
+    let faces = clocks.time(Stage::Detect, || p.detect(&dec.rgb))?;
     let s = dec.scale_to_full();
     let small_face = faces.iter().any(|f| {
         let [l, r] = [f.landmarks[0], f.landmarks[1]];
         (l[0] - r[0]).hypot(l[1] - r[1]) < MIN_EYE_DISTANCE
     });
     // Align from full-resolution pixels when the scaled decode is too coarse for a face.
-    let crops = if s >= 1.5 && small_face {
-        match photo::load_rgb(&root.join(&prep.file.rel)) {
-            Ok(full) => {
-                let scaled: Vec<_> = faces.iter().map(|f| f.scaled(s)).collect();
-                p.align(&full, &scaled)
-            }
-            Err(_) => p.align(&dec.rgb, &faces),
+    let full = if s >= 1.5 && small_face { clocks.time(Stage::Decode, || photo::load_rgb(&root.join(&prep.file.rel)).ok()) } else { None };
+    let crops = clocks.time(Stage::Align, || match &full {
+        Some(full) => {
+            let scaled: Vec<_> = faces.iter().map(|f| f.scaled(s)).collect();
+            p.align(full, &scaled)
         }
-    } else {
-        p.align(&dec.rgb, &faces)
-    };
+        None => p.align(&dec.rgb, &faces),
+    });
+    drop(full);
+    let t_encode = Instant::now();
     let records: Vec<FaceRecord> = faces
         .par_iter()
         .map(|f| {
@@ -265,13 +347,16 @@ fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded) -> 
         thumbnail: jpeg(&fit(&dec.rgb, THUMBNAIL), 80),
         faces: records,
     };
+    clocks.0[Stage::Encode as usize].fetch_add(t_encode.elapsed().as_nanos() as u64, Ordering::Relaxed);
     Ok((record, crops))
 }
 
 /// Detect, align and embed one decoded batch; bad files become records with their reason.
+#[allow(clippy::too_many_arguments)]
 fn process_batch(
     p: &Pipeline,
     root: &Path,
+    clocks: &Clocks,
     prepared: &[Prepared],
     sum: &mut Summary,
     done: &mut usize,
@@ -283,7 +368,7 @@ fn process_batch(
     let mut owners: Vec<(usize, usize)> = Vec::new();
     for prep in prepared {
         let (rec, cs) = match &prep.decoded {
-            Ok(dec) => analyse(p, root, prep, dec).map_err(IndexError::Pipeline)?,
+            Ok(dec) => analyse(p, root, prep, dec, clocks).map_err(IndexError::Pipeline)?,
             Err(e) => {
                 let status = if matches!(e, photo::PhotoError::Unsupported(_)) { Status::Unsupported } else { Status::Error };
                 *sum.skipped.entry(e.kind().to_string()).or_default() += 1;
@@ -312,7 +397,7 @@ fn process_batch(
         *done += 1;
         on(Event::Photo { done: *done, todo, faces: sum.new_faces });
     }
-    let embeddings = p.embed(&crops).map_err(|e| IndexError::Pipeline(e.into()))?;
+    let embeddings = clocks.time(Stage::Embed, || p.embed(&crops)).map_err(|e| IndexError::Pipeline(e.into()))?;
     for ((r, i), e) in owners.into_iter().zip(embeddings) {
         records[r].faces[i].embedding = e;
     }
@@ -359,6 +444,8 @@ pub fn index_folder_with(
     links: ScanOptions,
 ) -> Result<Summary, IndexError> {
     let t0 = Instant::now();
+    let cpu0 = cpu_seconds();
+    let clocks = &Clocks::default();
     if !root.is_dir() {
         return Err(IndexError::Folder(root.display().to_string()));
     }
@@ -411,6 +498,7 @@ pub fn index_folder_with(
     if sum.cancelled {
         sum.faces = cat.face_count()?;
         sum.seconds = t0.elapsed().as_secs_f64();
+    sum.profile = clocks.profile(sum.seconds, cpu_seconds() - cpu0);
         return Ok(sum);
     }
     on(Event::Planned { todo: todo.len(), total: sum.photos });
@@ -420,12 +508,13 @@ pub fn index_folder_with(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(1);
     std::thread::scope(|scope| -> Result<(), IndexError> {
         let todo_ref = &todo;
+        let clocks: &Clocks = clocks;
         scope.spawn(move || {
             for batch in todo_ref.chunks(BATCH) {
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let prepared: Vec<Prepared> = batch.par_iter().filter_map(|f| prepare(root, f)).collect();
+                let prepared: Vec<Prepared> = batch.par_iter().filter_map(|f| prepare(root, f, clocks)).collect();
                 if tx.send(prepared).is_err() {
                     break; // the consumer stopped (error)
                 }
@@ -436,8 +525,8 @@ pub fn index_folder_with(
                 sum.cancelled = true;
                 break;
             }
-            let records = process_batch(p, root, &prepared, &mut sum, &mut done, todo.len(), on)?;
-            cat.write_batch(&records)?;
+            let records = process_batch(p, root, clocks, &prepared, &mut sum, &mut done, todo.len(), on)?;
+            clocks.time(Stage::Write, || cat.write_batch(&records))?;
             sum.processed += records.len();
             on(Event::Committed { done });
         }
@@ -446,10 +535,11 @@ pub fn index_folder_with(
     // Group new faces into people (one transaction; skipped when nothing changed).
     let changed = sum.processed + sum.removed + sum.reembedded > 0 || sum.rebuilt;
     if !sum.cancelled && (changed || cat.meta("people_grouped")?.is_none()) {
-        sum.people = Some(cat.group_people(&crate::people::Params::default())?);
+        sum.people = Some(clocks.time(Stage::People, || cat.group_people(&crate::people::Params::default()))?);
         cat.set_meta("people_grouped", "1")?;
     }
     sum.faces = cat.face_count()?;
     sum.seconds = t0.elapsed().as_secs_f64();
+    sum.profile = clocks.profile(sum.seconds, cpu_seconds() - cpu0);
     Ok(sum)
 }
