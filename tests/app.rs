@@ -271,6 +271,19 @@ fn a_busy_catalog_is_waited_for_and_reported_in_the_window() {
     assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
 }
 
+/// A catalog of an unknown layout is rebuilt, and the window says so (the catalog itself
+/// prints nothing).
+#[test]
+fn a_rebuilt_catalog_is_reported_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = plain_photos(&tmp.path().join("photos"), 2, 9);
+    let catalog = tmp.path().join("old.sqlite");
+    rusqlite::Connection::open(&catalog).unwrap().execute_batch("CREATE TABLE images (name TEXT, vec BLOB); INSERT INTO images VALUES ('x', x'00');").unwrap();
+    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    wait(&mut h, "the rebuild notice", 60, |a| a.infos().iter().any(|i| i.contains("rebuilding")));
+    h.get_by_label_contains("unknown schema");
+}
+
 #[test]
 fn an_unreadable_folder_is_reported_in_the_window() {
     let tmp = tempfile::tempdir().unwrap();

@@ -247,6 +247,8 @@ pub struct Catalog {
     conn: Connection,
     path: PathBuf,
     lock: Option<File>,
+    /// What opening did that the user should hear about (a rebuilt catalog).
+    notice: Option<String>,
 }
 
 /// Relative path bytes <-> OS path.
@@ -381,13 +383,19 @@ impl Catalog {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
-        let mut cat = Self { conn, path: path.to_path_buf(), lock: None };
+        let mut cat = Self { conn, path: path.to_path_buf(), lock: None, notice: None };
         cat.migrate()?;
         Ok(cat)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A message for the user about what opening did (the catalog had an unknown layout and was
+    /// rebuilt), once: the catalog prints nothing itself, so the command line and the app say it.
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
     }
 
     fn sql_err(&self, source: rusqlite::Error) -> CatalogError {
@@ -434,11 +442,13 @@ impl Catalog {
             }
             _ => {
                 if has_tables {
-                    tracing::warn!(
-                        catalog = %self.path.display(),
-                        "catalog has an unknown schema ({}); rebuilding it (photos will be indexed again)",
+                    let msg = format!(
+                        "catalog {} has an unknown schema ({}); rebuilding it (photos will be indexed again)",
+                        self.path.display(),
                         version.map_or("none".into(), |v| v.to_string())
                     );
+                    tracing::warn!("{msg}");
+                    self.notice = Some(msg);
                     tx.execute_batch(
                         "DROP TABLE IF EXISTS rejections; DROP TABLE IF EXISTS face_person; DROP TABLE IF EXISTS people;
                          DROP TABLE IF EXISTS pending_embed; DROP TABLE IF EXISTS faces; DROP TABLE IF EXISTS photos; DROP TABLE IF EXISTS meta;",

@@ -275,7 +275,14 @@ impl Outbox {
 }
 
 fn send_library(out: &Outbox, tag: Tag, folder: PathBuf, catalog: &Path) {
-    match Catalog::open(catalog).map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
+    let opened = Catalog::open(catalog).map(|mut c| {
+        // e.g. "rebuilding" an unknown catalog: the catalog prints nothing, the window says it
+        if let Some(n) = c.take_notice() {
+            out.send(Msg::Info(n));
+        }
+        c
+    });
+    match opened.map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
         Ok(lib) => out.send(Msg::Library { tag, lib: Arc::new(lib) }),
         Err(e) => out.send(Msg::OpenFailed { tag, error: format!("{e:#}") }),
     }
