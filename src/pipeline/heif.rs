@@ -93,7 +93,13 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, PhotoError> {
     };
     let (frame, av1_range) = match tiles {
         Some((g, items)) => {
-            let frames = items.par_iter().map(|&t| coded(t).map(|f| f.0)).collect::<Result<Vec<_>, _>>()?;
+            // Tiles in parallel, except while holding the big-decode turn: threads waiting for
+            // the turn could never run the parallel jobs (a deadlock).
+            let frames = if _turn.held() {
+                items.iter().map(|&t| coded(t).map(|f| f.0)).collect::<Result<Vec<_>, _>>()?
+            } else {
+                items.par_iter().map(|&t| coded(t).map(|f| f.0)).collect::<Result<Vec<_>, _>>()?
+            };
             (grid::compose(&g, &frames, MAX_PIXELS).map_err(reason)?, None)
         }
         None => coded(id)?,
@@ -102,7 +108,7 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, PhotoError> {
         Some(range) => Nclx { range, ..UNLABELLED },
         None => UNLABELLED,
     });
-    let img = color::convert(&frame, None, nclx, PixelLayout::Rgb8, MAX_PIXELS, None).map_err(reason)?;
+    let img = color::convert(&frame, None, nclx, PixelLayout::Rgb8, MAX_PIXELS, Some(1)).map_err(reason)?;
     let img = transform::apply_all(img, &props.transforms).map_err(reason)?;
     let (w, h) = (img.width, img.height);
     RgbImage::from_raw(w, h, img.data).ok_or_else(|| PhotoError::Corrupt(format!("HEIF: decoded {w}x{h} image has the wrong number of bytes")))

@@ -22,8 +22,17 @@ thread_local! {
     static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The big-decode turn while it is held (see [`decode_turn`]).
+/// The big-decode turn while it is held (see [`decode_turn`]). Code holding it must not use
+/// rayon: a thread outside the pool (the index's network loop) holding the turn would wait for
+/// pool threads that are themselves waiting for the turn.
 pub(crate) struct Turn(Option<std::sync::MutexGuard<'static, ()>>);
+
+impl Turn {
+    /// This decode holds the turn (it is big, and not nested in another on this thread).
+    pub(crate) fn held(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 impl Drop for Turn {
     fn drop(&mut self) {
