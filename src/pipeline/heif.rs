@@ -95,7 +95,7 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, PhotoError> {
         Some((g, items)) => {
             // Tiles in parallel, except while holding the big-decode turn: threads waiting for
             // the turn could never run the parallel jobs (a deadlock).
-            let frames = if _turn.held() {
+            let frames = if super::photo::turn_held_here() {
                 items.iter().map(|&t| coded(t).map(|f| f.0)).collect::<Result<Vec<_>, _>>()?
             } else {
                 items.par_iter().map(|&t| coded(t).map(|f| f.0)).collect::<Result<Vec<_>, _>>()?
@@ -267,5 +267,25 @@ mod tests {
         let close = turned.pixels().zip(back.pixels()).filter(|(a, b)| a.0.iter().zip(b.0).all(|(x, y)| (*x as i32 - y as i32).abs() < 40)).count();
         let close270 = turned.pixels().zip(image::imageops::rotate270(&plain).pixels()).filter(|(a, b)| a.0.iter().zip(b.0).all(|(x, y)| (*x as i32 - y as i32).abs() < 40)).count();
         assert!(close.max(close270) > turned.pixels().len() * 9 / 10, "{close} {close270}");
+    }
+
+    /// A thread holding the big-decode turn (the index's network loop re-decoding a big photo)
+    /// decodes a HEIF grid while every pool thread waits for that turn: nothing may wait for
+    /// the pool. This hung an index run of 100 MP HEIC photos.
+    #[test]
+    fn decoding_under_the_turn_never_waits_for_the_pool() {
+        let data = std::fs::read(data_dir().join("RGB_8__29x100.heif")).unwrap();
+        assert!(heic_rs::probe(&data).unwrap().is_grid);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _turn = super::super::photo::decode_turn(10_000, 10_000);
+            for _ in 0..rayon::current_num_threads() {
+                rayon::spawn(|| drop(super::super::photo::decode_turn(10_000, 10_000)));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let _ = tx.send(decode(&data).map(|i| i.dimensions()).map_err(|e| e.to_string()));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("deadlock: the decode waited for pool threads that wait for its turn");
+        assert_eq!(got, Ok((29, 100)));
     }
 }

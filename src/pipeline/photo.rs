@@ -27,11 +27,9 @@ thread_local! {
 /// pool threads that are themselves waiting for the turn.
 pub(crate) struct Turn(Option<std::sync::MutexGuard<'static, ()>>);
 
-impl Turn {
-    /// This decode holds the turn (it is big, and not nested in another on this thread).
-    pub(crate) fn held(&self) -> bool {
-        self.0.is_some()
-    }
+/// This thread holds the big-decode turn (then it must not use rayon, see [`Turn`]).
+pub(crate) fn turn_held_here() -> bool {
+    HOLDING.with(|h| h.get())
 }
 
 impl Drop for Turn {
