@@ -291,7 +291,7 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
         }
         jpeg_decoder::PixelFormat::L16 => {
             // native-endian samples of `precision` bits (12 or 16 in practice)
-            let max = ((1u32 << jpeg_precision(data).unwrap_or(16).clamp(2, 16)) - 1) as f32;
+            let max = ((1u32 << jpeg_frame(data).map_or(16, |f| f.precision).clamp(2, 16)) - 1) as f32;
             RgbImage::from_raw(
                 sw,
                 sh,
@@ -334,10 +334,24 @@ fn jpeg_error(e: jpeg_decoder::Error) -> PhotoError {
     }
 }
 
-/// The sample precision in bits from a JPEG's start-of-frame header.
-fn jpeg_precision(data: &[u8]) -> Option<u8> {
+/// A JPEG's start-of-frame header: its marker (C0 baseline … C3 lossless …), sample precision
+/// in bits, width and height.
+pub(crate) struct JpegFrame {
+    pub marker: u8,
+    pub precision: u8,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Walks a JPEG's segments to its start-of-frame header (none when the scan starts first, a
+/// marker is missing or the data ends). Shared by the decoder (precision) and the RAW preview
+/// search (size and kind).
+pub(crate) fn jpeg_frame(data: &[u8]) -> Option<JpegFrame> {
+    if !is_jpeg(data) {
+        return None;
+    }
     let mut i = 2;
-    while i + 4 < data.len() {
+    while i + 9 < data.len() {
         if data[i] != 0xFF {
             return None;
         }
@@ -348,7 +362,11 @@ fn jpeg_precision(data: &[u8]) -> Option<u8> {
         }
         // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
         if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
-            return data.get(i + 4).copied();
+            let be = |k: usize| u16::from_be_bytes([data[i + k], data[i + k + 1]]) as u32;
+            return Some(JpegFrame { marker, precision: data[i + 4], height: be(5), width: be(7) });
+        }
+        if marker == 0xDA {
+            return None;
         }
         i += 2 + u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
     }
@@ -595,10 +613,9 @@ mod tests {
         }
     }
 
-    /// Big decodes take turns, but a thread that holds the turn and, waiting inside a parallel
-    /// loop, picks up another big decode (rayon's work stealing) goes ahead instead of waiting
-    /// for itself. This deadlocked an index run of 100 MP HEIC photos before; the loop below
-    /// does the same with 16 big "decodes", each with a parallel loop inside, on 4 threads.
+    /// Big decodes take turns (one thread at a time across a 4-thread pool running 16 of them),
+    /// and a decode nested in another on the same thread goes ahead instead of waiting for
+    /// itself (it deadlocked before).
     #[test]
     fn big_decodes_take_turns_without_deadlocking_under_rayon() {
         use rayon::prelude::*;
@@ -617,10 +634,9 @@ mod tests {
                         *m.entry(me).or_default() += 1;
                         most.fetch_max(m.len(), std::sync::atomic::Ordering::SeqCst);
                     }
-                    (0..64).into_par_iter().for_each(|k| {
-                        let _nested = decode_turn(10_000, 10_000);
-                        std::hint::black_box(k * k);
-                    });
+                    // a decode nested in this one on the same thread goes ahead (no rayon here:
+                    // code holding the turn must not use the pool, see `Turn`)
+                    let _nested = decode_turn(10_000, 10_000);
                     std::thread::sleep(std::time::Duration::from_millis(2));
                     let mut m = inside.lock().unwrap();
                     let n = m.get_mut(&me).unwrap();

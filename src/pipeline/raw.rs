@@ -88,30 +88,8 @@ pub fn preview(data: &[u8]) -> Option<(&[u8], Option<u8>)> {
 
 /// Width and height of a baseline, extended or progressive JPEG (SOF0/1/2) — not lossless ones.
 fn baseline_jpeg_size(j: &[u8]) -> Option<(u32, u32)> {
-    if j.len() < 4 || j[..3] != [0xFF, 0xD8, 0xFF] {
-        return None;
-    }
-    let mut i = 2;
-    while i + 9 < j.len() {
-        if j[i] != 0xFF {
-            return None;
-        }
-        let m = j[i + 1];
-        if m == 0xFF {
-            i += 1;
-            continue;
-        }
-        if matches!(m, 0xC0..=0xC2) {
-            let h = u16::from_be_bytes([j[i + 5], j[i + 6]]) as u32;
-            let w = u16::from_be_bytes([j[i + 7], j[i + 8]]) as u32;
-            return (w > 0 && h > 0).then_some((w, h));
-        }
-        if (0xC3..=0xCF).contains(&m) && !matches!(m, 0xC4 | 0xC8 | 0xCC) || m == 0xDA {
-            return None; // lossless or another coding, or the scan began without a frame we read
-        }
-        i += 2 + u16::from_be_bytes([j[i + 2], j[i + 3]]) as usize;
-    }
-    None
+    let f = super::photo::jpeg_frame(j)?;
+    (matches!(f.marker, 0xC0..=0xC2) && f.width > 0 && f.height > 0).then_some((f.width, f.height))
 }
 
 struct Entry {
