@@ -8,12 +8,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use image::RgbImage;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::{self, indexer::Event, names::PathText, scan::ScanOptions, Catalog};
-use crate::pipeline::{self, align, photo, DeviceChoice, Face, Pipeline, Settings};
+use crate::pipeline::{self, photo, DeviceChoice, Face, Pipeline, Settings};
 use crate::verify;
 
 #[derive(Parser, Debug)]
@@ -378,49 +376,6 @@ fn detect(cli: &Cli, images: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
     Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-/// What verification got from one image.
-struct Embedded {
-    embedding: Option<Vec<f32>>,
-    fallback: bool,
-}
-
-/// Detect -> central face -> align (or centre crop) -> embed, for every path.
-fn embed_central_faces(p: &Pipeline, paths: &[PathBuf]) -> anyhow::Result<HashMap<PathBuf, Embedded>> {
-    let mut out = HashMap::new();
-    const CHUNK: usize = 64;
-    for chunk in paths.chunks(CHUNK) {
-        let decoded: Vec<(PathBuf, Result<RgbImage, photo::PhotoError>)> =
-            chunk.par_iter().map(|path| (path.clone(), photo::load_rgb(path))).collect();
-        let mut crops = Vec::new();
-        let mut owners = Vec::new();
-        for (path, img) in decoded {
-            match img {
-                Ok(img) => {
-                    let faces = p.detect(&img)?;
-                    let (crop, fallback) = match pipeline::central_face(&faces, img.width(), img.height()) {
-                        Some(f) => (p.align(&img, std::slice::from_ref(f)).remove(0), false),
-                        None => {
-                            tracing::info!(path = %path.display(), "no face found, using a centre crop");
-                            (align::center_crop(&img, 0.5), true)
-                        }
-                    };
-                    crops.push(crop);
-                    owners.push((path, fallback));
-                }
-                Err(e) => {
-                    eprintln!("facefind: {}: {e}", path.display());
-                    out.insert(path, Embedded { embedding: None, fallback: false });
-                }
-            }
-        }
-        let embs = p.embed(&crops)?;
-        for ((path, fallback), e) in owners.into_iter().zip(embs) {
-            out.insert(path, Embedded { embedding: Some(e), fallback });
-        }
-    }
-    Ok(out)
-}
-
 #[derive(Serialize)]
 struct PairJson {
     a: String,
@@ -449,19 +404,19 @@ fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<
     let parsed = verify::parse_pairs(&text).with_context(|| format!("{}", pairs_path.display()))?;
     let paths = parsed.image_paths(images);
     let t0 = Instant::now();
-    let embedded = embed_central_faces(p, &paths)?;
+    let embedded = verify::embed_central_faces(p, &paths)?;
     let secs = t0.elapsed().as_secs_f64();
+    for (path, e) in &embedded {
+        if let Some(err) = &e.error {
+            eprintln!("facefind: {}: {err}", path.display());
+        }
+    }
     let fallbacks = embedded.values().filter(|e| e.fallback).count();
     let mut rows = Vec::new();
     let (mut scores, mut same, mut folds) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, pr) in parsed.pairs.iter().enumerate() {
+    let pair_scores = verify::pair_scores(&parsed, images, &embedded);
+    for (i, (pr, score)) in parsed.pairs.iter().zip(pair_scores).enumerate() {
         let (a, b) = pr.paths(images);
-        let ea = embedded.get(&a).and_then(|e| e.embedding.as_ref());
-        let eb = embedded.get(&b).and_then(|e| e.embedding.as_ref());
-        let score = match (ea, eb) {
-            (Some(x), Some(y)) => Some(pipeline::cosine(x, y)),
-            _ => None,
-        };
         if let Some(s) = score {
             scores.push(s);
             same.push(pr.same);

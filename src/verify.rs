@@ -1,7 +1,13 @@
 //! Face verification protocol (LFW): pairs files, and the accuracy / ROC numbers computed
 //! from pair scores.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rayon::prelude::*;
+
+use crate::pipeline::{self, align, photo, Pipeline};
 
 /// One line of an LFW pairs file.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +43,66 @@ impl Pairs {
         paths.dedup();
         paths
     }
+}
+
+/// What verification got from one image.
+pub struct Embedded {
+    /// `None` when the image could not be read.
+    pub embedding: Option<Vec<f32>>,
+    /// No face was found: the embedding is of a centre crop.
+    pub fallback: bool,
+    /// Why the image could not be read.
+    pub error: Option<String>,
+}
+
+/// Detect -> central face -> align (or centre crop) -> embed, for every path. An unreadable
+/// image gets no embedding and its reason; a model failure is an error.
+pub fn embed_central_faces(p: &Pipeline, paths: &[PathBuf]) -> candle_core::Result<HashMap<PathBuf, Embedded>> {
+    let mut out = HashMap::new();
+    const CHUNK: usize = 64;
+    for chunk in paths.chunks(CHUNK) {
+        let decoded: Vec<(PathBuf, Result<RgbImage, photo::PhotoError>)> =
+            chunk.par_iter().map(|path| (path.clone(), photo::load_rgb(path))).collect();
+        let mut crops = Vec::new();
+        let mut owners = Vec::new();
+        for (path, img) in decoded {
+            match img {
+                Ok(img) => {
+                    let faces = p.detect(&img)?;
+                    let (crop, fallback) = match pipeline::central_face(&faces, img.width(), img.height()) {
+                        Some(f) => (p.align(&img, std::slice::from_ref(f)).remove(0), false),
+                        None => {
+                            tracing::info!(path = %path.display(), "no face found, using a centre crop");
+                            (align::center_crop(&img, 0.5), true)
+                        }
+                    };
+                    crops.push(crop);
+                    owners.push((path, fallback));
+                }
+                Err(e) => {
+                    out.insert(path, Embedded { embedding: None, fallback: false, error: Some(e.to_string()) });
+                }
+            }
+        }
+        let embs = p.embed(&crops)?;
+        for ((path, fallback), e) in owners.into_iter().zip(embs) {
+            out.insert(path, Embedded { embedding: Some(e), fallback, error: None });
+        }
+    }
+    Ok(out)
+}
+
+/// Cosine score of every pair (in file order); `None` where an image has no embedding.
+pub fn pair_scores(pairs: &Pairs, images: &Path, embedded: &HashMap<PathBuf, Embedded>) -> Vec<Option<f32>> {
+    pairs
+        .pairs
+        .iter()
+        .map(|pr| {
+            let (a, b) = pr.paths(images);
+            let e = |p: &PathBuf| embedded.get(p).and_then(|e| e.embedding.as_ref());
+            Some(pipeline::cosine(e(&a)?, e(&b)?))
+        })
+        .collect()
 }
 
 /// Parses `pairs.txt` (header "folds count") or `pairsDevTrain.txt` (header "count").

@@ -3,35 +3,10 @@
 
 mod common;
 
-use facefind::pipeline::{detector::iou, photo, Pipeline, Settings};
+use facefind::pipeline::{photo, Pipeline, Settings};
 
 fn pipeline(settings: Settings) -> Pipeline {
     Pipeline::load(&common::models_dir(), candle_core::Device::Cpu, settings).unwrap()
-}
-
-/// (found, total) of hand-drawn boxes matched by a detection with IoU >= 0.4.
-fn dlib_recall(p: &Pipeline) -> (usize, usize) {
-    let csv = std::fs::read_to_string(common::faces_dir().join("dlib-training-boxes.csv")).unwrap();
-    let mut by_photo: std::collections::BTreeMap<String, Vec<[f32; 4]>> = Default::default();
-    for line in csv.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let b = [f[1], f[2], f[3], f[4]].map(|v| v.trim().parse::<f32>().unwrap());
-        by_photo.entry(f[0].to_string()).or_default().push(b);
-    }
-    let (mut found, mut total) = (0, 0);
-    for (path, boxes) in by_photo {
-        let img = photo::load_rgb(&common::faces_dir().join("album").join(&path)).unwrap();
-        let faces = p.detect(&img).unwrap();
-        for b in &boxes {
-            total += 1;
-            if faces.iter().any(|f| iou(&f.bbox, b) >= 0.4) {
-                found += 1;
-            } else {
-                eprintln!("missed {path} {b:?}");
-            }
-        }
-    }
-    (found, total)
 }
 
 fn count(p: &Pipeline, rel: &str) -> usize {
@@ -43,7 +18,7 @@ fn count(p: &Pipeline, rel: &str) -> usize {
 #[ignore = "needs ../shared/faces"]
 fn finds_small_faces_and_no_dogs() {
     let p = pipeline(Settings::default());
-    let (found, total) = dlib_recall(&p);
+    let (found, total) = common::dlib_recall(&p);
     let dogs = count(&p, "dlib/dogs.jpg");
     let solvay = count(&p, "human/solvay1927.jpg");
     eprintln!("dlib recall {found}/{total}, dogs.jpg {dogs} faces, solvay1927.jpg {solvay} faces");

@@ -132,16 +132,30 @@ pub struct Settings {
     pub nms_iou: f32,
     /// Photos are resized so their longer side is at most this for detection...
     pub detect_max_side: u32,
-    /// ...and at least this (small photos are upscaled so small faces reach the 16 px anchors).
+    /// ...and at least this (small photos are upscaled so small faces reach the 16 px anchors),
+    /// as `upscale` says.
     pub detect_min_side: u32,
+    /// When a photo smaller than `detect_min_side` is upscaled for detection.
+    pub upscale: Upscale,
     /// Sum the embeddings of the crop and its mirror image.
     pub flip: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { score_threshold: 0.6, nms_iou: 0.4, detect_max_side: 1024, detect_min_side: 640, flip: true }
+        Self { score_threshold: 0.6, nms_iou: 0.4, detect_max_side: 1024, detect_min_side: 640, upscale: Upscale::Always, flip: true }
     }
+}
+
+/// When a small photo (longer side under [`Settings::detect_min_side`]) is upscaled for detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Upscale {
+    /// Always (one pass, at the larger size).
+    Always,
+    /// Detect at the photo's own size; upscale and detect again only when nothing was found.
+    WhenNoFace,
+    /// Never: detect at the photo's own size.
+    Never,
 }
 
 /// A face found in a photo, in the photo's pixel coordinates (after EXIF orientation).
@@ -283,6 +297,23 @@ impl Pipeline {
     /// Finds faces in a photo of any size; coordinates are in the photo's pixels.
     pub fn detect(&self, img: &RgbImage) -> candle_core::Result<Vec<Face>> {
         let scale = self.detect_scale(img.width(), img.height());
+        match self.settings.upscale {
+            _ if scale <= 1.0 => self.detect_at(img, scale),
+            Upscale::Always => self.detect_at(img, scale),
+            Upscale::Never => self.detect_at(img, 1.0),
+            Upscale::WhenNoFace => {
+                let faces = self.detect_at(img, 1.0)?;
+                if faces.is_empty() {
+                    self.detect_at(img, scale)
+                } else {
+                    Ok(faces)
+                }
+            }
+        }
+    }
+
+    /// Detection on the photo resized by `scale`, in the photo's pixels.
+    fn detect_at(&self, img: &RgbImage, scale: f32) -> candle_core::Result<Vec<Face>> {
         let s = &self.settings;
         if scale == 1.0 {
             return self.detector.detect(img, s.score_threshold, s.nms_iou);

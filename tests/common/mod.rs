@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests: where the test photos and models are.
 #![allow(dead_code)]
 
+pub mod album;
+
 use std::path::PathBuf;
 
 /// `$FACEFIND_FACES`, default `../shared/faces` beside the repository.
@@ -18,6 +20,31 @@ pub fn copy_photos(sub: &str, dest: &std::path::Path, n: usize) {
     for p in files.iter().take(n) {
         std::fs::copy(p, dest.join(p.file_name().unwrap())).unwrap();
     }
+}
+
+/// (found, total) of hand-drawn boxes matched by a detection with IoU >= 0.4.
+pub fn dlib_recall(p: &facefind::pipeline::Pipeline) -> (usize, usize) {
+    let csv = std::fs::read_to_string(faces_dir().join("dlib-training-boxes.csv")).unwrap();
+    let mut by_photo: std::collections::BTreeMap<String, Vec<[f32; 4]>> = Default::default();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let b = [f[1], f[2], f[3], f[4]].map(|v| v.trim().parse::<f32>().unwrap());
+        by_photo.entry(f[0].to_string()).or_default().push(b);
+    }
+    let (mut found, mut total) = (0, 0);
+    for (path, boxes) in by_photo {
+        let img = facefind::pipeline::photo::load_rgb(&faces_dir().join("album").join(&path)).unwrap();
+        let faces = p.detect(&img).unwrap();
+        for b in &boxes {
+            total += 1;
+            if faces.iter().any(|f| facefind::pipeline::detector::iou(&f.bbox, b) >= 0.4) {
+                found += 1;
+            } else if std::env::var_os("FACEFIND_VERBOSE").is_some() {
+                eprintln!("missed {path} {b:?}");
+            }
+        }
+    }
+    (found, total)
 }
 
 pub fn models_dir() -> PathBuf {
