@@ -424,3 +424,30 @@ fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
     assert_eq!((t.len(), t.skipped_non_finite()), (1, 1));
     assert!(t.embeddings().iter().all(|v| v.is_finite()));
 }
+
+/// A catalog written before small photos were detected at their own size (its detection
+/// identity has no upscale policy) detects again only the photos under `detect_min_side`, not
+/// the whole library; the next run has nothing to do.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn the_upscale_policy_change_redetects_only_small_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    // one photo of 424 px, five of 700 px and more
+    common::copy_photos("album/face_recognition", &photos, 6);
+    let cat = dir.path().join("c.sqlite");
+    let (v, out) = index(&photos, &cat);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(n(&v, "processed"), 6);
+    {
+        let db = rusqlite::Connection::open(&cat).unwrap();
+        let det: String = db.query_row("SELECT value FROM meta WHERE key='detection'", [], |r| r.get(0)).unwrap();
+        let old = det.strip_suffix(" upscale=WhenNeeded").expect("the identity names the policy").to_string();
+        db.execute("UPDATE meta SET value=?1 WHERE key='detection'", [old]).unwrap();
+    }
+    let (w, _) = index(&photos, &cat);
+    assert_eq!((n(&w, "processed"), n(&w, "unchanged")), (1, 5), "{w}");
+    assert_eq!(w["rebuilt"], false);
+    let (w, _) = index(&photos, &cat);
+    assert_eq!(n(&w, "processed"), 0, "{w}");
+}

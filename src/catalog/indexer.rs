@@ -157,6 +157,13 @@ pub enum Event {
 /// What decides the faces a catalog holds: the detector and the settings that move faces.
 pub fn detection_identity(p: &Pipeline) -> String {
     let s = &p.settings;
+    format!("{} upscale={:?}", detection_identity_v3(p), s.upscale)
+}
+
+/// [`detection_identity`] as catalogs before [`crate::pipeline::Upscale`] wrote it (every small
+/// photo upscaled).
+fn detection_identity_v3(p: &Pipeline) -> String {
+    let s = &p.settings;
     format!("detector={} score={} nms={} max_side={} min_side={}", DETECTOR_MODEL.sha256, s.score_threshold, s.nms_iou, s.detect_max_side, s.detect_min_side)
 }
 
@@ -177,6 +184,12 @@ fn legacy_identity(p: &Pipeline) -> String {
 
 /// Checks the catalog against the pipeline (see [`Catalog::ensure_identity`]).
 pub fn ensure_identity(cat: &mut Catalog, p: &Pipeline) -> Result<crate::catalog::IdentityChange, CatalogError> {
+    // A catalog from before the upscale policy holds the same faces for every photo of at least
+    // `detect_min_side` pixels: only smaller photos are detected again, not the whole library.
+    if cat.meta("detection")?.is_some_and(|old| old == detection_identity_v3(p)) && p.settings.upscale != crate::pipeline::Upscale::Always {
+        let n = cat.redetect_smaller_than(p.settings.detect_min_side, &detection_identity(p))?;
+        tracing::info!(photos = n, "small photos queued for detection at their own size");
+    }
     cat.ensure_identity(&detection_identity(p), &embedding_identity(p), &legacy_identity(p))
 }
 

@@ -543,6 +543,19 @@ impl Catalog {
         Ok(change)
     }
 
+    /// Marks every photo whose longer side is under `side` pixels (and every photo never read)
+    /// changed, so the next run detects it again, and records `detection` as the catalog's
+    /// detection identity, in one transaction. Returns the number of photos marked.
+    pub fn redetect_smaller_than(&mut self, side: u32, detection: &str) -> Result<usize, CatalogError> {
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let tx = self.conn.transaction().map_err(e)?;
+        let n = tx.execute("UPDATE photos SET mtime_ns = -1 WHERE max(width, height) < ?1", [side as i64]).map_err(e)?;
+        tx.execute("INSERT INTO meta(key, value) VALUES ('detection', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value", [detection]).map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(n)
+    }
+
     /// Photos whose faces wait for new embeddings: (photo id, path, [(face id, landmarks)]).
     /// Photos marked changed are left out: they are processed again from the file anyway.
     pub fn pending_embeddings(&self) -> Result<Vec<PendingPhoto>, CatalogError> {

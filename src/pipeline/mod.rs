@@ -143,17 +143,23 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { score_threshold: 0.6, nms_iou: 0.4, detect_max_side: 1024, detect_min_side: 640, upscale: Upscale::Always, flip: true }
+        Self { score_threshold: 0.6, nms_iou: 0.4, detect_max_side: 1024, detect_min_side: 640, upscale: Upscale::WhenNeeded, flip: true }
     }
 }
+
+/// A face box side (pixels of the photo) under which [`Upscale::WhenNeeded`] looks again at a
+/// larger size.
+pub const SMALL_FACE: f32 = 40.0;
 
 /// When a small photo (longer side under [`Settings::detect_min_side`]) is upscaled for detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Upscale {
     /// Always (one pass, at the larger size).
     Always,
-    /// Detect at the photo's own size; upscale and detect again only when nothing was found.
-    WhenNoFace,
+    /// Detect at the photo's own size; upscale and detect again when that finds no face, or a
+    /// face smaller than [`SMALL_FACE`] pixels (where one small face is found, others are
+    /// often missed: they sit at the 16 px anchors' limit).
+    WhenNeeded,
     /// Never: detect at the photo's own size.
     Never,
 }
@@ -301,9 +307,9 @@ impl Pipeline {
             _ if scale <= 1.0 => self.detect_at(img, scale),
             Upscale::Always => self.detect_at(img, scale),
             Upscale::Never => self.detect_at(img, 1.0),
-            Upscale::WhenNoFace => {
+            Upscale::WhenNeeded => {
                 let faces = self.detect_at(img, 1.0)?;
-                if faces.is_empty() {
+                if faces.is_empty() || faces.iter().any(|f| f.bbox[2].min(f.bbox[3]) < SMALL_FACE) {
                     self.detect_at(img, scale)
                 } else {
                     Ok(faces)
