@@ -43,6 +43,11 @@ pub struct Cli {
     /// inside it are, and a file reached twice is indexed once).
     #[arg(long, global = true)]
     pub follow_links: bool,
+    /// Flip fusion in the commands: add the mirrored face's embedding (about half the embedding
+    /// speed for a little accuracy; the app has it in Settings). A catalog indexed with the
+    /// other setting is re-embedded from its stored faces.
+    #[arg(long, value_enum, global = true, default_value = "on")]
+    pub flip: OnOff,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -120,9 +125,6 @@ pub enum Command {
         /// Folder with NAME/NAME_NNNN.jpg images.
         #[arg(long)]
         images: PathBuf,
-        /// Flip fusion: add the mirrored crop's embedding.
-        #[arg(long, value_enum, default_value = "on")]
-        flip: OnOff,
         /// Also report accuracy at this fixed threshold (e.g. one chosen on another split).
         #[arg(long)]
         threshold: Option<f32>,
@@ -255,6 +257,7 @@ pub fn main() -> ExitCode {
 fn load_pipeline(cli: &Cli, settings: Settings) -> anyhow::Result<Pipeline> {
     let device = pipeline::select_device(cli.device).with_context(|| format!("cannot open device {:?}", cli.device))?;
     let dir = cli.models.clone().unwrap_or_else(pipeline::default_models_dir);
+    let settings = Settings { flip: cli.flip == OnOff::On, ..settings };
     let p = Pipeline::load_with_embedder(&dir, cli.embedder.as_deref(), device, settings)?;
     tracing::info!(device = pipeline::device_name(p.device()), models = %dir.display(), "pipeline loaded");
     Ok(p)
@@ -293,9 +296,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, *json, links(&cli))
         }
         Command::People { folder, catalog, name, merge, json } => run_people(&cli, folder, catalog.as_deref(), name.as_deref(), merge.as_deref(), *json),
-        Command::Verify { pairs, images, flip, threshold, json } => {
-            let settings = Settings { flip: *flip == OnOff::On, ..Settings::default() };
-            let p = load_pipeline(&cli, settings)?;
+        Command::Verify { pairs, images, threshold, json } => {
+            let p = load_pipeline(&cli, Settings::default())?;
             run_verify(&p, pairs, images, *threshold, *json)
         }
         Command::Train(args) => run_train(&cli, args),
