@@ -9,10 +9,14 @@ mod common;
 
 use std::time::Instant;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use facefind::pipeline::{Pipeline, Settings, Upscale};
 use facefind::verify;
 
 fn main() {
+    facefind::alloc::reuse_freed_memory();
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let policies = [("always", Upscale::Always), ("when-needed", Upscale::WhenNeeded), ("never", Upscale::Never)];
     let view1 = common::faces_dir().join("lfw-view1");

@@ -764,7 +764,7 @@ fn run_people(cli: &Cli, folder: &Path, catalog: Option<&Path>, name: Option<&[S
 }
 
 fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
-    crate::train::keep_freed_memory();
+    crate::alloc::keep_freed_memory();
     use crate::train::{self, heads::HeadKind, loss::LossKind, optim::Schedule, InitFrom};
     let head_name = match a.head {
         HeadName::Softmax => "softmax",

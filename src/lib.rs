@@ -5,6 +5,7 @@
 //! photos against a query face; [`people`] groups faces into persons; [`verify`] measures the pipeline on LFW-style pairs; [`cli`]
 //! is the command line and [`gui`] the desktop app.
 
+pub mod alloc;
 pub mod catalog;
 pub mod cli;
 pub mod gui;

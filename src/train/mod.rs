@@ -26,20 +26,6 @@ use heads::{Head, HeadKind};
 use loss::LossKind;
 use optim::{Optimizer, OptimizerKind, Schedule};
 
-/// Keeps memory the allocator freed for reuse instead of returning it to the system (mimalloc's
-/// `purge_delay = -1`). A training step frees and allocates the same large activations and
-/// gradients every step; returned to the system, each comes back as fresh pages the kernel must
-/// zero (a third of a step on 2 cores, `tools/bench_train.sh`). Only for training, whose memory
-/// use is flat from step to step; the app gives memory back as usual.
-pub fn keep_freed_memory() {
-    // mimalloc.h (v2 and v3): `mi_option_purge_delay` is option 15 of `mi_option_t`.
-    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: mi_option_set only stores an integer in mimalloc's option table; it takes any
-    // option id and value, at any time, from any thread. Without mimalloc as the global
-    // allocator it changes nothing.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InitFrom {
