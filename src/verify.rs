@@ -61,26 +61,38 @@ pub fn embed_central_faces(p: &Pipeline, paths: &[PathBuf]) -> candle_core::Resu
     let mut out = HashMap::new();
     const CHUNK: usize = 64;
     for chunk in paths.chunks(CHUNK) {
-        let decoded: Vec<(PathBuf, Result<RgbImage, photo::PhotoError>)> =
-            chunk.par_iter().map(|path| (path.clone(), photo::load_rgb(path))).collect();
+        // whole images in parallel: at LFW's 250x250 one detection is too small to keep both
+        // cores busy by itself
+        // (path, (crop, no face found) or why the image could not be read)
+        type Found = (PathBuf, Result<(RgbImage, bool), String>);
+        let found: Vec<Found> = chunk
+            .par_iter()
+            .map(|path| {
+                let img = match photo::load_rgb(path) {
+                    Ok(img) => img,
+                    Err(e) => return Ok((path.clone(), Err(e.to_string()))),
+                };
+                let faces = p.detect(&img)?;
+                let crop = match pipeline::central_face(&faces, img.width(), img.height()) {
+                    Some(f) => (p.align(&img, std::slice::from_ref(f)).remove(0), false),
+                    None => {
+                        tracing::info!(path = %path.display(), "no face found, using a centre crop");
+                        (align::center_crop(&img, 0.5), true)
+                    }
+                };
+                Ok((path.clone(), Ok(crop)))
+            })
+            .collect::<candle_core::Result<_>>()?;
         let mut crops = Vec::new();
         let mut owners = Vec::new();
-        for (path, img) in decoded {
-            match img {
-                Ok(img) => {
-                    let faces = p.detect(&img)?;
-                    let (crop, fallback) = match pipeline::central_face(&faces, img.width(), img.height()) {
-                        Some(f) => (p.align(&img, std::slice::from_ref(f)).remove(0), false),
-                        None => {
-                            tracing::info!(path = %path.display(), "no face found, using a centre crop");
-                            (align::center_crop(&img, 0.5), true)
-                        }
-                    };
+        for (path, r) in found {
+            match r {
+                Ok((crop, fallback)) => {
                     crops.push(crop);
                     owners.push((path, fallback));
                 }
-                Err(e) => {
-                    out.insert(path, Embedded { embedding: None, fallback: false, error: Some(e.to_string()) });
+                Err(error) => {
+                    out.insert(path, Embedded { embedding: None, fallback: false, error: Some(error) });
                 }
             }
         }

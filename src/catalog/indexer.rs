@@ -317,8 +317,11 @@ fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared>
     Some(Prepared { file: file.clone(), fingerprint: fp, decoded })
 }
 
+/// A photo's record (embeddings still empty) and its faces' aligned crops.
+type Analysed = (PhotoRecord, Vec<RgbImage>);
+
 /// Detects, aligns and describes one decoded photo; embeddings are filled in by the caller.
-fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded, clocks: &Clocks) -> anyhow::Result<(PhotoRecord, Vec<RgbImage>)> {
+fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded, clocks: &Clocks) -> anyhow::Result<Analysed> {
     let faces = clocks.time(Stage::Detect, || p.detect(&dec.rgb))?;
     let s = dec.scale_to_full();
     let small_face = faces.iter().any(|f| {
@@ -379,9 +382,12 @@ fn process_batch(
     let mut records = Vec::with_capacity(prepared.len());
     let mut crops: Vec<RgbImage> = Vec::new();
     let mut owners: Vec<(usize, usize)> = Vec::new();
-    for prep in prepared {
-        let (rec, cs) = match &prep.decoded {
-            Ok(dec) => analyse(p, root, prep, dec, clocks).map_err(IndexError::Pipeline)?,
+    // whole photos in parallel: a small photo's detection is too small to keep both cores busy
+    let analysed: Vec<Result<anyhow::Result<Analysed>, &photo::PhotoError>> =
+        prepared.par_iter().map(|prep| prep.decoded.as_ref().map(|dec| analyse(p, root, prep, dec, clocks))).collect();
+    for (prep, analysed) in prepared.iter().zip(analysed) {
+        let (rec, cs) = match analysed {
+            Ok(r) => r.map_err(IndexError::Pipeline)?,
             Err(e) => {
                 let status = if matches!(e, photo::PhotoError::Unsupported(_)) { Status::Unsupported } else { Status::Error };
                 *sum.skipped.entry(e.kind().to_string()).or_default() += 1;
