@@ -216,6 +216,7 @@ macro_rules! multiversion {
         }
     };
 }
+pub(crate) use multiversion;
 
 multiversion! {
     /// Adds `bias` (if given) and applies `act` in place to `data`, rows of `c` channels.
