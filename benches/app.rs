@@ -1,7 +1,7 @@
 //! The app on a synthetic 10,000-photo catalog (15,000 faces of 1,000 people, grouped): time to
 //! open it, UI pass time while scrolling the album, the results and the People view
 //! (egui_kittest, no GPU: layout and tessellation input, not rasterisation), and resident
-//! memory. `cargo bench --bench app`.
+//! memory. `cargo bench --bench app [-- PHOTOS]` (default 10,000).
 //!
 //! Baseline in the same run: the same app on an empty catalog.
 
@@ -16,6 +16,11 @@ use facefind::gui::{App, Options, Prefs};
 use facefind::pipeline::embedder::EMBEDDING_DIM;
 
 const PHOTOS: usize = 10_000;
+
+/// Photos in the synthetic catalog: the first plain argument, or [`PHOTOS`].
+fn photos_arg() -> usize {
+    std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(PHOTOS)
+}
 
 fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([((x * 3 + seed) % 255) as u8, ((y * 5 + seed * 7) % 255) as u8, ((x + y + seed) % 255) as u8]));
@@ -153,10 +158,11 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&big_dir)?;
     let (rss0, _) = rss_mib();
     let base = run(&base_dir, 0)?;
-    let big = run(&big_dir, PHOTOS)?;
+    let photos = photos_arg();
+    let big = run(&big_dir, photos)?;
     let (rss, hwm) = rss_mib();
-    println!("app on a synthetic catalog ({PHOTOS} photos, {} faces), baseline = empty catalog, same run", PHOTOS + PHOTOS / 2);
-    println!("{:<34} {:>12} {:>12} {:>8}", "", "empty", "10k photos", "ratio");
+    println!("app on a synthetic catalog ({photos} photos, {} faces), baseline = empty catalog, same run", photos + photos / 2);
+    println!("{:<34} {:>12} {:>12} {:>8}", "", "empty", format!("{photos} photos"), "ratio");
     println!("{:<34} {:>12.3} {:>12.3} {:>8.2}", "open (catalog read, s)", base.open_s, big.open_s, big.open_s / base.open_s);
     for (name, p) in [("UI pass median (ms)", 0.5), ("UI pass p95 (ms)", 0.95), ("UI pass max (ms)", 1.0)] {
         let (a, b) = (percentile(&base.frames_ms, p), percentile(&big.frames_ms, p));
