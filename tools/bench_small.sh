@@ -2,7 +2,7 @@
 # Small photos (LFW's 250x250), in one run: `facefind verify` on pairsDevTest and `facefind index`
 # of N LFW photos, with and without flip fusion, next to the same two models run from Python
 # (tools/index_reference.py: OpenCV + onnxruntime + LiteRT) detecting at the photo's own size.
-# Prints images/s, ratios and the 10-fold accuracy of both. Python needs numpy, onnxruntime,
+# Prints images/s, ratios, the 10-fold accuracy of both, and both album mAPs (flip fusion on). Python needs numpy, onnxruntime,
 # ai-edge-litert and opencv-python-headless: PYTHON=/path/to/venv/bin/python (default python3).
 #   tools/bench_small.sh [N]   (default 500)
 set -euo pipefail
@@ -36,6 +36,8 @@ v_on=$(ours_verify on); v_off=$(ours_verify off)
 pv_on=$(pyv --flip); pv_off=$(pyv)
 i_on=$(ours_index on); i_off=$(ours_index off)
 pi_on=$(pyi --flip); pi_off=$(pyi)
+album_ours=$(cargo bench -q --bench small_photos -- when-needed 2>/dev/null | tail -1 | awk -F'|' '{ print $8 }' | tr -d ' ')
+album_py=$("$py" tools/index_reference.py album "$faces/album" "$faces/album-labels.csv" "$wheel" "$tgz" --native --flip 2>/dev/null | awk '{ print $3 }')
 echo "| what (LFW 250x250) | flip fusion | facefind | Python, native size | facefind / Python |"
 echo "|---|---|---|---|---|"
 row "verify pairsDevTest, images/s" on "$(echo "$v_on" | json images_per_second ':.1f')" "$(echo "$pv_on" | rate)"
@@ -49,3 +51,5 @@ for f in on off; do
   v=v_$f; pv=pv_$f
   echo "| flip $f | $(echo "${!v}" | json accuracy '*100:.2f') % | $(echo "${!pv}" | sed -nE 's/^accuracy ([0-9.]+).*/\1/p') % |"
 done
+echo
+echo "album \"find this person\" mAP (flip on): facefind $album_ours, Python $album_py"

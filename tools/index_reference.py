@@ -12,11 +12,15 @@
   verify            `original` on the images of an LFW pairs file, the face nearest the centre of
                     each (a centre crop when none): images/s and 10-fold accuracy, as `facefind
                     verify` measures them.
+  album             `original` on every photo of ../shared/faces/album, then "find this person"
+                    as tests/common/album.rs scores it (query = the largest face of each
+                    single-identity photo; photos ranked by their best face): mAP.
 
 Usage:
   python3 tools/index_reference.py face_recognition FOLDER [--limit N]
   python3 tools/index_reference.py original FOLDER WHEEL TGZ [--limit N] [--native] [--flip]
   python3 tools/index_reference.py verify PAIRS IMAGES WHEEL TGZ [--native] [--flip]
+  python3 tools/index_reference.py album ALBUM LABELS_CSV WHEEL TGZ [--native] [--flip]
 Prints: "<name> <photos/s> photos/s (<n> photos, <faces> faces, <seconds> s)", and for verify
 also "accuracy <mean %> ± <std>".
 """
@@ -151,6 +155,45 @@ def central_embedding(m, path):
     return m.embed([crop])[0], not faces
 
 
+def album_map(m, album, labels_csv):
+    ids, single = {}, []
+    for line in open(labels_csv).read().splitlines()[1:]:
+        f = line.split(",", 3)
+        every = [x.strip().lower() for x in f[1].split(";") if x.strip()]
+        named = {x for x in every if x != "?"}
+        if len(every) == 1 and len(named) == 1:
+            single.append(f[0])
+        ids[f[0]] = named
+    paths = sorted(p for p in glob.glob(os.path.join(album, "**", "*"), recursive=True) if p.lower().endswith((".jpg", ".jpeg", ".png", ".webp")))
+    faces = {}
+    for p in paths:
+        bgr = m.cv2.imread(p)
+        if bgr is None:
+            continue
+        found = m.detect(bgr)
+        if found:
+            emb = m.embed([m.align(bgr, pts) for _, pts in found])
+            faces[os.path.relpath(p, album)] = [(box[2] * box[3], e) for (box, _), e in zip(found, emb)]
+    aps = []
+    for q in single:
+        who = next(iter(ids[q]))
+        relevant = {p for p, i in ids.items() if p != q and who in i}
+        if not relevant:
+            continue
+        if q not in faces:
+            aps.append(0.0)
+            continue
+        qe = max(faces[q], key=lambda f: f[0])[1]
+        ranked = sorted(((max(float(e @ qe) for _, e in fs), p) for p, fs in faces.items() if p != q), reverse=True)
+        found, total = 0, 0.0
+        for rank, (_, p) in enumerate(ranked):
+            if p in relevant:
+                found += 1
+                total += found / (rank + 1)
+        aps.append(total / len(relevant))
+    return sum(aps) / len(aps), len(aps), len(paths), sum(len(f) for f in faces.values())
+
+
 def read_pairs(path, images):
     lines = [l.split() for l in open(path) if l.strip()]
     img = lambda name, n: os.path.join(images, name, f"{name}_{int(n):04d}.jpg")
@@ -186,6 +229,11 @@ def main():
     args = [a for a in args if a not in ("--native", "--flip")]
     name = args[0]
     t = time.perf_counter()
+    if name == "album":
+        m = Original(args[3], args[4], native, flip)
+        mean_ap, queries, photos, n_faces = album_map(m, args[1], args[2])
+        print(f"album mAP {mean_ap:.3f} ({queries} queries, {photos} photos, {n_faces} faces)")
+        return
     if name == "verify":
         pairs, folds = read_pairs(args[1], args[2])
         m = Original(args[3], args[4], native, flip)
