@@ -129,40 +129,48 @@ impl Catalog {
         move |error| CatalogError::Sqlite { path: self.path.clone(), error }
     }
 
-    /// Every person, most faces first (hidden ones included; see [`Person::hidden`]).
+    /// Every person, most faces first (hidden ones included; see [`Person::hidden`]). One pass
+    /// over the person links, counted here (SQL window functions and DISTINCT counts took
+    /// 0.75 s for 150,000 faces).
     pub fn people(&self) -> Result<Vec<Person>, CatalogError> {
         let e = self.tx_err();
-        let covers: HashMap<i64, i64> = {
-            let mut st = self
-                .conn
-                .prepare(
-                    "SELECT person_id, face_id FROM (SELECT fp.person_id, fp.face_id, row_number() OVER (
-                        PARTITION BY fp.person_id ORDER BY (fp.source != 'auto') DESC, f.w * f.h * f.score DESC, f.id) AS rn
-                     FROM face_person fp JOIN faces f ON f.id = fp.face_id) WHERE rn = 1",
-                )
-                .map_err(&e)?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&e)?;
-            rows.collect::<Sql<_>>().map_err(&e)?
-        };
+        /// Faces, photos, and the best cover candidate: (vouched for, size × score, -face id).
+        #[derive(Default)]
+        struct Acc {
+            faces: usize,
+            photos: std::collections::HashSet<i64>,
+            cover: Option<(bool, f64, i64)>,
+        }
+        let mut acc: HashMap<i64, Acc> = HashMap::new();
         let mut st = self
             .conn
-            .prepare(
-                "SELECT p.id, p.name, p.hidden, p.cover_face, p.created, count(fp.face_id), count(DISTINCT f.photo_id)
-                 FROM people p LEFT JOIN face_person fp ON fp.person_id = p.id LEFT JOIN faces f ON f.id = fp.face_id
-                 GROUP BY p.id",
-            )
+            .prepare("SELECT fp.person_id, fp.face_id, fp.source != 'auto', f.photo_id, f.w * f.h * f.score FROM face_person fp JOIN faces f ON f.id = fp.face_id")
             .map_err(&e)?;
+        let mut rows = st.query([]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let a = acc.entry(r.get(0).map_err(&e)?).or_default();
+            let face: i64 = r.get(1).map_err(&e)?;
+            a.faces += 1;
+            a.photos.insert(r.get(3).map_err(&e)?);
+            let key = (r.get::<_, bool>(2).map_err(&e)?, r.get::<_, f64>(4).map_err(&e)?, -face);
+            let better = |(v, s, f): (bool, f64, i64), (bv, bs, bf): (bool, f64, i64)| v.cmp(&bv).then(s.total_cmp(&bs)).then(f.cmp(&bf)).is_gt();
+            if a.cover.is_none_or(|best| better(key, best)) {
+                a.cover = Some(key);
+            }
+        }
+        let mut st = self.conn.prepare("SELECT id, name, hidden, cover_face, created FROM people").map_err(&e)?;
         let rows = st
             .query_map([], |r| {
                 let id: i64 = r.get(0)?;
+                let a = acc.get(&id);
                 Ok(Person {
                     id,
                     name: r.get(1)?,
                     hidden: r.get::<_, i64>(2)? != 0,
-                    cover_face: r.get::<_, Option<i64>>(3)?.or(covers.get(&id).copied()),
+                    cover_face: r.get::<_, Option<i64>>(3)?.or(a.and_then(|a| a.cover).map(|(_, _, f)| -f)),
                     created: r.get(4)?,
-                    faces: r.get::<_, i64>(5)? as usize,
-                    photos: r.get::<_, i64>(6)? as usize,
+                    faces: a.map_or(0, |a| a.faces),
+                    photos: a.map_or(0, |a| a.photos.len()),
                 })
             })
             .map_err(&e)?;
@@ -522,5 +530,59 @@ impl Catalog {
             .map_err(e)?;
         }
         tx.commit().map_err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{FaceRecord, PhotoRecord, Status};
+
+    fn photo(path: &str, boxes: &[([f32; 4], f32)]) -> PhotoRecord {
+        PhotoRecord {
+            path: path.as_bytes().to_vec(),
+            size: 1,
+            mtime_ns: 1,
+            fingerprint: path.as_bytes().to_vec(),
+            width: 100,
+            height: 100,
+            status: Status::Faces,
+            reason: None,
+            thumbnail: Vec::new(),
+            faces: boxes.iter().map(|&(bbox, score)| FaceRecord { bbox, score, landmarks: [0.0; 10], embedding: vec![1.0, 0.0], chip: Vec::new() }).collect(),
+        }
+    }
+
+    /// Counts of faces and distinct photos, and the cover: the one set, else the largest
+    /// (size × score) face the user vouched for, else the largest, the lowest id on a tie.
+    #[test]
+    fn people_counts_and_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let s = 0.9;
+        cat.write_batch(&[
+            photo("a.jpg", &[([0.0, 0.0, 10.0, 10.0], s), ([0.0, 0.0, 50.0, 50.0], s)]),
+            photo("b.jpg", &[([0.0, 0.0, 20.0, 20.0], 0.99)]),
+            photo("c.jpg", &[([0.0, 0.0, 30.0, 30.0], s), ([40.0, 0.0, 30.0, 30.0], s), ([0.0, 0.0, 90.0, 90.0], s)]),
+            photo("d.jpg", &[([0.0, 0.0, 5.0, 5.0], s)]),
+        ])
+        .unwrap();
+        let ids: Vec<i64> = cat.conn.prepare("SELECT id FROM faces ORDER BY id").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        cat.conn
+            .execute_batch(&format!(
+                "INSERT INTO people(id, created) VALUES (1, 0), (2, 0), (3, 0), (4, 0);
+                 UPDATE people SET cover_face = {f6} WHERE id = 4;
+                 INSERT INTO face_person(face_id, person_id, source) VALUES
+                   ({f0}, 1, 'confirmed'), ({f1}, 1, 'auto'), ({f2}, 1, 'auto'), ({f3}, 2, 'auto'), ({f4}, 2, 'auto'), ({f5}, 4, 'auto'), ({f6}, 4, 'auto');",
+                f0 = ids[0], f1 = ids[1], f2 = ids[2], f3 = ids[3], f4 = ids[4], f5 = ids[5], f6 = ids[6]
+            ))
+            .unwrap();
+        let people: HashMap<i64, Person> = cat.people().unwrap().into_iter().map(|p| (p.id, p)).collect();
+        let got = |id: i64| (people[&id].faces, people[&id].photos, people[&id].cover_face);
+        assert_eq!(got(1), (3, 2, Some(ids[0])), "the vouched-for face, though the smallest");
+        assert_eq!(got(2), (2, 1, Some(ids[3])), "a tie in size: the lower id");
+        assert_eq!(got(3), (0, 0, None));
+        assert_eq!(got(4), (2, 2, Some(ids[6])), "the cover that was set, though the smaller");
+        assert_eq!(cat.people().unwrap().iter().map(|p| p.id).collect::<Vec<_>>(), vec![1, 2, 4, 3], "most faces first, then by id");
     }
 }
