@@ -152,7 +152,7 @@ crate::pipeline::ops::multiversion! {
 impl Int8Index {
     /// Quantises `embeddings` (rows of `dim` values).
     pub fn build(dim: usize, embeddings: &[f32]) -> Self {
-        let n = if dim == 0 { 0 } else { embeddings.len() / dim };
+        let n = embeddings.len().checked_div(dim).unwrap_or(0);
         let mut codes = Vec::with_capacity(n * dim);
         let mut max_error = 0f32;
         let steps = embeddings
