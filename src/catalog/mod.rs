@@ -810,3 +810,37 @@ impl Catalog {
             .map_err(|e| self.sql_err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The face table comes back in (path, face index) order, whatever order the rows were
+    /// written in.
+    #[test]
+    fn face_table_is_in_path_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let photo = |path: &str, faces: usize| PhotoRecord {
+            path: path.as_bytes().to_vec(),
+            size: 1,
+            mtime_ns: 1,
+            fingerprint: path.as_bytes().to_vec(),
+            width: 10,
+            height: 10,
+            status: Status::Faces,
+            reason: None,
+            thumbnail: Vec::new(),
+            faces: (0..faces)
+                .map(|k| FaceRecord { bbox: [k as f32, 0.0, 1.0, 1.0], score: 0.9, landmarks: [0.0; 10], embedding: vec![path.len() as f32, k as f32], chip: Vec::new() })
+                .collect(),
+        };
+        cat.write_batch(&[photo("c/z.jpg", 2), photo("a.jpg", 1)]).unwrap();
+        cat.write_batch(&[photo("b/y.jpg", 3), photo("aa.jpg", 0)]).unwrap();
+        let t = cat.face_table().unwrap();
+        let paths: HashMap<i64, Vec<u8>> = cat.photos().unwrap().into_iter().map(|p| (p.id, p.path)).collect();
+        let got: Vec<(String, u32, f32)> = (0..t.len()).map(|i| (String::from_utf8_lossy(&paths[&t.photo_id(i)]).into_owned(), t.face_index(i), t.embedding(i)[1])).collect();
+        let want: Vec<(String, u32, f32)> = [("a.jpg", 0), ("b/y.jpg", 0), ("b/y.jpg", 1), ("b/y.jpg", 2), ("c/z.jpg", 0), ("c/z.jpg", 1)].iter().map(|&(p, k)| (p.to_string(), k, k as f32)).collect();
+        assert_eq!(got, want);
+    }
+}
