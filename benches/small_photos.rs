@@ -35,14 +35,7 @@ fn main() {
         let ips = paths.len() as f64 / t0.elapsed().as_secs_f64();
         let no_face = embedded.values().filter(|e| e.fallback).count();
         let scores = verify::pair_scores(&pairs, &images, &embedded);
-        let (mut s, mut same, mut folds) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, score) in scores.iter().enumerate() {
-            if let Some(x) = score {
-                s.push(*x);
-                same.push(pairs.pairs[i].same);
-                folds.push(pairs.folds[i]);
-            }
-        }
+        let (s, same, folds) = verify::scored(&pairs, &scores);
         let (acc, std, _) = verify::kfold_accuracy(&s, &same, &folds, pairs.n_folds);
         let (found, total) = common::dlib_recall(&p);
         let (found_half, _) = common::dlib_recall_at(&p, 0.5);

@@ -414,18 +414,17 @@ fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<
         }
     }
     let fallbacks = embedded.values().filter(|e| e.fallback).count();
-    let mut rows = Vec::new();
-    let (mut scores, mut same, mut folds) = (Vec::new(), Vec::new(), Vec::new());
     let pair_scores = verify::pair_scores(&parsed, images, &embedded);
-    for (i, (pr, score)) in parsed.pairs.iter().zip(pair_scores).enumerate() {
-        let (a, b) = pr.paths(images);
-        if let Some(s) = score {
-            scores.push(s);
-            same.push(pr.same);
-            folds.push(parsed.folds[i]);
-        }
-        rows.push(PairJson { a: a.display().to_string(), b: b.display().to_string(), same: pr.same, score });
-    }
+    let (scores, same, folds) = verify::scored(&parsed, &pair_scores);
+    let rows: Vec<PairJson> = parsed
+        .pairs
+        .iter()
+        .zip(&pair_scores)
+        .map(|(pr, &score)| {
+            let (a, b) = pr.paths(images);
+            PairJson { a: a.display().to_string(), b: b.display().to_string(), same: pr.same, score }
+        })
+        .collect();
     if scores.is_empty() {
         anyhow::bail!("no pair could be scored (are the images under {}?)", images.display());
     }

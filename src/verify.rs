@@ -104,6 +104,19 @@ pub fn embed_central_faces(p: &Pipeline, paths: &[PathBuf]) -> candle_core::Resu
     Ok(out)
 }
 
+/// The pairs that have a score, as (scores, same person, fold) for [`kfold_accuracy`].
+pub fn scored(pairs: &Pairs, scores: &[Option<f32>]) -> (Vec<f32>, Vec<bool>, Vec<usize>) {
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    for ((pr, score), &fold) in pairs.pairs.iter().zip(scores).zip(&pairs.folds) {
+        if let Some(s) = score {
+            out.0.push(*s);
+            out.1.push(pr.same);
+            out.2.push(fold);
+        }
+    }
+    out
+}
+
 /// Cosine score of every pair (in file order); `None` where an image has no embedding.
 pub fn pair_scores(pairs: &Pairs, images: &Path, embedded: &HashMap<PathBuf, Embedded>) -> Vec<Option<f32>> {
     pairs

@@ -18,6 +18,17 @@ fn index(folder: &Path, catalog: &Path) -> (serde_json::Value, Output) {
     (v, out)
 }
 
+/// The first `n` photos of album/face_recognition copied under `dir` and indexed: (photo
+/// folder, catalog, the run's JSON summary).
+fn indexed_album_photos(dir: &Path, n: usize) -> (PathBuf, PathBuf, serde_json::Value) {
+    let photos = dir.join("photos");
+    common::copy_photos("album/face_recognition", &photos, n);
+    let cat = dir.join("c.sqlite");
+    let (v, out) = index(&photos, &cat);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (photos, cat, v)
+}
+
 fn picture(path: &Path, seed: u8) {
     image::RgbImage::from_fn(480, 360, |x, y| image::Rgb([(x as u8).wrapping_mul(seed), (y as u8).wrapping_add(seed), seed]))
         .save(path)
@@ -338,11 +349,7 @@ fn embeddings(cat: &Path) -> std::collections::BTreeMap<i64, Vec<f32>> {
 #[ignore = "needs ../shared/faces"]
 fn a_new_embedder_reembeds_from_stored_faces_without_detecting_again() {
     let dir = tempfile::tempdir().unwrap();
-    let photos = dir.path().join("photos");
-    common::copy_photos("album/face_recognition", &photos, 6);
-    let cat = dir.path().join("c.sqlite");
-    let (v, out) = index(&photos, &cat);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (photos, cat, v) = indexed_album_photos(dir.path(), 6);
     let before = embeddings(&cat);
     assert!(before.len() >= 6, "faces: {}", before.len());
 
@@ -432,12 +439,8 @@ fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
 #[ignore = "needs ../shared/faces"]
 fn the_upscale_policy_change_redetects_only_small_photos() {
     let dir = tempfile::tempdir().unwrap();
-    let photos = dir.path().join("photos");
     // one photo of 424 px, five of 700 px and more
-    common::copy_photos("album/face_recognition", &photos, 6);
-    let cat = dir.path().join("c.sqlite");
-    let (v, out) = index(&photos, &cat);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (photos, cat, v) = indexed_album_photos(dir.path(), 6);
     assert_eq!(n(&v, "processed"), 6);
     {
         let db = rusqlite::Connection::open(&cat).unwrap();

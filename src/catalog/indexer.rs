@@ -185,9 +185,11 @@ fn legacy_identity(p: &Pipeline) -> String {
 /// Checks the catalog against the pipeline (see [`Catalog::ensure_identity`]).
 pub fn ensure_identity(cat: &mut Catalog, p: &Pipeline) -> Result<crate::catalog::IdentityChange, CatalogError> {
     // A catalog from before the upscale policy holds the same faces for every photo of at least
-    // `detect_min_side` pixels: only smaller photos are detected again, not the whole library.
-    if cat.meta("detection")?.is_some_and(|old| old == detection_identity_v3(p)) && p.settings.upscale != crate::pipeline::Upscale::Always {
-        let n = cat.redetect_smaller_than(p.settings.detect_min_side, &detection_identity(p))?;
+    // `detect_min_side` pixels (and for every photo with `Always`, what it did): only smaller
+    // photos are detected again, not the whole library.
+    if cat.meta("detection")?.is_some_and(|old| old == detection_identity_v3(p)) {
+        let below = if p.settings.upscale == crate::pipeline::Upscale::Always { 0 } else { p.settings.detect_min_side };
+        let n = cat.redetect_smaller_than(below, &detection_identity(p))?;
         tracing::info!(photos = n, "small photos queued for detection at their own size");
     }
     cat.ensure_identity(&detection_identity(p), &embedding_identity(p), &legacy_identity(p))

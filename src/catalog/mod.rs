@@ -82,6 +82,23 @@ pub struct FaceRecord {
     pub chip: Vec<u8>,
 }
 
+/// A stored photo for unit tests: `path`, 100x100, one face per (box, score), 2-d embeddings.
+#[cfg(test)]
+pub(crate) fn test_photo(path: &str, faces: &[([f32; 4], f32)]) -> PhotoRecord {
+    PhotoRecord {
+        path: path.as_bytes().to_vec(),
+        size: 1,
+        mtime_ns: 1,
+        fingerprint: path.as_bytes().to_vec(),
+        width: 100,
+        height: 100,
+        status: Status::Faces,
+        reason: None,
+        thumbnail: Vec::new(),
+        faces: faces.iter().map(|&(bbox, score)| FaceRecord { bbox, score, landmarks: [0.0; 10], embedding: vec![1.0, bbox[0]], chip: Vec::new() }).collect(),
+    }
+}
+
 /// One photo as stored (faces included) — what the indexer writes.
 #[derive(Debug, Clone)]
 pub struct PhotoRecord {
@@ -821,20 +838,8 @@ mod tests {
     fn face_table_is_in_path_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
-        let photo = |path: &str, faces: usize| PhotoRecord {
-            path: path.as_bytes().to_vec(),
-            size: 1,
-            mtime_ns: 1,
-            fingerprint: path.as_bytes().to_vec(),
-            width: 10,
-            height: 10,
-            status: Status::Faces,
-            reason: None,
-            thumbnail: Vec::new(),
-            faces: (0..faces)
-                .map(|k| FaceRecord { bbox: [k as f32, 0.0, 1.0, 1.0], score: 0.9, landmarks: [0.0; 10], embedding: vec![path.len() as f32, k as f32], chip: Vec::new() })
-                .collect(),
-        };
+        // face k of each photo has its box at x = k (and embedding [1, k])
+        let photo = |path: &str, faces: usize| test_photo(path, &(0..faces).map(|k| ([k as f32, 0.0, 1.0, 1.0], 0.9)).collect::<Vec<_>>());
         cat.write_batch(&[photo("c/z.jpg", 2), photo("a.jpg", 1)]).unwrap();
         cat.write_batch(&[photo("b/y.jpg", 3), photo("aa.jpg", 0)]).unwrap();
         let t = cat.face_table().unwrap();

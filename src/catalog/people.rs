@@ -72,6 +72,11 @@ fn now() -> i64 {
 
 type Sql<T> = Result<T, rusqlite::Error>;
 
+/// Order of cover candidates (vouched for, size × score, -face id): the greater is the cover.
+fn cover_order(a: (bool, f64, i64), b: (bool, f64, i64)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2))
+}
+
 fn person_row(tx: &Transaction, id: i64) -> Sql<Option<PersonRow>> {
     tx.query_row("SELECT name, hidden, cover_face, created FROM people WHERE id=?1", [id], |r| {
         Ok(PersonRow { name: r.get(0)?, hidden: r.get::<_, i64>(1)? != 0, cover_face: r.get(2)?, created: r.get(3)? })
@@ -153,8 +158,7 @@ impl Catalog {
             a.faces += 1;
             a.photos.insert(r.get(3).map_err(&e)?);
             let key = (r.get::<_, bool>(2).map_err(&e)?, r.get::<_, f64>(4).map_err(&e)?, -face);
-            let better = |(v, s, f): (bool, f64, i64), (bv, bs, bf): (bool, f64, i64)| v.cmp(&bv).then(s.total_cmp(&bs)).then(f.cmp(&bf)).is_gt();
-            if a.cover.is_none_or(|best| better(key, best)) {
+            if a.cover.is_none_or(|best| cover_order(key, best).is_gt()) {
                 a.cover = Some(key);
             }
         }
@@ -536,22 +540,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{FaceRecord, PhotoRecord, Status};
-
-    fn photo(path: &str, boxes: &[([f32; 4], f32)]) -> PhotoRecord {
-        PhotoRecord {
-            path: path.as_bytes().to_vec(),
-            size: 1,
-            mtime_ns: 1,
-            fingerprint: path.as_bytes().to_vec(),
-            width: 100,
-            height: 100,
-            status: Status::Faces,
-            reason: None,
-            thumbnail: Vec::new(),
-            faces: boxes.iter().map(|&(bbox, score)| FaceRecord { bbox, score, landmarks: [0.0; 10], embedding: vec![1.0, 0.0], chip: Vec::new() }).collect(),
-        }
-    }
+    use crate::catalog::test_photo as photo;
 
     /// Counts of faces and distinct photos, and the cover: the one set, else the largest
     /// (size × score) face the user vouched for, else the largest, the lowest id on a tie.
