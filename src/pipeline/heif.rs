@@ -206,7 +206,8 @@ mod tests {
     /// Every committed HEIF and AVIF file decodes to its reference decoder's size (after `irot`)
     /// and pixels within a few levels (mean under 4 of 255; chroma upsampling differs at sharp
     /// colour edges): libheif for HEIF (tests/data/heif/reference.py), libavif for AVIF
-    /// (tests/data/avif/make.py); the truncated ones are clear errors, as they are there.
+    /// (tests/data/avif/make.py; one AVIF is a 3x2 grid of tiles); the truncated ones are clear
+    /// errors, as they are there.
     #[test]
     fn heif_and_avif_files_decode_like_the_reference_decoders() {
         let mut checked = 0;
@@ -217,6 +218,10 @@ mod tests {
                 checked += 1;
                 let data = std::fs::read(dir.join(name)).unwrap();
                 assert!(is_kind(&data), "{name}");
+                if name.starts_with("grid") {
+                    // its primary item is of type `grid` (tiles composed by the decoder)
+                    assert!(data.windows(4).any(|w| w == b"grid"), "{name} is not a grid");
+                }
                 let got = decode(&data);
                 if want.get("error").is_some() {
                     let e = got.err().unwrap_or_else(|| panic!("{name} decoded; the reference decoder refused it"));
@@ -247,7 +252,7 @@ mod tests {
                 assert!(mean < 4.0 && worst < 48.0, "{name}: mean difference {mean:.2} levels, worst {worst}");
             }
         }
-        assert!(checked >= 12, "{checked} files");
+        assert!(checked >= 13, "{checked} files");
     }
 
     /// The rotation in `irot` is applied: the thumbnail-mismatch file is coded 64x64 with a

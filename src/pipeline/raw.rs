@@ -244,6 +244,55 @@ mod tests {
         assert_eq!(preview(&be).map(|p| p.0.len()), Some(j.len()));
     }
 
+    /// Real camera files (tests/data/raw, from exiv2's and ExifTool's test data): each decodes
+    /// to the largest JPEG ExifTool extracts from it, pixel for pixel as Pillow decodes that
+    /// JPEG (make.sh), or, with no usable preview, is a clear "unsupported" error.
+    #[test]
+    fn real_camera_files_decode_to_their_largest_preview() {
+        use crate::pipeline::photo::{load_rgb, PhotoError};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/raw");
+        let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        let files = reference["files"].as_object().unwrap();
+        assert!(files.len() >= 9);
+        let mut failures = Vec::new();
+        for (name, want) in files {
+            let got = load_rgb(&dir.join(name));
+            if want.get("none").is_some() {
+                if !matches!(&got, Err(PhotoError::Unsupported(_))) {
+                    failures.push(format!("{name}: {:?}, not unsupported", got.map(|i| i.dimensions())));
+                }
+                continue;
+            }
+            let img = match got {
+                Ok(img) => img,
+                Err(e) => {
+                    failures.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let (w, h) = img.dimensions();
+            if (w as u64, h as u64) != (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()) {
+                failures.push(format!("{name}: {w}x{h}"));
+                continue;
+            }
+            let mut worst = 0f64;
+            for (i, row) in want["samples"].as_array().unwrap().iter().enumerate() {
+                for (j, px) in row.as_array().unwrap().iter().enumerate() {
+                    let (x, y) = (((j as f64 + 0.5) * w as f64 / 8.0) as u32, ((i as f64 + 0.5) * h as f64 / 8.0) as u32);
+                    let ours = img.get_pixel(x, y).0;
+                    for c in 0..3 {
+                        worst = worst.max((ours[c] as f64 - px[c].as_f64().unwrap()).abs());
+                    }
+                }
+            }
+            // two JPEG decoders (IDCT and chroma upsampling differ by a level or two)
+            if worst > 6.0 {
+                failures.push(format!("{name}: off by up to {worst} levels"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
     /// RAF and CR3 are not TIFF: their previews are found as embedded JPEG streams, the
     /// largest one winning.
     #[test]

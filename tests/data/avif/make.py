@@ -4,8 +4,9 @@ Run by hand: pip install numpy pillow && python tests/data/avif/make.py
 
 A 96x64 pattern (gradients and two colour blocks) saved as 8-bit 4:2:0 and 4:4:4, once more
 with EXIF orientation 6 (Pillow writes it as `irot`; Pillow's reader does not apply `irot`, so
-its reference is turned here), and a copy cut in half."""
-import json, os
+its reference is turned here), a copy cut in half, and the pattern at 192x128 as a 3x2 grid of
+64x64 tiles (libavif's `avifenc --grid`, Debian package libavif-bin; Pillow writes no grids)."""
+import json, os, subprocess, tempfile
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,10 @@ exif[0x0112] = 6
 im.save(os.path.join(here, "pattern-irot.avif"), quality=90, exif=exif.tobytes())
 data = open(os.path.join(here, "pattern-420.avif"), "rb").read()
 open(os.path.join(here, "truncated.avif"), "wb").write(data[: len(data) // 2])
+with tempfile.TemporaryDirectory() as tmp:
+    png = os.path.join(tmp, "grid.png")
+    im.resize((192, 128), Image.BILINEAR).save(png)
+    subprocess.run(["avifenc", "--grid", "3x2", "-y", "420", "--min", "4", "--max", "12", png, os.path.join(here, "grid-3x2.avif")], check=True, capture_output=True)
 
 out = {"decoder": f"libavif via Pillow {Image.__version__}", "files": {}}
 for name in sorted(os.listdir(here)):
