@@ -253,16 +253,42 @@ struct BnAct {
     stats: Arc<Mutex<Vec<f64>>>,
 }
 
-/// Per-channel mean and biased variance of (N, C, R) data: per-plane sums combined per channel
-/// (Chan et al.), in f64.
+/// Lanes of the plane kernels' sums: a float sum the compiler may not reorder cannot vectorise,
+/// so each kernel keeps `L` partial sums (in `T`; a plane's sums are combined in f64).
+const L: usize = 16;
+
+/// The f64 sum of `L` lane sums and a tail.
+#[inline(always)]
+fn lanes_total<T: Elem>(lanes: &[T; L], tail: f64) -> f64 {
+    lanes.iter().map(|v| v.to_f64()).sum::<f64>() + tail
+}
+
+crate::pipeline::ops::multiversion! {
+    /// A plane's mean and sum of squared deviations from it.
+    fn plane_moments<T: Elem>(p: &[T]) -> (f64, f64) {
+        let (chunks, tail) = p.as_chunks::<L>();
+        let mut acc = [T::zero(); L];
+        for c in chunks {
+            for j in 0..L {
+                acc[j] += c[j];
+            }
+        }
+        let mean = lanes_total(&acc, tail.iter().map(|v| v.to_f64()).sum()) / p.len().max(1) as f64;
+        let m = T::from_f64(mean);
+        let mut acc = [T::zero(); L];
+        for c in chunks {
+            for j in 0..L {
+                acc[j] += (c[j] - m) * (c[j] - m);
+            }
+        }
+        (mean, lanes_total(&acc, tail.iter().map(|v| (v.to_f64() - mean).powi(2)).sum()))
+    }
+}
+
+/// Per-channel mean and biased variance of (N, C, R) data: per-plane moments combined per
+/// channel (Chan et al.), in f64.
 fn bn_stats<T: Elem>(x: &[T], n: usize, c: usize, r: usize) -> (Vec<f64>, Vec<f64>) {
-    let planes: Vec<(f64, f64)> = x
-        .par_chunks(r.max(1))
-        .map(|p| {
-            let m = p.iter().map(|v| v.to_f64()).sum::<f64>() / r.max(1) as f64;
-            (m, p.iter().map(|v| (v.to_f64() - m).powi(2)).sum::<f64>())
-        })
-        .collect();
+    let planes: Vec<(f64, f64)> = x.par_chunks(r.max(1)).map(plane_moments).collect();
     let count = (n * r).max(1) as f64;
     let mut mean = vec![0f64; c];
     let mut var = vec![0f64; c];
@@ -274,6 +300,7 @@ fn bn_stats<T: Elem>(x: &[T], n: usize, c: usize, r: usize) -> (Vec<f64>, Vec<f6
 }
 
 /// Channel `ch`'s batch-norm map `x * s + t` and PReLU slope (1 without PReLU), in `T`.
+#[derive(Clone, Copy)]
 struct ChannelMap<T> {
     s: T,
     t: T,
@@ -295,27 +322,80 @@ fn channel_maps<T: Elem>(params: &[T], mean: &[f64], var: &[f64], c: usize, alph
         .collect()
 }
 
+crate::pipeline::ops::multiversion! {
+    /// y = x·s + t, then PReLU with slope a when `prelu`, one plane.
+    fn bn_act_plane<T: Elem>(xp: &[T], yp: &mut [T], m: ChannelMap<T>, prelu: bool) {
+        if prelu {
+            for (o, v) in yp.iter_mut().zip(xp) {
+                let u = *v * m.s + m.t;
+                *o = if u > T::zero() { u } else { m.a * u };
+            }
+        } else {
+            for (o, v) in yp.iter_mut().zip(xp) {
+                *o = *v * m.s + m.t;
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn bn_act_fwd<T: Elem>(x: &[T], params: &[T], n: usize, c: usize, r: usize, alpha_len: usize, eps: f64, stats: &Mutex<Vec<f64>>) -> Result<Vec<T>> {
     let (mean, var) = bn_stats(x, n, c, r);
     let maps = channel_maps(params, &mean, &var, c, alpha_len, eps);
     let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(r.max(1)).zip(x.par_chunks(r.max(1))).enumerate().for_each(|(i, (yp, xp))| {
-        let m = &maps[i % c];
-        if alpha_len == 0 {
-            for (o, v) in yp.iter_mut().zip(xp) {
-                *o = *v * m.s + m.t;
-            }
-        } else {
-            for (o, v) in yp.iter_mut().zip(xp) {
-                let u = *v * m.s + m.t;
-                *o = if u > T::zero() { u } else { m.a * u };
-            }
-        }
-    });
+    y.par_chunks_mut(r.max(1)).zip(x.par_chunks(r.max(1))).enumerate().for_each(|(i, (yp, xp))| bn_act_plane(xp, yp, maps[i % c], alpha_len > 0));
     let mut st = stats.lock().map_err(|_| candle_core::Error::Msg("batch norm statistics lock poisoned".into()))?;
     *st = mean.into_iter().chain(var).collect();
     Ok(y)
+}
+
+crate::pipeline::ops::multiversion! {
+    /// One plane's Σg, Σg·(x − mu) and Σdy·min(u, 0), with u = x·s + t and g = dy·(u > 0 ? 1 : a)
+    /// (g = dy without PReLU).
+    fn bn_act_plane_sums<T: Elem>(xp: &[T], gp: &[T], m: ChannelMap<T>, mu: T, prelu: bool) -> (f64, f64, f64) {
+        let n = xp.len().min(gp.len());
+        let ((xc, xt), (gc, gt)) = (xp[..n].as_chunks::<L>(), gp[..n].as_chunks::<L>());
+        // branch-free: the select of g (and of min(u, 0)) vectorises
+        let one = |v: T, g: T| -> (T, T, T) {
+            let u = v * m.s + m.t;
+            let pos = !prelu || u > T::zero();
+            let gu = if pos { g } else { m.a * g };
+            (gu, gu * (v - mu), if pos { T::zero() } else { g * u })
+        };
+        let (mut s, mut sx, mut sa) = ([T::zero(); L], [T::zero(); L], [T::zero(); L]);
+        for (xs, gs) in xc.iter().zip(gc) {
+            for j in 0..L {
+                let (a, b, c) = one(xs[j], gs[j]);
+                s[j] += a;
+                sx[j] += b;
+                sa[j] += c;
+            }
+        }
+        let (mut ts, mut tsx, mut tsa) = (0f64, 0f64, 0f64);
+        for (v, g) in xt.iter().zip(gt) {
+            let (a, b, c) = one(*v, *g);
+            (ts, tsx, tsa) = (ts + a.to_f64(), tsx + b.to_f64(), tsa + c.to_f64());
+        }
+        (lanes_total(&s, ts), lanes_total(&sx, tsx), lanes_total(&sa, tsa))
+    }
+}
+
+crate::pipeline::ops::multiversion! {
+    /// dx = k0·g − k1·x + k2 for one plane, g as in [`bn_act_plane_sums`].
+    fn bn_act_plane_dx<T: Elem>(dp: &mut [T], xp: &[T], gp: &[T], m: ChannelMap<T>, prelu: bool, k: [T; 3]) {
+        let [k0, k1, k2] = k;
+        if prelu {
+            for (o, (v, g)) in dp.iter_mut().zip(xp.iter().zip(gp)) {
+                let u = *v * m.s + m.t;
+                let gu = if u > T::zero() { *g } else { m.a * *g };
+                *o = k0 * gu - k1 * *v + k2;
+            }
+        } else {
+            for (o, (v, g)) in dp.iter_mut().zip(xp.iter().zip(gp)) {
+                *o = k0 * *g - k1 * *v + k2;
+            }
+        }
+    }
 }
 
 /// (dx, dparams) of batch norm (+ PReLU) in training mode, packed as [dx; dw; db; dalpha].
@@ -326,27 +406,12 @@ fn bn_act_fwd<T: Elem>(x: &[T], params: &[T], n: usize, c: usize, r: usize, alph
 fn bn_act_bwd<T: Elem>(x: &[T], dy: &[T], params: &[T], mean: &[f64], var: &[f64], n: usize, c: usize, r: usize, alpha_len: usize, eps: f64) -> Vec<T> {
     let maps = channel_maps(params, mean, var, c, alpha_len, eps);
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let grad = |m: &ChannelMap<T>, v: T, g: T| -> (T, T) {
-        let u = v * m.s + m.t;
-        if alpha_len == 0 || u > T::zero() {
-            (g, T::zero())
-        } else {
-            (m.a * g, u)
-        }
-    };
     // Per plane: Σg, Σg·(x − mean), Σdy·min(u, 0).
     let planes: Vec<(f64, f64, f64)> = x
         .par_chunks(r.max(1))
         .zip(dy.par_chunks(r.max(1)))
         .enumerate()
-        .map(|(i, (xp, gp))| {
-            let (m, mu) = (&maps[i % c], mean[i % c]);
-            xp.iter().zip(gp).fold((0f64, 0f64, 0f64), |(s, sx, sa), (v, g)| {
-                let (gu, neg) = grad(m, *v, *g);
-                let gu = gu.to_f64();
-                (s + gu, sx + gu * (v.to_f64() - mu), sa + g.to_f64() * neg.to_f64())
-            })
-        })
+        .map(|(i, (xp, gp))| bn_act_plane_sums(xp, gp, maps[i % c], T::from_f64(mean[i % c]), alpha_len > 0))
         .collect();
     let count = (n * r).max(1) as f64;
     let (mut sum_g, mut sum_g_xhat, mut sum_a) = (vec![0f64; c], vec![0f64; c], vec![0f64; c]);
@@ -365,10 +430,7 @@ fn bn_act_bwd<T: Elem>(x: &[T], dy: &[T], params: &[T], mean: &[f64], var: &[f64
         let a = T::from_f64(k);
         let bcoef = T::from_f64(k * inv[ch] * sum_g_xhat[ch] / count);
         let c0 = T::from_f64(-k * sum_g[ch] / count + k * inv[ch] * sum_g_xhat[ch] * mean[ch] / count);
-        for (o, (v, g)) in dp.iter_mut().zip(xp.iter().zip(gp)) {
-            let (gu, _) = grad(m, *v, *g);
-            *o = a * gu - bcoef * *v + c0;
-        }
+        bn_act_plane_dx(dp, xp, gp, *m, alpha_len > 0, [a, bcoef, c0]);
     });
     for ch in 0..c {
         rest[ch] = T::from_f64(sum_g_xhat[ch]);

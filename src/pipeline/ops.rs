@@ -192,19 +192,32 @@ fn copy_small(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// Defines `fn $name(..)` that runs its body compiled for AVX2 + FMA when the CPU has them
-/// (checked at run time, cached by std), and for the baseline target otherwise. The kernels
-/// below are plain loops the compiler vectorises: 8 lanes instead of SSE2's 4.
+/// Defines `fn $name(..)` that runs its body compiled for AVX-512 (F, BW, VL) when the CPU has
+/// it, else for AVX2 + FMA when it has those (checked at run time, cached by std), and for the
+/// baseline target otherwise. The kernels below are plain loops the compiler vectorises: 16 or
+/// 8 lanes instead of SSE2's 4. One type parameter with one bound may be given (`fn f<T: B>`).
 macro_rules! multiversion {
-    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$m:meta])* fn $name:ident $(<$g:ident: $b:path>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
-        fn $name($($arg: $ty),*) {
+        fn $name $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn imp($($arg: $ty),*) $body
+            fn imp $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                fn avx512 $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? {
+                    imp($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx512` was compiled for (checked above).
+                    return unsafe { avx512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) {
+                fn avx2 $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? {
                     imp($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
