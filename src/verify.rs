@@ -153,8 +153,9 @@ pub fn parse_pairs(text: &str) -> anyhow::Result<Pairs> {
         pairs.push(pair);
     }
     let (folds, n_folds) = match header.as_slice() {
-        [f, c] if *f > 0 && f * 2 * c == pairs.len() => ((0..pairs.len()).map(|i| i / (2 * c)).collect(), *f),
-        [c] if 2 * c == pairs.len() => ((0..pairs.len()).map(|i| i % 10).collect(), 10),
+        // checked: a header of huge numbers (found by fuzzing) must not overflow
+        [f, c] if *f > 0 && f.checked_mul(2).and_then(|v| v.checked_mul(*c)) == Some(pairs.len()) => ((0..pairs.len()).map(|i| i / (2 * c)).collect(), *f),
+        [c] if c.checked_mul(2) == Some(pairs.len()) => ((0..pairs.len()).map(|i| i % 10).collect(), 10),
         _ => anyhow::bail!("header {header:?} does not match {} pairs", pairs.len()),
     };
     Ok(Pairs { pairs, folds, n_folds })
@@ -263,6 +264,10 @@ mod tests {
         assert_eq!(a, Path::new("/x/A/A_0001.jpg"));
         assert!(parse_pairs("3\nA 1 2\n").is_err());
         assert!(parse_pairs("1\nA 1 two\nB 1 C 2\n").is_err());
+        // headers whose counts overflow are errors (the first one found by `fuzz/` pairs)
+        assert!(parse_pairs("005500505001100010005 5").is_err());
+        assert!(parse_pairs(&format!("{} 2\nA 1 2\nA 1 C 2\n", usize::MAX / 2 + 1)).is_err());
+        assert!(parse_pairs(&format!("{}\nA 1 2\nA 1 C 2\n", usize::MAX / 2 + 1)).is_err());
     }
 
     #[test]

@@ -42,23 +42,31 @@ impl Elem for f64 {}
 crate::pipeline::ops::multiversion! {
     /// y[oy, ox] = sum w[ky, kx] * x[oy*s + ky - top, ox*s + kx - left], one plane.
     fn forward_plane<T: Elem>(x: &[T], wk: &[T], y: &mut [T], g: &Geom) {
+        // With a stride, each input row is first split into its phases (columns p, p + s,
+        // p + 2s, ... one after another): every tap then reads a contiguous run, as at stride 1.
+        let starts: Vec<usize> = (0..g.s).scan(0, |at, p| Some(std::mem::replace(at, *at + (g.w + g.s - 1 - p) / g.s))).collect();
+        let mut phases: Vec<T> = Vec::with_capacity(if g.s > 1 { g.w } else { 0 });
         for ky in 0..g.k {
             for oy in 0..g.oh {
                 let Some(iy) = g.iy(oy, ky) else { continue };
-                let xr = &x[iy * g.w..(iy + 1) * g.w];
+                let mut xr = &x[iy * g.w..(iy + 1) * g.w];
+                if g.s > 1 {
+                    phases.clear();
+                    (0..g.s).for_each(|p| phases.extend(xr.iter().skip(p).step_by(g.s)));
+                    xr = &phases;
+                }
                 let yr = &mut y[oy * g.ow..(oy + 1) * g.ow];
                 for kx in 0..g.k {
                     let wv = wk[ky * g.k + kx];
                     let (a, b) = g.ox_range(kx);
-                    if g.s == 1 {
-                        let i0 = a + kx - g.pad.left;
-                        for (yv, xv) in yr[a..b].iter_mut().zip(&xr[i0..i0 + (b - a)]) {
-                            *yv += wv * *xv;
-                        }
-                    } else {
-                        for ox in a..b {
-                            yr[ox] += wv * xr[ox * g.s + kx - g.pad.left];
-                        }
+                    if a == b {
+                        continue;
+                    }
+                    // the input column of output a, as an index into xr
+                    let ix = a * g.s + kx - g.pad.left;
+                    let i0 = starts[ix % g.s] + ix / g.s;
+                    for (yv, xv) in yr[a..b].iter_mut().zip(&xr[i0..i0 + (b - a)]) {
+                        *yv += wv * *xv;
                     }
                 }
             }
@@ -93,24 +101,11 @@ crate::pipeline::ops::multiversion! {
     }
 }
 
-/// Σ a·b in 16 lanes (a float sum the compiler may not reorder, so it cannot vectorise one).
-#[inline(always)]
-fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
-    const L: usize = 16;
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let tail = ca.remainder().iter().zip(cb.remainder()).fold(T::default(), |s, (x, y)| s + *x * *y);
-    let mut acc = [T::default(); L];
-    for (x, y) in ca.zip(cb) {
-        for i in 0..L {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().fold(tail, |s, v| s + *v)
-}
-
 crate::pipeline::ops::multiversion! {
-    /// dw[ky, kx] += sum dy[oy, ox] * x[iy, ix], one plane.
-    fn grad_weight_plane<T: Elem>(x: &[T], dy: &[T], dw: &mut [T], g: &Geom) {
+    /// acc[ky, kx, ox] += sum over oy of dy[oy, ox] * x[iy, ix], one plane: the weight gradient
+    /// kept per output column, so the inner loop runs along a row (as the forward pass does)
+    /// instead of reducing each short row to one value; [`run_grad_weight`] sums the columns.
+    fn grad_weight_rows<T: Elem>(x: &[T], dy: &[T], acc: &mut [T], g: &Geom) {
         for ky in 0..g.k {
             for oy in 0..g.oh {
                 let Some(iy) = g.iy(oy, ky) else { continue };
@@ -118,17 +113,17 @@ crate::pipeline::ops::multiversion! {
                 let dyr = &dy[oy * g.ow..(oy + 1) * g.ow];
                 for kx in 0..g.k {
                     let (a, b) = g.ox_range(kx);
-                    let acc = if g.s == 1 {
+                    let ar = &mut acc[(ky * g.k + kx) * g.ow..(ky * g.k + kx + 1) * g.ow];
+                    if g.s == 1 {
                         let i0 = a + kx - g.pad.left;
-                        dot(&dyr[a..b], &xr[i0..i0 + (b - a)])
-                    } else {
-                        let mut acc = T::default();
-                        for ox in a..b {
-                            acc += dyr[ox] * xr[ox * g.s + kx - g.pad.left];
+                        for ((s, d), v) in ar[a..b].iter_mut().zip(&dyr[a..b]).zip(&xr[i0..i0 + (b - a)]) {
+                            *s += *d * *v;
                         }
-                        acc
-                    };
-                    dw[ky * g.k + kx] += acc;
+                    } else {
+                        for ox in a..b {
+                            ar[ox] += dyr[ox] * xr[ox * g.s + kx - g.pad.left];
+                        }
+                    }
                 }
             }
         }
@@ -228,9 +223,13 @@ fn run_grad_weight<T: Elem>(x: &[T], dy: &[T], n: usize, c: usize, g: &Geom) -> 
     let (ip, op, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let mut dw = vec![T::default(); c * kk];
     dw.par_chunks_mut(kk).enumerate().for_each(|(ch, dwc)| {
+        let mut acc = vec![T::default(); kk * g.ow];
         for b in 0..n {
             let i = b * c + ch;
-            grad_weight_plane(&x[i * ip..(i + 1) * ip], &dy[i * op..(i + 1) * op], dwc, g);
+            grad_weight_rows(&x[i * ip..(i + 1) * ip], &dy[i * op..(i + 1) * op], &mut acc, g);
+        }
+        for (d, columns) in dwc.iter_mut().zip(acc.chunks_exact(g.ow.max(1))) {
+            *d = columns.iter().fold(T::default(), |s, v| s + *v);
         }
     });
     dw

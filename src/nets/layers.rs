@@ -381,6 +381,11 @@ pub(crate) mod tests {
         for (s, pad) in [(1, Pad::same(1)), (2, Pad { top: 0, left: 0, bottom: 1, right: 1 })] {
             let wd64 = wd.to_dtype(DType::F64).unwrap();
             let x64 = x.to_dtype(DType::F64).unwrap();
+            // the op's forward pass is the shifted views' (odd and even widths, strides, pads)
+            for (xs, pad) in [(x64.clone(), pad), (x64.narrow(3, 0, 5).unwrap().contiguous().unwrap(), Pad { top: 1, left: 1, bottom: 0, right: 2 })] {
+                let d = max_diff(&depthwise_conv2d(&xs, &wd64, s, pad).unwrap(), &depthwise_conv2d_views(&xs, &wd64, s, pad).unwrap());
+                assert!(d < 1e-12, "stride {s}: {d}");
+            }
             check_grad("depthwise op dx", &x, &|x| weighted_sum(&depthwise_conv2d(x, &wd64, s, pad)?));
             check_grad("depthwise op dw", &wd, &|w| weighted_sum(&depthwise_conv2d(&x64, w, s, pad)?));
             check_grad("depthwise views dx", &x, &|x| weighted_sum(&depthwise_conv2d_views(x, &wd64, s, pad)?));
