@@ -1,7 +1,9 @@
 //! Camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, PEF, SRW): faces come from the
 //! full-size JPEG preview every camera embeds (what the camera's own screen shows), not from
 //! demosaicing the sensor data: it is the photo as the photographer saw it, and reading it is
-//! as fast as a JPEG.
+//! as fast as a JPEG. A RAW with no JPEG preview (rare outside stripped test files) is refused as
+//! unsupported, with that reason: the pure-Rust sensor decoders (`rawloader`, `rawler`,
+//! `quickraw`) are all LGPL-2.1, which a statically linked MIT/Apache binary cannot take on.
 //!
 //! TIFF-based files (DNG, CR2, NEF, ARW, ORF, RW2, PEF, SRW) are walked IFD by IFD (with their
 //! SubIFDs and the EXIF IFD) for JPEG previews (`JPEGInterchangeFormat`, JPEG-compressed strips,
