@@ -231,20 +231,7 @@ mod tests {
                 let img = got.unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!((img.width() as u64, img.height() as u64), (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()), "{name}");
                 let (w, h) = img.dimensions();
-                let mut diff = 0f64;
-                let mut worst = 0f64;
-                for (i, row) in want["samples"].as_array().unwrap().iter().enumerate() {
-                    for (j, px) in row.as_array().unwrap().iter().enumerate() {
-                        let (x, y) = (((j as f64 + 0.5) * w as f64 / 8.0) as u32, ((i as f64 + 0.5) * h as f64 / 8.0) as u32);
-                        let ours = img.get_pixel(x, y).0;
-                        for c in 0..3 {
-                            let d = (ours[c] as f64 - px[c].as_f64().unwrap()).abs();
-                            diff += d;
-                            worst = worst.max(d);
-                        }
-                    }
-                }
-                let mean = diff / (64.0 * 3.0);
+                let (mean, worst) = crate::pipeline::photo::sample_differences(&img, &want["samples"]);
                 eprintln!("{name}: {w}x{h}, mean difference from the reference {mean:.2} levels, worst {worst}");
                 // a sample right on a sharp colour edge of a 4:2:0 file can differ by tens of
                 // levels (each decoder places and interpolates chroma its own way); the mean

@@ -414,6 +414,27 @@ fn classify(e: image::ImageError, format: image::ImageFormat) -> PhotoError {
     }
 }
 
+/// Test helper for the fixture tests (formats, HEIF/AVIF, RAW): the mean and the worst absolute
+/// difference, in levels, between `img` and a reference's 8x8 grid of RGB samples (`samples`
+/// as the fixtures' reference.json files hold them: the pixel at the centre of each cell).
+#[cfg(test)]
+pub(crate) fn sample_differences(img: &RgbImage, samples: &serde_json::Value) -> (f64, f64) {
+    let (w, h) = img.dimensions();
+    let (mut sum, mut worst) = (0f64, 0f64);
+    for (i, row) in samples.as_array().expect("sample rows").iter().enumerate() {
+        for (j, px) in row.as_array().expect("sample row").iter().enumerate() {
+            let (x, y) = (((j as f64 + 0.5) * w as f64 / 8.0) as u32, ((i as f64 + 0.5) * h as f64 / 8.0) as u32);
+            let ours = img.get_pixel(x, y).0;
+            for c in 0..3 {
+                let d = (ours[c] as f64 - px[c].as_f64().expect("sample value")).abs();
+                sum += d;
+                worst = worst.max(d);
+            }
+        }
+    }
+    (sum / (64.0 * 3.0), worst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,16 +587,7 @@ mod tests {
                     failures.push(format!("{name} ({path}): {w}x{h}"));
                     continue;
                 }
-                let mut worst = 0f64;
-                for (i, row) in want["samples"].as_array().unwrap().iter().enumerate() {
-                    for (j, px) in row.as_array().unwrap().iter().enumerate() {
-                        let (x, y) = (((j as f64 + 0.5) * w as f64 / 8.0) as u32, ((i as f64 + 0.5) * h as f64 / 8.0) as u32);
-                        let ours = img.get_pixel(x, y).0;
-                        for c in 0..3 {
-                            worst = worst.max((ours[c] as f64 - px[c].as_f64().unwrap()).abs());
-                        }
-                    }
-                }
+                let (_, worst) = sample_differences(&img, &want["samples"]);
                 if worst > tolerance {
                     failures.push(format!("{name} ({path}): off by up to {worst} levels (tolerance {tolerance})"));
                 }

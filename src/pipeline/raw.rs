@@ -277,16 +277,7 @@ mod tests {
                 failures.push(format!("{name}: {w}x{h}"));
                 continue;
             }
-            let mut worst = 0f64;
-            for (i, row) in want["samples"].as_array().unwrap().iter().enumerate() {
-                for (j, px) in row.as_array().unwrap().iter().enumerate() {
-                    let (x, y) = (((j as f64 + 0.5) * w as f64 / 8.0) as u32, ((i as f64 + 0.5) * h as f64 / 8.0) as u32);
-                    let ours = img.get_pixel(x, y).0;
-                    for c in 0..3 {
-                        worst = worst.max((ours[c] as f64 - px[c].as_f64().unwrap()).abs());
-                    }
-                }
-            }
+            let (_, worst) = crate::pipeline::photo::sample_differences(&img, &want["samples"]);
             // two JPEG decoders (IDCT and chroma upsampling differ by a level or two)
             if worst > 6.0 {
                 failures.push(format!("{name}: off by up to {worst} levels"));
