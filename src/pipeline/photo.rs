@@ -435,6 +435,23 @@ pub(crate) fn sample_differences(img: &RgbImage, samples: &serde_json::Value) ->
     (sum / (64.0 * 3.0), worst)
 }
 
+/// Test helper for the fixture tests: what is wrong with a decode `got` of fixture `name` against
+/// its reference entry `want` (`width`, `height`, `samples`), or `None` when its size matches and
+/// no sample is more than `tolerance` levels off.
+#[cfg(test)]
+pub(crate) fn reference_mismatch(name: &str, got: Result<RgbImage, String>, want: &serde_json::Value, tolerance: f64) -> Option<String> {
+    let img = match got {
+        Ok(img) => img,
+        Err(e) => return Some(format!("{name}: {e}")),
+    };
+    let (w, h) = img.dimensions();
+    if (w as u64, h as u64) != (want["width"].as_u64().expect("width"), want["height"].as_u64().expect("height")) {
+        return Some(format!("{name}: {w}x{h}"));
+    }
+    let (_, worst) = sample_differences(&img, &want["samples"]);
+    (worst > tolerance).then(|| format!("{name}: off by up to {worst} levels (tolerance {tolerance})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,22 +592,7 @@ mod tests {
             let full = decode_rgb(&data).map_err(|e| e.to_string());
             let scaled = decode_scaled(&data, u32::MAX).map(|d| d.rgb).map_err(|e| e.to_string());
             for (path, got) in [("decode_rgb", full), ("decode_scaled", scaled)] {
-                let img = match got {
-                    Ok(img) => img,
-                    Err(e) => {
-                        failures.push(format!("{name} ({path}): {e}"));
-                        continue;
-                    }
-                };
-                let (w, h) = img.dimensions();
-                if (w as u64, h as u64) != (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()) {
-                    failures.push(format!("{name} ({path}): {w}x{h}"));
-                    continue;
-                }
-                let (_, worst) = sample_differences(&img, &want["samples"]);
-                if worst > tolerance {
-                    failures.push(format!("{name} ({path}): off by up to {worst} levels (tolerance {tolerance})"));
-                }
+                failures.extend(reference_mismatch(&format!("{name} ({path})"), got, want, tolerance));
             }
         }
         assert!(failures.is_empty(), "{failures:#?}");

@@ -265,23 +265,8 @@ mod tests {
                 }
                 continue;
             }
-            let img = match got {
-                Ok(img) => img,
-                Err(e) => {
-                    failures.push(format!("{name}: {e}"));
-                    continue;
-                }
-            };
-            let (w, h) = img.dimensions();
-            if (w as u64, h as u64) != (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()) {
-                failures.push(format!("{name}: {w}x{h}"));
-                continue;
-            }
-            let (_, worst) = crate::pipeline::photo::sample_differences(&img, &want["samples"]);
             // two JPEG decoders (IDCT and chroma upsampling differ by a level or two)
-            if worst > 6.0 {
-                failures.push(format!("{name}: off by up to {worst} levels"));
-            }
+            failures.extend(crate::pipeline::photo::reference_mismatch(name, got.map_err(|e| e.to_string()), want, 6.0));
         }
         assert!(failures.is_empty(), "{failures:#?}");
     }
