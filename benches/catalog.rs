@@ -103,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     let times: Vec<f64> = (0..20)
         .map(|_| {
             let t = Instant::now();
-            let hits = rank_photos(&table, &q);
+            let hits = rank_photos(&table, &q, facefind::search::DEFAULT_THRESHOLD);
             assert_eq!(hits[0].row, 123);
             t.elapsed().as_secs_f64()
         })

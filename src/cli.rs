@@ -632,7 +632,7 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
     let photos: std::collections::HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let (hits, qjson) = match (photo_query, query) {
         (Some((path, (qidx, qface, qemb))), _) => {
-            (crate::search::rank_photos(&table, &qemb), QueryJson::Photo { path: PathText::of_path(path), face: qidx, bbox: qface.bbox })
+            (crate::search::rank_photos(&table, &qemb, threshold), QueryJson::Photo { path: PathText::of_path(path), face: qidx, bbox: qface.bbox })
         }
         (None, Query::Person(who)) => {
             let id = cat.find_person(who)?;
@@ -642,8 +642,9 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
             if rows.is_empty() {
                 anyhow::bail!("person {} has no faces to search with", person.label());
             }
-            let queries: Vec<&[f32]> = rows.iter().map(|&r| table.embedding(r)).collect();
-            let hits = crate::search::rank_photos_fused(&table, &queries, crate::search::PERSON_FUSE);
+            let vectors: Vec<Vec<f32>> = rows.iter().map(|&r| table.embedding(r)).collect();
+            let queries: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+            let hits = crate::search::rank_photos_fused(&table, &queries, crate::search::PERSON_FUSE, threshold);
             (hits, QueryJson::Person { person: id, name: person.name, faces: rows.len() })
         }
         (None, Query::Photo(..)) => unreachable!("photo queries are embedded above"),

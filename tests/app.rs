@@ -338,7 +338,7 @@ fn index_and_search_real_photos() {
     let cat = Catalog::open(&catalog).unwrap();
     let table = cat.face_table().unwrap();
     let row = (0..table.len()).find(|&r| lib.rel(table.photo_id(r)) == first && table.face_index(r) == 0).unwrap();
-    let expected = facefind::search::rank_photos(&table, table.embedding(row));
+    let expected = facefind::search::rank_photos(&table, &table.embedding(row), app.ranking().exact_from);
     let got: Vec<(i64, f32)> = app.ranking().results.iter().map(|r| (r.hit.photo_id, r.hit.score)).collect();
     let want: Vec<(i64, f32)> = expected.iter().map(|h| (h.photo_id, h.score)).collect();
     assert_eq!(got, want);

@@ -115,8 +115,9 @@ fn evaluate(t: &FaceTable, rows: &[usize], names: &[String], relevant: &dyn Fn(&
                     let ex: Vec<usize> = (0..q).map(|k| rs[(start + k) % rs.len()]).collect();
                     let ex_photos: HashSet<i64> = ex.iter().map(|&r| t.photo_id(r)).collect();
                     let relevant = relevant(who, &ex_photos);
-                    let queries: Vec<&[f32]> = ex.iter().map(|&r| t.embedding(r)).collect();
-                    let hits: Vec<_> = rank_photos_fused(t, &queries, fuse).into_iter().filter(|h| !ex_photos.contains(&h.photo_id)).collect();
+                    let vectors: Vec<Vec<f32>> = ex.iter().map(|&r| t.embedding(r)).collect();
+                    let queries: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+                    let hits: Vec<_> = rank_photos_fused(t, &queries, fuse, -1.0).into_iter().filter(|h| !ex_photos.contains(&h.photo_id)).collect();
                     let (mut found, mut sum) = (0, 0.0);
                     for (rank, h) in hits.iter().enumerate() {
                         if relevant.contains(&h.photo_id) {

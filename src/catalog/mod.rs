@@ -1,10 +1,14 @@
 //! The photo catalog: one SQLite database per indexed folder holding photos, faces,
 //! embeddings and thumbnails, updated incrementally and crash-safely.
 
+pub mod codes;
+pub mod face_table;
 pub mod indexer;
 pub mod names;
 pub mod people;
 pub mod scan;
+
+pub use face_table::{FaceRow, FaceTable};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,10 +19,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::pipeline::all_finite;
 
 
-/// Current schema. Versions 1–3 are migrated in place (1: no face chips, 2: no re-embedding
-/// queue, 3: no people); a database with tables but no version is rebuilt (embeddings are a
-/// cache of the photos). Migrations only add: they never drop what the user told us.
-pub const SCHEMA_VERSION: i64 = 4;
+/// Current schema. Versions 1–4 are migrated in place (1: no face chips, 2: no re-embedding
+/// queue, 3: no people, 4: no face generation); a database with tables but no version is
+/// rebuilt (embeddings are a cache of the photos). Migrations only add: they never drop what
+/// the user told us.
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -182,84 +187,6 @@ pub struct PendingPhoto {
     pub faces: Vec<(i64, [[f32; 2]; 5])>,
 }
 
-/// All faces of a catalog with their embeddings in one row-major matrix (the input to
-/// [`crate::search`] and [`crate::people`]). Read row by row through its methods; rows are in
-/// path order, a photo's faces adjacent and in detection order.
-#[derive(Debug, Clone, Default)]
-pub struct FaceTable {
-    dim: usize,
-    embeddings: Vec<f32>,
-    rows: Vec<FaceRow>,
-    skipped_non_finite: usize,
-}
-
-/// One face of a [`FaceTable`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FaceRow {
-    pub face_id: i64,
-    pub photo_id: i64,
-    /// Index of the face within its photo (what `detect` lists; 0 = highest detection score).
-    pub index: u32,
-    pub bbox: [f32; 4],
-    /// Detection score.
-    pub score: f32,
-}
-
-impl FaceTable {
-    /// An empty table of `dim`-dimensional embeddings.
-    pub fn new(dim: usize) -> Self {
-        Self { dim, ..Self::default() }
-    }
-    /// Adds a face; its embedding must have `dim` values.
-    pub fn push(&mut self, row: FaceRow, embedding: &[f32]) {
-        assert_eq!(embedding.len(), self.dim, "embedding of {} values in a table of dimension {}", embedding.len(), self.dim);
-        self.rows.push(row);
-        self.embeddings.extend_from_slice(embedding);
-    }
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-    /// Embedding dimension (192 for the shipped embedder).
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-    /// Every embedding, row after row (len × dim values).
-    pub fn embeddings(&self) -> &[f32] {
-        &self.embeddings
-    }
-    pub fn embedding(&self, i: usize) -> &[f32] {
-        &self.embeddings[i * self.dim..(i + 1) * self.dim]
-    }
-    pub fn row(&self, i: usize) -> &FaceRow {
-        &self.rows[i]
-    }
-    pub fn rows(&self) -> &[FaceRow] {
-        &self.rows
-    }
-    pub fn face_id(&self, i: usize) -> i64 {
-        self.rows[i].face_id
-    }
-    pub fn photo_id(&self, i: usize) -> i64 {
-        self.rows[i].photo_id
-    }
-    pub fn face_index(&self, i: usize) -> u32 {
-        self.rows[i].index
-    }
-    pub fn bbox(&self, i: usize) -> [f32; 4] {
-        self.rows[i].bbox
-    }
-    pub fn score(&self, i: usize) -> f32 {
-        self.rows[i].score
-    }
-    /// Faces left out when the table was read because their stored embedding is not finite.
-    pub fn skipped_non_finite(&self) -> usize {
-        self.skipped_non_finite
-    }
-}
-
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
@@ -369,6 +296,29 @@ CREATE TABLE IF NOT EXISTS rejections (
 CREATE INDEX IF NOT EXISTS rejections_person ON rejections(person_id);
 ";
 
+/// Schema 5: a random id for the catalog and a face generation that every change to what
+/// [`Catalog::face_table`] reads moves on (triggers, so no write path can forget it): the face
+/// snapshot beside the catalog is valid while both match.
+const GENERATION_SCHEMA: &str = "
+INSERT OR IGNORE INTO meta(key, value) VALUES ('faces_generation', '0');
+CREATE TRIGGER IF NOT EXISTS faces_generation_insert AFTER INSERT ON faces BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
+CREATE TRIGGER IF NOT EXISTS faces_generation_update AFTER UPDATE ON faces BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
+CREATE TRIGGER IF NOT EXISTS faces_generation_delete AFTER DELETE ON faces BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
+CREATE TRIGGER IF NOT EXISTS photos_generation_path AFTER UPDATE OF path ON photos BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
+CREATE TRIGGER IF NOT EXISTS photos_generation_delete AFTER DELETE ON photos BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
+CREATE TRIGGER IF NOT EXISTS pending_generation_insert AFTER INSERT ON pending_embed BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
+CREATE TRIGGER IF NOT EXISTS pending_generation_delete AFTER DELETE ON pending_embed BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
+";
+
+/// 32 hex digits that name one catalog (a catalog deleted and made again at the same path
+/// gets another, so an old face snapshot never passes for the new one).
+fn new_catalog_id(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seed = format!("{}|{}|{:?}|{:?}", now.as_nanos(), std::process::id(), std::thread::current().id(), path);
+    format!("{:x}", Sha256::digest(seed.as_bytes()))[..32].to_string()
+}
+
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`, migrating old schemas.
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
@@ -456,6 +406,7 @@ impl Catalog {
                     tx.execute_batch("CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);").map_err(e)?;
                 }
                 tx.execute_batch(PEOPLE_SCHEMA).map_err(e)?;
+                tx.execute_batch(GENERATION_SCHEMA).map_err(e)?;
             }
             _ => {
                 if has_tables {
@@ -474,8 +425,10 @@ impl Catalog {
                 }
                 tx.execute_batch(SCHEMA).map_err(e)?;
                 tx.execute_batch(PEOPLE_SCHEMA).map_err(e)?;
+                tx.execute_batch(GENERATION_SCHEMA).map_err(e)?;
             }
         }
+        tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('catalog_id', ?1)", [new_catalog_id(&self.path)]).map_err(e)?;
         tx.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             [SCHEMA_VERSION.to_string()],
@@ -762,44 +715,105 @@ impl Catalog {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql_err(e))
     }
 
-    /// All faces with their embeddings, in (photo path, face index) order.
+    /// Where the face snapshot of this catalog lives (beside it).
+    pub fn faces_snapshot_path(&self) -> PathBuf {
+        self.path.with_extension("faces")
+    }
+
+    /// All faces with their embeddings, in (photo path, face index) order. Read from the face
+    /// snapshot beside the catalog when it is current (one sequential read of the codes; exact
+    /// embeddings stay on disk), otherwise from the catalog, writing a new snapshot on the way
+    /// (or, where it cannot be written, holding the embeddings in memory).
     pub fn face_table(&self) -> Result<FaceTable, CatalogError> {
+        let e = |source| self.sql_err(source);
+        // one read transaction: the generation and the rows come from the same commit
+        let tx = if self.conn.is_autocommit() { Some(self.conn.unchecked_transaction().map_err(e)?) } else { None };
+        let stamp = face_table::Stamp {
+            catalog_id: self.meta("catalog_id")?.unwrap_or_default(),
+            generation: self.meta("faces_generation")?.and_then(|g| g.parse().ok()).unwrap_or_default(),
+        };
+        let snapshot = self.faces_snapshot_path();
+        match face_table::read_snapshot(&snapshot, &stamp) {
+            Ok(Some(t)) => return Ok(t),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, snapshot = %snapshot.display(), "face snapshot unreadable; reading the catalog"),
+        }
+        let t = match self.read_faces(Some((&snapshot, stamp))) {
+            Ok(t) => t,
+            Err(FacesError::Snapshot(error)) => {
+                tracing::warn!(%error, snapshot = %snapshot.display(), "cannot write the face snapshot; keeping the faces in memory");
+                self.read_faces(None).map_err(|e| match e {
+                    FacesError::Catalog(c) => c,
+                    FacesError::Snapshot(error) => CatalogError::Io { path: snapshot.clone(), error },
+                })?
+            }
+            Err(FacesError::Catalog(c)) => return Err(c),
+        };
+        drop(tx);
+        if t.skipped_non_finite() > 0 {
+            tracing::warn!(faces = t.skipped_non_finite(), catalog = %self.path.display(), "faces with a non-finite embedding left out");
+        }
+        Ok(t)
+    }
+
+    /// The faces from the catalog's rows, into a snapshot at `snapshot` or into memory.
+    fn read_faces(&self, snapshot: Option<(&Path, face_table::Stamp)>) -> Result<FaceTable, FacesError> {
+        let c = |source| FacesError::Catalog(self.sql_err(source));
         let mut st = self
             .conn
             .prepare(
                 "SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding, f.score FROM faces f JOIN photos p ON p.id = f.photo_id
                  WHERE f.photo_id NOT IN (SELECT photo_id FROM pending_embed) ORDER BY p.path, f.idx",
             )
-            .map_err(|e| self.sql_err(e))?;
-        let mut t = FaceTable::default();
-        let mut rows = st.query([]).map_err(|e| self.sql_err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.sql_err(e))? {
-            let emb: Vec<u8> = r.get(7).map_err(|e| self.sql_err(e))?;
-            if t.dim == 0 {
-                t.dim = emb.len() / 4;
-            }
-            if emb.len() != t.dim * 4 || t.dim == 0 {
+            .map_err(c)?;
+        let mut memory: Option<FaceTable> = None;
+        let mut writer: Option<face_table::SnapshotWriter> = None;
+        let mut skipped = 0;
+        let mut rows = st.query([]).map_err(c)?;
+        while let Some(r) = rows.next().map_err(c)? {
+            let emb: Vec<u8> = r.get(7).map_err(c)?;
+            let dim = match (&memory, &writer) {
+                (Some(t), _) => t.dim(),
+                (_, Some(w)) => w.dim(),
+                (None, None) => emb.len() / 4,
+            };
+            if emb.len() != dim * 4 || dim == 0 {
                 continue;
             }
             let v = blob_f32(&emb);
             if !all_finite(&v) {
                 // written by an older build or damaged: never rank it
-                t.skipped_non_finite += 1;
+                skipped += 1;
                 continue;
             }
-            let b: [f64; 4] = [r.get(3).map_err(|e| self.sql_err(e))?, r.get(4).map_err(|e| self.sql_err(e))?, r.get(5).map_err(|e| self.sql_err(e))?, r.get(6).map_err(|e| self.sql_err(e))?];
+            let b: [f64; 4] = [r.get(3).map_err(c)?, r.get(4).map_err(c)?, r.get(5).map_err(c)?, r.get(6).map_err(c)?];
             let row = FaceRow {
-                face_id: r.get(0).map_err(|e| self.sql_err(e))?,
-                photo_id: r.get(1).map_err(|e| self.sql_err(e))?,
-                index: r.get::<_, i64>(2).map_err(|e| self.sql_err(e))? as u32,
+                face_id: r.get(0).map_err(c)?,
+                photo_id: r.get(1).map_err(c)?,
+                index: r.get::<_, i64>(2).map_err(c)? as u32,
                 bbox: b.map(|v| v as f32),
-                score: r.get::<_, f64>(8).map_err(|e| self.sql_err(e))? as f32,
+                score: r.get::<_, f64>(8).map_err(c)? as f32,
             };
-            t.push(row, &v);
+            match (&snapshot, &mut writer, &mut memory) {
+                (_, Some(w), _) => w.push(row, &v).map_err(FacesError::Snapshot)?,
+                (_, _, Some(t)) => t.push(row, &v),
+                (Some((path, stamp)), None, None) => {
+                    let mut w = face_table::SnapshotWriter::create(path, stamp.clone(), dim).map_err(FacesError::Snapshot)?;
+                    w.push(row, &v).map_err(FacesError::Snapshot)?;
+                    writer = Some(w);
+                }
+                (None, None, None) => {
+                    let mut t = FaceTable::new(dim);
+                    t.push(row, &v);
+                    memory = Some(t);
+                }
+            }
         }
-        if t.skipped_non_finite > 0 {
-            tracing::warn!(faces = t.skipped_non_finite, catalog = %self.path.display(), "faces with a non-finite embedding left out");
-        }
+        let mut t = match writer {
+            Some(w) => w.finish(skipped).map_err(FacesError::Snapshot)?,
+            None => memory.unwrap_or_default(),
+        };
+        t.skipped_non_finite = skipped;
         Ok(t)
     }
 
@@ -828,6 +842,12 @@ impl Catalog {
     }
 }
 
+/// Why reading the faces failed: the catalog, or only the snapshot being written.
+enum FacesError {
+    Catalog(CatalogError),
+    Snapshot(std::io::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -847,5 +867,50 @@ mod tests {
         let got: Vec<(String, u32, f32)> = (0..t.len()).map(|i| (String::from_utf8_lossy(&paths[&t.photo_id(i)]).into_owned(), t.face_index(i), t.embedding(i)[1])).collect();
         let want: Vec<(String, u32, f32)> = [("a.jpg", 0), ("b/y.jpg", 0), ("b/y.jpg", 1), ("b/y.jpg", 2), ("c/z.jpg", 0), ("c/z.jpg", 1)].iter().map(|&(p, k)| (p.to_string(), k, k as f32)).collect();
         assert_eq!(got, want);
+    }
+
+    /// The face snapshot is written on the first read and used while nothing changed; every
+    /// kind of change (new faces, a rename, a removal, faces queued for new embeddings) moves
+    /// the generation on, and the next read equals a read of the catalog's rows.
+    #[test]
+    fn the_face_snapshot_follows_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        let snapshot = cat.faces_snapshot_path();
+        let photo = |path: &str, faces: usize| test_photo(path, &(0..faces).map(|k| ([k as f32, 0.0, 1.0, 1.0], 0.9)).collect::<Vec<_>>());
+        cat.write_batch(&[photo("b.jpg", 2), photo("a.jpg", 1)]).unwrap();
+        let rows = |t: &FaceTable| -> Vec<(FaceRow, Vec<f32>)> { (0..t.len()).map(|i| (*t.row(i), t.embedding(i))).collect() };
+        let check = |cat: &Catalog| {
+            let t = cat.face_table().unwrap();
+            let truth = cat.read_faces(None).map_err(|_| ()).unwrap();
+            assert_eq!(rows(&t), rows(&truth));
+            assert!(snapshot.exists());
+            cat.meta("faces_generation").unwrap().unwrap()
+        };
+        let modified = || std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+        let g0 = check(&cat);
+        let (m0, g) = (modified(), check(&cat));
+        assert_eq!((g.as_str(), modified()), (g0.as_str(), m0), "unchanged: the snapshot is read, not written");
+        let mut seen = vec![g0];
+        let ids: HashMap<Vec<u8>, i64> = cat.photos().unwrap().into_iter().map(|p| (p.path, p.id)).collect();
+        cat.write_batch(&[photo("c.jpg", 1)]).unwrap();
+        seen.push(check(&cat));
+        cat.rename(ids[&b"a.jpg".to_vec()], b"d.jpg", 1, 1).unwrap();
+        seen.push(check(&cat));
+        cat.remove(&[ids[&b"b.jpg".to_vec()]]).unwrap();
+        seen.push(check(&cat));
+        cat.ensure_identity("det", "emb", "").unwrap();
+        cat.ensure_identity("det", "emb2", "").unwrap();
+        seen.push(check(&cat));
+        assert_eq!(cat.face_table().unwrap().len(), 0, "faces waiting for new embeddings are not searched");
+        let mut distinct = seen.clone();
+        distinct.dedup();
+        assert_eq!(distinct, seen, "every change moved the generation: {seen:?}");
+        // another catalog at the same path never takes the old snapshot for its own
+        drop(cat);
+        std::fs::remove_file(dir.path().join("c.sqlite")).unwrap();
+        let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        cat.write_batch(&[photo("e.jpg", 3)]).unwrap();
+        assert_eq!(cat.face_table().unwrap().len(), 3);
     }
 }

@@ -256,7 +256,8 @@ impl Catalog {
     pub fn group_people(&mut self, params: &Params) -> Result<GroupSummary, CatalogError> {
         let t = self.face_table()?;
         let infos = self.face_infos(&t)?;
-        let plan = people::plan(&t.embeddings, t.dim, &infos, params);
+        let emb = t.all_embeddings().map_err(|error| CatalogError::Io { path: self.faces_snapshot_path(), error })?;
+        let plan = people::plan(&emb, t.dim(), &infos, params);
         let path = self.path.clone();
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;

@@ -29,6 +29,8 @@ pub struct Library {
     index_of: HashMap<i64, usize>,
     rows_of: HashMap<i64, Range<usize>>,
     row_of_face: HashMap<i64, usize>,
+    /// Photos by status (counted once: the status bar shows it every frame).
+    counts: BTreeMap<&'static str, usize>,
 }
 
 impl Library {
@@ -39,7 +41,11 @@ impl Library {
             rows_of.entry(f.photo_id).and_modify(|r| r.end = row + 1).or_insert(row..row + 1);
         }
         let row_of_face = table.rows().iter().enumerate().map(|(row, f)| (f.face_id, row)).collect();
-        Self { folder, photos, table, people: Vec::new(), faces: Vec::new(), suggestions: Vec::new(), index_of, rows_of, row_of_face }
+        let mut counts = BTreeMap::new();
+        for p in &photos {
+            *counts.entry(p.status.as_str()).or_default() += 1;
+        }
+        Self { folder, photos, table, people: Vec::new(), faces: Vec::new(), suggestions: Vec::new(), index_of, rows_of, row_of_face, counts }
     }
 
     /// The same library with its people.
@@ -95,12 +101,8 @@ impl Library {
     }
 
     /// Photos by status, for the status bar.
-    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut m = BTreeMap::new();
-        for p in &self.photos {
-            *m.entry(p.status.as_str()).or_default() += 1;
-        }
-        m
+    pub fn counts(&self) -> &BTreeMap<&'static str, usize> {
+        &self.counts
     }
 }
 
@@ -139,7 +141,8 @@ impl Query {
         if rows.is_empty() {
             return None;
         }
-        let v = search::mean_direction(lib.table.dim(), rows.iter().map(|&r| lib.table.embedding(r)));
+        let vectors: Vec<Vec<f32>> = rows.iter().map(|&r| lib.table.embedding(r)).collect();
+        let v = search::mean_direction(lib.table.dim(), vectors.iter().map(Vec::as_slice));
         let label = lib.person(id).map(|p| p.label()).unwrap_or_default();
         let face_id = lib.person(id).and_then(|p| p.cover_face);
         Some(Self { label, face_id, embedding: v, verdicts: HashMap::new(), person: Some(id) })
@@ -172,7 +175,7 @@ impl Query {
 
     /// The vector to rank with: the normalised mean of the query face and every confirmed face.
     pub fn vector(&self, lib: &Library) -> Vec<f32> {
-        let confirmed: Vec<&[f32]> = self
+        let confirmed: Vec<Vec<f32>> = self
             .verdicts
             .values()
             .filter(|v| v.1 == Verdict::Yes)
@@ -182,7 +185,7 @@ impl Query {
         if confirmed.is_empty() {
             return self.embedding.clone();
         }
-        search::mean_direction(self.embedding.len(), std::iter::once(self.embedding.as_slice()).chain(confirmed))
+        search::mean_direction(self.embedding.len(), std::iter::once(self.embedding.as_slice()).chain(confirmed.iter().map(Vec::as_slice)))
     }
 }
 
@@ -204,9 +207,13 @@ impl Ranked {
     }
 }
 
+/// How far below the threshold a ranking's scores are exact (see [`Ranking::exact_from`]): the
+/// slider moves that far down before the ranking is made again.
+pub const EXACT_BELOW_THRESHOLD: f32 = 0.1;
+
 /// A query's ranking over a library. Similarities are computed once here; the threshold only
-/// filters.
-#[derive(Debug, Clone, Default)]
+/// filters, down to [`Ranking::exact_from`].
+#[derive(Debug, Clone)]
 pub struct Ranking {
     /// Confirmed photos first, then by score, then rejected photos.
     pub results: Vec<Ranked>,
@@ -214,13 +221,35 @@ pub struct Ranking {
     pub scores: Vec<f32>,
     /// The vector ranked with ([`Query::vector`]), for scoring every face of a photo.
     pub vector: Vec<f32>,
+    /// Scores at or above this are exact and in exact order; below it they come from the
+    /// 8-bit codes (within ~0.02, see [`search::face_scores`]). A threshold below it needs a
+    /// new ranking.
+    pub exact_from: f32,
+    /// [`histogram`] of `scores` in [`HISTOGRAM_BIN`] bins (made once, drawn every frame).
+    pub histogram: Vec<(f32, usize)>,
+    /// `results[..confirmed]` are confirmed, `results[rejected..]` rejected; the rest is by
+    /// score, so a match count is a binary search.
+    confirmed: usize,
+    rejected: usize,
+}
+
+/// Width of the score histogram's bins.
+pub const HISTOGRAM_BIN: f32 = 0.02;
+
+impl Default for Ranking {
+    fn default() -> Self {
+        Self { results: Vec::new(), scores: Vec::new(), vector: Vec::new(), exact_from: f32::NEG_INFINITY, histogram: Vec::new(), confirmed: 0, rejected: 0 }
+    }
 }
 
 impl Ranking {
-    pub fn new(lib: &Library, query: &Query) -> Self {
+    /// The ranking for a threshold of `threshold` (exact down to [`EXACT_BELOW_THRESHOLD`]
+    /// below it).
+    pub fn new(lib: &Library, query: &Query, threshold: f32) -> Self {
         debug_assert!(lib.table.is_empty() || query.embedding.len() == lib.table.dim());
         let vector = query.vector(lib);
-        let hits = search::rank_photos(&lib.table, &vector);
+        let exact_from = threshold - EXACT_BELOW_THRESHOLD;
+        let hits = search::rank_photos(&lib.table, &vector, exact_from);
         let mut results: Vec<Ranked> = hits.into_iter().map(|hit| Ranked { hit, verdict: query.verdict(hit.photo_id) }).collect();
         // Stable: scores stay descending inside each group.
         results.sort_by_key(|r| match r.verdict {
@@ -228,12 +257,16 @@ impl Ranking {
             None => 1,
             Some(Verdict::No) => 2,
         });
-        let scores = results.iter().map(|r| r.hit.score).collect();
-        Self { results, scores, vector }
+        let scores: Vec<f32> = results.iter().map(|r| r.hit.score).collect();
+        let confirmed = results.partition_point(|r| r.verdict == Some(Verdict::Yes));
+        let rejected = confirmed + results[confirmed..].partition_point(|r| r.verdict.is_none());
+        let histogram = histogram(&scores, HISTOGRAM_BIN);
+        Self { results, scores, vector, exact_from, histogram, confirmed, rejected }
     }
 
+    /// Photos that match at `threshold` (confirmed ones always, rejected ones never).
     pub fn match_count(&self, threshold: f32) -> usize {
-        self.results.iter().filter(|r| r.is_match(threshold)).count()
+        self.confirmed + self.results[self.confirmed..self.rejected].partition_point(|r| r.hit.score >= threshold)
     }
 
     pub fn matches(&self, threshold: f32) -> impl Iterator<Item = &Ranked> {
@@ -247,7 +280,7 @@ impl Ranking {
 
 /// Similarity of every face of `photo_id` to `vector` (for the inspector), in face order.
 pub fn photo_face_scores(lib: &Library, photo_id: i64, vector: &[f32]) -> Vec<(usize, f32)> {
-    lib.rows_of(photo_id).map(|row| (row, crate::pipeline::cosine(lib.table.embedding(row), vector))).collect()
+    lib.rows_of(photo_id).map(|row| (row, crate::pipeline::cosine(&lib.table.embedding(row), vector))).collect()
 }
 
 /// Histogram of scores in fixed bins over [-0.2, 1.0]: (bin centres, counts).
@@ -424,7 +457,7 @@ pub(crate) mod tests {
     fn ranking_and_threshold() {
         let lib = synthetic(9);
         let q = Query::new("q".into(), Some(10), unit(0));
-        let r = Ranking::new(&lib, &q);
+        let r = Ranking::new(&lib, &q, 0.5);
         assert_eq!(r.results.len(), 9);
         assert!(r.scores.windows(2).all(|w| w[0] >= w[1]));
         // Photos 1, 4, 7 (i % 3 == 0) hold the query direction exactly.
@@ -441,7 +474,7 @@ pub(crate) mod tests {
         let mut q = Query::new("q".into(), Some(10), unit(0));
         q.set_verdict(4, 40, Some(Verdict::No));
         q.set_verdict(2, 20, Some(Verdict::Yes));
-        let r = Ranking::new(&lib, &q);
+        let r = Ranking::new(&lib, &q, 0.5);
         assert_eq!(r.results[0].hit.photo_id, 2, "confirmed first");
         assert_eq!(r.results.last().map(|x| x.hit.photo_id), Some(4), "rejected last");
         assert!(!r.results.last().is_some_and(|x| x.is_match(-1.0)));
@@ -466,7 +499,7 @@ pub(crate) mod tests {
         let mut lib = synthetic(2);
         lib.photos[1].path = b"caf\xe9.jpg".to_vec();
         let q = Query::new("q".into(), None, unit(0));
-        let r = Ranking::new(&lib, &q);
+        let r = Ranking::new(&lib, &q, 0.5);
         let mut out = Vec::new();
         write_csv(&lib, &r, 0.5, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -495,7 +528,7 @@ pub(crate) mod tests {
         }
         let mut lib = synthetic(1);
         lib.folder = photos.clone();
-        let r = Ranking::new(&lib, &Query::new("q".into(), None, unit(0)));
+        let r = Ranking::new(&lib, &Query::new("q".into(), None, unit(0)), 0.5);
         let err = export_photos(&lib, &r, -1.0, &d.path().join("link-to-photos/exported"), ExportMode::Copy).unwrap_err();
         assert!(err.to_string().contains("inside the photo folder"), "{err}");
         assert!(!photos.join("exported").exists());
@@ -512,7 +545,7 @@ pub(crate) mod tests {
         }
         std::fs::write(dest.path().join("p000, \"x\".jpg"), b"keep").unwrap();
         let q = Query::new("q".into(), None, unit(0));
-        let r = Ranking::new(&lib, &q);
+        let r = Ranking::new(&lib, &q, 0.5);
         let (n, failed) = export_photos(&lib, &r, -1.0, dest.path(), ExportMode::Copy).unwrap();
         assert_eq!((n, failed.len()), (2, 0));
         assert_eq!(std::fs::read(dest.path().join("p000, \"x\".jpg")).unwrap(), b"keep");

@@ -479,7 +479,7 @@ impl App {
         let t = &f.lib.table;
         let (face_id, photo_id) = (t.face_id(row), t.photo_id(row));
         let label = format!("face {} in {}", t.face_index(row), f.lib.rel(photo_id));
-        let q = Query::new(label, Some(face_id), t.embedding(row).to_vec());
+        let q = Query::new(label, Some(face_id), t.embedding(row));
         self.set_query(q, QueryChip::Catalog(face_id));
     }
 
@@ -539,7 +539,7 @@ impl App {
 
     fn rerank(&mut self) {
         self.ranking = match (&self.folder, &self.query) {
-            (Some(f), Some((q, _))) => Ranking::new(&f.lib, q),
+            (Some(f), Some((q, _))) => Ranking::new(&f.lib, q, self.threshold),
             _ => Ranking::default(),
         };
     }

@@ -427,9 +427,10 @@ fn faces_strip(app: &mut App, ui: &mut egui::Ui) {
         Some(f) => f.lib.clone(),
         None => return,
     };
-    let rows: Vec<usize> = match app.selected {
-        Some(id) => lib.rows_of(id).collect(),
-        None => (0..lib.table.len()).collect(),
+    // a range either way: nothing per face is built per frame (a library can have millions)
+    let rows = match app.selected {
+        Some(id) => lib.rows_of(id),
+        None => 0..lib.table.len(),
     };
     ui.horizontal(|ui| {
         match app.selected {
@@ -447,7 +448,7 @@ fn faces_strip(app: &mut App, ui: &mut egui::Ui) {
         let first = (viewport.min.x / step).floor().max(0.0) as usize;
         let last = ((viewport.max.x / step).ceil() as usize + 1).min(rows.len());
         let origin = ui.min_rect().min;
-        for (k, &row) in rows.iter().enumerate().take(last).skip(first) {
+        for (k, row) in rows.clone().enumerate().take(last).skip(first) {
             let rect = Rect::from_min_size(origin + Vec2::new(k as f32 * step, 0.0), Vec2::splat(CHIP));
             let face_id = lib.table.face_id(row);
             let label = format!("face {} in {}", lib.table.face_index(row), lib.rel(lib.table.photo_id(row)));
@@ -510,6 +511,10 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let total = app.ranking.results.len();
     ui.add(egui::Slider::new(&mut app.threshold, -0.2..=1.0).step_by(0.01).fixed_decimals(2).text("threshold"))
         .on_hover_text("Cosine similarity of a photo's best face to the query at or above which it counts as a match");
+    if app.threshold < app.ranking.exact_from {
+        // scores this low were approximate: rank again, exact down to the new threshold
+        app.rerank();
+    }
     let n = app.ranking.match_count(app.threshold);
     ui.label(egui::RichText::new(format!("{n} photo{} ≥ {:.2}", if n == 1 { "" } else { "s" }, app.threshold)).size(18.0).strong());
     ui.label(format!("of {total} photos with faces"));
@@ -544,10 +549,12 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
 fn histogram(app: &mut App, ui: &mut egui::Ui) {
     use egui_plot::{Bar, BarChart, Plot, VLine};
     let thr = app.threshold;
-    let bars: Vec<Bar> = library::histogram(&app.ranking.scores, 0.02)
-        .into_iter()
+    let bars: Vec<Bar> = app
+        .ranking
+        .histogram
+        .iter()
         .filter(|b| b.1 > 0)
-        .map(|(x, c)| Bar::new(x as f64, c as f64).width(0.018).fill(if x >= thr { Color32::from_rgb(70, 180, 90) } else { Color32::from_gray(130) }))
+        .map(|&(x, c)| Bar::new(x as f64, c as f64).width(0.9 * library::HISTOGRAM_BIN as f64).fill(if x >= thr { Color32::from_rgb(70, 180, 90) } else { Color32::from_gray(130) }))
         .collect();
     Plot::new("score-histogram")
         .height(150.0)

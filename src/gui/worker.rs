@@ -306,7 +306,7 @@ fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
     let (photos, people) = others.map_err(|_| anyhow::anyhow!("reading the catalog's photos failed"))??;
     let (infos, table) = faces?;
     let named: std::collections::HashSet<i64> = people.iter().filter(|p| p.name.is_some()).map(|p| p.id).collect();
-    let suggestions = crate::people::suggestions(table.embeddings(), table.dim(), &infos, &named, &crate::people::Params::default());
+    let suggestions = crate::people::suggestions(table.dim(), &infos, &named, &crate::people::Params::default(), |r| std::borrow::Cow::Owned(table.codes().decode(r)));
     Ok(Library::new(folder.to_path_buf(), photos, table).with_people(people, infos, suggestions))
 }
 

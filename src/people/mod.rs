@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod metrics;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// Thresholds of people grouping (see README "People" for how they were chosen).
@@ -116,13 +117,19 @@ impl PersonStats {
     }
 }
 
-/// Per-person sums over `faces` (rows of `emb`), by person id.
-pub fn person_stats(emb: &[f32], dim: usize, faces: &[FaceInfo]) -> Vec<PersonStats> {
+/// Row `i` of a row-major matrix of `dim` columns, as [`person_stats`] and [`suggestions`]
+/// read their vectors.
+pub fn rows_of<'a>(emb: &'a [f32], dim: usize) -> impl Fn(usize) -> Cow<'a, [f32]> + Sync + 'a {
+    move |i| Cow::Borrowed(&emb[i * dim..(i + 1) * dim])
+}
+
+/// Per-person sums over `faces` (face `i`'s vector is `vector(i)`), by person id.
+pub fn person_stats<'a>(dim: usize, faces: &[FaceInfo], vector: impl Fn(usize) -> Cow<'a, [f32]>) -> Vec<PersonStats> {
     let mut by: HashMap<i64, PersonStats> = HashMap::new();
     for (i, f) in faces.iter().enumerate() {
         if let Some((p, _)) = f.person {
             let s = by.entry(p).or_insert_with(|| PersonStats { id: p, sum: vec![0.0; dim], count: 0, photos: HashSet::new() });
-            for (a, x) in s.sum.iter_mut().zip(&emb[i * dim..(i + 1) * dim]) {
+            for (a, x) in s.sum.iter_mut().zip(vector(i).iter()) {
                 *a += x;
             }
             s.count += 1;
@@ -194,7 +201,7 @@ pub struct Plan {
 /// least `min_faces - 1` other such faces.
 pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
     assert_eq!(emb.len(), faces.len() * dim);
-    let people = person_stats(emb, dim, faces);
+    let people = person_stats(dim, faces, rows_of(emb, dim));
     let rows: Vec<usize> = (0..faces.len()).collect();
     let assign = assign(&people, emb, dim, faces, &rows, p);
     let placed: HashSet<usize> = assign.iter().map(|a| a.0).collect();
@@ -226,15 +233,17 @@ pub struct Suggestion {
 
 /// Faces worth asking about, most likely first: faces grouping put with a named person (to
 /// confirm), and unassigned faces whose best named person reaches [`Params::suggest`]. `named`
-/// lists the people with a name.
-pub fn suggestions(emb: &[f32], dim: usize, faces: &[FaceInfo], named: &HashSet<i64>, p: &Params) -> Vec<Suggestion> {
+/// lists the people with a name; face `i`'s vector is `vector(i)` (the app passes the decoded
+/// 8-bit codes: a question, not a ranking, needs no more).
+pub fn suggestions<'a>(dim: usize, faces: &[FaceInfo], named: &HashSet<i64>, p: &Params, vector: impl Fn(usize) -> Cow<'a, [f32]> + Sync) -> Vec<Suggestion> {
     use rayon::prelude::*;
-    let people: Vec<PersonStats> = person_stats(emb, dim, faces).into_iter().filter(|s| named.contains(&s.id)).collect();
+    let people: Vec<PersonStats> = person_stats(dim, faces, &vector).into_iter().filter(|s| named.contains(&s.id)).collect();
     let mut out: Vec<Suggestion> = faces
         .par_iter()
         .enumerate()
         .filter_map(|(r, f)| {
-            let e = &emb[r * dim..(r + 1) * dim];
+            let e = vector(r);
+            let e = e.as_ref();
             match f.person {
                 Some((id, Source::Auto)) if named.contains(&id) => {
                     let s = people.iter().find(|s| s.id == id)?;
@@ -310,7 +319,7 @@ mod tests {
         let mut faces = vec![face(0, 1), face(1, 2), face(2, 2)];
         faces[0].person = Some((7, Source::User));
         let emb: Vec<f32> = [around(0, 0.0), around(0, 0.1), around(0, 0.2)].concat();
-        let stats = person_stats(&emb, 4, &faces);
+        let stats = person_stats(4, &faces, rows_of(&emb, 4));
         assert_eq!(assign(&stats, &emb, 4, &faces, &[1, 2], &Params::default()), vec![(1, 7)]);
     }
 
@@ -329,7 +338,7 @@ mod tests {
         assert!(plan(&emb, 4, &faces, &p).assign.is_empty());
         // both people are named: it is a question for "Who is this?"
         let named: HashSet<i64> = [1, 2].into();
-        let q = suggestions(&emb, 4, &faces, &named, &p);
+        let q = suggestions(4, &faces, &named, &p, rows_of(&emb, 4));
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].row, 2);
     }

@@ -84,7 +84,7 @@ pub fn find_this_person(p: &Pipeline) -> AlbumScores {
             aps.push(0.0);
             continue;
         };
-        let hits: Vec<_> = rank_photos(&table, table.embedding(qrow)).into_iter().filter(|h| h.photo_id != *qid).collect();
+        let hits: Vec<_> = rank_photos(&table, &table.embedding(qrow), -1.0).into_iter().filter(|h| h.photo_id != *qid).collect();
         let (mut found, mut sum_prec) = (0, 0.0);
         for (rank, h) in hits.iter().enumerate() {
             if relevant.contains(photos[&h.photo_id].as_str()) {
