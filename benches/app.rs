@@ -3,7 +3,9 @@
 //! (egui_kittest, no GPU: layout and tessellation input, not rasterisation), and resident
 //! memory. `cargo bench --bench app [-- PHOTOS]` (default 10,000).
 //!
-//! Baseline in the same run: the same app on an empty catalog.
+//! Baseline in the same run: the same app on an empty catalog. `APP_BENCH_DIR=DIR` keeps the
+//! synthetic catalog in DIR for the next run (its face snapshot too: the "first open" is then
+//! not a first open); `RUST_LOG=info` prints where the open's time goes.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -92,6 +94,9 @@ fn rss_mib() -> (f64, f64) {
 }
 
 struct Run {
+    /// Resident memory with the library open, after scrolling (MiB).
+    rss_open: f64,
+    first_s: f64,
     open_s: f64,
     frames_ms: Vec<f64>,
     people_ms: Vec<f64>,
@@ -103,13 +108,30 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Opens the folder from its catalog (models absent: nothing is indexed), scrolls the album,
-/// runs a query and scrolls the results.
+/// The app on `options` (models absent: nothing is indexed) once its library of `photos`
+/// photos is read, and how long that took.
+fn open_app(options: Options, photos: usize) -> anyhow::Result<(Harness<'static, App>, f64)> {
+    let t0 = Instant::now();
+    let mut h: Harness<'static, App> = Harness::builder().with_size([1600.0, 1000.0]).build_eframe(move |cc| App::new(cc, options));
+    while h.state().library().is_none_or(|l| l.photos.len() != photos) {
+        h.step();
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(600), "catalog did not open");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok((h, t0.elapsed().as_secs_f64()))
+}
+
+/// Opens the folder from its catalog twice (see [`open_app`]), scrolls the album, runs a query
+/// and scrolls the results.
 fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
     let folder = dir.join("photos");
     std::fs::create_dir_all(&folder)?;
     let catalog = dir.join("catalog.sqlite");
-    write_catalog(&catalog, photos)?;
+    // APP_BENCH_DIR keeps the catalog between runs (writing a million photos takes minutes)
+    let kept = catalog.exists() && Catalog::open(&catalog)?.photo_count()? == photos;
+    if !kept {
+        write_catalog(&catalog, photos)?;
+    }
     let options = Options {
         folder: Some(folder),
         catalog: Some(catalog),
@@ -117,14 +139,11 @@ fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
         prefs: Some(Prefs::default()),
         ..Options::default()
     };
-    let t0 = Instant::now();
-    let mut h: Harness<'static, App> = Harness::builder().with_size([1600.0, 1000.0]).build_eframe(move |cc| App::new(cc, options));
-    while h.state().library().is_none_or(|l| l.photos.len() != photos) {
-        h.step();
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "catalog did not open");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let open_s = t0.elapsed().as_secs_f64();
+    // First open after the catalog changed: the faces come from the catalog's rows and the
+    // face snapshot is written; then an open of the unchanged catalog (every later start).
+    let (first, first_s) = open_app(options.clone(), photos)?;
+    drop(first);
+    let (mut h, open_s) = open_app(options, photos)?;
     let mut frames_ms = Vec::new();
     let scroll = |h: &mut Harness<'static, App>, at: egui::Pos2, frames: usize, frames_ms: &mut Vec<f64>| {
         h.hover_at(at);
@@ -153,13 +172,18 @@ fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
     h.step();
     anyhow::ensure!(h.state().people_view(), "People view did not open");
     scroll(&mut h, egui::pos2(800.0, 500.0), 240, &mut people_ms);
-    Ok(Run { open_s, frames_ms, people_ms })
+    let rss_open = rss_mib().0;
+    Ok(Run { rss_open, first_s, open_s, frames_ms, people_ms })
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).init();
     let tmp = tempfile::tempdir()?;
+    let big_dir = match std::env::var_os("APP_BENCH_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => tmp.path().join("big"),
+    };
     let base_dir = tmp.path().join("empty");
-    let big_dir = tmp.path().join("big");
     std::fs::create_dir_all(&base_dir)?;
     std::fs::create_dir_all(&big_dir)?;
     let (rss0, _) = rss_mib();
@@ -169,7 +193,8 @@ fn main() -> anyhow::Result<()> {
     let (rss, hwm) = rss_mib();
     println!("app on a synthetic catalog ({photos} photos, {} faces), baseline = empty catalog, same run", photos + photos / 2);
     println!("{:<34} {:>12} {:>12} {:>8}", "", "empty", format!("{photos} photos"), "ratio");
-    println!("{:<34} {:>12.3} {:>12.3} {:>8.2}", "open (catalog read, s)", base.open_s, big.open_s, big.open_s / base.open_s);
+    println!("{:<34} {:>12.3} {:>12.3} {:>8.2}", "first open after a change (s)", base.first_s, big.first_s, big.first_s / base.first_s);
+    println!("{:<34} {:>12.3} {:>12.3} {:>8.2}", "open, unchanged catalog (s)", base.open_s, big.open_s, big.open_s / base.open_s);
     for (name, p) in [("UI pass median (ms)", 0.5), ("UI pass p95 (ms)", 0.95), ("UI pass max (ms)", 1.0)] {
         let (a, b) = (percentile(&base.frames_ms, p), percentile(&big.frames_ms, p));
         println!("{name:<34} {a:>12.2} {b:>12.2} {:>8.2}", b / a);
@@ -179,7 +204,8 @@ fn main() -> anyhow::Result<()> {
         println!("{name:<34} {a:>12.2} {b:>12.2} {:>8.2}", b / a);
     }
     println!("targets: People view p95 vs 16.7 ms frame -> {:.2} of budget", percentile(&big.people_ms, 0.95) / 16.7);
-    println!("targets: open < 1 s -> {:.2} of budget; p95 UI pass vs 16.7 ms frame -> {:.2} of budget", big.open_s, percentile(&big.frames_ms, 0.95) / 16.7);
-    println!("memory: RSS {rss:.0} MiB now, peak {hwm:.0} MiB (process start {rss0:.0} MiB; target < 1024)");
+    println!("targets: open < 2 s -> {:.2} of budget; p95 UI pass vs 16.7 ms frame -> {:.2} of budget", big.open_s / 2.0, percentile(&big.frames_ms, 0.95) / 16.7);
+    println!("memory: RSS with the library open {:.0} MiB (empty catalog {:.0} MiB)", big.rss_open, base.rss_open);
+    println!("memory: RSS {rss:.0} MiB now, peak {hwm:.0} MiB (process start {rss0:.0} MiB; target < 1536 at 1,000,000 photos)");
     Ok(())
 }

@@ -294,20 +294,30 @@ fn send_library(out: &Outbox, tag: Tag, folder: PathBuf, catalog: &Path) {
 /// index: the next commit's refresh brings them together, and the library tolerates a face
 /// whose photo it does not list.
 fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
+    let t0 = std::time::Instant::now();
     let path = cat.path().to_path_buf();
     let (others, faces) = std::thread::scope(|s| {
         let others = s.spawn(move || -> anyhow::Result<_> {
             let second = Catalog::open(&path)?;
-            Ok((second.photos()?, second.people()?))
+            let photos = second.photos()?;
+            let photos_s = t0.elapsed().as_secs_f64();
+            Ok((photos, second.people()?, photos_s))
         });
-        let faces = cat.face_table().and_then(|table| Ok((cat.face_infos(&table)?, table)));
+        let faces = cat.face_table().and_then(|table| {
+            let table_s = t0.elapsed().as_secs_f64();
+            Ok((cat.face_infos(&table)?, table, table_s))
+        });
         (others.join(), faces)
     });
-    let (photos, people) = others.map_err(|_| anyhow::anyhow!("reading the catalog's photos failed"))??;
-    let (infos, table) = faces?;
+    let (photos, people, photos_s) = others.map_err(|_| anyhow::anyhow!("reading the catalog's photos failed"))??;
+    let (infos, table, table_s) = faces?;
+    let read_s = t0.elapsed().as_secs_f64();
     let named: std::collections::HashSet<i64> = people.iter().filter(|p| p.name.is_some()).map(|p| p.id).collect();
     let suggestions = crate::people::suggestions(table.dim(), &infos, &named, &crate::people::Params::default(), |r| std::borrow::Cow::Owned(table.codes().decode(r)));
-    Ok(Library::new(folder.to_path_buf(), photos, table).with_people(people, infos, suggestions))
+    let suggest_s = t0.elapsed().as_secs_f64();
+    let lib = Library::new(folder.to_path_buf(), photos, table).with_people(people, infos, suggestions);
+    tracing::info!(photos = lib.photos.len(), faces = lib.table.len(), photos_s, table_s, read_s, suggest_s, total_s = t0.elapsed().as_secs_f64(), "library read");
+    Ok(lib)
 }
 
 pub fn color_image(img: &image::RgbImage) -> egui::ColorImage {

@@ -237,23 +237,25 @@ pub struct Suggestion {
 /// 8-bit codes: a question, not a ranking, needs no more).
 pub fn suggestions<'a>(dim: usize, faces: &[FaceInfo], named: &HashSet<i64>, p: &Params, vector: impl Fn(usize) -> Cow<'a, [f32]> + Sync) -> Vec<Suggestion> {
     use rayon::prelude::*;
+    if named.is_empty() {
+        return Vec::new();
+    }
     let people: Vec<PersonStats> = person_stats(dim, faces, &vector).into_iter().filter(|s| named.contains(&s.id)).collect();
     let mut out: Vec<Suggestion> = faces
         .par_iter()
         .enumerate()
         .filter_map(|(r, f)| {
-            let e = vector(r);
-            let e = e.as_ref();
             match f.person {
                 Some((id, Source::Auto)) if named.contains(&id) => {
                     let s = people.iter().find(|s| s.id == id)?;
+                    let e = vector(r);
                     // its own contribution left out
                     let own: f32 = e.iter().map(|x| x * x).sum();
-                    let score = if s.count > 1 { (s.mean_cosine(e) * s.count as f32 - own) / (s.count - 1) as f32 } else { 0.0 };
+                    let score = if s.count > 1 { (s.mean_cosine(&e) * s.count as f32 - own) / (s.count - 1) as f32 } else { 0.0 };
                     Some(Suggestion { row: r, person: id, score })
                 }
                 None if f.eligible(p) => {
-                    let (id, s, _) = best_person(&people, e, f.photo, &f.rejected)?;
+                    let (id, s, _) = best_person(&people, &vector(r), f.photo, &f.rejected)?;
                     (s >= p.suggest).then_some(Suggestion { row: r, person: id, score: s })
                 }
                 _ => None,
