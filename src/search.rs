@@ -132,7 +132,9 @@ pub fn rank_scores(table: &FaceTable, scores: &[f32]) -> Vec<Hit> {
             _ => hits.push(Hit { photo_id, row, score }),
         }
     }
-    hits.sort_by(|a, b| by_score_desc(a.score, b.score).then(a.photo_id.cmp(&b.photo_id)));
+    // a total order (ties by photo id), so the parallel unstable sort is deterministic
+    use rayon::prelude::*;
+    hits.par_sort_unstable_by(|a, b| by_score_desc(a.score, b.score).then(a.photo_id.cmp(&b.photo_id)));
     hits
 }
 
