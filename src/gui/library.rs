@@ -250,13 +250,19 @@ impl Ranking {
         let vector = query.vector(lib);
         let exact_from = threshold - EXACT_BELOW_THRESHOLD;
         let hits = search::rank_photos(&lib.table, &vector, exact_from);
-        let mut results: Vec<Ranked> = hits.into_iter().map(|hit| Ranked { hit, verdict: query.verdict(hit.photo_id) }).collect();
-        // Stable: scores stay descending inside each group.
-        results.sort_by_key(|r| match r.verdict {
-            Some(Verdict::Yes) => 0,
-            None => 1,
-            Some(Verdict::No) => 2,
-        });
+        // Confirmed, then the rest, then rejected; scores stay descending inside each (one pass:
+        // a million photos are ranked while a frame waits).
+        let (mut results, mut rest, mut rejected) = (Vec::new(), Vec::with_capacity(hits.len()), Vec::new());
+        for hit in hits {
+            let verdict = if query.verdicts.is_empty() { None } else { query.verdict(hit.photo_id) };
+            match verdict {
+                Some(Verdict::Yes) => results.push(Ranked { hit, verdict }),
+                None => rest.push(Ranked { hit, verdict }),
+                Some(Verdict::No) => rejected.push(Ranked { hit, verdict }),
+            }
+        }
+        results.append(&mut rest);
+        results.append(&mut rejected);
         let scores: Vec<f32> = results.iter().map(|r| r.hit.score).collect();
         let confirmed = results.partition_point(|r| r.verdict == Some(Verdict::Yes));
         let rejected = confirmed + results[confirmed..].partition_point(|r| r.verdict.is_none());
