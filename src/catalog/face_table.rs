@@ -199,13 +199,20 @@ impl SnapshotWriter {
         if stamp.catalog_id.len() != 32 || dim == 0 {
             return Err(std::io::Error::other("bad snapshot stamp or dimension"));
         }
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // One temporary name, locked while written: a second writer (another thread or
+        // process making the same snapshot) is refused rather than writing over it, and what
+        // a killed writer left is locked again, emptied and reused, never left to pile up.
         let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".{}-{n}.tmp", std::process::id()));
+        name.push(".tmp");
         let tmp = path.with_file_name(name);
         // read and write: the finished table reads its exact embeddings through this handle
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&tmp)?;
+        let file = File::options().read(true).write(true).create(true).truncate(false).open(&tmp)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, "another snapshot of this catalog is being written")),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        file.set_len(0)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&[0u8; HEADER as usize])?;
         let table = FaceTable { dim, codes: Int8Index::new(dim), ..FaceTable::default() };
@@ -420,13 +427,30 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
-    /// A writer dropped before it finishes leaves nothing behind.
+    /// A writer dropped before it finishes leaves nothing behind; a second writer of the same
+    /// snapshot is refused while the first writes; what a killed writer left is reused.
     #[test]
-    fn an_unfinished_snapshot_leaves_nothing() {
+    fn unfinished_and_concurrent_snapshots() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = SnapshotWriter::create(&dir.path().join("c.faces"), stamp(1), 4).unwrap();
-        w.push(FaceRow { face_id: 1, photo_id: 1, index: 0, bbox: [0.0; 4], score: 1.0 }, &[1.0, 0.0, 0.0, 0.0]).unwrap();
+        let path = dir.path().join("c.faces");
+        let row = FaceRow { face_id: 1, photo_id: 1, index: 0, bbox: [0.0; 4], score: 1.0 };
+        let mut w = SnapshotWriter::create(&path, stamp(1), 4).unwrap();
+        w.push(row, &[1.0, 0.0, 0.0, 0.0]).unwrap();
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut a = SnapshotWriter::create(&path, stamp(2), 4).unwrap();
+        let b = SnapshotWriter::create(&path, stamp(2), 4);
+        assert_eq!(b.err().map(|e| e.kind()), Some(std::io::ErrorKind::WouldBlock));
+        a.push(row, &[0.0, 1.0, 0.0, 0.0]).unwrap();
+        a.finish(0).unwrap();
+        // a killed writer's leftovers: taken over and emptied
+        std::fs::write(dir.path().join("c.faces.tmp"), vec![7u8; 1000]).unwrap();
+        let mut c = SnapshotWriter::create(&path, stamp(3), 4).unwrap();
+        c.push(row, &[0.0, 0.0, 1.0, 0.0]).unwrap();
+        let t = c.finish(0).unwrap();
+        assert_eq!(t.embedding(0), vec![0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(read_snapshot(&path, &stamp(3)).unwrap().unwrap().embedding(0), vec![0.0, 0.0, 1.0, 0.0]);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("c.faces")]);
     }
 }

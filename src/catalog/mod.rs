@@ -753,7 +753,11 @@ impl Catalog {
         let t = match self.read_faces(Some((&snapshot, stamp))) {
             Ok(t) => t,
             Err(FacesError::Snapshot(error)) => {
-                tracing::warn!(%error, snapshot = %snapshot.display(), "cannot write the face snapshot; keeping the faces in memory");
+                if error.kind() == std::io::ErrorKind::WouldBlock {
+                    tracing::debug!(%error, snapshot = %snapshot.display(), "keeping the faces in memory");
+                } else {
+                    tracing::warn!(%error, snapshot = %snapshot.display(), "cannot write the face snapshot; keeping the faces in memory");
+                }
                 self.read_faces(None).map_err(|e| match e {
                     FacesError::Catalog(c) => c,
                     FacesError::Snapshot(error) => CatalogError::Io { path: snapshot.clone(), error },
