@@ -339,6 +339,27 @@ multiversion! {
     }
 }
 
+/// A layer's output of `len` values, made in parallel chunks of `chunk` values by `fill(state,
+/// chunk index, chunk)`. Each chunk is zeroed just before `fill` runs on it, while it is in
+/// cache, instead of the whole buffer up front: `vec![0.0; len]` is a cold pass over every
+/// output (11 % of `verify` on small photos, with the kernel's page clearing another 4 %).
+fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [f32]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().try_for_each_init(init, |state, (i, part)| {
+        for v in part.iter_mut() {
+            v.write(0.0);
+        }
+        // SAFETY: every element of `part` was written on the line above, so it is an
+        // initialised [f32] of the same length (MaybeUninit<f32> has f32's layout).
+        let part = unsafe { &mut *(part as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+        fill(state, i, part)
+    })?;
+    // SAFETY: the chunks cover the first `len` elements (par_chunks_mut of exactly that range)
+    // and each was written above before `fill` ran; on an error we returned before this.
+    unsafe { out.set_len(len) };
+    Ok(out)
+}
+
 /// Host copies of a layer's parameters, laid out for the channels-last CPU kernels.
 #[derive(Debug, Clone)]
 struct HostParams {
@@ -364,7 +385,6 @@ impl CustomOp1 for ConvNhwc<'_> {
         let ow = (w + pad.left + pad.right - k) / s + 1;
         let c_out = l.c_out;
         let m = n * oh * ow;
-        let mut out = vec![0f32; m * c_out];
         // Source pixel of tap (ky, kx) for output (oy, ox), or None in the padding.
         let src = |oy: usize, ox: usize, ky: usize, kx: usize| -> Option<(usize, usize)> {
             let iy = (oy * s + ky).checked_sub(pad.top)?;
@@ -385,18 +405,20 @@ impl CustomOp1 for ConvNhwc<'_> {
                 Vec::new()
             };
             let g = Geom { h, w, c, ow, k, s, pad };
-            out.par_chunks_mut(ow * c).enumerate().for_each(|(row, dst)| {
+            let out = par_output(m * c_out, ow * c, || (), |_, row, dst| {
                 let (b, oy) = (row / oh, row % oh);
                 depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
-            });
+                Ok(())
+            })?;
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
         }
         if c_out == 8 && k * k * c <= 32 {
             let g = Geom { h, w, c, ow, k, s, pad };
-            out.par_chunks_mut(ow * 8).enumerate().for_each(|(row, dst)| {
+            let out = par_output(m * c_out, ow * 8, || (), |_, row, dst| {
                 let (b, oy) = (row / oh, row % oh);
                 stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
-            });
+                Ok(())
+            })?;
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
         }
         // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none
@@ -405,7 +427,7 @@ impl CustomOp1 for ConvNhwc<'_> {
         let kk = k * k * c;
         let direct = k == 1 && s == 1 && pad == Pad::same(0);
         let tile = (TILE_VALUES / kk.max(c_out)).clamp(16, 1024);
-        out.par_chunks_mut(tile * c_out).enumerate().try_for_each_init(Vec::new, |cols: &mut Vec<f32>, (ti, dst)| -> Result<()> {
+        let out = par_output(m * c_out, tile * c_out, Vec::new, |cols: &mut Vec<f32>, ti, dst| -> Result<()> {
             let (r0, rows) = (ti * tile, dst.len() / c_out);
             let lhs: &[f32] = if direct {
                 &x[r0 * c..(r0 + rows) * c]
