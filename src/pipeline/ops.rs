@@ -6,6 +6,7 @@
 //! dominate the run time. Here both become one pass over memory, fused with the bias and the
 //! activation that follow them.
 
+use std::mem::MaybeUninit;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -340,24 +341,64 @@ multiversion! {
 }
 
 /// A layer's output of `len` values, made in parallel chunks of `chunk` values by `fill(state,
-/// chunk index, chunk)`. Each chunk is zeroed just before `fill` runs on it, while it is in
-/// cache, instead of the whole buffer up front: `vec![0.0; len]` is a cold pass over every
-/// output (11 % of `verify` on small photos, with the kernel's page clearing another 4 %).
-fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [f32]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
+/// chunk index, chunk)`, which must write every value of its chunk: through [`zeroed`] and
+/// then any kernel, or by [`matmul_uninit`]. No zeroing pass over the whole buffer up front:
+/// `vec![0.0; len]` was a cold pass over every output (11 % of `verify` on small photos, the
+/// kernel's page clearing another 4 %), and a GEMM that overwrites its output needs none.
+fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().try_for_each_init(init, |state, (i, part)| {
-        for v in part.iter_mut() {
-            v.write(0.0);
-        }
-        // SAFETY: every element of `part` was written on the line above, so it is an
-        // initialised [f32] of the same length (MaybeUninit<f32> has f32's layout).
-        let part = unsafe { &mut *(part as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-        fill(state, i, part)
-    })?;
+    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().try_for_each_init(init, |state, (i, part)| fill(state, i, part))?;
     // SAFETY: the chunks cover the first `len` elements (par_chunks_mut of exactly that range)
-    // and each was written above before `fill` ran; on an error we returned before this.
+    // and every `fill` above writes all of its chunk (the contract of this function, kept by
+    // its three callers in `ConvNhwc::cpu_fwd`); on an error we returned before this.
     unsafe { out.set_len(len) };
     Ok(out)
+}
+
+/// `part` zeroed, as the `[f32]` it now is (for kernels that take initialised slices).
+fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    for v in part.iter_mut() {
+        v.write(0.0);
+    }
+    // SAFETY: every element was written just above, and MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// `dst (m × n, row-major, uninitialised) = a (m × k, row-major) · b (k × n, row-major)`, on one
+/// thread, writing every value of `dst`; returns it initialised. An error when a slice does not
+/// have the size its shape needs.
+fn matmul_uninit<'a>(m: usize, n: usize, k: usize, dst: &'a mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) -> Result<&'a mut [f32]> {
+    if dst.len() != m * n || a.len() < m * k || b.len() < k * n || k == 0 {
+        candle_core::bail!("matmul {m}x{k} . {k}x{n}: buffers of {}, {} and {} values", dst.len(), a.len(), b.len());
+    }
+    // SAFETY: dst holds exactly m·n values (checked above) addressed as rows of n with unit
+    // column stride; a and b hold at least m·k and k·n values with the strides passed. With
+    // `read_dst` false, gemm never reads dst and writes each of its m·n values once (k > 0).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr() as *mut f32,
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+        // SAFETY: all m·n values were written by gemm just above.
+        Ok(&mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]))
+    }
 }
 
 /// Host copies of a layer's parameters, laid out for the channels-last CPU kernels.
@@ -407,7 +448,7 @@ impl CustomOp1 for ConvNhwc<'_> {
             let g = Geom { h, w, c, ow, k, s, pad };
             let out = par_output(m * c_out, ow * c, || (), |_, row, dst| {
                 let (b, oy) = (row / oh, row % oh);
-                depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
+                depthwise_row(zeroed(dst), &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
                 Ok(())
             })?;
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
@@ -416,7 +457,7 @@ impl CustomOp1 for ConvNhwc<'_> {
             let g = Geom { h, w, c, ow, k, s, pad };
             let out = par_output(m * c_out, ow * 8, || (), |_, row, dst| {
                 let (b, oy) = (row / oh, row % oh);
-                stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
+                stem_row(zeroed(dst), &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
                 Ok(())
             })?;
             return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
@@ -461,7 +502,7 @@ impl CustomOp1 for ConvNhwc<'_> {
                 }
                 cols
             };
-            matmul_strided(rows, c_out, kk, dst, (c_out, 1), false, lhs, (kk, 1), &l.host.weight, (c_out, 1))?;
+            let dst = matmul_uninit(rows, c_out, kk, dst, lhs, &l.host.weight)?;
             bias_act(dst, c_out, Some(&l.host.bias), &l.act);
             Ok(())
         })?;
