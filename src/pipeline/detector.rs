@@ -130,15 +130,13 @@ impl Fpn {
     }
 
     fn forward(&self, feats: &[Tensor; 3]) -> Result<[Tensor; 3]> {
-        let o1 = self.outputs[0].forward(&feats[0])?;
-        let o2 = self.outputs[1].forward(&feats[1])?;
+        // The 1x1 output layers keep the size; each adds the coarser level, upsampled, in its
+        // own kernel (no separate tensor add).
         let o3 = self.outputs[2].forward(&feats[2])?;
-        let (h2, w2) = spatial(&o2)?;
-        let up3 = upsample_nearest(&o3, h2, w2)?;
-        let o2 = self.merge2.forward(&(o2 + up3)?)?;
-        let (h1, w1) = spatial(&o1)?;
-        let up2 = upsample_nearest(&o2, h1, w1)?;
-        let o1 = self.merge1.forward(&(o1 + up2)?)?;
+        let (h2, w2) = spatial(&feats[1])?;
+        let o2 = self.merge2.forward(&self.outputs[1].forward_add(&feats[1], &upsample_nearest(&o3, h2, w2)?)?)?;
+        let (h1, w1) = spatial(&feats[0])?;
+        let o1 = self.merge1.forward(&self.outputs[0].forward_add(&feats[0], &upsample_nearest(&o2, h1, w1)?)?)?;
         Ok([o1, o2, o3])
     }
 }

@@ -57,11 +57,11 @@ impl InvertedResidual {
 
 impl Module for InvertedResidual {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.project.forward(&self.depthwise.forward(&self.expand.forward(x)?)?)?;
+        let h = self.depthwise.forward(&self.expand.forward(x)?)?;
         if self.residual {
-            y + x
+            self.project.forward_add(&h, x)
         } else {
-            Ok(y)
+            self.project.forward(&h)
         }
     }
 }

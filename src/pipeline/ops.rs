@@ -7,7 +7,7 @@
 //! activation that follow them.
 
 use std::mem::MaybeUninit;
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -418,96 +418,133 @@ impl CustomOp1 for ConvNhwc<'_> {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let l = self.0;
-        let x = cpu_f32(storage, layout)?;
-        let (n, h, w, c) = layout.shape().dims4()?;
-        let (k, s, pad) = (l.k, l.stride, l.pad);
-        let oh = (h + pad.top + pad.bottom - k) / s + 1;
-        let ow = (w + pad.left + pad.right - k) / s + 1;
-        let c_out = l.c_out;
-        let m = n * oh * ow;
-        // Source pixel of tap (ky, kx) for output (oy, ox), or None in the padding.
-        let src = |oy: usize, ox: usize, ky: usize, kx: usize| -> Option<(usize, usize)> {
-            let iy = (oy * s + ky).checked_sub(pad.top)?;
-            let ix = (ox * s + kx).checked_sub(pad.left)?;
-            (iy < h && ix < w).then_some((iy, ix))
+        conv_nhwc(self.0, cpu_f32(storage, layout)?, layout, None)
+    }
+}
+
+/// The CPU kernel with a residual added after the activation (an inverted-residual block's
+/// projection and shortcut in one pass over the output, not a separate tensor add).
+struct ConvNhwcAdd<'a>(&'a ConvAct);
+
+impl CustomOp2 for ConvNhwcAdd<'_> {
+    fn name(&self) -> &'static str {
+        "conv-nhwc-add"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        conv_nhwc(self.0, cpu_f32(s1, l1)?, l1, Some((cpu_f32(s2, l2)?, l2.shape())))
+    }
+}
+
+/// `dst += residual[at..at + dst.len()]` when there is a residual.
+fn add_residual(dst: &mut [f32], residual: Option<&[f32]>, at: usize) {
+    if let Some(r) = residual {
+        let r = &r[at..at + dst.len()];
+        for (d, r) in dst.iter_mut().zip(r) {
+            *d += r;
+        }
+    }
+}
+
+/// `l` on the NHWC input `x`, plus `residual` (of the output's shape) when given.
+fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], &Shape)>) -> Result<(CpuStorage, Shape)> {
+    let (n, h, w, c) = layout.shape().dims4()?;
+    let (k, s, pad) = (l.k, l.stride, l.pad);
+    let oh = (h + pad.top + pad.bottom - k) / s + 1;
+    let ow = (w + pad.left + pad.right - k) / s + 1;
+    let c_out = l.c_out;
+    let m = n * oh * ow;
+    // Source pixel of tap (ky, kx) for output (oy, ox), or None in the padding.
+    let src = |oy: usize, ox: usize, ky: usize, kx: usize| -> Option<(usize, usize)> {
+        let iy = (oy * s + ky).checked_sub(pad.top)?;
+        let ix = (ox * s + kx).checked_sub(pad.left)?;
+        (iy < h && ix < w).then_some((iy, ix))
+    };
+    let want = if l.depthwise { (k * k * c, c) } else { (k * k * c * c_out, c_out) };
+    if l.host.weight.len() != want.0 || l.host.bias.len() != want.1 || (l.depthwise && c != c_out) {
+        candle_core::bail!("a {k}x{k} convolution to {c_out} channels was given {c} input channels ({} weights, {} biases)", l.host.weight.len(), l.host.bias.len());
+    }
+    let residual = match residual {
+        None => None,
+        Some((r, shape)) if shape.dims() == [n, oh, ow, c_out] && r.len() == m * c_out => Some(r),
+        Some((_, shape)) => candle_core::bail!("a residual of shape {shape:?} for a {k}x{k} convolution to ({n}, {oh}, {ow}, {c_out})"),
+    };
+    if l.depthwise {
+        let (wt, bias) = (&l.host.weight, &l.host.bias);
+        // Stride 1: each (output row, tap) is one multiply-add over a contiguous run of
+        // ow*c values, with the tap's weights tiled along the row.
+        let tiled: Vec<f32> = if s == 1 {
+            (0..k * k).flat_map(|t| (0..ow).flat_map(move |_| wt[t * c..(t + 1) * c].iter().copied())).collect()
+        } else {
+            Vec::new()
         };
-        let want = if l.depthwise { (k * k * c, c) } else { (k * k * c * c_out, c_out) };
-        if l.host.weight.len() != want.0 || l.host.bias.len() != want.1 || (l.depthwise && c != c_out) {
-            candle_core::bail!("a {k}x{k} convolution to {c_out} channels was given {c} input channels ({} weights, {} biases)", l.host.weight.len(), l.host.bias.len());
-        }
-        if l.depthwise {
-            let (wt, bias) = (&l.host.weight, &l.host.bias);
-            // Stride 1: each (output row, tap) is one multiply-add over a contiguous run of
-            // ow*c values, with the tap's weights tiled along the row.
-            let tiled: Vec<f32> = if s == 1 {
-                (0..k * k).flat_map(|t| (0..ow).flat_map(move |_| wt[t * c..(t + 1) * c].iter().copied())).collect()
-            } else {
-                Vec::new()
-            };
-            let g = Geom { h, w, c, ow, k, s, pad };
-            let out = par_output(m * c_out, ow * c, || (), |_, row, dst| {
-                let (b, oy) = (row / oh, row % oh);
-                depthwise_row(zeroed(dst), &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
-                Ok(())
-            })?;
-            return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
-        }
-        if c_out == 8 && k * k * c <= 32 {
-            let g = Geom { h, w, c, ow, k, s, pad };
-            let out = par_output(m * c_out, ow * 8, || (), |_, row, dst| {
-                let (b, oy) = (row / oh, row % oh);
-                stem_row(zeroed(dst), &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
-                Ok(())
-            })?;
-            return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
-        }
-        // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none
-        // for 1x1) into a small, cache-resident buffer, runs one single-threaded GEMM into its
-        // slice of the output, then bias + activation while the tile is still in cache.
-        let kk = k * k * c;
-        let direct = k == 1 && s == 1 && pad == Pad::same(0);
-        let tile = (TILE_VALUES / kk.max(c_out)).clamp(16, 1024);
-        let out = par_output(m * c_out, tile * c_out, Vec::new, |cols: &mut Vec<f32>, ti, dst| -> Result<()> {
-            let (r0, rows) = (ti * tile, dst.len() / c_out);
-            let lhs: &[f32] = if direct {
-                &x[r0 * c..(r0 + rows) * c]
-            } else {
-                cols.resize(rows * kk, 0.0);
-                for (i, crow) in cols.chunks_exact_mut(kk).enumerate() {
-                    let r = r0 + i;
-                    let (b, rem) = (r / (oh * ow), r % (oh * ow));
-                    let (oy, ox) = (rem / ow, rem % ow);
-                    let inside = (oy * s).checked_sub(pad.top).is_some_and(|iy| iy + k <= h)
-                        && (ox * s).checked_sub(pad.left).is_some_and(|ix| ix + k <= w);
-                    if !inside {
-                        crow.fill(0.0);
-                    }
-                    for ky in 0..k {
-                        let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
-                        let row = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
-                        let d = &mut crow[ky * k * c..(ky + 1) * k * c];
-                        match (ox * s).checked_sub(pad.left) {
-                            // all k taps of this kernel row are inside: one contiguous run
-                            Some(ix0) if ix0 + k <= w => copy_small(d, &row[ix0 * c..(ix0 + k) * c]),
-                            _ => {
-                                for kx in 0..k {
-                                    if let Some((_, ix)) = src(oy, ox, ky, kx) {
-                                        copy_small(&mut d[kx * c..(kx + 1) * c], &row[ix * c..(ix + 1) * c]);
-                                    }
+        let g = Geom { h, w, c, ow, k, s, pad };
+        let out = par_output(m * c_out, ow * c, || (), |_, row, dst| {
+            let (b, oy) = (row / oh, row % oh);
+            let dst = zeroed(dst);
+            depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
+            add_residual(dst, residual, row * ow * c);
+            Ok(())
+        })?;
+        return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
+    }
+    if c_out == 8 && k * k * c <= 32 {
+        let g = Geom { h, w, c, ow, k, s, pad };
+        let out = par_output(m * c_out, ow * 8, || (), |_, row, dst| {
+            let (b, oy) = (row / oh, row % oh);
+            let dst = zeroed(dst);
+            stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
+            add_residual(dst, residual, row * ow * 8);
+            Ok(())
+        })?;
+        return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
+    }
+    // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none
+    // for 1x1) into a small, cache-resident buffer, runs one single-threaded GEMM into its
+    // slice of the output, then bias + activation while the tile is still in cache.
+    let kk = k * k * c;
+    let direct = k == 1 && s == 1 && pad == Pad::same(0);
+    let tile = (TILE_VALUES / kk.max(c_out)).clamp(16, 1024);
+    let out = par_output(m * c_out, tile * c_out, Vec::new, |cols: &mut Vec<f32>, ti, dst| -> Result<()> {
+        let (r0, rows) = (ti * tile, dst.len() / c_out);
+        let lhs: &[f32] = if direct {
+            &x[r0 * c..(r0 + rows) * c]
+        } else {
+            cols.resize(rows * kk, 0.0);
+            for (i, crow) in cols.chunks_exact_mut(kk).enumerate() {
+                let r = r0 + i;
+                let (b, rem) = (r / (oh * ow), r % (oh * ow));
+                let (oy, ox) = (rem / ow, rem % ow);
+                let inside = (oy * s).checked_sub(pad.top).is_some_and(|iy| iy + k <= h)
+                    && (ox * s).checked_sub(pad.left).is_some_and(|ix| ix + k <= w);
+                if !inside {
+                    crow.fill(0.0);
+                }
+                for ky in 0..k {
+                    let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
+                    let row = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
+                    let d = &mut crow[ky * k * c..(ky + 1) * k * c];
+                    match (ox * s).checked_sub(pad.left) {
+                        // all k taps of this kernel row are inside: one contiguous run
+                        Some(ix0) if ix0 + k <= w => copy_small(d, &row[ix0 * c..(ix0 + k) * c]),
+                        _ => {
+                            for kx in 0..k {
+                                if let Some((_, ix)) = src(oy, ox, ky, kx) {
+                                    copy_small(&mut d[kx * c..(kx + 1) * c], &row[ix * c..(ix + 1) * c]);
                                 }
                             }
                         }
                     }
                 }
-                cols
-            };
-            let dst = matmul_uninit(rows, c_out, kk, dst, lhs, &l.host.weight)?;
-            bias_act(dst, c_out, Some(&l.host.bias), &l.act);
-            Ok(())
-        })?;
-        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
-    }
+            }
+            cols
+        };
+        let dst = matmul_uninit(rows, c_out, kk, dst, lhs, &l.host.weight)?;
+        bias_act(dst, c_out, Some(&l.host.bias), &l.act);
+        add_residual(dst, residual, r0 * c_out);
+        Ok(())
+    })?;
+    Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
 }
 
 /// A convolution with bias and activation: dense (groups = 1) or depthwise (groups = channels).
@@ -640,6 +677,18 @@ impl ConvAct {
     }
 }
 
+impl ConvAct {
+    /// `forward(x) + residual`, the add fused into the CPU kernel (the residual must have the
+    /// output's shape; a dense layer's).
+    pub fn forward_add(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if channels_last(x.device()) && x.dtype() == DType::F32 {
+            x.contiguous()?.apply_op2_no_bwd(&residual.contiguous()?, &ConvNhwcAdd(self))
+        } else {
+            self.forward_generic(x)? + residual
+        }
+    }
+}
+
 impl Module for ConvAct {
     /// Input and output in the device's layout (see [`channels_last`]).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -732,6 +781,30 @@ mod tests {
             let slow = l.forward_generic(&x).unwrap();
             assert_eq!(fast.dims(), slow.dims(), "{spec:?}");
             assert!(max_diff(&fast, &slow) < 1e-5, "{spec:?} {act:?}: {}", max_diff(&fast, &slow));
+        }
+    }
+
+    /// The residual add fused into the kernel equals the layer followed by an add (each kernel:
+    /// stem-sized, 1x1 and 3x3 dense over several tiles, depthwise), and a residual of another
+    /// shape is an error.
+    #[test]
+    fn fused_residual_add_matches_layer_then_add() {
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(random(&[2 * 8 * 40 * 37], 9), (2, 8, 40, 37), &dev).unwrap();
+        let cases = [
+            (ConvSpec::dense(8, 8, 1, 1, 0), ActKind::Linear),
+            (ConvSpec::dense(8, 16, 1, 1, 0), ActKind::Linear),
+            (ConvSpec::dense(8, 6, 3, 1, 1), ActKind::Leaky(0.1)),
+            (ConvSpec::depthwise(8, 3, 1, 1), ActKind::PRelu),
+        ];
+        for (spec, act) in cases {
+            let l = layer(spec, act);
+            let r = Tensor::from_vec(random(&[2 * spec.c_out * 40 * 37], 11), (2, spec.c_out, 40, 37), &dev).unwrap();
+            let fast = l.forward_add(&to_native(&x).unwrap(), &to_native(&r).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
+            let slow = (l.forward_generic(&x).unwrap() + &r).unwrap();
+            assert!(max_diff(&fast, &slow) < 1e-5, "{spec:?}: {}", max_diff(&fast, &slow));
+            let wrong = to_native(&r.narrow(2, 0, 39).unwrap()).unwrap();
+            assert!(l.forward_add(&to_native(&x).unwrap(), &wrong).is_err());
         }
     }
 
