@@ -411,6 +411,7 @@ impl Catalog {
             Some(v) if v > SCHEMA_VERSION => return Err(CatalogError::TooNew { path: self.path.clone(), found: v }),
             Some(v) if (1..SCHEMA_VERSION).contains(&v) => {
                 tracing::warn!(catalog = %self.path.display(), "migrating catalog schema {v} -> {SCHEMA_VERSION}");
+                let t0 = std::time::Instant::now();
                 if v < 2 {
                     tx.execute_batch("ALTER TABLE faces ADD COLUMN chip BLOB;").map_err(e)?;
                 }
@@ -419,6 +420,11 @@ impl Catalog {
                 }
                 tx.execute_batch(PEOPLE_SCHEMA).map_err(e)?;
                 tx.execute_batch(SCHEMA_5).map_err(e)?;
+                // building the covering indexes reads every row once: minutes for a big library
+                let secs = t0.elapsed().as_secs_f64();
+                if secs > 2.0 {
+                    self.notice = Some(format!("catalog {} updated to schema {SCHEMA_VERSION} in {secs:.0} s (once: indexes that make a large library open fast)", self.path.display()));
+                }
             }
             _ => {
                 if has_tables {
