@@ -61,7 +61,7 @@ fn main() {
             f.person = Some((truth[i] as i64, people::Source::Auto));
         }
     }
-    let stats = people::person_stats(DIM, &infos, people::rows_of(&emb, DIM));
+    let stats = people::person_stats(DIM, &infos, people::row_vectors(&emb, DIM));
     let new_rows: Vec<usize> = (0..5).map(|k| 20_000 + k).collect();
     let mut times = Vec::new();
     for _ in 0..200 {

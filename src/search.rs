@@ -77,10 +77,10 @@ pub enum Fuse {
 
 /// The unit vector along the sum of `vectors` (the direction of their mean): a person's, or a
 /// refined query's, single vector.
-pub fn mean_direction<'a>(dim: usize, vectors: impl IntoIterator<Item = &'a [f32]>) -> Vec<f32> {
+pub fn mean_direction<V: AsRef<[f32]>>(dim: usize, vectors: impl IntoIterator<Item = V>) -> Vec<f32> {
     let mut mean = vec![0f32; dim];
     for v in vectors {
-        mean.iter_mut().zip(v).for_each(|(m, x)| *m += x);
+        mean.iter_mut().zip(v.as_ref()).for_each(|(m, x)| *m += x);
     }
     let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     mean.iter_mut().for_each(|x| *x /= norm);

@@ -828,12 +828,14 @@ impl Catalog {
                 }
             }
         }
-        let mut t = match writer {
-            Some(w) => w.finish(skipped).map_err(FacesError::Snapshot)?,
-            None => memory.unwrap_or_default(),
-        };
-        t.skipped_non_finite = skipped;
-        Ok(t)
+        match writer {
+            Some(w) => w.finish(skipped).map_err(FacesError::Snapshot),
+            None => {
+                let mut t = memory.unwrap_or_default();
+                t.skipped_non_finite = skipped;
+                Ok(t)
+            }
+        }
     }
 
     pub fn thumbnail(&self, photo_id: i64) -> Result<Option<Vec<u8>>, CatalogError> {

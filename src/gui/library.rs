@@ -141,8 +141,7 @@ impl Query {
         if rows.is_empty() {
             return None;
         }
-        let vectors: Vec<Vec<f32>> = rows.iter().map(|&r| lib.table.embedding(r)).collect();
-        let v = search::mean_direction(lib.table.dim(), vectors.iter().map(Vec::as_slice));
+        let v = search::mean_direction(lib.table.dim(), rows.iter().map(|&r| lib.table.embedding(r)));
         let label = lib.person(id).map(|p| p.label()).unwrap_or_default();
         let face_id = lib.person(id).and_then(|p| p.cover_face);
         Some(Self { label, face_id, embedding: v, verdicts: HashMap::new(), person: Some(id) })
@@ -185,7 +184,7 @@ impl Query {
         if confirmed.is_empty() {
             return self.embedding.clone();
         }
-        search::mean_direction(self.embedding.len(), std::iter::once(self.embedding.as_slice()).chain(confirmed.iter().map(Vec::as_slice)))
+        search::mean_direction(self.embedding.len(), std::iter::once(self.embedding.clone()).chain(confirmed))
     }
 }
 

@@ -119,7 +119,7 @@ impl PersonStats {
 
 /// Row `i` of a row-major matrix of `dim` columns, as [`person_stats`] and [`suggestions`]
 /// read their vectors.
-pub fn rows_of<'a>(emb: &'a [f32], dim: usize) -> impl Fn(usize) -> Cow<'a, [f32]> + Sync + 'a {
+pub fn row_vectors<'a>(emb: &'a [f32], dim: usize) -> impl Fn(usize) -> Cow<'a, [f32]> + Sync + 'a {
     move |i| Cow::Borrowed(&emb[i * dim..(i + 1) * dim])
 }
 
@@ -201,7 +201,7 @@ pub struct Plan {
 /// least `min_faces - 1` other such faces.
 pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
     assert_eq!(emb.len(), faces.len() * dim);
-    let people = person_stats(dim, faces, rows_of(emb, dim));
+    let people = person_stats(dim, faces, row_vectors(emb, dim));
     let rows: Vec<usize> = (0..faces.len()).collect();
     let assign = assign(&people, emb, dim, faces, &rows, p);
     let placed: HashSet<usize> = assign.iter().map(|a| a.0).collect();
@@ -321,7 +321,7 @@ mod tests {
         let mut faces = vec![face(0, 1), face(1, 2), face(2, 2)];
         faces[0].person = Some((7, Source::User));
         let emb: Vec<f32> = [around(0, 0.0), around(0, 0.1), around(0, 0.2)].concat();
-        let stats = person_stats(4, &faces, rows_of(&emb, 4));
+        let stats = person_stats(4, &faces, row_vectors(&emb, 4));
         assert_eq!(assign(&stats, &emb, 4, &faces, &[1, 2], &Params::default()), vec![(1, 7)]);
     }
 
@@ -340,7 +340,7 @@ mod tests {
         assert!(plan(&emb, 4, &faces, &p).assign.is_empty());
         // both people are named: it is a question for "Who is this?"
         let named: HashSet<i64> = [1, 2].into();
-        let q = suggestions(4, &faces, &named, &p, rows_of(&emb, 4));
+        let q = suggestions(4, &faces, &named, &p, row_vectors(&emb, 4));
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].row, 2);
     }
