@@ -10,6 +10,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::stream::Chain;
 use super::ops::{channel_dim, channels_last, spatial, to_native, upsample_nearest, ActKind, ConvAct, ConvSpec};
 
 /// Per-channel mean subtracted from BGR input (the training mean of Pytorch_Retinaface).
@@ -85,6 +86,8 @@ const BACKBONE: [(usize, usize, usize, usize); 13] = [
 struct Backbone {
     stem: ConvAct,
     stages: [Vec<DwBlock>; 3],
+    /// The stem and the first stage as one row-streamed chain (the CPU path from a photo).
+    first: Chain,
 }
 
 impl Backbone {
@@ -96,13 +99,24 @@ impl Backbone {
             let idx = blocks.len() + usize::from(stage == 1);
             blocks.push(DwBlock::load(vb.pp(format!("stage{stage}.{idx}")), c_in, c_out, stride)?);
         }
-        Ok(Self { stem, stages })
+        let first: Vec<&ConvAct> = std::iter::once(&stem).chain(stages[0].iter().flat_map(|b| [&b.dw, &b.pw])).collect();
+        let first = Chain::new(&first)?;
+        Ok(Self { stem, stages, first })
     }
 
     fn forward(&self, x: &Tensor) -> Result<[Tensor; 3]> {
         let mut x = self.stem.forward(x)?;
-        let mut outs = Vec::with_capacity(3);
-        for stage in &self.stages {
+        for block in &self.stages[0] {
+            x = block.forward(&x)?;
+        }
+        self.rest(x)
+    }
+
+    /// The three feature maps from the first stage's output.
+    fn rest(&self, first: Tensor) -> Result<[Tensor; 3]> {
+        let mut x = first.clone();
+        let mut outs = vec![first];
+        for stage in &self.stages[1..] {
             for block in stage {
                 x = block.forward(&x)?;
             }
@@ -110,6 +124,21 @@ impl Backbone {
         }
         let [a, b, c]: [Tensor; 3] = outs.try_into().expect("three stages");
         Ok([a, b, c])
+    }
+
+    /// The three feature maps of an RGB photo, its first stage streamed by rows from its bytes
+    /// (CPU: see [`Chain`]).
+    fn forward_image(&self, img: &RgbImage) -> Result<[Tensor; 3]> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let raw = img.as_raw();
+        let first = self.first.run(h, w, 3, |y, row| {
+            for (d, s) in row.chunks_exact_mut(3).zip(raw[y * w * 3..(y + 1) * w * 3].chunks_exact(3)) {
+                d[0] = s[2] as f32 - BGR_MEAN[0];
+                d[1] = s[1] as f32 - BGR_MEAN[1];
+                d[2] = s[0] as f32 - BGR_MEAN[2];
+            }
+        })?;
+        self.rest(first)
     }
 }
 
@@ -182,9 +211,9 @@ pub struct RetinaFace {
     backbone: Backbone,
     fpn: Fpn,
     ssh: [Ssh; 3],
-    class_head: [ConvAct; 3],
-    bbox_head: [ConvAct; 3],
-    landmark_head: [ConvAct; 3],
+    /// Per level, the class (2 anchors x 2), box (2 x 4) and landmark (2 x 10) heads run as
+    /// one 1x1 convolution to 32 channels.
+    head: [ConvAct; 3],
     device: Device,
 }
 
@@ -198,17 +227,15 @@ pub struct RawOutput {
 
 impl RetinaFace {
     pub fn load(vb: VarBuilder) -> Result<Self> {
-        let heads = |name: &str, k: usize| -> Result<[ConvAct; 3]> {
-            let h = |i: usize| ConvAct::load(vb.pp(name).pp(i), ConvSpec::dense(64, 2 * k, 1, 1, 0), ActKind::Linear);
-            Ok([h(0)?, h(1)?, h(2)?])
+        let head = |i: usize| -> Result<ConvAct> {
+            let h = |name: &str, k: usize| ConvAct::load(vb.pp(name).pp(i), ConvSpec::dense(64, 2 * k, 1, 1, 0), ActKind::Linear);
+            ConvAct::fuse(&[h("class_head", 2)?, h("bbox_head", 4)?, h("landmark_head", 10)?])
         };
         Ok(Self {
             backbone: Backbone::load(vb.pp("backbone"))?,
             fpn: Fpn::load(vb.pp("fpn"))?,
             ssh: [Ssh::load(vb.pp("ssh1"))?, Ssh::load(vb.pp("ssh2"))?, Ssh::load(vb.pp("ssh3"))?],
-            class_head: heads("class_head", 2)?,
-            bbox_head: heads("bbox_head", 4)?,
-            landmark_head: heads("landmark_head", 10)?,
+            head: [head(0)?, head(1)?, head(2)?],
             device: vb.device().clone(),
         })
     }
@@ -220,22 +247,24 @@ impl RetinaFace {
     }
 
     fn forward_native(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-        let feats = self.backbone.forward(x)?;
-        let feats = self.fpn.forward(&feats)?;
-        let n = x.dim(0)?;
+        self.heads(&self.backbone.forward(x)?, x.dim(0)?)
+    }
+
+    /// FPN, context modules and heads on the backbone's three maps of `n` images.
+    fn heads(&self, feats: &[Tensor; 3], n: usize) -> Result<(Tensor, Tensor, Tensor)> {
+        let feats = self.fpn.forward(feats)?;
         let mut loc = Vec::new();
         let mut conf = Vec::new();
         let mut lm = Vec::new();
         for (i, f) in feats.iter().enumerate() {
             let f = self.ssh[i].forward(f)?;
-            let head = |h: &ConvAct, k: usize| -> Result<Tensor> {
-                let y = h.forward(&f)?;
-                let y = if channels_last(y.device()) { y } else { y.permute((0, 2, 3, 1))?.contiguous()? };
-                y.reshape((n, (), k))
-            };
-            conf.push(head(&self.class_head[i], 2)?);
-            loc.push(head(&self.bbox_head[i], 4)?);
-            lm.push(head(&self.landmark_head[i], 10)?);
+            let y = self.head[i].forward(&f)?;
+            let y = if channels_last(y.device()) { y } else { y.permute((0, 2, 3, 1))?.contiguous()? };
+            // channels: 2 anchors x (2 classes), then x (4 box offsets), then x (10 landmarks)
+            let part = |from: usize, k: usize| y.narrow(3, from, 2 * k)?.contiguous()?.reshape((n, (), k));
+            conf.push(part(0, 2)?);
+            loc.push(part(4, 4)?);
+            lm.push(part(12, 10)?);
         }
         let conf = softmax_last_dim(&Tensor::cat(&conf, 1)?)?;
         Ok((Tensor::cat(&loc, 1)?, conf, Tensor::cat(&lm, 1)?))
@@ -243,8 +272,11 @@ impl RetinaFace {
 
     /// Runs the network on one RGB image at its own resolution.
     pub fn run(&self, img: &RgbImage) -> Result<RawOutput> {
-        let x = bgr_tensor(img, &self.device)?;
-        let (loc, conf, lm) = self.forward_native(&x)?;
+        let (loc, conf, lm) = if channels_last(&self.device) && super::stream::available() {
+            self.heads(&self.backbone.forward_image(img)?, 1)?
+        } else {
+            self.forward_native(&bgr_tensor(img, &self.device)?)?
+        };
         let face = conf.narrow(D::Minus1, 1, 1)?;
         Ok(RawOutput {
             loc: loc.flatten_all()?.to_vec1()?,

@@ -7,6 +7,7 @@ pub mod heif;
 pub mod ops;
 pub mod photo;
 pub mod raw;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 

@@ -23,6 +23,11 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Whether it can apply to `c` channels (a PReLU has one slope per channel).
+    pub fn fits(&self, c: usize) -> bool {
+        !matches!(self, Activation::PRelu(a) if a.len() != c)
+    }
+
     /// The same activation written with candle tensor ops (for GPU devices).
     fn forward_generic(&self, x: &Tensor) -> Result<Tensor> {
         match self {
@@ -198,9 +203,9 @@ fn copy_small(dst: &mut [f32], src: &[f32]) {
 /// baseline target otherwise. The kernels below are plain loops the compiler vectorises: 16 or
 /// 8 lanes instead of SSE2's 4. One type parameter with one bound may be given (`fn f<T: B>`).
 macro_rules! multiversion {
-    ($(#[$m:meta])* fn $name:ident $(<$g:ident: $b:path>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident $(<$g:ident: $b:path>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
-        fn $name $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             fn imp $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
@@ -235,7 +240,7 @@ pub(crate) use multiversion;
 multiversion! {
     /// Adds `bias` (if given) and applies `act` in place to `data`, rows of `c` channels.
     /// Branch-free, so it vectorises.
-    fn bias_act(data: &mut [f32], c: usize, bias: Option<&[f32]>, act: &Activation) {
+    pub(super) fn bias_act(data: &mut [f32], c: usize, bias: Option<&[f32]>, act: &Activation) {
         if let Some(b) = bias {
             for row in data.chunks_exact_mut(c) {
                 row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
@@ -345,7 +350,7 @@ multiversion! {
 /// then any kernel, or by [`matmul_uninit`]. No zeroing pass over the whole buffer up front:
 /// `vec![0.0; len]` was a cold pass over every output (11 % of `verify` on small photos, the
 /// kernel's page clearing another 4 %), and a GEMM that overwrites its output needs none.
-fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
+pub(super) fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
     let mut out: Vec<f32> = Vec::with_capacity(len);
     out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().try_for_each_init(init, |state, (i, part)| fill(state, i, part))?;
     // SAFETY: the chunks cover the first `len` elements (par_chunks_mut of exactly that range)
@@ -356,7 +361,7 @@ fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, f
 }
 
 /// `part` zeroed, as the `[f32]` it now is (for kernels that take initialised slices).
-fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+pub(super) fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     for v in part.iter_mut() {
         v.write(0.0);
     }
@@ -403,10 +408,10 @@ fn matmul_uninit<'a>(m: usize, n: usize, k: usize, dst: &'a mut [MaybeUninit<f32
 
 /// Host copies of a layer's parameters, laid out for the channels-last CPU kernels.
 #[derive(Debug, Clone)]
-struct HostParams {
+pub(super) struct HostParams {
     /// Dense: (k*k*c_in) x c_out, rows ordered (ky, kx, ci). Depthwise: (k*k) x c.
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    pub(super) weight: Vec<f32>,
+    pub(super) bias: Vec<f32>,
 }
 
 /// The CPU kernel: NHWC in, NHWC out, bias and activation fused.
@@ -499,6 +504,35 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         })?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
+    if k == 3 && s == 1 && pad == Pad::same(1) && c >= 32 {
+        // Stride-1 3x3 from 32 channels up: per output row, nine products of a run of input
+        // pixels (contiguous in NHWC: one matrix, no im2col copy) and one tap's weights. The
+        // centre tap reads every output pixel's own input, so it writes the whole row first.
+        let taps = |t: usize| &l.host.weight[t * c * c_out..(t + 1) * c * c_out];
+        let out = par_output(m * c_out, ow * c_out, || (), |_, row, dst| {
+            let (b, oy) = (row / oh, row % oh);
+            let img = &x[b * h * w * c..(b + 1) * h * w * c];
+            let dst = matmul_uninit(ow, c_out, c, dst, &img[oy * w * c..(oy + 1) * w * c], taps(4))?;
+            for ky in 0..3 {
+                let Some(iy) = (oy + ky).checked_sub(1).filter(|iy| *iy < h) else { continue };
+                let src = &img[iy * w * c..(iy + 1) * w * c];
+                for kx in 0..3 {
+                    // output x reads input x + kx - 1, inside for outputs [x0, x1)
+                    let (x0, x1) = (usize::from(kx == 0), if kx == 2 { ow - 1 } else { ow });
+                    if (ky, kx) == (1, 1) || x1 <= x0 {
+                        continue;
+                    }
+                    let (n, ix0) = (x1 - x0, x0 + kx - 1);
+                    let d = &mut dst[x0 * c_out..x1 * c_out];
+                    matmul_strided(n, c_out, c, d, (c_out, 1), true, &src[ix0 * c..(ix0 + n) * c], (c, 1), taps(ky * 3 + kx), (c_out, 1))?;
+                }
+            }
+            bias_act(dst, c_out, Some(&l.host.bias), &l.act);
+            add_residual(dst, residual, row * ow * c_out);
+            Ok(())
+        })?;
+        return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
+    }
     // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none
     // for 1x1) into a small, cache-resident buffer, runs one single-threaded GEMM into its
     // slice of the output, then bias + activation while the tile is still in cache.
@@ -552,13 +586,13 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
 pub struct ConvAct {
     weight: Tensor,
     bias: Tensor,
-    act: Activation,
-    k: usize,
-    stride: usize,
-    pad: Pad,
-    depthwise: bool,
-    c_out: usize,
-    host: HostParams,
+    pub(super) act: Activation,
+    pub(super) k: usize,
+    pub(super) stride: usize,
+    pub(super) pad: Pad,
+    pub(super) depthwise: bool,
+    pub(super) c_out: usize,
+    pub(super) host: HostParams,
 }
 
 /// How a convolution layer is shaped; `pad` is applied before the kernel.
@@ -642,13 +676,14 @@ impl ConvAct {
                 Activation::PRelu(v) => v.clone(),
             })
             .collect();
+        let act = if parts.iter().all(|p| matches!(p.act, Activation::Linear)) { Activation::Linear } else { Activation::PRelu(slopes) };
         let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
         Ok(Self {
             c_out: weight.dim(0)?,
             host: HostParams { weight: host_w, bias: bias.to_vec1()? },
             weight,
             bias,
-            act: Activation::PRelu(slopes),
+            act,
             k: first.k,
             stride: first.stride,
             pad: first.pad,
@@ -707,11 +742,11 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn random(shape: &[usize], seed: u64) -> Vec<f32> {
+    pub(crate) fn random(shape: &[usize], seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..shape.iter().product::<usize>())
             .map(|_| {
@@ -722,17 +757,22 @@ mod tests {
     }
 
     fn layer(spec: ConvSpec, act: ActKind) -> ConvAct {
+        layer_seeded(spec, act, 0)
+    }
+
+    /// A layer of random weights, biases and slopes (drawn from `seed`).
+    pub(crate) fn layer_seeded(spec: ConvSpec, act: ActKind, seed: u64) -> ConvAct {
         let dev = Device::Cpu;
         let w_in = if spec.depthwise { 1 } else { spec.c_in };
         let map = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
         {
             let mut data = map.data().lock().unwrap();
-            let w = Tensor::from_vec(random(&[spec.c_out * w_in * spec.k * spec.k], 1), (spec.c_out, w_in, spec.k, spec.k), &dev).unwrap();
+            let w = Tensor::from_vec(random(&[spec.c_out * w_in * spec.k * spec.k], seed + 1), (spec.c_out, w_in, spec.k, spec.k), &dev).unwrap();
             data.insert("l.weight".into(), Var::from_tensor(&w).unwrap());
-            let b = Tensor::from_vec(random(&[spec.c_out], 2), spec.c_out, &dev).unwrap();
+            let b = Tensor::from_vec(random(&[spec.c_out], seed + 2), spec.c_out, &dev).unwrap();
             data.insert("l.bias".into(), Var::from_tensor(&b).unwrap());
-            let a = Tensor::from_vec(random(&[spec.c_out], 3), spec.c_out, &dev).unwrap();
+            let a = Tensor::from_vec(random(&[spec.c_out], seed + 3), spec.c_out, &dev).unwrap();
             data.insert("l.alpha".into(), Var::from_tensor(&a).unwrap());
         }
         ConvAct::load(vb.pp("l"), spec, act).unwrap()
@@ -781,6 +821,19 @@ mod tests {
             let slow = l.forward_generic(&x).unwrap();
             assert_eq!(fast.dims(), slow.dims(), "{spec:?}");
             assert!(max_diff(&fast, &slow) < 1e-5, "{spec:?} {act:?}: {}", max_diff(&fast, &slow));
+        }
+        // 3x3 stride 1 from 32 channels up runs as nine shifted products (no im2col), down to
+        // one pixel wide or high
+        for (h, w) in [(9, 11), (5, 1), (1, 4), (1, 1)] {
+            let x = Tensor::from_vec(random(&[2 * 40 * h * w], 5), (2, 40, h, w), &dev).unwrap();
+            let l = layer(ConvSpec::dense(40, 24, 3, 1, 1), ActKind::PRelu);
+            let fast = l.forward(&to_native(&x).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
+            let slow = l.forward_generic(&x).unwrap();
+            assert_eq!(fast.dims(), slow.dims());
+            assert!(max_diff(&fast, &slow) < 1e-4, "{h}x{w}: {}", max_diff(&fast, &slow));
+            let r = Tensor::from_vec(random(&[2 * 24 * h * w], 6), (2, 24, h, w), &dev).unwrap();
+            let fused = l.forward_add(&to_native(&x).unwrap(), &to_native(&r).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
+            assert!(max_diff(&fused, &(slow + r).unwrap()) < 1e-4, "{h}x{w} with a residual");
         }
     }
 
