@@ -5,9 +5,10 @@
 //! to memory and back once per layer.
 //!
 //! Layer by layer those maps made the first stage memory-bound: 16 of the detector's ~37 ms on
-//! a 1024-px photo, for 7 % of its arithmetic. The kernels here keep a pixel's channels in
-//! registers (channel counts are compile-time constants) and apply bias and activation before
-//! the one store.
+//! a 1024-px photo, for 7 % of its arithmetic; streamed, 7.7 ms. The kernels here keep a pixel's
+//! channels in AVX2 registers (channel counts are compile-time constants), several pixels at a
+//! time so the FMAs do not wait on each other, and apply bias and activation before the one
+//! store.
 
 use candle_core::{Device, Result, Tensor};
 
