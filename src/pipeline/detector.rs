@@ -131,13 +131,7 @@ impl Backbone {
     fn forward_image(&self, img: &RgbImage) -> Result<[Tensor; 3]> {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let raw = img.as_raw();
-        let first = self.first.run(h, w, 3, |y, row| {
-            for (d, s) in row.chunks_exact_mut(3).zip(raw[y * w * 3..(y + 1) * w * 3].chunks_exact(3)) {
-                d[0] = s[2] as f32 - BGR_MEAN[0];
-                d[1] = s[1] as f32 - BGR_MEAN[1];
-                d[2] = s[0] as f32 - BGR_MEAN[2];
-            }
-        })?;
+        let first = self.first.run(h, w, 3, |y, row| bgr_row(row, &raw[y * w * 3..(y + 1) * w * 3]))?;
         self.rest(first)
     }
 }
@@ -299,18 +293,21 @@ impl RetinaFace {
 pub fn bgr_tensor(img: &RgbImage, device: &Device) -> Result<Tensor> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut data = vec![0f32; 3 * h * w];
-    data.par_chunks_mut(3 * w).zip(img.as_raw().par_chunks(3 * w)).for_each(|(dst, src)| {
-        for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
-            d[0] = s[2] as f32 - BGR_MEAN[0];
-            d[1] = s[1] as f32 - BGR_MEAN[1];
-            d[2] = s[0] as f32 - BGR_MEAN[2];
-        }
-    });
+    data.par_chunks_mut(3 * w).zip(img.as_raw().par_chunks(3 * w)).for_each(|(dst, src)| bgr_row(dst, src));
     let x = Tensor::from_vec(data, (1, h, w, 3), device)?;
     if channels_last(device) {
         Ok(x)
     } else {
         x.permute((0, 3, 1, 2))?.contiguous()
+    }
+}
+
+/// One row of RGB bytes as the network's input: BGR minus [`BGR_MEAN`].
+fn bgr_row(dst: &mut [f32], src: &[u8]) {
+    for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+        d[0] = s[2] as f32 - BGR_MEAN[0];
+        d[1] = s[1] as f32 - BGR_MEAN[1];
+        d[2] = s[0] as f32 - BGR_MEAN[2];
     }
 }
 

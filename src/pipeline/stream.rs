@@ -199,11 +199,7 @@ fn step_row(st: &Step, src: &Ring, r: usize, dst: &mut [f32], h_in: usize) -> Re
             None => candle_core::bail!("row {y} of a streamed map is gone"),
         }
     }
-    if conv.depthwise {
-        dw3_row(dst, &rows, s, wt, bias, act)
-    } else {
-        dense3_row(dst, &rows, s, st.c_in, wt, bias, act)
-    }
+    conv3_row(dst, &rows, s, st.c_in, conv.depthwise, wt, bias, act)
 }
 
 /// Whether this CPU runs the row kernels (x86-64 with AVX2 and FMA); elsewhere the network
@@ -217,65 +213,47 @@ pub fn available() -> bool {
     false
 }
 
-/// `f::<C / 8>(args)` for the channel count `c` (one of [`CHANNELS`], checked by [`Chain::new`]).
-#[cfg(target_arch = "x86_64")]
-macro_rules! by_blocks {
-    ($c:expr, $f:ident($($arg:expr),*)) => {
-        match $c {
-            8 => $f::<1>($($arg),*),
-            16 => $f::<2>($($arg),*),
-            32 => $f::<4>($($arg),*),
-            64 => $f::<8>($($arg),*),
-            c => candle_core::bail!("no row kernel for {c} channels"),
+/// Runs the AVX2 kernel `kernels::f::<c / 8>(args)` for `c` channels (one of [`CHANNELS`]), or
+/// fails on a CPU without AVX2 and FMA. The caller must have checked the sizes the kernel's
+/// `# Safety` section names.
+macro_rules! avx2_kernel {
+    ($c:expr, $f:ident($($arg:expr),*)) => {{
+        if !available() {
+            candle_core::bail!("the row kernels need AVX2 and FMA");
         }
-    };
-}
-
-/// Runs `f` with the AVX2 kernels, or fails on a CPU without them.
-fn with_avx2(f: impl FnOnce() -> Result<()>) -> Result<()> {
-    if !available() {
-        candle_core::bail!("the row kernels need AVX2 and FMA");
-    }
-    f()
-}
-
-/// A row of a 3x3 depthwise convolution from its (up to) three padded input rows.
-fn dw3_row(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
-    let c = bias.len();
-    let ow = dst.len() / c.max(1);
-    let need = (s * ow.saturating_sub(1) + 3) * c;
-    if c == 0 || dst.len() != ow * c || wt.len() != 9 * c || rows.iter().flatten().any(|r| r.len() < need) || !act.fits(c) {
-        candle_core::bail!("a depthwise row of {} values from rows of {:?} values", dst.len(), rows.map(|r| r.map(|r| r.len())));
-    }
-    with_avx2(|| {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX2 and FMA (with_avx2), and the sizes are the ones checked above.
+        // SAFETY: the CPU has AVX2 and FMA (checked just above), and the caller checked the
+        // sizes the kernel needs.
         unsafe {
-            by_blocks!(c, dw3(dst, rows, s, wt, bias, act))
+            match $c {
+                8 => kernels::$f::<1>($($arg),*),
+                16 => kernels::$f::<2>($($arg),*),
+                32 => kernels::$f::<4>($($arg),*),
+                64 => kernels::$f::<8>($($arg),*),
+                c => candle_core::bail!("no row kernel for {c} channels"),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("with_avx2 fails off x86-64")
-    })
+        unreachable!("available() is false off x86-64")
+    }};
 }
 
-/// A row of a dense 3x3 convolution (a stem: few input channels) from its padded input rows.
+/// A row of a 3x3 convolution, depthwise or dense (a stem: few input channels), from its (up
+/// to) three padded input rows.
 #[allow(clippy::too_many_arguments)]
-fn dense3_row(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
+fn conv3_row(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, depthwise: bool, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
     let c = bias.len();
     let ow = dst.len() / c.max(1);
     let need = (s * ow.saturating_sub(1) + 3) * c_in;
-    if c == 0 || dst.len() != ow * c || wt.len() != 9 * c_in * c || rows.iter().flatten().any(|r| r.len() < need) || !act.fits(c) {
-        candle_core::bail!("a dense 3x3 row of {} values from rows of {:?} values", dst.len(), rows.map(|r| r.map(|r| r.len())));
+    let weights = if depthwise { 9 * c } else { 9 * c_in * c };
+    if c == 0 || (depthwise && c_in != c) || dst.len() != ow * c || wt.len() != weights || rows.iter().flatten().any(|r| r.len() < need) || !act.fits(c) {
+        candle_core::bail!("a 3x3 row of {} values from rows of {:?} values", dst.len(), rows.map(|r| r.map(|r| r.len())));
     }
-    with_avx2(|| {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX2 and FMA (with_avx2), and the sizes are the ones checked above.
-        unsafe {
-            by_blocks!(c, dense3(dst, rows, s, c_in, wt, bias, act))
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("with_avx2 fails off x86-64")
-    })
+    if depthwise {
+        avx2_kernel!(c, dw3(dst, rows, s, wt, bias, act))
+    } else {
+        avx2_kernel!(c, dense3(dst, rows, s, c_in, wt, bias, act))
+    }
 }
 
 /// A row of a 1x1 convolution: narrow inputs by the row kernel, wide ones by a GEMM.
@@ -290,19 +268,9 @@ fn pw_row(dst: &mut [f32], src: &[f32], c_in: usize, wt: &[f32], bias: &[f32], a
         super::ops::bias_act(dst, c, Some(bias), act);
         return Ok(());
     }
-    with_avx2(|| {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX2 and FMA (with_avx2), and the sizes are the ones checked above.
-        unsafe {
-            by_blocks!(c, pw(dst, src, c_in, wt, bias, act))
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("with_avx2 fails off x86-64")
-    })
+    avx2_kernel!(c, pw(dst, src, c_in, wt, bias, act))
 }
 
-#[cfg(target_arch = "x86_64")]
-use kernels::{dense3, dw3, pw};
 
 /// The row kernels: one pixel's channels in `B` AVX registers of 8, bias and activation
 /// applied before the one store. Each takes the sizes its caller checked.
