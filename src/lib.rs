@@ -5,6 +5,8 @@
 //! photos against a query face; [`people`] groups faces into persons; [`verify`] measures the pipeline on LFW-style pairs; [`cli`]
 //! is the command line and [`gui`] the desktop app.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod alloc;
 pub mod catalog;
 pub mod cli;

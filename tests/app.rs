@@ -271,17 +271,20 @@ fn a_busy_catalog_is_waited_for_and_reported_in_the_window() {
     assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
 }
 
-/// A catalog of an unknown layout is rebuilt, and the window says so (the catalog itself
-/// prints nothing).
+/// Another program's database given as the catalog is refused, the window says why, and the
+/// file is left as it was.
 #[test]
-fn a_rebuilt_catalog_is_reported_in_the_window() {
+fn a_foreign_database_is_refused_in_the_window_and_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = plain_photos(&tmp.path().join("photos"), 2, 9);
     let catalog = tmp.path().join("old.sqlite");
     rusqlite::Connection::open(&catalog).unwrap().execute_batch("CREATE TABLE images (name TEXT, vec BLOB); INSERT INTO images VALUES ('x', x'00');").unwrap();
-    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
-    wait(&mut h, "the rebuild notice", 60, |a| a.infos().iter().any(|i| i.contains("rebuilding")));
-    h.get_by_label_contains("unknown schema");
+    let before = std::fs::read(&catalog).unwrap();
+    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    wait(&mut h, "the refusal", 60, |a| a.errors().iter().any(|e| e.contains("not a facefind catalog")));
+    h.get_by_label_contains("not a facefind catalog");
+    h.run_steps(5);
+    assert_eq!(std::fs::read(&catalog).unwrap(), before);
 }
 
 #[test]
@@ -456,6 +459,39 @@ fn people_name_merge_undo_move_and_reject() {
     wait(&mut h, "the rejection", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann") && p.faces == 3)));
     let c = Catalog::open(&catalog).unwrap();
     assert_eq!(c.rejections().unwrap().len(), 1);
+    assert!(h.state().errors().iter().all(|e| e.contains("did not load")), "{:?}", h.state().errors());
+}
+
+/// Two "Yes" answers clicked in the same frame are both saved: edits go to one writer, in the
+/// order they were made, and neither is lost to the other.
+#[test]
+fn two_answers_in_one_frame_are_both_saved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic(tmp.path());
+    {
+        let mut c = Catalog::open(&catalog).unwrap();
+        c.group_people(&facefind::people::Params::default()).unwrap();
+        let first = c.people().unwrap()[0].id;
+        c.name_person(first, Some("Ann")).unwrap();
+    }
+    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs()), ..Options::default() });
+    wait(&mut h, "the questions", 30, |a| a.library().is_some_and(|l| l.suggestions.len() >= 2));
+    h.get_by_label("People").click();
+    h.run_steps(2);
+    let asked: usize = h.state().library().unwrap().suggestions.len();
+    {
+        let yes: Vec<_> = h.get_all_by_label("Yes").collect();
+        assert!(yes.len() >= 2, "{} questions shown", yes.len());
+        yes[0].click();
+        yes[1].click();
+    }
+    h.step();
+    let confirmed = |c: &Catalog| -> usize {
+        let ann = c.find_person("Ann").unwrap();
+        c.person_faces(ann).unwrap().iter().filter(|f| f.1 == facefind::people::Source::Confirmed).count()
+    };
+    wait(&mut h, "both answers", 30, |a| a.library().is_some_and(|l| l.suggestions.len() + 2 <= asked));
+    assert_eq!(confirmed(&Catalog::open(&catalog).unwrap()), 2);
     assert!(h.state().errors().iter().all(|e| e.contains("did not load")), "{:?}", h.state().errors());
 }
 

@@ -186,7 +186,7 @@ fn walk(p: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn old_schemas_are_migrated_or_rebuilt_with_a_message() {
+fn old_schemas_are_migrated_and_other_databases_refused() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
@@ -220,17 +220,29 @@ fn old_schemas_are_migrated_or_rebuilt_with_a_message() {
     let rows: Vec<(i64, Vec<u8>)> = db.prepare("SELECT id, path FROM photos ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     assert_eq!(rows, vec![(7, b"a.jpg".to_vec())]);
 
-    // an unknown pre-release layout: rebuilt, and the user is told
-    let old = dir.path().join("old.sqlite");
-    rusqlite::Connection::open(&old).unwrap().execute_batch("CREATE TABLE images (name TEXT, vec BLOB); INSERT INTO images VALUES ('x', x'00');").unwrap();
-    let (v, out) = index(&photos, &old);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rebuilding"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(n(&v, "processed"), 1);
+    // another program's database is refused and left as it was; nothing is created beside it
+    let other = dir.path().join("other.sqlite");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO photos VALUES (1, 'x'); CREATE TABLE meta (k, v); INSERT INTO meta VALUES ('a', 'b');")
+        .unwrap();
+    let before = std::fs::read(&other).unwrap();
+    let (_, out) = index(&photos, &other);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a facefind catalog"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&other).unwrap(), before);
+    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("other")).collect();
+    assert_eq!(beside, vec!["other.sqlite".to_string()]);
 
     // a newer schema is refused, not damaged
     let newer = dir.path().join("newer.sqlite");
-    rusqlite::Connection::open(&newer).unwrap().execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema_version', '99');").unwrap();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch(&format!(
+            "PRAGMA application_id = {}; CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema_version', '99');",
+            facefind::catalog::APPLICATION_ID
+        ))
+        .unwrap();
     let (_, out) = index(&photos, &newer);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("newer facefind"));
@@ -453,4 +465,27 @@ fn the_upscale_policy_change_redetects_only_small_photos() {
     assert_eq!(w["rebuilt"], false);
     let (w, _) = index(&photos, &cat);
     assert_eq!(n(&w, "processed"), 0, "{w}");
+}
+
+/// Two photos with the same content (one fingerprint) both deleted, and one copy back under a
+/// new name: one row follows the rename, the other goes; no row is left for a file that is gone.
+#[test]
+fn copies_that_share_a_fingerprint_are_renamed_or_removed_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    picture(&photos.join("a.jpg"), 3);
+    std::fs::copy(photos.join("a.jpg"), photos.join("b.jpg")).unwrap();
+    picture(&photos.join("c.jpg"), 4);
+    let cat = dir.path().join("c.sqlite");
+    let (v, out) = index(&photos, &cat);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(n(&v, "processed"), 3);
+    std::fs::rename(photos.join("a.jpg"), photos.join("moved.jpg")).unwrap();
+    std::fs::remove_file(photos.join("b.jpg")).unwrap();
+    let (v, out) = index(&photos, &cat);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((n(&v, "renamed"), n(&v, "removed"), n(&v, "processed")), (1, 1, 0), "{v}");
+    let paths: Vec<Vec<u8>> = catalog_rows(&cat).into_iter().map(|r| r.0).collect();
+    assert_eq!(paths, vec![b"c.jpg".to_vec(), b"moved.jpg".to_vec()]);
 }

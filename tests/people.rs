@@ -265,6 +265,63 @@ fn told(cat: &std::path::Path) -> Told {
     }
 }
 
+/// Three processes renaming people 25 times each while `index` adds 120 photos: no edit fails
+/// ("database is locked" was 1–2 in 75 when write transactions began deferred), every person
+/// ends with the last name given, and the index run completes.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn renames_beside_an_index_run_never_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    common::copy_photos("album/face_recognition", &photos, 12);
+    let cat = dir.path().join("c.sqlite");
+    let v = people_json(&photos, &cat, None);
+    let ids: Vec<i64> = v["people"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()).take(3).collect();
+    assert_eq!(ids.len(), 3, "{v}");
+    // 120 more photos for the index run to add
+    let more = photos.join("more");
+    std::fs::create_dir_all(&more).unwrap();
+    let mut n = 0;
+    'outer: for sub in ["deepface", "dlib", "facenet-pytorch", "human", "insightface", "face_recognition"] {
+        let mut files: Vec<_> = std::fs::read_dir(common::faces_dir().join("album").join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files {
+            std::fs::copy(&f, more.join(format!("{sub}-{}", f.file_name().unwrap().to_string_lossy()))).unwrap();
+            n += 1;
+            if n == 120 {
+                break 'outer;
+            }
+        }
+    }
+    let index = facefind().arg("index").arg(&photos).arg("--catalog").arg(&cat).arg("--quiet").spawn().unwrap();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let editors: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let (photos, cat) = (&photos, &cat);
+                s.spawn(move || {
+                    (0..25)
+                        .filter_map(|i| {
+                            let out = facefind().arg("people").arg(photos).arg("--catalog").arg(cat).args(["--name", &id.to_string(), &format!("p{id} #{i}")]).output().unwrap();
+                            (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        editors.into_iter().flat_map(|e| e.join().unwrap()).collect()
+    });
+    let status = index.wait_with_output().unwrap();
+    assert!(status.status.success(), "index: {}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(failures, Vec::<String>::new());
+    let c = Catalog::open(&cat).unwrap();
+    let names: HashMap<i64, Option<String>> = c.people().unwrap().into_iter().map(|p| (p.id, p.name)).collect();
+    for id in ids {
+        assert_eq!(names.get(&id).cloned().flatten(), Some(format!("p{id} #24")));
+    }
+    assert!(c.photo_count().unwrap() >= 132);
+}
+
 /// Names, confirmations and rejections survive editing a photo, a new embedder and going
 /// back, flip fusion off, and kill -9 while a run (indexing, then grouping) is in flight.
 #[test]

@@ -479,13 +479,15 @@ pub fn index_folder_with(
     sum.photos = scanned.files.len();
     let mut states = cat.states()?;
     let seen: HashSet<Vec<u8>> = scanned.files.iter().map(|f| path_bytes(&f.rel)).collect();
-    // Rows whose file is gone: deleted, or renamed/moved (matched below by fingerprint).
-    let mut missing: HashMap<Vec<u8>, (Vec<u8>, i64, u64)> = HashMap::new();
+    // Rows whose file is gone: deleted, or renamed/moved (matched below by fingerprint). Two
+    // gone files may share a fingerprint (copies): each row is matched at most once, and every
+    // row left unmatched is removed.
+    let mut missing: HashMap<Vec<u8>, Vec<(i64, u64)>> = HashMap::new();
     states.retain(|path, st| {
         if seen.contains(path) {
             true
         } else {
-            missing.insert(st.fingerprint.clone(), (path.clone(), st.id, st.size));
+            missing.entry(st.fingerprint.clone()).or_default().push((st.id, st.size));
             false
         }
     });
@@ -501,8 +503,13 @@ pub fn index_folder_with(
     if !missing.is_empty() && !new_files.is_empty() {
         let fps: Vec<Option<Vec<u8>>> = new_files.par_iter().map(|f| fingerprint(&root.join(&f.rel), f.size).ok()).collect();
         for (f, fp) in new_files.into_iter().zip(fps) {
-            match fp.and_then(|fp| missing.remove(&fp)) {
-                Some((_, id, size)) if size == f.size => {
+            let row = fp.and_then(|fp| {
+                let rows = missing.get_mut(&fp)?;
+                let k = rows.iter().position(|&(_, size)| size == f.size)?;
+                Some(rows.swap_remove(k))
+            });
+            match row {
+                Some((id, _)) => {
                     cat.rename(id, &path_bytes(&f.rel), f.size, f.mtime_ns)?;
                     sum.renamed += 1;
                 }
@@ -512,7 +519,7 @@ pub fn index_folder_with(
     } else {
         todo.extend(new_files);
     }
-    let gone: Vec<i64> = missing.values().map(|(_, id, _)| *id).collect();
+    let gone: Vec<i64> = missing.values().flatten().map(|&(id, _)| id).collect();
     cat.remove(&gone)?;
     sum.removed = gone.len();
     reembed(root, cat, p, cancel, &mut sum, on)?;

@@ -7,6 +7,7 @@ pub mod indexer;
 pub mod names;
 pub mod people;
 pub mod scan;
+pub mod schema;
 
 pub use face_table::{FaceRow, FaceTable};
 
@@ -19,11 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::pipeline::all_finite;
 
 
-/// Current schema. Versions 1–4 are migrated in place (1: no face chips, 2: no re-embedding
-/// queue, 3: no people, 4: no face generation); a database with tables but no version is
-/// rebuilt (embeddings are a cache of the photos). Migrations only add: they never drop what
-/// the user told us.
-pub const SCHEMA_VERSION: i64 = 5;
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -38,6 +35,10 @@ pub enum CatalogError {
     Folder { path: PathBuf, error: std::io::Error },
     #[error("catalog {path} was written by a newer facefind (schema {found}, this build knows {SCHEMA_VERSION})")]
     TooNew { path: PathBuf, found: i64 },
+    #[error("{path} is not a facefind catalog ({what}); it was left untouched: choose another catalog path")]
+    NotOurs { path: PathBuf, what: String },
+    #[error("catalog {path} has {found}; nothing was changed. `facefind index FOLDER --catalog {path} --rebuild` rebuilds it, keeping people, names and rejections wherever their faces are found again")]
+    UnreadableVersion { path: PathBuf, found: String },
     #[error("no cache directory on this system; pass --catalog PATH")]
     NoCacheDir,
     #[error("no person {0:?} in this catalog (see `facefind people FOLDER`)")]
@@ -243,99 +244,32 @@ pub fn catalog_path_in(dir: &Path, folder: &Path) -> Result<PathBuf, CatalogErro
     Ok(dir.join(&hash[..16]).join("catalog.sqlite"))
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS photos (
-    id INTEGER PRIMARY KEY,
-    path BLOB NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    fingerprint BLOB NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    thumbnail BLOB
-);
-CREATE INDEX IF NOT EXISTS photos_fingerprint ON photos(fingerprint);
-CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
-    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
-    score REAL NOT NULL,
-    landmarks BLOB NOT NULL,
-    embedding BLOB NOT NULL,
-    chip BLOB,
-    UNIQUE(photo_id, idx)
-);
-CREATE INDEX IF NOT EXISTS faces_photo ON faces(photo_id);
-CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);
-";
-
-/// Schema 4: people, which face is whom (and who put it there), and who a face is not.
-const PEOPLE_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY,
-    name TEXT,
-    hidden INTEGER NOT NULL DEFAULT 0,
-    cover_face INTEGER REFERENCES faces(id) ON DELETE SET NULL,
-    created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS face_person (
-    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    source TEXT NOT NULL CHECK (source IN ('auto', 'confirmed', 'user'))
-);
-CREATE INDEX IF NOT EXISTS face_person_person ON face_person(person_id);
-CREATE TABLE IF NOT EXISTS rejections (
-    face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    PRIMARY KEY (face_id, person_id)
-);
-CREATE INDEX IF NOT EXISTS rejections_person ON rejections(person_id);
-";
-
-/// Schema 5: a random id for the catalog and a face generation that every change to what
-/// [`Catalog::face_table`] reads moves on (triggers, so no write path can forget it): the face
-/// snapshot beside the catalog is valid while both match. And indexes that hold everything
-/// [`Catalog::photos`] and [`Catalog::face_table`] read, so listing a million photos or reading
-/// their faces reads the index, not the rows with their thumbnails and chips (at 1,000,000
-/// photos: photos 9 s -> 0.4 s, faces 30 s -> 11 s from a cold cache; the faces index costs
-/// ~0.85 KB per face on disk).
-const SCHEMA_5: &str = "
-CREATE INDEX IF NOT EXISTS photos_list ON photos(path, id, width, height, status, reason, mtime_ns);
-CREATE INDEX IF NOT EXISTS faces_list ON faces(photo_id, idx, id, x, y, w, h, score, embedding);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('faces_generation', '0');
-CREATE TRIGGER IF NOT EXISTS faces_generation_insert AFTER INSERT ON faces BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
-CREATE TRIGGER IF NOT EXISTS faces_generation_update AFTER UPDATE ON faces BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
-CREATE TRIGGER IF NOT EXISTS faces_generation_delete AFTER DELETE ON faces BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
-CREATE TRIGGER IF NOT EXISTS photos_generation_path AFTER UPDATE OF path ON photos BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
-CREATE TRIGGER IF NOT EXISTS photos_generation_delete AFTER DELETE ON photos BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
-CREATE TRIGGER IF NOT EXISTS pending_generation_insert AFTER INSERT ON pending_embed BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
-CREATE TRIGGER IF NOT EXISTS pending_generation_delete AFTER DELETE ON pending_embed BEGIN UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'faces_generation'; END;
-";
-
 /// What [`Catalog::photos`] reads: all of it in the `photos_list` index.
 const PHOTOS_SQL: &str = "SELECT id, path, width, height, status, reason, mtime_ns FROM photos ORDER BY path";
 /// What [`Catalog::face_table`] reads: all of it in the `faces_list` index.
 const FACES_SQL: &str = "SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding, f.score FROM faces f JOIN photos p ON p.id = f.photo_id
                  WHERE f.photo_id NOT IN (SELECT photo_id FROM pending_embed) ORDER BY p.path, f.idx";
 
-/// 32 hex digits that name one catalog (a catalog deleted and made again at the same path
-/// gets another, so an old face snapshot never passes for the new one).
-fn new_catalog_id(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let seed = format!("{}|{}|{:?}|{:?}", now.as_nanos(), std::process::id(), std::thread::current().id(), path);
-    format!("{:x}", Sha256::digest(seed.as_bytes()))[..32].to_string()
-}
-
 impl Catalog {
-    /// Opens (creating if needed) the catalog at `path`, migrating old schemas.
+    /// Opens (creating if needed) the catalog at `path`, migrating old schemas. A file that
+    /// is not facefind's is refused without writing anything ([`CatalogError::NotOurs`]), and
+    /// so is a catalog whose schema version cannot be read ([`CatalogError::UnreadableVersion`]).
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
+        Self::open_with(path, false)
+    }
+
+    /// Opens the catalog at `path` and rebuilds it: repairs a catalog whose version cannot be
+    /// read and marks every photo to be indexed again; faces found again keep their ids, so
+    /// people, names and rejections stay. The user's explicit choice (`index --rebuild`, the
+    /// window's Rebuild button), never a side effect of opening.
+    pub fn rebuild(path: &Path) -> Result<Self, CatalogError> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, rebuild: bool) -> Result<Self, CatalogError> {
         let io = |source| CatalogError::Io { path: path.to_path_buf(), error: source };
-        if let Some(dir) = path.parent() {
+        let found = schema::inspect(path)?;
+        if let Some(dir) = path.parent().filter(|_| found == schema::Found::New) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         // Switching a new database to WAL takes an exclusive lock that SQLite does not wait for:
@@ -343,7 +277,7 @@ impl Catalog {
         // Waiting a little and trying again is all it needs.
         let mut attempt = 0;
         loop {
-            match Self::open_once(path) {
+            match Self::open_once(path, found, rebuild) {
                 Err(CatalogError::Sqlite { error, .. })
                     if attempt < 50 && matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) =>
                 {
@@ -355,16 +289,23 @@ impl Catalog {
         }
     }
 
-    fn open_once(path: &Path) -> Result<Self, CatalogError> {
+    fn open_once(path: &Path, found: schema::Found, rebuild: bool) -> Result<Self, CatalogError> {
         let sql = |source| CatalogError::Sqlite { path: path.to_path_buf(), error: source };
-        let conn = Connection::open(path).map_err(sql)?;
+        let mut conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+        if found == schema::Found::New {
+            // the mark goes first: a creation cut short leaves a file that is known as ours
+            schema::claim_new(&conn).map_err(sql)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
-        let mut cat = Self { conn, path: path.to_path_buf(), lock: None, notice: None };
-        cat.migrate()?;
-        Ok(cat)
+        // Every write transaction takes the write lock when it begins, where SQLite waits for
+        // it (busy timeout); a deferred one that reads first and then writes is refused at once
+        // ("database is locked") when another writer got in between.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+        let notice = schema::migrate(&mut conn, path, rebuild)?;
+        Ok(Self { conn, path: path.to_path_buf(), lock: None, notice })
     }
 
     pub fn path(&self) -> &Path {
@@ -379,80 +320,6 @@ impl Catalog {
 
     fn sql_err(&self, source: rusqlite::Error) -> CatalogError {
         CatalogError::Sqlite { path: self.path.clone(), error: source }
-    }
-
-    /// Brings the schema to [`SCHEMA_VERSION`] in one immediate transaction: a second process
-    /// opening the catalog at the same time waits, then finds it done.
-    fn migrate(&mut self) -> Result<(), CatalogError> {
-        let path = self.path.clone();
-        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
-        // the common case without taking the write lock: already current
-        let current: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
-            .optional()
-            .unwrap_or(None);
-        if current.as_deref() == Some(SCHEMA_VERSION.to_string().as_str()) {
-            return Ok(());
-        }
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
-        let has_meta = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get::<_, i64>(0)).map_err(e)? > 0;
-        let version: Option<i64> = if has_meta {
-            tx.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(e)?
-                .and_then(|v| v.parse().ok())
-        } else {
-            None
-        };
-        let has_tables = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get::<_, i64>(0)).map_err(e)? > 0;
-        match version {
-            Some(v) if v == SCHEMA_VERSION => return Ok(()),
-            Some(v) if v > SCHEMA_VERSION => return Err(CatalogError::TooNew { path: self.path.clone(), found: v }),
-            Some(v) if (1..SCHEMA_VERSION).contains(&v) => {
-                tracing::warn!(catalog = %self.path.display(), "migrating catalog schema {v} -> {SCHEMA_VERSION}");
-                let t0 = std::time::Instant::now();
-                if v < 2 {
-                    tx.execute_batch("ALTER TABLE faces ADD COLUMN chip BLOB;").map_err(e)?;
-                }
-                if v < 3 {
-                    tx.execute_batch("CREATE TABLE IF NOT EXISTS pending_embed (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);").map_err(e)?;
-                }
-                tx.execute_batch(PEOPLE_SCHEMA).map_err(e)?;
-                tx.execute_batch(SCHEMA_5).map_err(e)?;
-                // building the covering indexes reads every row once: minutes for a big library
-                let secs = t0.elapsed().as_secs_f64();
-                if secs > 2.0 {
-                    self.notice = Some(format!("catalog {} updated to schema {SCHEMA_VERSION} in {secs:.0} s (once: indexes that make a large library open fast)", self.path.display()));
-                }
-            }
-            _ => {
-                if has_tables {
-                    let msg = format!(
-                        "catalog {} has an unknown schema ({}); rebuilding it (photos will be indexed again)",
-                        self.path.display(),
-                        version.map_or("none".into(), |v| v.to_string())
-                    );
-                    tracing::warn!("{msg}");
-                    self.notice = Some(msg);
-                    tx.execute_batch(
-                        "DROP TABLE IF EXISTS rejections; DROP TABLE IF EXISTS face_person; DROP TABLE IF EXISTS people;
-                         DROP TABLE IF EXISTS pending_embed; DROP TABLE IF EXISTS faces; DROP TABLE IF EXISTS photos; DROP TABLE IF EXISTS meta;",
-                    )
-                    .map_err(e)?;
-                }
-                tx.execute_batch(SCHEMA).map_err(e)?;
-                tx.execute_batch(PEOPLE_SCHEMA).map_err(e)?;
-                tx.execute_batch(SCHEMA_5).map_err(e)?;
-            }
-        }
-        tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('catalog_id', ?1)", [new_catalog_id(&self.path)]).map_err(e)?;
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            [SCHEMA_VERSION.to_string()],
-        )
-        .map_err(e)?;
-        tx.commit().map_err(e)
     }
 
     /// Takes the writer lock (a file beside the database). Fails with [`CatalogError::Busy`]
@@ -745,7 +612,7 @@ impl Catalog {
     pub fn face_table(&self) -> Result<FaceTable, CatalogError> {
         let e = |source| self.sql_err(source);
         // one read transaction: the generation and the rows come from the same commit
-        let tx = if self.conn.is_autocommit() { Some(self.conn.unchecked_transaction().map_err(e)?) } else { None };
+        let tx = if self.conn.is_autocommit() { Some(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Deferred).map_err(e)?) } else { None };
         let stamp = face_table::Stamp {
             catalog_id: self.meta("catalog_id")?.unwrap_or_default(),
             generation: self.meta("faces_generation")?.and_then(|g| g.parse().ok()).unwrap_or_default(),

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use super::{Catalog, CatalogError, FaceTable};
+use super::{schema::ONE_FACE_PER_PHOTO, Catalog, CatalogError, FaceTable};
 use crate::people::{self, FaceInfo, Params, Source};
 
 /// A person as listed.
@@ -123,6 +123,15 @@ fn link(tx: &Transaction, face: i64, person: i64, source: Source) -> Sql<()> {
     )?;
     tx.execute("DELETE FROM rejections WHERE face_id=?1 AND person_id=?2", [face, person])?;
     Ok(())
+}
+
+/// A write the storage refused by the people rule ([`ONE_FACE_PER_PHOTO`]) as the user's
+/// error it is; anything else as it came.
+fn storage_rule(e: CatalogError) -> CatalogError {
+    match e {
+        CatalogError::Sqlite { error, .. } if error.to_string().contains(ONE_FACE_PER_PHOTO) => CatalogError::Invalid(ONE_FACE_PER_PHOTO.into()),
+        e => e,
+    }
 }
 
 fn new_person(tx: &Transaction, name: Option<&str>) -> Sql<i64> {
@@ -266,7 +275,9 @@ impl Catalog {
             let mut add = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO face_person(face_id, person_id, source)
-                     SELECT ?1, ?2, 'auto' WHERE EXISTS (SELECT 1 FROM people WHERE id=?2) AND EXISTS (SELECT 1 FROM faces WHERE id=?1)",
+                     SELECT ?1, ?2, 'auto' WHERE EXISTS (SELECT 1 FROM people WHERE id=?2) AND EXISTS (SELECT 1 FROM faces WHERE id=?1)
+                     AND NOT EXISTS (SELECT 1 FROM faces f JOIN face_person fp ON fp.face_id = f.id
+                                     WHERE f.photo_id = (SELECT photo_id FROM faces WHERE id=?1) AND f.id != ?1 AND fp.person_id=?2)",
                 )
                 .map_err(e)?;
             for &(r, person) in &plan.assign {
@@ -315,7 +326,7 @@ impl Catalog {
             }
         }
         let undo = snapshot(&tx, what, people, faces).map_err(e)?;
-        let out = f(&tx)?;
+        let out = f(&tx).map_err(storage_rule)?;
         tx.commit().map_err(e)?;
         Ok((undo, out))
     }
@@ -551,28 +562,77 @@ mod tests {
         let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
         let s = 0.9;
         cat.write_batch(&[
-            photo("a.jpg", &[([0.0, 0.0, 10.0, 10.0], s), ([0.0, 0.0, 50.0, 50.0], s)]),
+            photo("a.jpg", &[([0.0, 0.0, 10.0, 10.0], s)]),
             photo("b.jpg", &[([0.0, 0.0, 20.0, 20.0], 0.99)]),
-            photo("c.jpg", &[([0.0, 0.0, 30.0, 30.0], s), ([40.0, 0.0, 30.0, 30.0], s), ([0.0, 0.0, 90.0, 90.0], s)]),
+            photo("c.jpg", &[([0.0, 0.0, 30.0, 30.0], s), ([40.0, 0.0, 30.0, 30.0], s)]),
             photo("d.jpg", &[([0.0, 0.0, 5.0, 5.0], s)]),
+            photo("e.jpg", &[([0.0, 0.0, 90.0, 90.0], s)]),
+            photo("f.jpg", &[([0.0, 0.0, 30.0, 30.0], s)]),
+            photo("g.jpg", &[([0.0, 0.0, 50.0, 50.0], s)]),
         ])
         .unwrap();
-        let ids: Vec<i64> = cat.conn.prepare("SELECT id FROM faces ORDER BY id").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let ids: Vec<i64> = cat.conn.prepare("SELECT f.id FROM faces f JOIN photos p ON p.id = f.photo_id ORDER BY p.path, f.idx").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
         cat.conn
             .execute_batch(&format!(
                 "INSERT INTO people(id, created) VALUES (1, 0), (2, 0), (3, 0), (4, 0);
-                 UPDATE people SET cover_face = {f6} WHERE id = 4;
+                 UPDATE people SET cover_face = {f4} WHERE id = 4;
                  INSERT INTO face_person(face_id, person_id, source) VALUES
-                   ({f0}, 1, 'confirmed'), ({f1}, 1, 'auto'), ({f2}, 1, 'auto'), ({f3}, 2, 'auto'), ({f4}, 2, 'auto'), ({f5}, 4, 'auto'), ({f6}, 4, 'auto');",
-                f0 = ids[0], f1 = ids[1], f2 = ids[2], f3 = ids[3], f4 = ids[4], f5 = ids[5], f6 = ids[6]
+                   ({f0}, 1, 'confirmed'), ({f7}, 1, 'auto'), ({f1}, 1, 'auto'), ({f2}, 2, 'auto'), ({f6}, 2, 'auto'), ({f5}, 4, 'auto'), ({f4}, 4, 'auto');",
+                f0 = ids[0], f1 = ids[1], f2 = ids[2], f4 = ids[4], f5 = ids[5], f6 = ids[6], f7 = ids[7]
             ))
             .unwrap();
         let people: HashMap<i64, Person> = cat.people().unwrap().into_iter().map(|p| (p.id, p)).collect();
         let got = |id: i64| (people[&id].faces, people[&id].photos, people[&id].cover_face);
-        assert_eq!(got(1), (3, 2, Some(ids[0])), "the vouched-for face, though the smallest");
-        assert_eq!(got(2), (2, 1, Some(ids[3])), "a tie in size: the lower id");
+        assert_eq!(got(1), (3, 3, Some(ids[0])), "the vouched-for face, though the smallest");
+        assert_eq!(got(2), (2, 2, Some(ids[2])), "a tie in size: the lower id");
         assert_eq!(got(3), (0, 0, None));
-        assert_eq!(got(4), (2, 2, Some(ids[6])), "the cover that was set, though the smaller");
+        assert_eq!(got(4), (2, 2, Some(ids[4])), "the cover that was set, though the smaller");
         assert_eq!(cat.people().unwrap().iter().map(|p| p.id).collect::<Vec<_>>(), vec![1, 2, 4, 3], "most faces first, then by id");
+    }
+
+    /// Writers wait for each other instead of failing: three connections naming people 25
+    /// times each while a fourth writes batches of photos (an index run) — no edit fails with
+    /// "database is locked", and every person ends with the last name given.
+    #[test]
+    fn edits_beside_an_index_run_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let mut cat = Catalog::open(&path).unwrap();
+        cat.write_batch(&(0..3).map(|k| photo(&format!("p{k}.jpg"), &[([0.0, 0.0, 10.0, 10.0], 0.9)])).collect::<Vec<_>>()).unwrap();
+        let t = cat.face_table().unwrap();
+        let people: Vec<i64> = (0..3).map(|k| cat.assign_faces(&[t.face_id(k)], None, None).unwrap().1).collect();
+        drop(cat);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (path, done) = (&path, &done);
+        let failures: Vec<String> = std::thread::scope(|s| {
+            let indexer = s.spawn(move || {
+                let mut cat = Catalog::open(path).unwrap();
+                let mut batches = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || batches < 5 {
+                    let batch: Vec<_> = (0..40).map(|i| photo(&format!("new/{batches}/{i}.jpg"), &[([0.0, 0.0, 10.0, 10.0], 0.9), ([20.0, 0.0, 10.0, 10.0], 0.8)])).collect();
+                    cat.write_batch(&batch).unwrap();
+                    batches += 1;
+                }
+            });
+            let editors: Vec<_> = people
+                .iter()
+                .map(|&person| {
+                    s.spawn(move || {
+                        let mut cat = Catalog::open(path).unwrap();
+                        (0..25).filter_map(|i| cat.name_person(person, Some(&format!("person {person} #{i}"))).err().map(|e| e.to_string())).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let failures = editors.into_iter().flat_map(|h| h.join().unwrap()).collect();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            indexer.join().unwrap();
+            failures
+        });
+        assert_eq!(failures, Vec::<String>::new());
+        let cat = Catalog::open(path).unwrap();
+        let names: HashMap<i64, Option<String>> = cat.people().unwrap().into_iter().map(|p| (p.id, p.name)).collect();
+        for p in people {
+            assert_eq!(names[&p].as_deref(), Some(format!("person {p} #24").as_str()));
+        }
     }
 }

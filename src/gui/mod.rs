@@ -3,10 +3,13 @@
 
 pub mod library;
 mod people_view;
+mod prompts;
+#[cfg(test)]
+mod state_tests;
+mod textures;
 mod view;
 pub mod worker;
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -18,7 +21,8 @@ use eframe::egui;
 use crate::catalog::indexer::Summary;
 use crate::pipeline::DeviceChoice;
 use library::{ExportMode, Library, Query, Ranking, Verdict};
-use worker::{ImageKey, Loaded, Loader, Msg, Outbox, Pick, PipelineInfo, QueryFace, Tag};
+use textures::Textures;
+use worker::{Loader, Msg, Outbox, Pick, PipelineInfo, QueryFace, Tag};
 
 /// What the app remembers between runs (eframe persistence).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -137,6 +141,10 @@ struct Folder {
     indexing: Option<Indexing>,
     summary: Option<Summary>,
     skipped: Vec<(String, String)>,
+    /// The number of the snapshot `lib` is ([`Msg::Library`]): older ones are dropped.
+    snapshot: u64,
+    /// The catalog was refused for an unreadable version: the window offers to rebuild it.
+    rebuild_offer: bool,
 }
 
 /// A query's chip: from the catalog, or decoded from an outside photo.
@@ -168,82 +176,6 @@ struct Notice {
     level: Level,
     text: String,
     at: Instant,
-}
-
-/// Textures by key with least-recently-used eviction; misses are collected as the frame draws
-/// and handed to the [`Loader`] at its end.
-struct Textures {
-    map: HashMap<ImageKey, (egui::TextureHandle, u64)>,
-    failed: HashMap<ImageKey, String>,
-    wanted: Vec<ImageKey>,
-    frame: u64,
-    generation: u64,
-}
-
-/// Thumbnails and chips kept as textures (~256 KiB each at most: ≤ 150 MiB).
-const TEXTURE_CAP: usize = 600;
-/// Full photos kept for the inspector (≤ 16 MiB each).
-const PHOTO_CAP: usize = 4;
-
-impl Textures {
-    fn new() -> Self {
-        Self { map: HashMap::new(), failed: HashMap::new(), wanted: Vec::new(), frame: 0, generation: 0 }
-    }
-
-    fn get(&mut self, key: ImageKey) -> Option<egui::TextureHandle> {
-        if let Some(e) = self.map.get_mut(&key) {
-            e.1 = self.frame;
-            return Some(e.0.clone());
-        }
-        if !self.failed.contains_key(&key) {
-            self.wanted.push(key);
-        }
-        None
-    }
-
-    fn insert(&mut self, l: Loaded) {
-        if l.generation != self.generation {
-            return;
-        }
-        match l.image {
-            Ok(t) => {
-                self.map.insert(l.key, (t, self.frame));
-            }
-            Err(e) => {
-                tracing::warn!(key = ?l.key, error = %e, "image not loaded");
-                self.failed.insert(l.key, e);
-            }
-        }
-    }
-
-    fn end_frame(&mut self, loader: &Loader) {
-        // Photos for the inspector first, then what is on screen in drawing order.
-        self.wanted.sort_by_key(|k| !matches!(k, ImageKey::Photo(_)));
-        let mut seen = HashSet::new();
-        self.wanted.retain(|k| seen.insert(*k));
-        loader.want(&self.wanted);
-        self.wanted.clear();
-        for (is_photo, cap) in [(false, TEXTURE_CAP), (true, PHOTO_CAP)] {
-            let mut entries: Vec<(u64, ImageKey)> =
-                self.map.iter().filter(|(k, _)| matches!(k, ImageKey::Photo(_)) == is_photo).map(|(k, v)| (v.1, *k)).collect();
-            if entries.len() > cap {
-                entries.sort_unstable_by_key(|e| e.0);
-                for (used, k) in &entries[..entries.len() - cap] {
-                    if *used < self.frame {
-                        self.map.remove(k);
-                    }
-                }
-            }
-        }
-        self.frame += 1;
-    }
-
-    fn reset(&mut self, generation: u64) {
-        self.map.clear();
-        self.failed.clear();
-        self.wanted.clear();
-        self.generation = generation;
-    }
 }
 
 pub struct App {
@@ -279,6 +211,16 @@ pub struct App {
     serial: u64,
     /// The pipeline load whose result counts.
     pipeline_gen: u64,
+    /// The one writer of people edits.
+    edits: worker::Edits,
+    /// The newest query request: faces of an outside photo for an older one are dropped.
+    query_seq: u64,
+    /// What the embeddings of the loaded (or loading) models depend on: (flip, embedder).
+    vectors: (bool, Option<PathBuf>),
+    /// A file dialog could not open: the path being typed instead, and what it is for.
+    path_prompt: Option<(Pick, String)>,
+    /// A trained embedder the user picked, with its validation numbers, until they confirm.
+    embedder_offer: Option<(PathBuf, String)>,
 }
 
 impl App {
@@ -298,6 +240,8 @@ impl App {
         let models_dir = options.models_dir.clone().unwrap_or_else(crate::pipeline::default_models_dir);
         out.load_pipeline(1, models_dir.clone(), prefs.embedder.clone(), prefs.device, prefs.flip);
         let threshold = prefs.threshold;
+        let vectors = (prefs.flip, prefs.embedder.clone());
+        let edits = worker::Edits::new(out.clone());
         let mut app = Self {
             prefs,
             options,
@@ -324,6 +268,11 @@ impl App {
             name_edit: String::new(),
             serial: 1,
             pipeline_gen: 1,
+            edits,
+            query_seq: 0,
+            vectors,
+            path_prompt: None,
+            embedder_offer: None,
         };
         let start = app.options.folder.clone().or_else(|| app.prefs.recent.first().filter(|p| p.is_dir()).cloned());
         if let Some(f) = start {
@@ -393,6 +342,7 @@ impl App {
         self.prefs.recent.truncate(MAX_RECENT);
         self.selected = None;
         self.query = None;
+        self.query_seq += 1;
         self.ranking = Ranking::default();
         self.inspect = None;
         self.out.open_library(Tag { open, run: 0 }, path.clone(), catalog.clone());
@@ -406,7 +356,19 @@ impl App {
             indexing: None,
             summary: None,
             skipped: Vec::new(),
+            snapshot: 0,
+            rebuild_offer: false,
         });
+    }
+
+    /// Rebuilds the open folder's catalog (the user's choice after it was refused for an
+    /// unreadable version), then indexes it.
+    pub(crate) fn rebuild_catalog(&mut self) {
+        let Some(f) = &mut self.folder else { return };
+        f.rebuild_offer = false;
+        f.index_started = false;
+        f.loaded = false;
+        self.out.rebuild_library(Tag { open: f.open, run: 0 }, f.path.clone(), f.catalog.clone());
     }
 
     fn start_indexing_if_ready(&mut self) {
@@ -501,13 +463,13 @@ impl App {
 
     /// Runs a people edit on a worker (see [`worker::Outbox::edit_people`]); its undo is kept
     /// when it is done.
-    pub fn edit_people(&mut self, f: impl FnOnce(&mut crate::catalog::Catalog) -> Result<crate::catalog::people::Undo, crate::catalog::CatalogError> + Send + 'static) {
+    pub fn edit_people(&mut self, mut f: impl FnMut(&mut crate::catalog::Catalog) -> Result<crate::catalog::people::Undo, crate::catalog::CatalogError> + Send + 'static) {
         self.run_edit(Box::new(move |c| f(c).map(|u| worker::Edited { info: u.what.clone(), undo: Some(u), person: None })));
     }
 
     fn run_edit(&mut self, edit: worker::PeopleEdit) {
         let Some(folder) = &self.folder else { return };
-        self.out.edit_people(Tag { open: folder.open, run: 0 }, folder.path.clone(), folder.catalog.clone(), edit);
+        self.edits.push(&self.out, Tag { open: folder.open, run: 0 }, folder.path.clone(), folder.catalog.clone(), edit);
     }
 
     /// Puts back the last people edit.
@@ -531,6 +493,8 @@ impl App {
     }
 
     fn set_query(&mut self, q: Query, chip: QueryChip) {
+        // a query chosen now outranks any outside photo still being read for an older one
+        self.query_seq += 1;
         self.query = Some((q, chip));
         self.threshold = self.prefs.threshold;
         self.inspect = None;
@@ -556,7 +520,10 @@ impl App {
 
     fn query_from_file(&mut self, path: PathBuf) {
         match &self.pipeline {
-            PipelineState::Ready(p) => self.out.query_file(p.pipeline.clone(), path),
+            PipelineState::Ready(p) => {
+                self.query_seq += 1;
+                self.out.query_file(p.pipeline.clone(), path, self.query_seq);
+            }
             PipelineState::Loading => self.pending_query_file = Some(path),
             PipelineState::Failed(e) => {
                 let e = e.clone();
@@ -599,9 +566,11 @@ impl App {
                     self.query_from_file(path);
                 }
             }
-            Msg::Library { tag, lib } if self.is_current(tag) => {
+            Msg::Library { tag, seq, lib } if self.is_current(tag) && self.folder.as_ref().is_some_and(|f| seq > f.snapshot) => {
                 if let Some(f) = &mut self.folder {
+                    self.textures.refresh(&f.lib, &lib);
                     f.lib = lib;
+                    f.snapshot = seq;
                     f.loaded = true;
                 }
                 if let Some(id) = self.query.as_ref().and_then(|q| q.0.person) {
@@ -620,10 +589,11 @@ impl App {
                     self.rerank();
                 }
             }
-            Msg::OpenFailed { tag, error } if self.is_current(tag) => {
+            Msg::OpenFailed { tag, error, rebuildable } if self.is_current(tag) => {
                 if let Some(f) = &mut self.folder {
                     // Nothing to show and nothing to index into.
                     f.index_started = true;
+                    f.rebuild_offer = rebuildable;
                     let shown = f.path.display().to_string();
                     self.error(format!("cannot open the catalog of {shown}: {error}"));
                 }
@@ -660,7 +630,7 @@ impl App {
                     self.error(format!("indexing {shown} stopped: {error}"));
                 }
             }
-            Msg::QueryFaces { path, mut faces } => {
+            Msg::QueryFaces { seq, path, mut faces } if seq == self.query_seq => {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 if faces.len() == 1 {
                     let f = faces.remove(0);
@@ -678,33 +648,51 @@ impl App {
                     self.face_pick = Some(FacePick { path, faces });
                 }
             }
-            Msg::QueryFailed { path, error } => self.error(format!("query from {}: {error}", path.display())),
-            Msg::Picked(Pick::Folder, p) => self.open_folder(p),
-            Msg::Picked(Pick::QueryFile, p) => self.query_from_file(p),
-            Msg::Picked(Pick::ExportFolder, p) => self.export_dir = p.display().to_string(),
-            Msg::Picked(Pick::CatalogDir, p) => {
-                self.prefs.catalog_dir = Some(p);
-                self.reopen();
+            Msg::QueryFailed { seq, path, error } if seq == self.query_seq => self.error(format!("query from {}: {error}", path.display())),
+            Msg::DialogUnavailable(what) => {
+                self.info("no file dialog is available here (no desktop portal or zenity): type or paste the path");
+                self.path_prompt = Some((what, String::new()));
             }
-            Msg::Picked(Pick::EmbedderFile, p) => {
-                self.prefs.embedder = Some(p);
-                self.reload_pipeline();
-            }
-            Msg::PeopleEdited { tag, result } if self.is_current(tag) => match result {
-                Ok(e) => {
-                    self.info(e.info);
-                    self.undo = e.undo;
-                    // a search saved as a person becomes that person's search
-                    if let (Some(id), Some((q, _))) = (e.person, &mut self.query) {
-                        q.person = Some(id);
-                    }
+            Msg::Picked(what, p) => self.picked(what, p),
+            Msg::PeopleEdited { tag, result: Ok(e) } if self.is_current(tag) => {
+                self.info(e.info);
+                self.undo = e.undo;
+                // a search saved as a person becomes that person's search
+                if let (Some(id), Some((q, _))) = (e.person, &mut self.query) {
+                    q.person = Some(id);
                 }
-                Err(e) => self.error(e),
-            },
+            }
+            // an edit that could not be saved is said, whichever folder is open now
+            Msg::PeopleEdited { result: Err(e), .. } => self.error(format!("a people edit was not saved: {e}")),
             Msg::Info(s) => self.info(s),
             Msg::Error(s) => self.error(s),
             // Messages of a folder opening, index run or pipeline load that is no longer current.
             _ => {}
+        }
+    }
+
+    /// A path chosen in a file dialog, or typed where none could open.
+    pub(crate) fn picked(&mut self, what: Pick, p: PathBuf) {
+        match what {
+            Pick::Folder => self.open_folder(p),
+            Pick::QueryFile => self.query_from_file(p),
+            Pick::ExportFolder => self.export_dir = p.display().to_string(),
+            Pick::CatalogDir => {
+                self.prefs.catalog_dir = Some(p);
+                self.reopen();
+            }
+            Pick::EmbedderFile => match embedder_report(&p) {
+                Ok(report) => self.embedder_offer = Some((p, report)),
+                Err(e) => self.error(format!("cannot use {} as the embedder: {e}", p.display())),
+            },
+        }
+    }
+
+    /// Switches to the embedder offered (after the user saw its validation numbers).
+    pub(crate) fn accept_embedder(&mut self) {
+        if let Some((p, _)) = self.embedder_offer.take() {
+            self.prefs.embedder = Some(p);
+            self.reload_pipeline();
         }
     }
 
@@ -728,8 +716,23 @@ impl App {
         }
     }
 
-    /// A changed device or flip setting: reload the models (and, for flip, re-index).
+    /// A changed device, flip setting or embedder: reload the models (and, for flip or the
+    /// embedder, re-index). Face vectors of the old models are never ranked against the new
+    /// ones: outside photos still being read are dropped, and a face search is cleared with a
+    /// word (a person's search is rebuilt from the re-embedded catalog as it comes).
     fn reload_pipeline(&mut self) {
+        let vectors = (self.prefs.flip, self.prefs.embedder.clone());
+        if vectors != self.vectors {
+            self.vectors = vectors;
+            self.query_seq += 1;
+            self.face_pick = None;
+            if self.query.as_ref().is_some_and(|q| q.0.person.is_none()) {
+                self.query = None;
+                self.ranking = Ranking::default();
+                self.inspect = None;
+                self.info("the search was cleared: the face embedder changed, so its faces are embedded again; click the face again");
+            }
+        }
         self.pipeline = PipelineState::Loading;
         self.pipeline_gen = self.next_serial();
         self.out.load_pipeline(self.pipeline_gen, self.models_dir.clone(), self.prefs.embedder.clone(), self.prefs.device, self.prefs.flip);
@@ -767,6 +770,39 @@ impl App {
             self.out.export(f.lib.clone(), self.ranking.clone(), self.threshold, dest, self.export_mode, photos);
         }
     }
+}
+
+/// What the window shows before switching to an embedder file: the validation numbers its
+/// training recorded in the manifest beside it (`facefind train`), or that it has none.
+fn embedder_report(path: &Path) -> Result<String, String> {
+    if !path.is_file() {
+        return Err("not a file".into());
+    }
+    let manifest = path.with_extension("json");
+    let Ok(text) = std::fs::read_to_string(&manifest) else {
+        return Ok(format!("No manifest ({}) beside it: nothing says how well it works.", manifest.display()));
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let val = &v["training"]["validation"];
+    let pct = |x: &serde_json::Value| x.as_f64().map_or("-".to_string(), |x| format!("{:.2} %", x * 100.0));
+    Ok(if val.is_object() {
+        let mut s = format!(
+            "Validation on {} ({} pairs): {} before training, {} after.",
+            val["source"].as_str().unwrap_or("?"),
+            val["pairs"].as_u64().unwrap_or(0),
+            pct(&val["before"]),
+            pct(&val["after"])
+        );
+        if val["worse"].as_bool() == Some(true) {
+            s.push_str(" It got WORSE than the weights it started from (written with --keep-worse).");
+        }
+        s
+    } else {
+        match v["training"]["val_accuracy"].as_f64() {
+            Some(a) => format!("Validation accuracy {:.2} % (no starting value recorded).", a * 100.0),
+            None => "Its training recorded no validation: nothing says how well it works.".into(),
+        }
+    })
 }
 
 impl eframe::App for App {
@@ -843,7 +879,7 @@ mod tests {
         // the first opening of A (same path): nothing lands
         let old = Tag { open: first, run: 100 };
         let other = Arc::new(Library::new(a.clone(), Vec::new(), Default::default()));
-        app.handle(&ctx, Msg::Library { tag: old, lib: other.clone() });
+        app.handle(&ctx, Msg::Library { tag: old, seq: 1000, lib: other.clone() });
         app.handle(&ctx, Msg::Progress { tag: old, done: 7, faces: 9 });
         app.handle(&ctx, Msg::Skipped { tag: old, path: "x.jpg".into(), reason: "bad".into() });
         app.handle(&ctx, Msg::IndexFailed { tag: old, error: "cancelled".into() });
@@ -861,7 +897,7 @@ mod tests {
         let cur = Tag { open: now, run: 200 };
         app.handle(&ctx, Msg::Progress { tag: cur, done: 3, faces: 4 });
         assert_eq!(app.folder.as_ref().unwrap().indexing.as_ref().map(|ix| ix.done), Some(3));
-        app.handle(&ctx, Msg::Library { tag: Tag { open: now, run: 0 }, lib: other.clone() });
+        app.handle(&ctx, Msg::Library { tag: Tag { open: now, run: 0 }, seq: 1000, lib: other.clone() });
         assert!(Arc::ptr_eq(&lib(app), &other));
         app.handle(&ctx, Msg::IndexDone { tag: cur, summary: summary() });
         assert!(app.folder.as_ref().unwrap().indexing.is_none() && app.folder.as_ref().unwrap().summary.is_some());

@@ -47,6 +47,7 @@ pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
         });
     }
     notices(app, &ctx);
+    super::prompts::show(app, &ctx);
     face_pick(app, &ctx);
     settings(app, &ctx);
     drop_hint(&ctx);
@@ -237,6 +238,9 @@ fn welcome(app: &mut App, ui: &mut egui::Ui) {
             app.out.pick(Pick::Folder);
         }
         ui.label("or drop a folder onto this window");
+        if ui.link("or type its path").clicked() {
+            app.path_prompt = Some((Pick::Folder, String::new()));
+        }
         if !app.prefs.recent.is_empty() {
             ui.add_space(24.0);
             ui.label(egui::RichText::new("Recent folders").strong());
@@ -339,6 +343,10 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
         Some(f) => f.lib.clone(),
         None => return,
     };
+    if app.folder.as_ref().is_some_and(|f| f.rebuild_offer) {
+        super::prompts::rebuild_offer(app, ui);
+        return;
+    }
     if lib.photos.is_empty() {
         ui.centered_and_justified(|ui| {
             let text = match &app.pipeline {

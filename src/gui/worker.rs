@@ -4,7 +4,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -45,17 +45,23 @@ pub enum Pick {
 pub enum Msg {
     /// The face models, loaded for the app's pipeline request `gen`.
     Pipeline { gen: u64, result: Result<PipelineInfo, String> },
-    /// A fresh snapshot of an opened folder's catalog.
-    Library { tag: Tag, lib: Arc<Library> },
-    OpenFailed { tag: Tag, error: String },
+    /// A fresh snapshot of an opened folder's catalog; `seq` numbers snapshots in the order
+    /// their reads began, so an older one arriving late never replaces a newer one.
+    Library { tag: Tag, seq: u64, lib: Arc<Library> },
+    /// The catalog could not be opened; `rebuildable` when the user can choose to rebuild it
+    /// (a facefind catalog whose version cannot be read).
+    OpenFailed { tag: Tag, error: String, rebuildable: bool },
     Planned { tag: Tag, todo: usize, total: usize },
     Progress { tag: Tag, done: usize, faces: usize },
     Skipped { tag: Tag, path: String, reason: String },
     IndexDone { tag: Tag, summary: Summary },
     IndexFailed { tag: Tag, error: String },
-    QueryFaces { path: PathBuf, faces: Vec<QueryFace> },
-    QueryFailed { path: PathBuf, error: String },
+    /// The faces of an outside photo for query request `seq` (only the newest request counts).
+    QueryFaces { seq: u64, path: PathBuf, faces: Vec<QueryFace> },
+    QueryFailed { seq: u64, path: PathBuf, error: String },
     Picked(Pick, PathBuf),
+    /// No file dialog could be shown (no desktop portal, no zenity): ask for a typed path.
+    DialogUnavailable(Pick),
     /// A people edit (or an undo) is in the catalog; a new library snapshot follows.
     PeopleEdited { tag: Tag, result: Result<Edited, String> },
     Info(String),
@@ -83,8 +89,89 @@ pub struct Edited {
     pub person: Option<i64>,
 }
 
-/// A people edit to run on a worker thread against the folder's catalog.
-pub type PeopleEdit = Box<dyn FnOnce(&mut Catalog) -> Result<Edited, CatalogError> + Send>;
+/// A people edit to run on the edit worker against the folder's catalog (again, if the
+/// catalog stayed busy: it must be repeatable until it commits).
+pub type PeopleEdit = Box<dyn FnMut(&mut Catalog) -> Result<Edited, CatalogError> + Send>;
+
+/// Snapshot numbers, taken as a read begins: a read that begins later sees every commit an
+/// earlier one saw (WAL), so the highest number is the newest state.
+static SNAPSHOTS: AtomicU64 = AtomicU64::new(0);
+
+fn next_snapshot() -> u64 {
+    SNAPSHOTS.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+/// A people edit waiting for the edit worker.
+struct EditJob {
+    tag: Tag,
+    folder: PathBuf,
+    catalog: PathBuf,
+    edit: PeopleEdit,
+}
+
+/// The one writer of people edits: a thread that runs them in the order they were made (two
+/// quick clicks are two edits, one after the other, never racing for the catalog), then sends
+/// one snapshot after the last of a burst.
+pub struct Edits {
+    tx: Sender<EditJob>,
+}
+
+/// Tries an edit makes while the catalog stays busy (each waits up to the busy timeout).
+const EDIT_TRIES: usize = 3;
+
+impl Edits {
+    pub fn new(out: Outbox) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<EditJob>();
+        let spawned = std::thread::Builder::new().name("people".into()).spawn({
+            let out = out.clone();
+            move || edit_thread(&out, &rx)
+        });
+        if let Err(e) = spawned {
+            out.send(Msg::Error(format!("cannot start the people editor: {e}")));
+        }
+        Self { tx }
+    }
+
+    /// Queues an edit of `catalog` (the folder's opening `tag`).
+    pub fn push(&self, out: &Outbox, tag: Tag, folder: PathBuf, catalog: PathBuf, edit: PeopleEdit) {
+        if self.tx.send(EditJob { tag, folder, catalog, edit }).is_err() {
+            out.send(Msg::PeopleEdited { tag, result: Err("the people editor stopped: the edit was not saved".into()) });
+        }
+    }
+}
+
+fn edit_thread(out: &Outbox, rx: &Receiver<EditJob>) {
+    let mut conn: Option<Catalog> = None;
+    let mut queue: VecDeque<EditJob> = VecDeque::new();
+    while let Some(mut job) = queue.pop_front().or_else(|| rx.recv().ok()) {
+        let mut result = Err(String::new());
+        for attempt in 1..=EDIT_TRIES {
+            if conn.as_ref().is_none_or(|c| c.path() != job.catalog) {
+                conn = None;
+            }
+            let r = match &mut conn {
+                Some(c) => (job.edit)(c),
+                None => Catalog::open(&job.catalog).and_then(|mut c| {
+                    let r = (job.edit)(&mut c);
+                    conn = Some(c);
+                    r
+                }),
+            };
+            let busy = matches!(&r, Err(CatalogError::Sqlite { error, .. })
+                if matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)));
+            result = r.map_err(|e| if busy { format!("the catalog stayed busy after {attempt} tries; the edit was not saved: {e}") } else { e.to_string() });
+            if !busy {
+                break;
+            }
+            tracing::warn!(attempt, "people edit: catalog busy, trying again");
+        }
+        out.send(Msg::PeopleEdited { tag: job.tag, result });
+        queue.extend(rx.try_iter());
+        if queue.is_empty() {
+            send_library(out, job.tag, job.folder, &job.catalog);
+        }
+    }
+}
 
 /// The sending half: every message also asks egui for a repaint.
 #[derive(Clone)]
@@ -137,13 +224,17 @@ impl Outbox {
         self.spawn("open", move |out| send_library(&out, tag, folder, &catalog));
     }
 
-    /// Runs a people edit on the catalog (one short transaction, which an index run does not
-    /// block), then sends the library as it is after it.
-    pub fn edit_people(&self, tag: Tag, folder: PathBuf, catalog: PathBuf, edit: PeopleEdit) {
-        self.spawn("people", move |out| {
-            let result = Catalog::open(&catalog).and_then(|mut c| edit(&mut c)).map_err(|e| e.to_string());
-            out.send(Msg::PeopleEdited { tag, result });
-            send_library(&out, tag, folder, &catalog);
+    /// Rebuilds the folder's catalog (the user asked: see [`Catalog::rebuild`]), then reads it.
+    pub fn rebuild_library(&self, tag: Tag, folder: PathBuf, catalog: PathBuf) {
+        self.spawn("rebuild", move |out| match Catalog::rebuild(&catalog) {
+            Ok(mut c) => {
+                if let Some(n) = c.take_notice() {
+                    out.send(Msg::Info(n));
+                }
+                drop(c);
+                send_library(&out, tag, folder, &catalog);
+            }
+            Err(e) => out.send(Msg::OpenFailed { tag, error: e.to_string(), rebuildable: false }),
         });
     }
 
@@ -156,8 +247,9 @@ impl Outbox {
             // One reading connection for the snapshots (WAL: it sees each committed batch).
             let reader = Catalog::open(&catalog).ok();
             let send_library = || {
+                let seq = next_snapshot();
                 if let Some(lib) = reader.as_ref().and_then(|r| read_library(&folder, r).ok()) {
-                    out.send(Msg::Library { tag, lib: Arc::new(lib) });
+                    out.send(Msg::Library { tag, seq, lib: Arc::new(lib) });
                 }
             };
             let result = (|| -> anyhow::Result<Summary> {
@@ -199,8 +291,8 @@ impl Outbox {
         });
     }
 
-    /// Detects and embeds every face of a photo from anywhere on disk.
-    pub fn query_file(&self, p: Arc<Pipeline>, path: PathBuf) {
+    /// Detects and embeds every face of a photo from anywhere on disk, for query request `seq`.
+    pub fn query_file(&self, p: Arc<Pipeline>, path: PathBuf, seq: u64) {
         self.spawn("query", move |out| {
             let result = (|| -> anyhow::Result<Vec<QueryFace>> {
                 let img = photo::load_rgb(&path)?;
@@ -210,9 +302,9 @@ impl Outbox {
                     .collect())
             })();
             match result {
-                Ok(faces) if faces.is_empty() => out.send(Msg::QueryFailed { path, error: "no face found in this photo".into() }),
-                Ok(faces) => out.send(Msg::QueryFaces { path, faces }),
-                Err(e) => out.send(Msg::QueryFailed { path, error: format!("{e:#}") }),
+                Ok(faces) if faces.is_empty() => out.send(Msg::QueryFailed { seq, path, error: "no face found in this photo".into() }),
+                Ok(faces) => out.send(Msg::QueryFaces { seq, path, faces }),
+                Err(e) => out.send(Msg::QueryFailed { seq, path, error: format!("{e:#}") }),
             }
         });
     }
@@ -248,9 +340,16 @@ impl Outbox {
     }
 
     /// Opens a native dialog off the UI thread (on macOS dialogs must run on the main thread,
-    /// where they are modal anyway).
+    /// where they are modal anyway). Where no dialog can be shown — on Linux without a desktop
+    /// portal and without zenity, rfd gives up and returns nothing, as for a cancel — the app
+    /// is told ([`Msg::DialogUnavailable`]) so it can ask for a typed path instead.
     pub fn pick(&self, what: Pick) {
+        if !dialog_possible() {
+            self.send(Msg::DialogUnavailable(what));
+            return;
+        }
         let run = move |out: Outbox| {
+            let t0 = Instant::now();
             let dialog = rfd::FileDialog::new();
             let picked = match what {
                 Pick::Folder => dialog.set_title("Open a photo folder").pick_folder(),
@@ -262,8 +361,11 @@ impl Outbox {
                     .add_filter("Photos", &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"])
                     .pick_file(),
             };
-            if let Some(p) = picked {
-                out.send(Msg::Picked(what, p));
+            match picked {
+                Some(p) => out.send(Msg::Picked(what, p)),
+                // nobody cancels a dialog within a fraction of a second: it never opened
+                None if t0.elapsed() < DIALOG_FAILED_WITHIN => out.send(Msg::DialogUnavailable(what)),
+                None => {}
             }
         };
         if cfg!(target_os = "macos") {
@@ -274,17 +376,33 @@ impl Outbox {
     }
 }
 
+/// A dialog that returns nothing this soon was never shown.
+const DIALOG_FAILED_WITHIN: Duration = Duration::from_millis(400);
+
+/// Whether a native file dialog can be shown at all: on Linux and the BSDs rfd needs a desktop
+/// portal (over the D-Bus session bus) or zenity.
+fn dialog_possible() -> bool {
+    if cfg!(any(target_os = "macos", target_os = "windows")) {
+        return true;
+    }
+    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty());
+    let zenity = std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("zenity").is_file()));
+    bus || zenity
+}
+
 fn send_library(out: &Outbox, tag: Tag, folder: PathBuf, catalog: &Path) {
+    let seq = next_snapshot();
     let opened = Catalog::open(catalog).map(|mut c| {
-        // e.g. "rebuilding" an unknown catalog: the catalog prints nothing, the window says it
+        // e.g. a slow migration: the catalog prints nothing, the window says it
         if let Some(n) = c.take_notice() {
             out.send(Msg::Info(n));
         }
         c
     });
+    let rebuildable = matches!(opened, Err(CatalogError::UnreadableVersion { .. }));
     match opened.map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
-        Ok(lib) => out.send(Msg::Library { tag, lib: Arc::new(lib) }),
-        Err(e) => out.send(Msg::OpenFailed { tag, error: format!("{e:#}") }),
+        Ok(lib) => out.send(Msg::Library { tag, seq, lib: Arc::new(lib) }),
+        Err(e) => out.send(Msg::OpenFailed { tag, error: format!("{e:#}"), rebuildable }),
     }
 }
 

@@ -165,6 +165,8 @@ mod tests {
         let t = tensors.remove(missing).unwrap();
         let p = dir.path().join("missing.safetensors");
         candle_core::safetensors::save(&tensors, &p).unwrap();
+        // SAFETY: the file was written just above in a private temporary folder and nothing
+        // changes it while it is mapped.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&p], candle_core::DType::F32, &dev).unwrap() };
         let err = MobileFaceNet::load(vb).err().expect("load must fail").to_string();
         assert!(err.contains(missing), "{err}");
@@ -174,6 +176,8 @@ mod tests {
         tensors.insert(bad.to_string(), Tensor::zeros((128, 512, 1, 1), candle_core::DType::F32, &dev).unwrap());
         let p = dir.path().join("misshaped.safetensors");
         candle_core::safetensors::save(&tensors, &p).unwrap();
+        // SAFETY: the file was written just above in a private temporary folder and nothing
+        // changes it while it is mapped.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&p], candle_core::DType::F32, &dev).unwrap() };
         let err = MobileFaceNet::load(vb).err().expect("load must fail").to_string();
         assert!(err.contains(bad) && err.contains("192"), "{err}");

@@ -94,15 +94,28 @@ pub fn matmul_strided<T: candle_core::WithDType>(
     b: &[T],
     bs: (usize, usize),
 ) -> Result<()> {
-    let end = |rows: usize, cols: usize, (rs, cs): (usize, usize)| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 };
-    if end(m, n, ds) > dst.len() || end(m, k, as_) > a.len() || end(k, n, bs) > b.len() {
+    // One past the largest index a matrix reaches, or None where that (or a stride as gemm's
+    // isize) does not fit: checked arithmetic, so no stride can wrap around into a small end.
+    let end = |rows: usize, cols: usize, (rs, cs): (usize, usize)| -> Option<usize> {
+        if isize::try_from(rs).is_err() || isize::try_from(cs).is_err() {
+            return None;
+        }
+        if rows == 0 || cols == 0 {
+            return Some(0);
+        }
+        (rows - 1).checked_mul(rs)?.checked_add((cols - 1).checked_mul(cs)?)?.checked_add(1)
+    };
+    let fits = |e: Option<usize>, len: usize| e.is_some_and(|e| e <= len);
+    if !fits(end(m, n, ds), dst.len()) || !fits(end(m, k, as_), a.len()) || !fits(end(k, n, bs), b.len()) {
         candle_core::bail!("matmul {m}x{k} . {k}x{n}: strides reach past buffers of {}, {} and {} values", dst.len(), a.len(), b.len());
     }
     if m == 0 || n == 0 || k == 0 {
         return Ok(());
     }
     // SAFETY: the largest index of each matrix, (rows - 1)·row stride + (cols - 1)·column
-    // stride, was checked against its slice just above; gemm reads and writes nothing else.
+    // stride, was computed without overflow and checked against its slice just above, and
+    // every stride fits an isize (so the casts below are exact); gemm reads and writes
+    // nothing else.
     unsafe {
         gemm::gemm(
             m,
@@ -214,12 +227,15 @@ macro_rules! multiversion {
                 fn avx512 $(<$g: $b>)? ($($arg: $ty),*) $(-> $ret)? {
                     imp($($arg),*)
                 }
+                // every feature enabled above, and those `avx512f` implies (avx2, fma, f16c)
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("f16c")
                 {
-                    // SAFETY: the CPU has the features `avx512` was compiled for (checked above).
+                    // SAFETY: the CPU has every feature `avx512` was compiled for (checked above).
                     return unsafe { avx512($($arg),*) };
                 }
                 #[target_feature(enable = "avx2,fma")]
@@ -346,16 +362,20 @@ multiversion! {
 }
 
 /// A layer's output of `len` values, made in parallel chunks of `chunk` values by `fill(state,
-/// chunk index, chunk)`, which must write every value of its chunk: through [`zeroed`] and
-/// then any kernel, or by [`matmul_uninit`]. No zeroing pass over the whole buffer up front:
-/// `vec![0.0; len]` was a cold pass over every output (11 % of `verify` on small photos, the
-/// kernel's page clearing another 4 %), and a GEMM that overwrites its output needs none.
-pub(super) fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
+/// chunk index, chunk)`. No zeroing pass over the whole buffer up front: `vec![0.0; len]` was a
+/// cold pass over every output (11 % of `verify` on small photos, the kernel's page clearing
+/// another 4 %), and a GEMM that overwrites its output needs none.
+///
+/// # Safety
+/// Whenever `fill` returns `Ok`, it has written every value of the chunk it was given
+/// (through [`zeroed`] and then any kernel, or by [`matmul_uninit`]): uninitialised memory
+/// cannot be checked, so the caller promises it.
+pub(super) unsafe fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
     let mut out: Vec<f32> = Vec::with_capacity(len);
     out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().try_for_each_init(init, |state, (i, part)| fill(state, i, part))?;
     // SAFETY: the chunks cover the first `len` elements (par_chunks_mut of exactly that range)
-    // and every `fill` above writes all of its chunk (the contract of this function, kept by
-    // its three callers in `ConvNhwc::cpu_fwd`); on an error we returned before this.
+    // and every `fill` that returned Ok wrote all of its chunk (this function's precondition);
+    // on an error we returned before this.
     unsafe { out.set_len(len) };
     Ok(out)
 }
@@ -373,7 +393,8 @@ pub(super) fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
 /// thread, writing every value of `dst`; returns it initialised. An error when a slice does not
 /// have the size its shape needs.
 fn matmul_uninit<'a>(m: usize, n: usize, k: usize, dst: &'a mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) -> Result<&'a mut [f32]> {
-    if dst.len() != m * n || a.len() < m * k || b.len() < k * n || k == 0 {
+    let holds = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|need| len >= need);
+    if Some(dst.len()) != m.checked_mul(n) || !holds(a.len(), m, k) || !holds(b.len(), k, n) || k == 0 || isize::try_from(n).is_err() || isize::try_from(k).is_err() {
         candle_core::bail!("matmul {m}x{k} . {k}x{n}: buffers of {}, {} and {} values", dst.len(), a.len(), b.len());
     }
     // SAFETY: dst holds exactly m·n values (checked above) addressed as rows of n with unit
@@ -484,24 +505,30 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
             Vec::new()
         };
         let g = Geom { h, w, c, ow, k, s, pad };
-        let out = par_output(m * c_out, ow * c, || (), |_, row, dst| {
-            let (b, oy) = (row / oh, row % oh);
-            let dst = zeroed(dst);
-            depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
-            add_residual(dst, residual, row * ow * c);
-            Ok(())
-        })?;
+        // SAFETY: the chunk is zeroed first, so every value is written.
+        let out = unsafe {
+            par_output(m * c_out, ow * c, || (), |_, row, dst| {
+                let (b, oy) = (row / oh, row % oh);
+                let dst = zeroed(dst);
+                depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
+                add_residual(dst, residual, row * ow * c);
+                Ok(())
+            })
+        }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
     }
     if c_out == 8 && k * k * c <= 32 {
         let g = Geom { h, w, c, ow, k, s, pad };
-        let out = par_output(m * c_out, ow * 8, || (), |_, row, dst| {
-            let (b, oy) = (row / oh, row % oh);
-            let dst = zeroed(dst);
-            stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
-            add_residual(dst, residual, row * ow * 8);
-            Ok(())
-        })?;
+        // SAFETY: the chunk is zeroed first, so every value is written.
+        let out = unsafe {
+            par_output(m * c_out, ow * 8, || (), |_, row, dst| {
+                let (b, oy) = (row / oh, row % oh);
+                let dst = zeroed(dst);
+                stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
+                add_residual(dst, residual, row * ow * 8);
+                Ok(())
+            })
+        }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
     if k == 3 && s == 1 && pad == Pad::same(1) && c >= 32 {
@@ -509,7 +536,8 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         // pixels (contiguous in NHWC: one matrix, no im2col copy) and one tap's weights. The
         // centre tap reads every output pixel's own input, so it writes the whole row first.
         let taps = |t: usize| &l.host.weight[t * c * c_out..(t + 1) * c * c_out];
-        let out = par_output(m * c_out, ow * c_out, || (), |_, row, dst| {
+        // SAFETY: `matmul_uninit` writes the whole chunk (or the closure returns its error) before anything else touches it.
+        let out = unsafe { par_output(m * c_out, ow * c_out, || (), |_, row, dst| {
             let (b, oy) = (row / oh, row % oh);
             let img = &x[b * h * w * c..(b + 1) * h * w * c];
             let dst = matmul_uninit(ow, c_out, c, dst, &img[oy * w * c..(oy + 1) * w * c], taps(4))?;
@@ -530,7 +558,7 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
             bias_act(dst, c_out, Some(&l.host.bias), &l.act);
             add_residual(dst, residual, row * ow * c_out);
             Ok(())
-        })?;
+        }) }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
     // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none
@@ -539,7 +567,8 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
     let kk = k * k * c;
     let direct = k == 1 && s == 1 && pad == Pad::same(0);
     let tile = (TILE_VALUES / kk.max(c_out)).clamp(16, 1024);
-    let out = par_output(m * c_out, tile * c_out, Vec::new, |cols: &mut Vec<f32>, ti, dst| -> Result<()> {
+    // SAFETY: every path of the closure ends in `matmul_uninit`, which writes the whole chunk, or returns an error.
+    let out = unsafe { par_output(m * c_out, tile * c_out, Vec::new, |cols: &mut Vec<f32>, ti, dst| -> Result<()> {
         let (r0, rows) = (ti * tile, dst.len() / c_out);
         let lhs: &[f32] = if direct {
             &x[r0 * c..(r0 + rows) * c]
@@ -577,7 +606,7 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         bias_act(dst, c_out, Some(&l.host.bias), &l.act);
         add_residual(dst, residual, r0 * c_out);
         Ok(())
-    })?;
+    }) }?;
     Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
 }
 
@@ -798,6 +827,27 @@ pub(crate) mod tests {
         assert_eq!(d, vec![3.0; 4]);
         assert!(matmul_strided(2, 2, 4, &mut d, (2, 1), false, &a, (4, 1), &b, (2, 1)).is_err());
         assert!(matmul_strided(3, 2, 3, &mut d, (2, 1), false, &a, (3, 1), &b, (2, 1)).is_err());
+    }
+
+    /// Strides whose reach overflows a usize (wrapping to a small end in a release build) or
+    /// that do not fit gemm's isize are errors, never a write before or past the buffer. CI
+    /// runs this in release mode too, where unchecked arithmetic would wrap silently.
+    #[test]
+    fn strides_that_overflow_are_errors() {
+        let one = [1f32];
+        let mut d = [0f32; 1];
+        for (m, n, ds) in [(2, 1, (usize::MAX, 1)), (3, 1, (1usize << 63, 1)), (2, 2, (usize::MAX / 2 + 1, usize::MAX / 2 + 1)), (1, 1, (usize::MAX, usize::MAX))] {
+            let r = std::panic::catch_unwind(|| {
+                let mut d = d;
+                matmul_strided(m, n, 1, &mut d, ds, false, &[1f32; 4], (1, 0), &one, (0, 0)).is_err()
+            });
+            assert_eq!(r.ok(), Some(true), "{m}x{n} with strides {ds:?}");
+        }
+        assert!(matmul_strided(1, 1, 2, &mut d, (0, 0), false, &one, (0, usize::MAX), &[1f32; 2], (1, 0)).is_err());
+        assert!(matmul_strided(1, 1, 1, &mut d, (0, 0), false, &one, (0, 0), &one, (0, 0)).is_ok());
+        assert_eq!(d, [1.0]);
+        let mut big = [MaybeUninit::<f32>::uninit(); 4];
+        assert!(matmul_uninit(usize::MAX, 2, 1, &mut big, &one, &one).is_err());
     }
 
     #[test]

@@ -115,7 +115,8 @@ impl Chain {
         // bands are few: two per thread, at least 8 output rows.
         let bands = 2 * rayon::current_num_threads();
         let band = ho.div_ceil(bands).max(8);
-        let out = par_output(ho * wo * co, band * wo * co, || (), |_, b, part| {
+        // SAFETY: the chunk is split into whole rows of `wo * co` values and each is zeroed before its kernel.
+        let out = unsafe { par_output(ho * wo * co, band * wo * co, || (), |_, b, part| {
             let z0 = b * band;
             let mut state = BandState::new(self, &sizes, c, z0);
             for (i, row) in part.chunks_mut(wo * co).enumerate() {
@@ -123,7 +124,7 @@ impl Chain {
                 state.last_row(self, &sizes, &input, z0 + i, row)?;
             }
             Ok(())
-        })?;
+        }) }?;
         Tensor::from_vec(out, (1, ho, wo, co), &Device::Cpu)
     }
 }
@@ -283,13 +284,16 @@ mod kernels {
     /// `act` on channels `c0..c0 + 8`.
     #[inline(always)]
     unsafe fn activate(v: __m256, act: &Activation, c0: usize) -> __m256 {
-        let (pos, neg) = (_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_min_ps(v, _mm256_setzero_ps()));
-        match act {
-            Activation::Linear => v,
-            Activation::Relu => pos,
-            Activation::Leaky(a) => _mm256_fmadd_ps(neg, _mm256_set1_ps(*a), pos),
-            // SAFETY: the caller checked `act.fits(c)`: alpha holds c0 + 8 <= c slopes.
-            Activation::PRelu(alpha) => _mm256_fmadd_ps(neg, _mm256_loadu_ps(alpha.as_ptr().add(c0)), pos),
+        // SAFETY: the caller runs with AVX2 and FMA; for PRelu it checked `act.fits(c)`, so alpha holds c0 + 8 slopes.
+        unsafe {
+            let (pos, neg) = (_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_min_ps(v, _mm256_setzero_ps()));
+            match act {
+                Activation::Linear => v,
+                Activation::Relu => pos,
+                Activation::Leaky(a) => _mm256_fmadd_ps(neg, _mm256_set1_ps(*a), pos),
+                // SAFETY: the caller checked `act.fits(c)`: alpha holds c0 + 8 <= c slopes.
+                Activation::PRelu(alpha) => _mm256_fmadd_ps(neg, _mm256_loadu_ps(alpha.as_ptr().add(c0)), pos),
+            }
         }
     }
 
@@ -314,21 +318,27 @@ mod kernels {
     /// Bias of `P` pixels, `B` registers each.
     #[inline(always)]
     unsafe fn start<const B: usize, const P: usize>(bias: *const f32) -> [[__m256; B]; P] {
-        let mut acc = [[_mm256_setzero_ps(); B]; P];
-        for px in acc.iter_mut() {
-            for (b, a) in px.iter_mut().enumerate() {
-                *a = _mm256_loadu_ps(bias.add(8 * b));
+        // SAFETY: the caller runs with AVX2 and `bias` holds 8·B values (its kernel's `# Safety`).
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); B]; P];
+            for px in acc.iter_mut() {
+                for (b, a) in px.iter_mut().enumerate() {
+                    *a = _mm256_loadu_ps(bias.add(8 * b));
+                }
             }
+            acc
         }
-        acc
     }
 
     /// Activation and store of `P` pixels from pixel `x` of `d`.
     #[inline(always)]
     unsafe fn finish<const B: usize, const P: usize>(acc: &[[__m256; B]; P], d: *mut f32, x: usize, act: &Activation) {
-        for (i, px) in acc.iter().enumerate() {
-            for (b, a) in px.iter().enumerate() {
-                _mm256_storeu_ps(d.add((x + i) * 8 * B + 8 * b), activate(*a, act, 8 * b));
+        // SAFETY: the caller runs with AVX2 and FMA and `d` holds pixels x..x + P of 8·B values each.
+        unsafe {
+            for (i, px) in acc.iter().enumerate() {
+                for (b, a) in px.iter().enumerate() {
+                    _mm256_storeu_ps(d.add((x + i) * 8 * B + 8 * b), activate(*a, act, 8 * b));
+                }
             }
         }
     }
@@ -338,32 +348,38 @@ mod kernels {
     /// (s·(ow - 1) + 3)·8·B for `ow` = dst.len() / (8·B), and `act` fits 8·B channels.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dw3<const B: usize>(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
-        #[inline(always)]
-        unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, rows: &[Option<&[f32]>; 3], s: usize, w: *const f32, bias: *const f32, act: &Activation) {
-            let c = 8 * B;
-            let mut acc = start::<B, P>(bias);
-            for (ky, row) in rows.iter().enumerate() {
-                let Some(row) = row else { continue };
-                for kx in 0..3 {
-                    let w = w.add((ky * 3 + kx) * c);
-                    let wv: [__m256; B] = std::array::from_fn(|b| _mm256_loadu_ps(w.add(8 * b)));
-                    for (i, px) in acc.iter_mut().enumerate() {
-                        let p = row.as_ptr().add((s * (x + i) + kx) * c);
-                        for (b, a) in px.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8 * b)), wv[b], *a);
+        // SAFETY: this function's `# Safety` section: AVX2 and FMA, and every size the pointer reads and writes below stay within.
+        unsafe {
+            #[inline(always)]
+            unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, rows: &[Option<&[f32]>; 3], s: usize, w: *const f32, bias: *const f32, act: &Activation) {
+                // SAFETY: called only by its kernel with pixels x..x + P inside `dst` and the rows, weights and bias its kernel's `# Safety` sizes.
+                unsafe {
+                    let c = 8 * B;
+                    let mut acc = start::<B, P>(bias);
+                    for (ky, row) in rows.iter().enumerate() {
+                        let Some(row) = row else { continue };
+                        for kx in 0..3 {
+                            let w = w.add((ky * 3 + kx) * c);
+                            let wv: [__m256; B] = std::array::from_fn(|b| _mm256_loadu_ps(w.add(8 * b)));
+                            for (i, px) in acc.iter_mut().enumerate() {
+                                let p = row.as_ptr().add((s * (x + i) + kx) * c);
+                                for (b, a) in px.iter_mut().enumerate() {
+                                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(8 * b)), wv[b], *a);
+                                }
+                            }
                         }
                     }
+                    finish(&acc, d, x, act);
                 }
             }
-            finish(&acc, d, x, act);
+            let (d, w, bi) = (dst.as_mut_ptr(), wt.as_ptr(), bias.as_ptr());
+            match B {
+                1 => groups!(dst.len() / 8, B, P8, group(d, rows, s, w, bi, act)),
+                2 => groups!(dst.len() / 16, B, P4, group(d, rows, s, w, bi, act)),
+                _ => groups!(dst.len() / (8 * B), B, P2, group(d, rows, s, w, bi, act)),
+            }
+            Ok(())
         }
-        let (d, w, bi) = (dst.as_mut_ptr(), wt.as_ptr(), bias.as_ptr());
-        match B {
-            1 => groups!(dst.len() / 8, B, P8, group(d, rows, s, w, bi, act)),
-            2 => groups!(dst.len() / 16, B, P4, group(d, rows, s, w, bi, act)),
-            _ => groups!(dst.len() / (8 * B), B, P2, group(d, rows, s, w, bi, act)),
-        }
-        Ok(())
     }
 
     const P8: usize = 8;
@@ -375,34 +391,40 @@ mod kernels {
     /// (s·(ow - 1) + 3)·c_in for `ow` = dst.len() / (8·B), and `act` fits 8·B channels.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dense3<const B: usize>(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
-        #[allow(clippy::too_many_arguments)]
-        #[inline(always)]
-        unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, w: *const f32, bias: *const f32, act: &Activation) {
-            let (c, kc) = (8 * B, 3 * c_in);
-            let mut acc = start::<B, P>(bias);
-            for (ky, row) in rows.iter().enumerate() {
-                let Some(row) = row else { continue };
-                let w = w.add(ky * kc * c);
-                // the three taps of a kernel row are contiguous in the padded row
-                for t in 0..kc {
-                    let wv: [__m256; B] = std::array::from_fn(|b| _mm256_loadu_ps(w.add(t * c + 8 * b)));
-                    for (i, px) in acc.iter_mut().enumerate() {
-                        let v = _mm256_set1_ps(*row.as_ptr().add(s * (x + i) * c_in + t));
-                        for (b, a) in px.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(v, wv[b], *a);
+        // SAFETY: this function's `# Safety` section: AVX2 and FMA, and every size the pointer reads and writes below stay within.
+        unsafe {
+            #[allow(clippy::too_many_arguments)]
+            #[inline(always)]
+            unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, w: *const f32, bias: *const f32, act: &Activation) {
+                // SAFETY: called only by its kernel with pixels x..x + P inside `dst` and the rows, weights and bias its kernel's `# Safety` sizes.
+                unsafe {
+                    let (c, kc) = (8 * B, 3 * c_in);
+                    let mut acc = start::<B, P>(bias);
+                    for (ky, row) in rows.iter().enumerate() {
+                        let Some(row) = row else { continue };
+                        let w = w.add(ky * kc * c);
+                        // the three taps of a kernel row are contiguous in the padded row
+                        for t in 0..kc {
+                            let wv: [__m256; B] = std::array::from_fn(|b| _mm256_loadu_ps(w.add(t * c + 8 * b)));
+                            for (i, px) in acc.iter_mut().enumerate() {
+                                let v = _mm256_set1_ps(*row.as_ptr().add(s * (x + i) * c_in + t));
+                                for (b, a) in px.iter_mut().enumerate() {
+                                    *a = _mm256_fmadd_ps(v, wv[b], *a);
+                                }
+                            }
                         }
                     }
+                    finish(&acc, d, x, act);
                 }
             }
-            finish(&acc, d, x, act);
+            let (d, w, bi) = (dst.as_mut_ptr(), wt.as_ptr(), bias.as_ptr());
+            match B {
+                1 => groups!(dst.len() / 8, B, P8, group(d, rows, s, c_in, w, bi, act)),
+                2 => groups!(dst.len() / 16, B, P4, group(d, rows, s, c_in, w, bi, act)),
+                _ => groups!(dst.len() / (8 * B), B, P2, group(d, rows, s, c_in, w, bi, act)),
+            }
+            Ok(())
         }
-        let (d, w, bi) = (dst.as_mut_ptr(), wt.as_ptr(), bias.as_ptr());
-        match B {
-            1 => groups!(dst.len() / 8, B, P8, group(d, rows, s, c_in, w, bi, act)),
-            2 => groups!(dst.len() / 16, B, P4, group(d, rows, s, c_in, w, bi, act)),
-            _ => groups!(dst.len() / (8 * B), B, P2, group(d, rows, s, c_in, w, bi, act)),
-        }
-        Ok(())
     }
 
     /// # Safety
@@ -410,28 +432,34 @@ mod kernels {
     /// (8·B each), and `act` fits 8·B channels.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn pw<const B: usize>(dst: &mut [f32], src: &[f32], c_in: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
-        #[inline(always)]
-        unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, src: *const f32, c_in: usize, w: *const f32, bias: *const f32, act: &Activation) {
-            let c = 8 * B;
-            let mut acc = start::<B, P>(bias);
-            for ci in 0..c_in {
-                let wv: [__m256; B] = std::array::from_fn(|b| _mm256_loadu_ps(w.add(ci * c + 8 * b)));
-                for (i, px) in acc.iter_mut().enumerate() {
-                    let v = _mm256_set1_ps(*src.add((x + i) * c_in + ci));
-                    for (b, a) in px.iter_mut().enumerate() {
-                        *a = _mm256_fmadd_ps(v, wv[b], *a);
+        // SAFETY: this function's `# Safety` section: AVX2 and FMA, and every size the pointer reads and writes below stay within.
+        unsafe {
+            #[inline(always)]
+            unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, src: *const f32, c_in: usize, w: *const f32, bias: *const f32, act: &Activation) {
+                // SAFETY: called only by its kernel with pixels x..x + P inside `dst` and the rows, weights and bias its kernel's `# Safety` sizes.
+                unsafe {
+                    let c = 8 * B;
+                    let mut acc = start::<B, P>(bias);
+                    for ci in 0..c_in {
+                        let wv: [__m256; B] = std::array::from_fn(|b| _mm256_loadu_ps(w.add(ci * c + 8 * b)));
+                        for (i, px) in acc.iter_mut().enumerate() {
+                            let v = _mm256_set1_ps(*src.add((x + i) * c_in + ci));
+                            for (b, a) in px.iter_mut().enumerate() {
+                                *a = _mm256_fmadd_ps(v, wv[b], *a);
+                            }
+                        }
                     }
+                    finish(&acc, d, x, act);
                 }
             }
-            finish(&acc, d, x, act);
+            let (d, w, bi) = (dst.as_mut_ptr(), wt.as_ptr(), bias.as_ptr());
+            match B {
+                1 => groups!(dst.len() / 8, B, P8, group(d, src.as_ptr(), c_in, w, bi, act)),
+                2 => groups!(dst.len() / 16, B, P4, group(d, src.as_ptr(), c_in, w, bi, act)),
+                _ => groups!(dst.len() / (8 * B), B, P2, group(d, src.as_ptr(), c_in, w, bi, act)),
+            }
+            Ok(())
         }
-        let (d, w, bi) = (dst.as_mut_ptr(), wt.as_ptr(), bias.as_ptr());
-        match B {
-            1 => groups!(dst.len() / 8, B, P8, group(d, src.as_ptr(), c_in, w, bi, act)),
-            2 => groups!(dst.len() / 16, B, P4, group(d, src.as_ptr(), c_in, w, bi, act)),
-            _ => groups!(dst.len() / (8 * B), B, P2, group(d, src.as_ptr(), c_in, w, bi, act)),
-        }
-        Ok(())
     }
 }
 

@@ -132,7 +132,7 @@ impl CropCache {
     }
 
     fn put(&mut self, rows: &[(Vec<u8>, Cached)]) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (fp, c) in rows {
             let (px, reason) = match c {
                 Ok(img) => (Some(img.as_raw().clone()), None),

@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod heads;
+pub mod holdout;
 pub mod loss;
 pub mod optim;
 pub mod run;
@@ -216,6 +217,10 @@ pub struct Progress {
     pub seen: usize,
     pub seconds: f64,
     pub log: Vec<EpochLog>,
+    /// Validation accuracy of the starting weights (kept across `--resume`); None from
+    /// scratch or without validation.
+    #[serde(default)]
+    pub val_before: Option<f64>,
 }
 
 /// What a checkpoint records besides tensors.

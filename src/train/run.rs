@@ -9,7 +9,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use super::data::{self, CropCache};
-use super::{Config, EpochLog, Model, Outcome, Trainer, ValSet};
+use super::{holdout, Config, EpochLog, InitFrom, Model, Outcome, Trainer, ValSet};
 use crate::pipeline::Pipeline;
 
 /// The command's options beyond the training [`Config`].
@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub min_images: usize,
     /// Crop cache (default: in the user cache directory).
     pub cache: Option<PathBuf>,
+    /// Write the embedder even when validation says it got worse.
+    pub keep_worse: bool,
 }
 
 /// What the run reports as it goes.
@@ -53,6 +55,24 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     pub epochs: Vec<EpochLog>,
     pub interrupted: bool,
+    /// What the run was checked on, and how it came out.
+    pub validation: Option<Validation>,
+    /// Why no embedder was written although the run finished (it got worse).
+    pub refused: Option<String>,
+}
+
+/// The validation of a run: accuracy of the starting weights and of the result, on what.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    /// "pairs FILE" or "N people held back from training".
+    pub source: String,
+    pub pairs: usize,
+    /// None from scratch (no starting point).
+    pub before: Option<f64>,
+    pub after: Option<f64>,
+    /// How far below `before` counts as worse on this many pairs ([`holdout::worse_margin`]).
+    pub margin: Option<f64>,
+    pub worse: bool,
 }
 
 /// Loads validation pairs and their crops.
@@ -103,9 +123,19 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     let mut cache = CropCache::open(&cache_path, &crate::catalog::indexer::detection_identity(p))?;
     let paths: Vec<PathBuf> = listing.items.iter().map(|(p, _)| p.clone()).collect();
     let crops = data::crops(p, &mut cache, &paths, &mut |done, total| ui(Event::Cropping { done, total }))?;
-    let ds = data::dataset(&listing, crops, o.min_images)?;
-    let val = match (&o.val_pairs, &o.val_images) {
-        (Some(pairs), Some(images)) => Some(val_set(p, &mut cache, pairs, images)?),
+    let mut ds = data::dataset(&listing, crops, o.min_images)?;
+    let people_given = ds.people.len();
+    // From weights, a run is checked against where it started: on the pairs given, else on
+    // people held back from training (photos of people it never trains on, as in a library).
+    let val: Option<(ValSet, String)> = match (&o.val_pairs, &o.val_images) {
+        (Some(pairs), Some(images)) => Some((val_set(p, &mut cache, pairs, images)?, format!("pairs {}", pairs.display()))),
+        (None, None) if cfg.init != InitFrom::Scratch => match holdout::hold_out_people(&mut ds, cfg.seed) {
+            Some(v) => Some((v, format!("{} of {people_given} people held back from training", people_given - ds.people.len()))),
+            None => {
+                tracing::warn!("too few people to hold some back for validation: the result is not checked (give --val-pairs)");
+                None
+            }
+        },
         (None, None) => None,
         _ => bail!("--val-pairs and --val-images go together"),
     };
@@ -123,6 +153,8 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     let mut trainer = Trainer::new(cfg.clone(), model, ds.crops, ds.labels)?;
     if let Some(r) = &o.resume {
         trainer.load_checkpoint(r)?;
+    } else if let Some((v, _)) = val.as_ref().filter(|_| cfg.init != InitFrom::Scratch) {
+        trainer.progress.val_before = Some(v.accuracy(&trainer.model)?);
     }
     ui(Event::Ready { people, images, skipped: skipped.len(), steps_per_epoch: trainer.steps_per_epoch() });
     let checkpoint = o.out.join("checkpoint.safetensors");
@@ -132,7 +164,7 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     let outcome = {
         let ui = std::cell::RefCell::new(&mut *ui);
         trainer.run(
-            val.as_ref(),
+            val.as_ref().map(|v| &v.0),
             stop,
             &checkpoint,
             &mut |step, steps, loss| (ui.borrow_mut())(Event::Step { epoch: epoch_now.get() + 1, step, steps, loss }),
@@ -148,7 +180,25 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
         )?
     };
     let interrupted = outcome == Outcome::Interrupted;
-    let embedder = if interrupted {
+    let validation = val.as_ref().map(|(v, source)| {
+        let (before, after) = (trainer.progress.val_before, trainer.progress.log.last().and_then(|l| l.val_accuracy));
+        let margin = before.map(|b| holdout::worse_margin(b, v.pairs.len()));
+        let worse = matches!((before, after), (Some(b), Some(a)) if holdout::is_worse(b, a, v.pairs.len()));
+        Validation { source: source.clone(), pairs: v.pairs.len(), before, after, margin, worse }
+    });
+    let refused = match &validation {
+        Some(v) if v.worse && !interrupted && !o.keep_worse => Some(format!(
+            "validation accuracy fell from {:.2} % to {:.2} % ({}, {} pairs; more than {:.2} points below the start counts as worse): \
+             the embedder was not written. Try a lower --lr or fewer --epochs; --keep-worse writes it anyway",
+            v.before.unwrap_or_default() * 100.0,
+            v.after.unwrap_or_default() * 100.0,
+            v.source,
+            v.pairs,
+            v.margin.unwrap_or_default() * 100.0
+        )),
+        _ => None,
+    };
+    let embedder = if interrupted || refused.is_some() {
         None
     } else {
         let path = o.out.join("embedder.safetensors");
@@ -167,9 +217,10 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
             "seed": cfg.seed,
             "final_loss": last.map(|l| l.loss),
             "val_accuracy": last.and_then(|l| l.val_accuracy),
+            "validation": validation,
         });
         trainer.save_embedder(&path, summary)?;
         Some(path.display().to_string())
     };
-    Ok(Summary { out: o.out.display().to_string(), embedder, people, people_left_out, images, skipped, epochs: trainer.progress.log.clone(), interrupted })
+    Ok(Summary { out: o.out.display().to_string(), embedder, people, people_left_out, images, skipped, epochs: trainer.progress.log.clone(), interrupted, validation, refused })
 }
