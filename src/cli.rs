@@ -901,9 +901,13 @@ fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
         }
         match (&sum.embedder, &sum.refused) {
             (Some(e), _) => println!("embedder: {e}"),
-            (None, Some(why)) => eprintln!("facefind: {why}"),
+            (None, Some(_)) => {}
             (None, None) => println!("interrupted: continue with --resume {}", a.out.join("checkpoint.safetensors").display()),
         }
+    }
+    // said on stderr with or without --json: a script must not miss it
+    if let Some(why) = &sum.refused {
+        eprintln!("facefind: {why}");
     }
     Ok(if sum.interrupted {
         ExitCode::from(130)

@@ -267,17 +267,12 @@ impl Catalog {
     }
 
     fn open_with(path: &Path, rebuild: bool) -> Result<Self, CatalogError> {
-        let io = |source| CatalogError::Io { path: path.to_path_buf(), error: source };
-        let found = schema::inspect(path)?;
-        if let Some(dir) = path.parent().filter(|_| found == schema::Found::New) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         // Switching a new database to WAL takes an exclusive lock that SQLite does not wait for:
         // a second process creating the same catalog at that moment gets "database is locked".
         // Waiting a little and trying again is all it needs.
         let mut attempt = 0;
         loop {
-            match Self::open_once(path, found, rebuild) {
+            match Self::open_once(path, rebuild) {
                 Err(CatalogError::Sqlite { error, .. })
                     if attempt < 50 && matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) =>
                 {
@@ -289,8 +284,12 @@ impl Catalog {
         }
     }
 
-    fn open_once(path: &Path, found: schema::Found, rebuild: bool) -> Result<Self, CatalogError> {
+    fn open_once(path: &Path, rebuild: bool) -> Result<Self, CatalogError> {
         let sql = |source| CatalogError::Sqlite { path: path.to_path_buf(), error: source };
+        let found = schema::inspect(path)?;
+        if let Some(dir) = path.parent().filter(|_| found == schema::Found::New) {
+            std::fs::create_dir_all(dir).map_err(|error| CatalogError::Io { path: path.to_path_buf(), error })?;
+        }
         let mut conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
         if found == schema::Found::New {
@@ -304,8 +303,13 @@ impl Catalog {
         // it (busy timeout); a deferred one that reads first and then writes is refused at once
         // ("database is locked") when another writer got in between.
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
-        let notice = schema::migrate(&mut conn, path, rebuild)?;
-        Ok(Self { conn, path: path.to_path_buf(), lock: None, notice })
+        let mut cat = Self { conn, path: path.to_path_buf(), lock: None, notice: None };
+        if rebuild {
+            // marking every photo while another run indexes would leave its faces unsearched
+            cat.lock_for_writing()?;
+        }
+        cat.notice = schema::migrate(&mut cat.conn, path, rebuild)?;
+        Ok(cat)
     }
 
     pub fn path(&self) -> &Path {
@@ -325,6 +329,9 @@ impl Catalog {
     /// Takes the writer lock (a file beside the database). Fails with [`CatalogError::Busy`]
     /// when another process holds it.
     pub fn lock_for_writing(&mut self) -> Result<(), CatalogError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
         let lock_path = self.path.with_extension("lock");
         let f = File::options()
             .create(true)

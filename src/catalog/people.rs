@@ -504,10 +504,11 @@ impl Catalog {
         }
     }
 
-    /// Puts back what an edit changed.
+    /// Puts back what an edit changed. Refused (nothing changes) where that would put two
+    /// faces of one photo in one person again.
     pub fn undo(&mut self, u: &Undo) -> Result<(), CatalogError> {
         let path = self.path.clone();
-        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let e = |error| storage_rule(CatalogError::Sqlite { path: path.clone(), error });
         let tx = self.conn.transaction().map_err(e)?;
         for (id, row) in &u.people {
             match row {
@@ -612,6 +613,8 @@ mod tests {
                     let batch: Vec<_> = (0..40).map(|i| photo(&format!("new/{batches}/{i}.jpg"), &[([0.0, 0.0, 10.0, 10.0], 0.9), ([20.0, 0.0, 10.0, 10.0], 0.8)])).collect();
                     cat.write_batch(&batch).unwrap();
                     batches += 1;
+                    // a real run decodes and embeds between its commits
+                    std::thread::sleep(std::time::Duration::from_millis(2));
                 }
             });
             let editors: Vec<_> = people

@@ -95,6 +95,19 @@ CREATE TRIGGER IF NOT EXISTS pending_generation_delete AFTER DELETE ON pending_e
 /// two writers racing cannot break it).
 pub const ONE_FACE_PER_PHOTO: &str = "two faces of one photo cannot be one person";
 
+/// Before the rule was kept by storage, two faces of one photo could end up in one person (a
+/// plan made before another writer's commit). Keeps one link per (photo, person): the user's
+/// over a confirmation over grouping's, then the lowest face id; the others leave the person
+/// (grouping may place them elsewhere).
+const ONE_FACE_PER_PHOTO_REPAIR: &str = "
+DELETE FROM face_person WHERE face_id IN (
+  SELECT fp.face_id FROM face_person fp JOIN faces f ON f.id = fp.face_id
+  WHERE EXISTS (
+    SELECT 1 FROM face_person fp2 JOIN faces f2 ON f2.id = fp2.face_id
+    WHERE fp2.person_id = fp.person_id AND f2.photo_id = f.photo_id AND fp2.face_id != fp.face_id
+      AND (CASE fp2.source WHEN 'user' THEN 2 WHEN 'confirmed' THEN 1 ELSE 0 END, -fp2.face_id)
+        > (CASE fp.source WHEN 'user' THEN 2 WHEN 'confirmed' THEN 1 ELSE 0 END, -fp.face_id)))";
+
 /// Schema 6: the rule above as triggers on every write of a face's person.
 const SCHEMA_6: &str = "
 CREATE TRIGGER IF NOT EXISTS face_person_one_per_photo_insert BEFORE INSERT ON face_person
@@ -117,7 +130,7 @@ const OUR_COLUMNS: &[(&str, &[&str])] = &[
 
 /// What is at a catalog path before it is opened for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Found {
+pub enum Found {
     /// Nothing (or an empty file): a catalog is created.
     New,
     /// A facefind catalog.
@@ -130,10 +143,16 @@ fn wal_path(path: &Path) -> std::path::PathBuf {
     p.into()
 }
 
-/// Decides whether the file at `path` is facefind's without writing anything there (no
-/// journal, WAL or shared-memory file is created): its header's application id, and for
+/// Decides whether the file at `path` is a facefind catalog without writing anything there
+/// (no journal, WAL or shared-memory file is created): its header's application id, and for
 /// catalogs made before the id, its tables. Anything else that is not empty is refused.
 pub(super) fn inspect(path: &Path) -> Result<Found, CatalogError> {
+    inspect_as(path, APPLICATION_ID, OUR_COLUMNS)
+}
+
+/// [`inspect`] for any of facefind's databases: `app_id` in the header, or (written before
+/// the id) tables with at least `columns`.
+pub fn inspect_as(path: &Path, app_id_ours: i32, columns: &[(&str, &[&str])]) -> Result<Found, CatalogError> {
     let not_ours = |what: String| CatalogError::NotOurs { path: path.to_path_buf(), what };
     let io = |error| CatalogError::Io { path: path.to_path_buf(), error };
     let meta = match std::fs::metadata(path) {
@@ -156,23 +175,47 @@ pub(super) fn inspect(path: &Path) -> Result<Found, CatalogError> {
             return Err(not_ours("not a SQLite database".into()));
         }
         let app_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
-        if app_id == APPLICATION_ID {
+        if app_id == app_id_ours {
             return Ok(Found::Ours);
         }
         if app_id != 0 {
             return Err(not_ours(format!("a SQLite database of another program (application id {app_id:#010x})")));
         }
     }
-    match legacy_shape(path, wal_len > 0) {
+    let shape = if wal_len > 0 {
+        // in use (or left by a crash): look at a copy, so not even a shared-memory file is
+        // made beside it
+        inspect_copy(path, columns)
+    } else {
+        legacy_shape(path, columns)
+    };
+    match shape {
         Ok(None) => Ok(Found::Ours),
         Ok(Some(why)) => Err(not_ours(why)),
+        Err(error) if matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) => {
+            Err(CatalogError::Sqlite { path: path.to_path_buf(), error })
+        }
         Err(error) => Err(not_ours(format!("unreadable as SQLite: {error}"))),
     }
 }
 
+/// [`legacy_shape`] of a copy of the database and its WAL in a private temporary folder.
+fn inspect_copy(path: &Path, columns: &[(&str, &[&str])]) -> Result<Option<String>, rusqlite::Error> {
+    let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    let dir = std::env::temp_dir().join(format!("facefind-inspect-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let copy = dir.join("db.sqlite");
+    let result = std::fs::copy(path, &copy)
+        .and_then(|_| std::fs::copy(wal_path(path), wal_path(&copy)))
+        .map_err(io)
+        .and_then(|_| legacy_shape(&copy, columns));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 /// `None` when the database at `path` has facefind's tables, else what it has instead. Opened
-/// read-only; without a WAL beside it as immutable, so SQLite creates no file at all.
-fn legacy_shape(path: &Path, has_wal: bool) -> Result<Option<String>, rusqlite::Error> {
+/// read-only and immutable (no WAL beside it to read), so SQLite creates no file at all.
+fn legacy_shape(path: &Path, columns: &[(&str, &[&str])]) -> Result<Option<String>, rusqlite::Error> {
     let mut uri = String::from("file:");
     for &b in &path_bytes(path) {
         if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
@@ -181,14 +224,14 @@ fn legacy_shape(path: &Path, has_wal: bool) -> Result<Option<String>, rusqlite::
             uri.push_str(&format!("%{b:02X}"));
         }
     }
-    uri.push_str(if has_wal { "?mode=ro" } else { "?mode=ro&immutable=1" });
+    uri.push_str(if wal_path(path).exists() { "?mode=ro" } else { "?mode=ro&immutable=1" });
     let conn = Connection::open_with_flags(&uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")?;
     let tables: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     if tables.is_empty() {
         return Ok(Some("a SQLite database with no tables".into()));
     }
-    for (table, columns) in OUR_COLUMNS {
+    for (table, columns) in columns {
         let mut st = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
         let have: Vec<String> = st.query_map([table], |r| r.get(0))?.collect::<Result<_, _>>()?;
         if let Some(c) = columns.iter().find(|c| !have.iter().any(|h| h == *c)) {
@@ -221,29 +264,33 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, rebuild: bool) -> Resu
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
     let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0)).map_err(e)?;
-    let found: Option<String> = if tables > 0 { tx.query_row(version_sql, [], |r| r.get(0)).optional().map_err(e)? } else { None };
+    let has_meta: bool = tx.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get(0)).map_err(e)?;
+    let found: Option<String> = if has_meta { tx.query_row(version_sql, [], |r| r.get(0)).optional().map_err(e)? } else { None };
     let version: Option<i64> = found.as_deref().and_then(|v| v.trim().parse().ok());
     let mut notice = None;
     match version {
-        _ if tables == 0 => add_missing(&tx).map_err(e)?,
+        _ if tables == 0 => {
+            add_missing(&tx).map_err(e)?;
+        }
         Some(v) if v > SCHEMA_VERSION => return Err(CatalogError::TooNew { path: path.to_path_buf(), found: v }),
         Some(v) if (1..=SCHEMA_VERSION).contains(&v) => {
             if v < SCHEMA_VERSION {
                 tracing::warn!(catalog = %path.display(), "migrating catalog schema {v} -> {SCHEMA_VERSION}");
             }
             let t0 = std::time::Instant::now();
-            if v < 2 {
-                tx.execute_batch("ALTER TABLE faces ADD COLUMN chip BLOB;").map_err(e)?;
+            let repaired = add_missing(&tx).map_err(e)?;
+            if repaired > 0 {
+                notice = Some(format!("catalog {}: {repaired} face(s) shared a photo with another face of the same person and left that person", path.display()));
             }
-            add_missing(&tx).map_err(e)?;
             // building the covering indexes reads every row once: minutes for a big library
             let secs = t0.elapsed().as_secs_f64();
-            if secs > 2.0 {
+            if secs > 2.0 && notice.is_none() {
                 notice = Some(format!("catalog {} updated to schema {SCHEMA_VERSION} in {secs:.0} s (once: indexes that make a large library open fast)", path.display()));
             }
         }
         _ if !rebuild => {
             let found = match &found {
+                None if !has_meta => "no meta table (where the schema version is kept)".to_string(),
                 None => "no schema version".to_string(),
                 Some(v) => format!("schema version {v:?}"),
             };
@@ -252,10 +299,6 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, rebuild: bool) -> Resu
         _ => {
             // a facefind catalog whose version is gone: the tables that are missing are added
             // (the faces' chip column included), nothing is dropped
-            let has_chip: i64 = tx.query_row("SELECT count(*) FROM pragma_table_info('faces') WHERE name='chip'", [], |r| r.get(0)).map_err(e)?;
-            if has_chip == 0 {
-                tx.execute_batch("ALTER TABLE faces ADD COLUMN chip BLOB;").map_err(e)?;
-            }
             add_missing(&tx).map_err(e)?;
         }
     }
@@ -281,12 +324,20 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, rebuild: bool) -> Resu
     Ok(notice)
 }
 
-/// Every table, index and trigger of the current schema that is not there yet.
-fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+/// Every table, column, index and trigger of the current schema that is not there yet, after
+/// taking out what the schema-6 rule forbids. Returns the number of links taken out.
+fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
     tx.execute_batch(SCHEMA)?;
+    // schema 1 had no chips
+    let has_chip: bool = tx.query_row("SELECT count(*) > 0 FROM pragma_table_info('faces') WHERE name='chip'", [], |r| r.get(0))?;
+    if !has_chip {
+        tx.execute_batch("ALTER TABLE faces ADD COLUMN chip BLOB;")?;
+    }
     tx.execute_batch(PEOPLE_SCHEMA)?;
     tx.execute_batch(SCHEMA_5)?;
-    tx.execute_batch(SCHEMA_6)
+    let repaired = tx.execute(ONE_FACE_PER_PHOTO_REPAIR, [])?;
+    tx.execute_batch(SCHEMA_6)?;
+    Ok(repaired)
 }
 
 /// 32 hex digits that name one catalog (a catalog deleted and made again at the same path
@@ -394,6 +445,8 @@ mod tests {
             .unwrap();
         let cat = Catalog::open(&old).unwrap();
         assert_eq!(cat.people().unwrap()[0].name.as_deref(), Some("Ann"));
+        let trigger: i64 = cat.conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'face_person_one_per_photo_insert'", [], |r| r.get(0)).unwrap();
+        assert_eq!(trigger, 1, "the storage rule is back");
         assert_eq!(cat.meta("schema_version").unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_str()));
         drop(cat);
         assert_eq!(app_id(&old), APPLICATION_ID);
@@ -451,8 +504,40 @@ mod tests {
         assert!(err.to_string().contains(ONE_FACE_PER_PHOTO), "{err}");
         // merging Bob into Ann would put both faces of a.jpg in one person
         assert!(cat.merge_people(bob, ann).is_err());
-        let err = cat.confirm_face(a1, ann).unwrap_err();
-        assert!(err.to_string().contains("person"), "{err}");
+        assert!(matches!(cat.confirm_face(a1, ann), Err(CatalogError::Invalid(_))));
         assert_eq!(cat.people().unwrap().iter().map(|p| p.faces).sum::<usize>(), 3);
+        // an undo made before the other face came: storage refuses it as the user's error, and
+        // nothing of it is applied
+        let undo = cat.reject_face(a0, ann).unwrap();
+        cat.assign_faces(&[a1], Some(ann), None).unwrap();
+        let err = cat.undo(&undo).unwrap_err();
+        assert!(matches!(&err, CatalogError::Invalid(m) if m == ONE_FACE_PER_PHOTO), "{err}");
+        assert_eq!(cat.person_faces(ann).unwrap().iter().map(|f| f.0).collect::<Vec<_>>(), vec![a1, b0]);
+    }
+
+    /// A catalog written before the rule with two faces of one photo in one person: the
+    /// migration keeps the user's link (then the confirmed, then the lower id), says how many
+    /// left, and the rule holds from then on.
+    #[test]
+    fn a_migration_repairs_what_the_rule_forbids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let (a0, a1, a2) = {
+            let mut cat = Catalog::open(&path).unwrap();
+            cat.write_batch(&[test_photo("a.jpg", &[([0.0, 0.0, 10.0, 10.0], 0.9), ([50.0, 0.0, 10.0, 10.0], 0.9), ([100.0, 0.0, 10.0, 10.0], 0.9)])]).unwrap();
+            let t = cat.face_table().unwrap();
+            (t.face_id(0), t.face_id(1), t.face_id(2))
+        };
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "DROP TRIGGER face_person_one_per_photo_insert; UPDATE meta SET value = '5' WHERE key = 'schema_version';
+                 INSERT INTO people(id, name, created) VALUES (1, 'Ann', 0);
+                 INSERT INTO face_person VALUES ({a0}, 1, 'auto'), ({a1}, 1, 'confirmed'), ({a2}, 1, 'auto');"
+            ))
+            .unwrap();
+        let mut cat = Catalog::open(&path).unwrap();
+        assert!(cat.take_notice().is_some_and(|n| n.contains("2 face(s)")));
+        assert_eq!(cat.person_faces(1).unwrap().iter().map(|f| f.0).collect::<Vec<_>>(), vec![a1]);
     }
 }

@@ -215,6 +215,8 @@ pub struct App {
     edits: worker::Edits,
     /// The newest query request: faces of an outside photo for an older one are dropped.
     query_seq: u64,
+    /// The outside photo being read for the newest query request, if any.
+    awaiting_file: Option<PathBuf>,
     /// What the embeddings of the loaded (or loading) models depend on: (flip, embedder).
     vectors: (bool, Option<PathBuf>),
     /// A file dialog could not open: the path being typed instead, and what it is for.
@@ -270,6 +272,7 @@ impl App {
             pipeline_gen: 1,
             edits,
             query_seq: 0,
+            awaiting_file: None,
             vectors,
             path_prompt: None,
             embedder_offer: None,
@@ -343,6 +346,8 @@ impl App {
         self.selected = None;
         self.query = None;
         self.query_seq += 1;
+        self.pending_query_file = None;
+        self.awaiting_file = None;
         self.ranking = Ranking::default();
         self.inspect = None;
         self.out.open_library(Tag { open, run: 0 }, path.clone(), catalog.clone());
@@ -493,8 +498,11 @@ impl App {
     }
 
     fn set_query(&mut self, q: Query, chip: QueryChip) {
-        // a query chosen now outranks any outside photo still being read for an older one
+        // a query chosen now outranks any outside photo still being read (or waiting for the
+        // models) for an older one
         self.query_seq += 1;
+        self.pending_query_file = None;
+        self.awaiting_file = None;
         self.query = Some((q, chip));
         self.threshold = self.prefs.threshold;
         self.inspect = None;
@@ -522,9 +530,13 @@ impl App {
         match &self.pipeline {
             PipelineState::Ready(p) => {
                 self.query_seq += 1;
+                self.awaiting_file = Some(path.clone());
                 self.out.query_file(p.pipeline.clone(), path, self.query_seq);
             }
-            PipelineState::Loading => self.pending_query_file = Some(path),
+            PipelineState::Loading => {
+                self.query_seq += 1;
+                self.pending_query_file = Some(path);
+            }
             PipelineState::Failed(e) => {
                 let e = e.clone();
                 self.error(format!("cannot query from {}: the face models did not load ({e})", path.display()));
@@ -589,7 +601,7 @@ impl App {
                     self.rerank();
                 }
             }
-            Msg::OpenFailed { tag, error, rebuildable } if self.is_current(tag) => {
+            Msg::OpenFailed { tag, seq, error, rebuildable } if self.is_current(tag) && self.folder.as_ref().is_some_and(|f| seq > f.snapshot) => {
                 if let Some(f) = &mut self.folder {
                     // Nothing to show and nothing to index into.
                     f.index_started = true;
@@ -631,6 +643,7 @@ impl App {
                 }
             }
             Msg::QueryFaces { seq, path, mut faces } if seq == self.query_seq => {
+                self.awaiting_file = None;
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 if faces.len() == 1 {
                     let f = faces.remove(0);
@@ -648,7 +661,10 @@ impl App {
                     self.face_pick = Some(FacePick { path, faces });
                 }
             }
-            Msg::QueryFailed { seq, path, error } if seq == self.query_seq => self.error(format!("query from {}: {error}", path.display())),
+            Msg::QueryFailed { seq, path, error } if seq == self.query_seq => {
+                self.awaiting_file = None;
+                self.error(format!("query from {}: {error}", path.display()));
+            }
             Msg::DialogUnavailable(what) => {
                 self.info("no file dialog is available here (no desktop portal or zenity): type or paste the path");
                 self.path_prompt = Some((what, String::new()));
@@ -726,6 +742,10 @@ impl App {
             self.vectors = vectors;
             self.query_seq += 1;
             self.face_pick = None;
+            // an outside photo being read with the old models is read again with the new ones
+            if let Some(p) = self.awaiting_file.take() {
+                self.pending_query_file = Some(p);
+            }
             if self.query.as_ref().is_some_and(|q| q.0.person.is_none()) {
                 self.query = None;
                 self.ranking = Ranking::default();

@@ -64,6 +64,21 @@ fn a_stale_query_result_never_replaces_the_newer_query() {
     assert!(app.query().unwrap().label.starts_with("new.jpg"));
 }
 
+/// An outside photo asked for while the models load waits for them; a face chosen meanwhile
+/// cancels it, so the photo never replaces the newer query when the models arrive.
+#[test]
+fn a_query_chosen_while_the_models_load_cancels_the_waiting_photo() {
+    let (mut h, _tmp) = app_with(Arc::new(synthetic(6)));
+    let app = h.state_mut();
+    let before = app.query_seq;
+    app.query_from_file("later.jpg".into());
+    assert!(app.query_seq > before && app.pending_query_file.is_some(), "a request waiting for the models has its number");
+    app.query_face(0);
+    assert!(app.pending_query_file.is_none());
+    let label = app.query().unwrap().label.clone();
+    assert!(label.starts_with("face 0"), "{label}");
+}
+
 /// Snapshots are numbered as their reads begin: one that began earlier but arrives later (an
 /// index run's read racing a people edit's) is dropped; a newer one lands.
 #[test]

@@ -3,6 +3,7 @@
 //! evict: a library of a million photos scrolled end to end would keep every thumbnail.
 
 use std::collections::{HashMap, HashSet};
+
 use std::time::{Duration, Instant};
 
 use eframe::egui;
@@ -97,17 +98,16 @@ impl Textures {
     /// everything that failed (it may be there now).
     pub(super) fn refresh(&mut self, old: &Library, new: &Library) {
         self.failed.clear();
-        let before: HashMap<i64, i64> = old.photos.iter().map(|p| (p.id, p.mtime_ns)).collect();
-        let changed: HashSet<i64> = new.photos.iter().filter(|p| before.get(&p.id).is_some_and(|&m| m != p.mtime_ns)).map(|p| p.id).collect();
-        if changed.is_empty() {
-            return;
-        }
-        self.map.retain(|k, _| match k {
-            ImageKey::Thumb(id) | ImageKey::Photo(id) => !changed.contains(id),
-            ImageKey::Chip(_) => true,
+        // only the images held are looked at (at most the caps), never every photo
+        let changed = |photo: i64| match (old.photo(photo), new.photo(photo)) {
+            (Some(a), Some(b)) => a.mtime_ns != b.mtime_ns,
+            _ => false,
+        };
+        let photo_of_face = |face: i64| new.row_of_face(face).map(|r| new.table.photo_id(r));
+        self.map.retain(|k, _| match *k {
+            ImageKey::Thumb(id) | ImageKey::Photo(id) => !changed(id),
+            ImageKey::Chip(face) => !photo_of_face(face).is_some_and(changed),
         });
-        let faces: HashSet<i64> = (0..new.table.len()).filter(|&r| changed.contains(&new.table.photo_id(r))).map(|r| new.table.face_id(r)).collect();
-        self.map.retain(|k, _| !matches!(k, ImageKey::Chip(f) if faces.contains(f)));
     }
 
     /// Whether an image is held (tests).

@@ -50,7 +50,7 @@ pub enum Msg {
     Library { tag: Tag, seq: u64, lib: Arc<Library> },
     /// The catalog could not be opened; `rebuildable` when the user can choose to rebuild it
     /// (a facefind catalog whose version cannot be read).
-    OpenFailed { tag: Tag, error: String, rebuildable: bool },
+    OpenFailed { tag: Tag, seq: u64, error: String, rebuildable: bool },
     Planned { tag: Tag, todo: usize, total: usize },
     Progress { tag: Tag, done: usize, faces: usize },
     Skipped { tag: Tag, path: String, reason: String },
@@ -168,7 +168,9 @@ fn edit_thread(out: &Outbox, rx: &Receiver<EditJob>) {
         out.send(Msg::PeopleEdited { tag: job.tag, result });
         queue.extend(rx.try_iter());
         if queue.is_empty() {
-            send_library(out, job.tag, job.folder, &job.catalog);
+            // read beside the next edits, not in their way (snapshots are numbered)
+            let catalog = job.catalog;
+            out.spawn("snapshot", move |out| send_library(&out, job.tag, job.folder, &catalog));
         }
     }
 }
@@ -234,7 +236,10 @@ impl Outbox {
                 drop(c);
                 send_library(&out, tag, folder, &catalog);
             }
-            Err(e) => out.send(Msg::OpenFailed { tag, error: e.to_string(), rebuildable: false }),
+            Err(e) => {
+                let rebuildable = matches!(e, CatalogError::Busy { .. });
+                out.send(Msg::OpenFailed { tag, seq: next_snapshot(), error: e.to_string(), rebuildable })
+            }
         });
     }
 
@@ -402,7 +407,7 @@ fn send_library(out: &Outbox, tag: Tag, folder: PathBuf, catalog: &Path) {
     let rebuildable = matches!(opened, Err(CatalogError::UnreadableVersion { .. }));
     match opened.map_err(anyhow::Error::from).and_then(|c| read_library(&folder, &c)) {
         Ok(lib) => out.send(Msg::Library { tag, seq, lib: Arc::new(lib) }),
-        Err(e) => out.send(Msg::OpenFailed { tag, error: format!("{e:#}"), rebuildable }),
+        Err(e) => out.send(Msg::OpenFailed { tag, seq, error: format!("{e:#}"), rebuildable }),
     }
 }
 

@@ -93,6 +93,9 @@ pub struct CropCache {
     key: String,
 }
 
+/// `PRAGMA application_id` of the training crop cache ("FFCC").
+const CROP_CACHE_ID: i32 = 0x4646_4343;
+
 /// What the cache knows of one photo: its crop, or why there is none.
 pub type Cached = Result<RgbImage, String>;
 
@@ -106,11 +109,20 @@ impl CropCache {
     /// `key` names what produced the crops (detector digest and settings): a different key
     /// never reads another's crops.
     pub fn open(path: &Path, key: &str) -> anyhow::Result<Self> {
+        use crate::catalog::{schema, CatalogError};
+        // never another program's database (a `--cache` typo): refused untouched
+        let found = match schema::inspect_as(path, CROP_CACHE_ID, &[("crops", &["fingerprint", "key", "pixels", "reason"])]) {
+            Err(CatalogError::NotOurs { path, what }) => anyhow::bail!("{} is not a facefind crop cache ({what}); it was left untouched: choose another --cache", path.display()),
+            r => r?,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let conn = rusqlite::Connection::open(path).with_context(|| format!("cannot open crop cache {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        if found == schema::Found::New {
+            conn.pragma_update(None, "application_id", CROP_CACHE_ID)?;
+        }
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS crops (fingerprint BLOB NOT NULL, key TEXT NOT NULL, pixels BLOB, reason TEXT,

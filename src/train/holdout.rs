@@ -9,6 +9,12 @@ use super::ValSet;
 
 /// Pairs of one kind (same person / different people) at most; more are sampled.
 const MAX_PAIRS_PER_KIND: usize = 2000;
+/// Same-person pairs of one person at most, so one person with many photos does not make the
+/// whole check.
+const MAX_PAIRS_PER_PERSON: usize = 100;
+/// The split does not follow `--seed`: a run resumed with another seed validates (and trains)
+/// on the same people.
+const SPLIT_SEED: u64 = 0x5EED;
 /// Fewer same-person pairs than this say too little to judge a run by.
 const MIN_SAME_PAIRS: usize = 20;
 
@@ -19,11 +25,13 @@ pub fn people_to_hold(people: usize) -> Option<usize> {
     (people >= h + 3).then_some(h)
 }
 
-/// Moves a seeded choice of people (see [`people_to_hold`]) with their photos out of `ds` and
-/// makes validation pairs of them: every same-person pair (sampled down to
-/// [`MAX_PAIRS_PER_KIND`]) and as many different-people pairs, in 10 folds. `ds` keeps the
-/// rest, relabelled. None (and `ds` untouched) when there are too few people or pairs.
-pub fn hold_out_people(ds: &mut Dataset, seed: u64) -> Option<ValSet> {
+/// Moves a fixed pseudo-random choice of people (see [`people_to_hold`]) with their photos out
+/// of `ds` and makes validation pairs of them: every same-person pair (sampled down to
+/// [`MAX_PAIRS_PER_PERSON`] a person and [`MAX_PAIRS_PER_KIND`] in all) and as many
+/// different-people pairs, in 10 folds. `ds` keeps the rest, relabelled. None (and `ds`
+/// untouched) when there are too few people or pairs.
+pub fn hold_out_people(ds: &mut Dataset) -> Option<ValSet> {
+    let seed = SPLIT_SEED;
     let h = people_to_hold(ds.people.len())?;
     let mut order: Vec<usize> = (0..ds.people.len()).collect();
     Rng::stream(seed, 7, 0).shuffle(&mut order);
@@ -38,7 +46,7 @@ pub fn hold_out_people(ds: &mut Dataset, seed: u64) -> Option<ValSet> {
             photos_of[l as usize].push(i);
         }
     }
-    let same_total: usize = photos_of.iter().map(|v| v.len() * v.len().saturating_sub(1) / 2).sum();
+    let same_total: usize = photos_of.iter().map(|v| (v.len() * v.len().saturating_sub(1) / 2).min(MAX_PAIRS_PER_PERSON)).sum();
     if same_total < MIN_SAME_PAIRS {
         return None;
     }
@@ -66,11 +74,15 @@ pub fn hold_out_people(ds: &mut Dataset, seed: u64) -> Option<ValSet> {
     }
     let mut same: Vec<(usize, usize)> = Vec::new();
     for v in &photos_of {
+        let mut mine: Vec<(usize, usize)> = Vec::new();
         for (k, &a) in v.iter().enumerate() {
             for &b in &v[k + 1..] {
-                same.push((val_index[a], val_index[b]));
+                mine.push((val_index[a], val_index[b]));
             }
         }
+        rng.shuffle(&mut mine);
+        mine.truncate(MAX_PAIRS_PER_PERSON);
+        same.extend(mine);
     }
     rng.shuffle(&mut same);
     same.truncate(MAX_PAIRS_PER_KIND);
@@ -137,7 +149,7 @@ mod tests {
     #[test]
     fn held_back_people_leave_training_and_make_balanced_pairs() {
         let mut ds = dataset(&[11; 15]);
-        let val = hold_out_people(&mut ds, 0).expect("15 people: 3 held back");
+        let val = hold_out_people(&mut ds).expect("15 people: 3 held back");
         assert_eq!((ds.people.len(), ds.crops.len(), val.crops.len()), (12, 132, 33));
         assert_eq!(ds.labels.iter().max(), Some(&11), "relabelled 0..12");
         // no photo of a held-back person is trained on (pixel red = person)
@@ -152,7 +164,11 @@ mod tests {
         }
         // the same seed, the same split
         let mut again = dataset(&[11; 15]);
-        assert_eq!(hold_out_people(&mut again, 0).unwrap().pairs, val.pairs);
+        assert_eq!(hold_out_people(&mut again).unwrap().pairs, val.pairs);
+        // one person with many photos makes at most a fixed share of the pairs
+        let mut lopsided = dataset(&[200, 11, 11, 11, 11, 11, 11, 11, 11, 11]);
+        let v = hold_out_people(&mut lopsided).unwrap();
+        assert!(v.pairs.iter().filter(|p| p.2).count() <= 2 * MAX_PAIRS_PER_PERSON);
     }
 
     #[test]
@@ -160,7 +176,7 @@ mod tests {
         for sizes in [&[11usize; 4][..], &[1; 30][..]] {
             let mut ds = dataset(sizes);
             let before = (ds.crops.len(), ds.people.len());
-            assert!(hold_out_people(&mut ds, 0).is_none());
+            assert!(hold_out_people(&mut ds).is_none());
             assert_eq!((ds.crops.len(), ds.people.len()), before);
         }
     }

@@ -129,7 +129,12 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     // people held back from training (photos of people it never trains on, as in a library).
     let val: Option<(ValSet, String)> = match (&o.val_pairs, &o.val_images) {
         (Some(pairs), Some(images)) => Some((val_set(p, &mut cache, pairs, images)?, format!("pairs {}", pairs.display()))),
-        (None, None) if cfg.init != InitFrom::Scratch => match holdout::hold_out_people(&mut ds, cfg.seed) {
+        // a checkpoint of a run that trained on every person (no people held back) goes on so
+        (None, None) if o.resume.as_ref().map(|r| Trainer::read_meta(r)).transpose()?.is_some_and(|m| m.classes == ds.people.len()) => {
+            tracing::warn!("the checkpoint trained on every person: no people held back for validation");
+            None
+        }
+        (None, None) if cfg.init != InitFrom::Scratch => match holdout::hold_out_people(&mut ds) {
             Some(v) => Some((v, format!("{} of {people_given} people held back from training", people_given - ds.people.len()))),
             None => {
                 tracing::warn!("too few people to hold some back for validation: the result is not checked (give --val-pairs)");
