@@ -145,6 +145,8 @@ struct Folder {
     snapshot: u64,
     /// The catalog was refused for an unreadable version: the window offers to rebuild it.
     rebuild_offer: bool,
+    /// Why the catalog could not be opened (shown where the photos would be).
+    open_error: Option<String>,
 }
 
 /// A query's chip: from the catalog, or decoded from an outside photo.
@@ -363,6 +365,7 @@ impl App {
             skipped: Vec::new(),
             snapshot: 0,
             rebuild_offer: false,
+            open_error: None,
         });
     }
 
@@ -371,8 +374,12 @@ impl App {
     pub(crate) fn rebuild_catalog(&mut self) {
         let Some(f) = &mut self.folder else { return };
         f.rebuild_offer = false;
+        f.open_error = None;
         f.index_started = false;
         f.loaded = false;
+        // the refusal is answered
+        let catalog = f.catalog.display().to_string();
+        self.notices.retain(|n| !(matches!(n.level, Level::Error) && n.text.contains(&catalog)));
         self.out.rebuild_library(Tag { open: f.open, run: 0 }, f.path.clone(), f.catalog.clone());
     }
 
@@ -584,6 +591,7 @@ impl App {
                     f.lib = lib;
                     f.snapshot = seq;
                     f.loaded = true;
+                    f.open_error = None;
                 }
                 if let Some(id) = self.query.as_ref().and_then(|q| q.0.person) {
                     let verdicts = self.query.as_ref().map(|q| q.0.verdicts.clone()).unwrap_or_default();
@@ -606,6 +614,7 @@ impl App {
                     // Nothing to show and nothing to index into.
                     f.index_started = true;
                     f.rebuild_offer = rebuildable;
+                    f.open_error = Some(error.clone());
                     let shown = f.path.display().to_string();
                     self.error(format!("cannot open the catalog of {shown}: {error}"));
                 }

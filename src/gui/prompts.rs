@@ -33,6 +33,9 @@ fn path_prompt(app: &mut App, ctx: &egui::Context) {
         ui.label("No file dialog can open here (no desktop portal or zenity). Type or paste the path:");
         let field = ui.add(egui::TextEdit::singleline(&mut text).desired_width(420.0).hint_text("/home/me/Pictures"));
         field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "typed path"));
+        if text.is_empty() && !field.has_focus() {
+            field.request_focus();
+        }
         let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         ui.horizontal(|ui| {
             done = ui.add_enabled(!text.trim().is_empty(), egui::Button::new("Open")).clicked() || (entered && !text.trim().is_empty());
