@@ -163,7 +163,7 @@ pub struct TrainArgs {
     pub epochs: usize,
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Base learning rate (default: 0.1 from scratch, 1e-4 from weights; AdamW 1e-3 / 1e-5).
+    /// Base learning rate (default: 0.1 from scratch, 3e-5 from weights; AdamW 1e-3 / 1e-5).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Write the embedder even when it ends worse on validation than it started (from
@@ -795,11 +795,11 @@ fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let adam = a.optimizer == train::optim::OptimizerKind::Adamw;
     // From weights, small steps: the network already separates people it never saw, and
-    // larger ones trade that for the few people in DATA (0.01 took unseen-people accuracy from
-    // 98.8 % to 70 % on 15 people; see docs/training.md).
+    // larger ones trade that for the few people in DATA (0.01 broke it; 1e-3 cost 0.8 points
+    // on pairsDevTest, 3e-5 0.2: docs/benchmarks.md "Fine-tuning defaults").
     let lr = a.lr.unwrap_or(match (&init, adam) {
         (InitFrom::Scratch, false) => 0.1,
-        (_, false) => 1e-4,
+        (_, false) => 3e-5,
         (InitFrom::Scratch, true) => 1e-3,
         (_, true) => 1e-5,
     });

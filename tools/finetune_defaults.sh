@@ -5,7 +5,8 @@
 # people's validation before and after (what `train` decides by), whether the embedder was
 # written, and 10-fold accuracy on pairsDevTest (people in no run) against the shipped embedder.
 # About 3 minutes per learning rate on 2 cores.
-# Env: LRS ("0.01 1e-3 1e-4"), EPOCHS (default: train's), OUT (runs/finetune-defaults),
+# Env: LRS ("0.01 1e-3 1e-4 3e-5"), EPOCHS (default: train's), OPTIMIZER (default: train's),
+#      OUT (runs/finetune-defaults),
 #      FACEFIND_FACES (../shared/faces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +40,11 @@ echo "shipped embedder, pairsDevTest 10-fold: $(acc "") %"
 echo
 echo "| --lr | held-back people before → after (pairs) | embedder written | pairsDevTest 10-fold |"
 echo "|---|---|---|---|"
-for lr in ${LRS:-0.01 1e-3 1e-4}; do
+for lr in ${LRS:-0.01 1e-3 1e-4 3e-5}; do
   run="$out/lr-$lr"
   rm -rf "$run"
   set +e
-  "$ff" --device cpu train "$data" --out "$run" --init shipped --cache "$out/crops.sqlite" --lr "$lr" ${EPOCHS:+--epochs "$EPOCHS"} --json > "$run.json" 2> "$run.log"
+  "$ff" --device cpu train "$data" --out "$run" --init shipped --cache "$out/crops.sqlite" --lr "$lr" ${EPOCHS:+--epochs "$EPOCHS"} ${OPTIMIZER:+--optimizer "$OPTIMIZER"} --json > "$run.json" 2> "$run.log"
   set -e
   row=$(python3 -c '
 import json, sys
