@@ -63,16 +63,17 @@ def snapshot(cat):
     return photos, faces, {frozenset(g) for g in groups.values()}, names, person_of
 
 
-def up_to_date(cat):
-    """Whether the catalog holds every file of the folder as it is now (and nothing else)."""
+def done(cat):
+    """How many files of the folder the catalog holds as they are now, and whether that is all
+    of them (and nothing else)."""
     on_disk = {os.fsencode(f): os.stat(os.path.join(photos, f)).st_mtime_ns for f in os.listdir(photos)}
     try:
         db = sqlite3.connect(f"file:{cat}?mode=ro", uri=True)
         rows = dict(db.execute("SELECT path, mtime_ns FROM photos"))
         pending = db.execute("SELECT count(*) FROM pending_embed").fetchone()[0]
     except sqlite3.Error:
-        return False
-    return rows == on_disk and pending == 0
+        return 0, False
+    return sum(rows.get(p) == m for p, m in on_disk.items()), rows == on_disk and pending == 0
 
 
 def edit(path):
@@ -105,25 +106,32 @@ for k in range(a.kills):
         os.rename(os.path.join(photos, f), os.path.join(photos, f"renamed-{k}-{f}"))
     work = a.new + a.edits
     p = subprocess.Popen([a.bin, "--device", "cpu", "index", photos, "--catalog", soak, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # kill inside the work: wait for the run's first commit (models loaded, folder scanned,
+    # a batch written), then a random part of what is left; every third round a name edit
+    # starts then too and is killed with it
+    done_before = done(soak)[0]
+    t0 = time.time()
+    while p.poll() is None and done(soak)[0] <= done_before and time.time() - t0 < 60:
+        time.sleep(0.005)
     e = None
     if k % 3 == 2 and people:
         who, name = random.choice(people), f"name {k}"
         e = subprocess.Popen([a.bin, "--device", "cpu", "people", photos, "--catalog", soak, "--name", str(who), name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # model loading, the scan, then the new work: kill somewhere inside it
-    time.sleep(random.uniform(0.3, 0.3 + work * per_photo * 1.5))
-    if e is not None:
+        time.sleep(random.uniform(0.002, 0.05))  # an edit takes tens of milliseconds
         if e.poll() is None:
             e.kill()
             edit_kills += 1
+            told.pop(who, None)  # killed: either name may be the last one now
         elif e.returncode == 0:
             told[who] = name
         e.wait()
+    time.sleep(random.uniform(0, work * per_photo * 0.6))
     if p.poll() is None:
         p.kill()
     else:
         finished += 1
     p.wait()
-    flying = not up_to_date(soak)
+    flying = not done(soak)[1]
     in_flight += flying
     print(f"kill {k + 1}: {'work in flight' if flying else 'nothing left to do'}", flush=True)
 index(soak)
@@ -132,7 +140,7 @@ index(scratch)
 A, B = snapshot(scratch), snapshot(soak)
 worst = max((max(abs(x - y) for x, y in zip(A[1][k][2], B[1][k][2])) for k in A[1] if k in B[1]), default=0.0)
 same_boxes = all(A[1][k][0] == B[1][k][0] and A[1][k][1] == B[1][k][1] for k in A[1] if k in B[1])
-lost = {p: n for p, n in told.items() if B[3].get(p) != n and not any(v == n for v in B[3].values())}
+lost = {p: n for p, n in told.items() if B[3].get(p) != n}
 faces_now = set(sqlite3.connect(soak).execute("SELECT id FROM faces").fetchall())
 split = [g for g in before.values() if len({B[4].get(f) for f in g if (f,) in faces_now}) > 1]
 rows = [
