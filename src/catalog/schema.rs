@@ -101,12 +101,12 @@ pub const ONE_FACE_PER_PHOTO: &str = "two faces of one photo cannot be one perso
 /// (grouping may place them elsewhere).
 const ONE_FACE_PER_PHOTO_REPAIR: &str = "
 DELETE FROM face_person WHERE face_id IN (
-  SELECT fp.face_id FROM face_person fp JOIN faces f ON f.id = fp.face_id
-  WHERE EXISTS (
-    SELECT 1 FROM face_person fp2 JOIN faces f2 ON f2.id = fp2.face_id
-    WHERE fp2.person_id = fp.person_id AND f2.photo_id = f.photo_id AND fp2.face_id != fp.face_id
-      AND (CASE fp2.source WHEN 'user' THEN 2 WHEN 'confirmed' THEN 1 ELSE 0 END, -fp2.face_id)
-        > (CASE fp.source WHEN 'user' THEN 2 WHEN 'confirmed' THEN 1 ELSE 0 END, -fp.face_id)))";
+  SELECT face_id FROM (
+    SELECT fp.face_id, row_number() OVER (
+      PARTITION BY fp.person_id, f.photo_id
+      ORDER BY CASE fp.source WHEN 'user' THEN 2 WHEN 'confirmed' THEN 1 ELSE 0 END DESC, fp.face_id) AS k
+    FROM face_person fp JOIN faces f ON f.id = fp.face_id)
+  WHERE k > 1)";
 
 /// Schema 6: the rule above as triggers on every write of a face's person.
 const SCHEMA_6: &str = "
@@ -182,35 +182,43 @@ pub fn inspect_as(path: &Path, app_id_ours: i32, columns: &[(&str, &[&str])]) ->
             return Err(not_ours(format!("a SQLite database of another program (application id {app_id:#010x})")));
         }
     }
-    let shape = if wal_len > 0 {
-        // in use (or left by a crash): look at a copy, so not even a shared-memory file is
-        // made beside it
-        inspect_copy(path, columns)
+    let shape = if wal_path(path).exists() {
+        // in use (or left by a crash): look at a private copy, so not even a shared-memory
+        // file is made beside it
+        inspect_copy(path, columns)?
     } else {
         legacy_shape(path, columns)
     };
     match shape {
         Ok(None) => Ok(Found::Ours),
         Ok(Some(why)) => Err(not_ours(why)),
-        Err(error) if matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) => {
+        // a copy taken while another program wrote may be torn: try again, never judge it
+        Err(error)
+            if matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked | rusqlite::ErrorCode::DatabaseCorrupt)
+            ) =>
+        {
             Err(CatalogError::Sqlite { path: path.to_path_buf(), error })
         }
         Err(error) => Err(not_ours(format!("unreadable as SQLite: {error}"))),
     }
 }
 
-/// [`legacy_shape`] of a copy of the database and its WAL in a private temporary folder.
-fn inspect_copy(path: &Path, columns: &[(&str, &[&str])]) -> Result<Option<String>, rusqlite::Error> {
-    let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-    let dir = std::env::temp_dir().join(format!("facefind-inspect-{}-{:?}", std::process::id(), std::thread::current().id()));
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let copy = dir.join("db.sqlite");
-    let result = std::fs::copy(path, &copy)
-        .and_then(|_| std::fs::copy(wal_path(path), wal_path(&copy)))
-        .map_err(io)
-        .and_then(|_| legacy_shape(&copy, columns));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+/// [`legacy_shape`] of a copy of the database and its WAL in a new private temporary folder
+/// (mode 0700, a random name; removed when done).
+fn inspect_copy(path: &Path, columns: &[(&str, &[&str])]) -> Result<Result<Option<String>, rusqlite::Error>, CatalogError> {
+    let io = |error| CatalogError::Io { path: path.to_path_buf(), error };
+    let dir = tempfile::Builder::new().prefix("facefind-inspect-").tempdir().map_err(io)?;
+    let copy = dir.path().join("db.sqlite");
+    std::fs::copy(path, &copy).map_err(io)?;
+    if let Err(error) = std::fs::copy(wal_path(path), wal_path(&copy)) {
+        // the WAL went away between the look and the copy (its writer closed): the file alone
+        if error.kind() != std::io::ErrorKind::NotFound {
+            return Err(io(error));
+        }
+    }
+    Ok(legacy_shape(&copy, columns))
 }
 
 /// `None` when the database at `path` has facefind's tables, else what it has instead. Opened
@@ -311,7 +319,10 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, rebuild: bool) -> Resu
             path.display()
         );
         tracing::warn!("{msg}");
-        notice = Some(msg);
+        notice = Some(match notice {
+            Some(earlier) => format!("{earlier}; {msg}"),
+            None => msg,
+        });
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(e)?;
     tx.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('catalog_id', ?1)", [new_catalog_id(path)]).map_err(e)?;

@@ -592,6 +592,7 @@ impl App {
                     f.snapshot = seq;
                     f.loaded = true;
                     f.open_error = None;
+                    f.rebuild_offer = false;
                 }
                 if let Some(id) = self.query.as_ref().and_then(|q| q.0.person) {
                     let verdicts = self.query.as_ref().map(|q| q.0.verdicts.clone()).unwrap_or_default();

@@ -27,15 +27,22 @@ pub(super) fn show(app: &mut App, ctx: &egui::Context) {
 
 /// A text field for the path a file dialog would have given.
 fn path_prompt(app: &mut App, ctx: &egui::Context) {
-    let Some((what, mut text)) = app.path_prompt.take() else { return };
+    let focus_once = egui::Id::unique("typed path focused");
+    let Some((what, mut text)) = app.path_prompt.take() else {
+        ctx.data_mut(|d| d.remove::<bool>(focus_once));
+        return;
+    };
     let (mut done, mut cancel) = (false, false);
     egui::Window::new(title(what)).collapsible(false).resizable(false).anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).show(ctx, |ui| {
         ui.label("No file dialog can open here (no desktop portal or zenity). Type or paste the path:");
         let field = ui.add(egui::TextEdit::singleline(&mut text).desired_width(420.0).hint_text("/home/me/Pictures"));
         field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "typed path"));
-        if text.is_empty() && !field.has_focus() {
+        // the field takes the keyboard when the prompt opens, once
+        if !ctx.data(|d| d.get_temp::<bool>(focus_once).unwrap_or(false)) {
             field.request_focus();
+            ctx.data_mut(|d| d.insert_temp(focus_once, true));
         }
+        cancel |= ui.input(|i| i.key_pressed(egui::Key::Escape));
         let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         ui.horizontal(|ui| {
             done = ui.add_enabled(!text.trim().is_empty(), egui::Button::new("Open")).clicked() || (entered && !text.trim().is_empty());
@@ -92,8 +99,10 @@ fn embedder_offer(app: &mut App, ctx: &egui::Context) {
 pub(super) fn rebuild_offer(app: &mut App, ui: &mut egui::Ui) {
     let Some(f) = app.folder.as_ref().filter(|f| f.rebuild_offer) else { return };
     let catalog = f.catalog.display().to_string();
+    let why = f.open_error.clone().unwrap_or_default();
     ui.group(|ui| {
-        ui.label(format!("The catalog {catalog} could not be read (its version is unknown); nothing in it was changed."));
+        ui.label(format!("The catalog {catalog} could not be used; nothing in it was changed."));
+        ui.label(egui::RichText::new(why).weak());
         ui.label("Rebuilding indexes every photo again; people, names and rejections stay with every face found again.");
         if ui.button("Rebuild catalog").clicked() {
             app.rebuild_catalog();

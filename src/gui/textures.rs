@@ -103,10 +103,14 @@ impl Textures {
             (Some(a), Some(b)) => a.mtime_ns != b.mtime_ns,
             _ => false,
         };
-        let photo_of_face = |face: i64| new.row_of_face(face).map(|r| new.table.photo_id(r));
+        let photo_of_face = |lib: &Library, face: i64| lib.row_of_face(face).map(|r| lib.table.photo_id(r));
         self.map.retain(|k, _| match *k {
             ImageKey::Thumb(id) | ImageKey::Photo(id) => !changed(id),
-            ImageKey::Chip(face) => !photo_of_face(face).is_some_and(changed),
+            // a face processed again, or an id SQLite gave to a face of another photo
+            ImageKey::Chip(face) => {
+                let (was, is) = (photo_of_face(old, face), photo_of_face(new, face));
+                was == is && !is.is_some_and(changed)
+            }
         });
     }
 

@@ -350,11 +350,14 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
     if lib.photos.is_empty() {
         ui.centered_and_justified(|ui| {
             let open_error = app.folder.as_ref().and_then(|f| f.open_error.clone());
+            let loaded = app.folder.as_ref().is_some_and(|f| f.loaded);
             let text = match &app.pipeline {
-                _ if open_error.is_some() => format!(
-                    "This folder's catalog cannot be used: {}\n\nChoose where catalogs are kept in Settings, or pass another --catalog.",
-                    open_error.unwrap_or_default()
-                ),
+                _ if open_error.is_some() => {
+                    let e = open_error.unwrap_or_default();
+                    let hint = if e.contains("not a facefind catalog") { "\n\nChoose where catalogs are kept in Settings, or pass another --catalog." } else { "" };
+                    format!("This folder's catalog cannot be used: {e}{hint}")
+                }
+                _ if !loaded => "Reading the catalog…".to_string(),
                 PipelineState::Failed(e) => format!("This folder cannot be indexed: the face models did not load ({e}). See Settings."),
                 _ if app.is_indexing() => "Looking for photos… they appear here as they are indexed.".to_string(),
                 _ => "No photos in this folder.".to_string(),

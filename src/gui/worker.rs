@@ -119,14 +119,35 @@ pub struct Edits {
 /// Tries an edit makes while the catalog stays busy (each waits up to the busy timeout).
 const EDIT_TRIES: usize = 3;
 
+/// The snapshot the edit worker wants read next (only the latest counts).
+type SnapshotSlot = Arc<(Mutex<Option<(Tag, PathBuf, PathBuf)>>, Condvar)>;
+
 impl Edits {
     pub fn new(out: Outbox) -> Self {
         let (tx, rx) = std::sync::mpsc::channel::<EditJob>();
-        let spawned = std::thread::Builder::new().name("people".into()).spawn({
-            let out = out.clone();
-            move || edit_thread(&out, &rx)
+        let slot: SnapshotSlot = Arc::new((Mutex::new(None), Condvar::new()));
+        let editor = std::thread::Builder::new().name("people".into()).spawn({
+            let (out, slot) = (out.clone(), slot.clone());
+            move || edit_thread(&out, &rx, &slot)
         });
-        if let Err(e) = spawned {
+        // one reader beside the editor: edits never wait for a snapshot, and a burst of them
+        // is read once
+        let reader = std::thread::Builder::new().name("people-snapshot".into()).spawn({
+            let out = out.clone();
+            move || loop {
+                let (tag, folder, catalog) = {
+                    let mut s = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        if let Some(job) = s.take() {
+                            break job;
+                        }
+                        s = slot.1.wait(s).unwrap_or_else(|e| e.into_inner());
+                    }
+                };
+                send_library(&out, tag, folder, &catalog);
+            }
+        });
+        if let Some(e) = editor.err().or(reader.err()) {
             out.send(Msg::Error(format!("cannot start the people editor: {e}")));
         }
         Self { tx }
@@ -140,7 +161,7 @@ impl Edits {
     }
 }
 
-fn edit_thread(out: &Outbox, rx: &Receiver<EditJob>) {
+fn edit_thread(out: &Outbox, rx: &Receiver<EditJob>, snapshots: &SnapshotSlot) {
     let mut conn: Option<Catalog> = None;
     let mut queue: VecDeque<EditJob> = VecDeque::new();
     while let Some(mut job) = queue.pop_front().or_else(|| rx.recv().ok()) {
@@ -168,9 +189,8 @@ fn edit_thread(out: &Outbox, rx: &Receiver<EditJob>) {
         out.send(Msg::PeopleEdited { tag: job.tag, result });
         queue.extend(rx.try_iter());
         if queue.is_empty() {
-            // read beside the next edits, not in their way (snapshots are numbered)
-            let catalog = job.catalog;
-            out.spawn("snapshot", move |out| send_library(&out, job.tag, job.folder, &catalog));
+            *snapshots.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((job.tag, job.folder, job.catalog));
+            snapshots.1.notify_one();
         }
     }
 }

@@ -111,18 +111,19 @@ impl CropCache {
     pub fn open(path: &Path, key: &str) -> anyhow::Result<Self> {
         use crate::catalog::{schema, CatalogError};
         // never another program's database (a `--cache` typo): refused untouched
-        let found = match schema::inspect_as(path, CROP_CACHE_ID, &[("crops", &["fingerprint", "key", "pixels", "reason"])]) {
+        match schema::inspect_as(path, CROP_CACHE_ID, &[("crops", &["fingerprint", "key", "pixels", "reason"])]) {
             Err(CatalogError::NotOurs { path, what }) => anyhow::bail!("{} is not a facefind crop cache ({what}); it was left untouched: choose another --cache", path.display()),
-            r => r?,
-        };
+            r => {
+                r?;
+            }
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let conn = rusqlite::Connection::open(path).with_context(|| format!("cannot open crop cache {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        if found == schema::Found::New {
-            conn.pragma_update(None, "application_id", CROP_CACHE_ID)?;
-        }
+        // new, or made before the id: marked as ours (checked above), so it is known at once
+        conn.pragma_update(None, "application_id", CROP_CACHE_ID)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS crops (fingerprint BLOB NOT NULL, key TEXT NOT NULL, pixels BLOB, reason TEXT,

@@ -74,14 +74,24 @@ pub fn hold_out_people(ds: &mut Dataset) -> Option<ValSet> {
     }
     let mut same: Vec<(usize, usize)> = Vec::new();
     for v in &photos_of {
+        let n = v.len();
         let mut mine: Vec<(usize, usize)> = Vec::new();
-        for (k, &a) in v.iter().enumerate() {
-            for &b in &v[k + 1..] {
-                mine.push((val_index[a], val_index[b]));
+        if n * n.saturating_sub(1) / 2 <= MAX_PAIRS_PER_PERSON {
+            for (k, &a) in v.iter().enumerate() {
+                for &b in &v[k + 1..] {
+                    mine.push((val_index[a], val_index[b]));
+                }
+            }
+        } else {
+            // a person with many photos: distinct pairs drawn at random, never all of them built
+            let mut drawn = std::collections::HashSet::new();
+            while mine.len() < MAX_PAIRS_PER_PERSON {
+                let (a, b) = (rng.below(n), rng.below(n));
+                if a != b && drawn.insert((a.min(b), a.max(b))) {
+                    mine.push((val_index[v[a.min(b)]], val_index[v[a.max(b)]]));
+                }
             }
         }
-        rng.shuffle(&mut mine);
-        mine.truncate(MAX_PAIRS_PER_PERSON);
         same.extend(mine);
     }
     rng.shuffle(&mut same);
