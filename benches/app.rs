@@ -27,7 +27,9 @@ fn photos_arg() -> usize {
 }
 
 fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([((x * 3 + seed) % 255) as u8, ((y * 5 + seed * 7) % 255) as u8, ((x + y + seed) % 255) as u8]));
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([((x * 3 + seed) % 255) as u8, ((y * 5 + seed * 7) % 255) as u8, ((x + y + seed) % 255) as u8])
+    });
     let mut out = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).expect("jpeg");
     out
@@ -52,7 +54,13 @@ fn write_catalog(path: &Path, photos: usize) -> anyhow::Result<()> {
                 let mut e: Vec<f32> = c.iter().map(|x| x / 0.29 + 0.65 * rand() / 0.29).collect();
                 let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
                 e.iter_mut().for_each(|x| *x /= n);
-                FaceRecord { bbox: [100.0 + 300.0 * k as f32, 80.0, 120.0, 150.0], score: 0.99, landmarks: [0.0; 10], embedding: e, chip: chip.clone() }
+                FaceRecord {
+                    bbox: [100.0 + 300.0 * k as f32, 80.0, 120.0, 150.0],
+                    score: 0.99,
+                    landmarks: [0.0; 10],
+                    embedding: e,
+                    chip: chip.clone(),
+                }
             })
             .collect();
         batch.push(PhotoRecord {
@@ -74,7 +82,10 @@ fn write_catalog(path: &Path, photos: usize) -> anyhow::Result<()> {
     }
     cat.write_batch(&batch)?;
     if photos > GROUP_UP_TO {
-        println!("{photos} photos: people not grouped (clustering {} faces takes minutes; open time and memory are measured without people)", photos + photos / 2);
+        println!(
+            "{photos} photos: people not grouped (clustering {} faces takes minutes; open time and memory are measured without people)",
+            photos + photos / 2
+        );
         return Ok(());
     }
     let t0 = Instant::now();
@@ -88,7 +99,13 @@ fn write_catalog(path: &Path, photos: usize) -> anyhow::Result<()> {
 fn rss_mib() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
@@ -152,7 +169,13 @@ fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
         for i in 0..frames {
             // Scroll down, and every 60 frames jump back up a long way.
             let dy = if i % 60 == 59 { 20_000.0 } else { -400.0 };
-            h.event(egui::Event::MouseWheel { unit: egui::MouseWheelUnit::Point, delta: egui::vec2(0.0, dy), phase: egui::TouchPhase::Move, modifiers: egui::Modifiers::NONE, source: egui::MouseWheelSource::Wheel });
+            h.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, dy),
+                phase: egui::TouchPhase::Move,
+                modifiers: egui::Modifiers::NONE,
+                source: egui::MouseWheelSource::Wheel,
+            });
             let t = Instant::now();
             h.step();
             frames_ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -183,7 +206,9 @@ fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let tmp = tempfile::tempdir()?;
     let big_dir = match std::env::var_os("APP_BENCH_DIR") {
         Some(d) => std::path::PathBuf::from(d),
@@ -211,7 +236,11 @@ fn main() -> anyhow::Result<()> {
         println!("{name:<34} {a:>12.2} {b:>12.2} {:>8.2}", b / a);
     }
     println!("targets: People view p95 vs 16.7 ms frame -> {:.2} of budget", percentile(&big.people_ms, 0.95) / 16.7);
-    println!("targets: open < 2 s -> {:.2} of budget; p95 UI pass vs 16.7 ms frame -> {:.2} of budget", big.open_s / 2.0, percentile(&big.frames_ms, 0.95) / 16.7);
+    println!(
+        "targets: open < 2 s -> {:.2} of budget; p95 UI pass vs 16.7 ms frame -> {:.2} of budget",
+        big.open_s / 2.0,
+        percentile(&big.frames_ms, 0.95) / 16.7
+    );
     println!("memory: RSS with the library open {:.0} MiB (empty catalog {:.0} MiB)", big.rss_open, base.rss_open);
     println!("memory: RSS {rss:.0} MiB now, peak {hwm:.0} MiB (process start {rss0:.0} MiB; target < 1536 at 1,000,000 photos)");
     Ok(())

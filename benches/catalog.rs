@@ -33,7 +33,8 @@ fn main() -> anyhow::Result<()> {
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos)?;
     let mut jpg = Vec::new();
-    image::RgbImage::from_pixel(64, 48, image::Rgb([90, 100, 110])).write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)?;
+    image::RgbImage::from_pixel(64, 48, image::Rgb([90, 100, 110]))
+        .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)?;
     let n_files: usize = std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let t0 = Instant::now();
     for i in 0..n_files {

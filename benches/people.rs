@@ -17,14 +17,19 @@ fn faces(n: usize, seed: u64) -> (Vec<f32>, Vec<usize>, Vec<FaceInfo>) {
     let k = truth.len();
     emb.extend(e2);
     truth.extend(t2.iter().enumerate().map(|(i, _)| k + i));
-    let infos = (0..truth.len()).map(|i| FaceInfo { id: i as i64, photo: i as i64, score: 0.99, size_px: 100.0, person: None, rejected: vec![] }).collect();
+    let infos = (0..truth.len())
+        .map(|i| FaceInfo { id: i as i64, photo: i as i64, score: 0.99, size_px: 100.0, person: None, rejected: vec![] })
+        .collect();
     (emb, truth, infos)
 }
 
 fn main() {
     let threads = rayon::current_num_threads();
     println!("people grouping, {threads} threads, {DIM}-d unit vectors, clusters of 10 + 25 % strangers");
-    println!("| faces | kNN graph (k {}) | average linkage | whole plan | components (baseline) | BCubed F plan | BCubed F components ≥ 0.55 |", Params::default().k);
+    println!(
+        "| faces | kNN graph (k {}) | average linkage | whole plan | components (baseline) | BCubed F plan | BCubed F components ≥ 0.55 |",
+        Params::default().k
+    );
     println!("|---|---|---|---|---|---|---|");
     let p = Params::default();
     for n in [20_000usize, 100_000] {
@@ -71,5 +76,10 @@ fn main() {
     }
     times.sort_by(f64::total_cmp);
     println!();
-    println!("assigning one new photo (5 faces) to {} people: median {:.3} ms, max {:.3} ms (goal < 5 ms)", stats.len(), times[100], times[199]);
+    println!(
+        "assigning one new photo (5 faces) to {} people: median {:.3} ms, max {:.3} ms (goal < 5 ms)",
+        stats.len(),
+        times[100],
+        times[199]
+    );
 }

@@ -39,7 +39,12 @@ fn main() -> anyhow::Result<()> {
     let photo_path = faces_dir().join("album/deepface/couple.jpg");
     let img = photo::load_rgb(&photo_path)?;
     let scale = 1024.0 / img.width().max(img.height()) as f32;
-    let det_img = image::imageops::resize(&img, (img.width() as f32 * scale) as u32, (img.height() as f32 * scale) as u32, image::imageops::FilterType::Triangle);
+    let det_img = image::imageops::resize(
+        &img,
+        (img.width() as f32 * scale) as u32,
+        (img.height() as f32 * scale) as u32,
+        image::imageops::FilterType::Triangle,
+    );
     let crops: Vec<RgbImage> = (0..32).map(|i| image::imageops::crop_imm(&det_img, 10 * i, 10 * i, 112, 112).to_image()).collect();
     let x = embedder::crops_tensor(&crops, false, &Device::Cpu)?;
     println!("| stage | input | candle (this crate) |");

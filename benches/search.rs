@@ -65,9 +65,11 @@ fn main() {
         .collect();
     let dir = tempfile::tempdir().expect("temporary directory");
     let t0 = Instant::now();
-    let mut w = SnapshotWriter::create(&dir.path().join("catalog.faces"), Stamp { catalog_id: "0".repeat(32), generation: 0 }, DIM).expect("snapshot");
+    let mut w = SnapshotWriter::create(&dir.path().join("catalog.faces"), Stamp { catalog_id: "0".repeat(32), generation: 0 }, DIM)
+        .expect("snapshot");
     for (i, e) in embeddings.chunks_exact(DIM).enumerate() {
-        w.push(FaceRow { face_id: i as i64, photo_id: (i / 2) as i64, index: (i % 2) as u32, bbox: [0.0; 4], score: 0.99 }, e).expect("snapshot");
+        w.push(FaceRow { face_id: i as i64, photo_id: (i / 2) as i64, index: (i % 2) as u32, bbox: [0.0; 4], score: 0.99 }, e)
+            .expect("snapshot");
     }
     let table = w.finish(0).expect("snapshot");
     let build_s = t0.elapsed().as_secs_f64();
@@ -111,11 +113,24 @@ fn main() {
     let (_, margin) = index.scores(row(queries[0]));
     println!("| {faces} faces ({} photos), one query, 2 cores | before: exact f32 in memory | now: 8-bit codes + exact re-scoring from the snapshot | before / now |", faces / 2);
     println!("|---|---|---|---|");
-    println!("| rank every photo (ms, median of {}) | {today_ms:.0} | {int8_ms:.0} (exact at >= {DEFAULT_THRESHOLD} and the top {}) | {:.1} |", queries.len() - 1, search::EXACT_TOP, today_ms / int8_ms);
+    println!(
+        "| rank every photo (ms, median of {}) | {today_ms:.0} | {int8_ms:.0} (exact at >= {DEFAULT_THRESHOLD} and the top {}) | {:.1} |",
+        queries.len() - 1,
+        search::EXACT_TOP,
+        today_ms / int8_ms
+    );
     println!("| top {k} faces and all >= {DEFAULT_THRESHOLD} (ms) | - | {top_ms:.0} | - |");
     println!("| score every face (ms) | {exact_scores_ms:.0} | - | - |");
-    println!("| face table in memory (MB) | {:.0} | {:.0} | {:.1} |", (faces * DIM * 4) as f64 / 1e6, table.memory_bytes() as f64 / 1e6, (faces * DIM * 4) as f64 / table.memory_bytes() as f64);
-    println!("| photos >= {DEFAULT_THRESHOLD}: same photos, order and scores as exact | - | {photos_equal} of {} queries | - |", queries.len());
+    println!(
+        "| face table in memory (MB) | {:.0} | {:.0} | {:.1} |",
+        (faces * DIM * 4) as f64 / 1e6,
+        table.memory_bytes() as f64 / 1e6,
+        (faces * DIM * 4) as f64 / table.memory_bytes() as f64
+    );
+    println!(
+        "| photos >= {DEFAULT_THRESHOLD}: same photos, order and scores as exact | - | {photos_equal} of {} queries | - |",
+        queries.len()
+    );
     println!("| recall of the exact top {k} (mean / worst) | 1 | {recall:.4} / {worst:.4} | - |");
     println!("| faces re-scored per query | - | ~{candidates} | - |");
     println!("| largest score error / its bound | - | {max_err:.4} / {margin:.4} | - |");

@@ -33,7 +33,9 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         if p.is_dir() {
             files_under(&p, out);
-        } else if p.extension().is_some_and(|e| matches!(e.to_string_lossy().to_lowercase().as_str(), "jpg" | "jpeg" | "png" | "tif" | "gif" | "webp" | "heic" | "heif")) {
+        } else if p.extension().is_some_and(|e| {
+            matches!(e.to_string_lossy().to_lowercase().as_str(), "jpg" | "jpeg" | "png" | "tif" | "gif" | "webp" | "heic" | "heif")
+        }) {
             out.push(p);
         }
     }
@@ -104,7 +106,8 @@ fn main() -> anyhow::Result<()> {
     files_under(&faces.join("album"), &mut seeds);
     files_under(&root.join("tests/data/formats"), &mut seeds);
     files_under(&root.join("tests/data/heif"), &mut seeds);
-    let seeds: Vec<(String, Vec<u8>)> = seeds.iter().filter_map(|p| Some((p.extension()?.to_string_lossy().to_lowercase(), std::fs::read(p).ok()?))).collect();
+    let seeds: Vec<(String, Vec<u8>)> =
+        seeds.iter().filter_map(|p| Some((p.extension()?.to_string_lossy().to_lowercase(), std::fs::read(p).ok()?))).collect();
     anyhow::ensure!(!seeds.is_empty(), "no seed photos under {} or tests/data", faces.display());
     let p = Pipeline::load(&root.join("models"), candle_core::Device::Cpu, Default::default())?;
     std::panic::set_hook(Box::new(|_| {}));
@@ -143,7 +146,12 @@ fn main() -> anyhow::Result<()> {
     }
     let _ = std::panic::take_hook();
     let secs = t0.elapsed().as_secs_f64();
-    println!("{total} mutants of {} seed files in {secs:.0} s ({:.0} executions/s); {decoded} decoded ({detected_faces} faces found); {} panics", seeds.len(), total as f64 / secs, panics.len());
+    println!(
+        "{total} mutants of {} seed files in {secs:.0} s ({:.0} executions/s); {decoded} decoded ({detected_faces} faces found); {} panics",
+        seeds.len(),
+        total as f64 / secs,
+        panics.len()
+    );
     println!("| outcome | mutants |\n|---|---|");
     for (k, v) in &outcomes {
         println!("| {k} | {v} |");

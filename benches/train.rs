@@ -24,7 +24,12 @@ fn main() -> anyhow::Result<()> {
     let net_vars = candle_nn::VarMap::new();
     let net = Net::trainable(Arch::Mobilefacenet, candle_nn::VarBuilder::from_varmap(&net_vars, DType::F32, &dev))?;
     let head_vars = candle_nn::VarMap::new();
-    let mut head = Head::new(candle_nn::VarBuilder::from_varmap(&head_vars, DType::F32, &dev), HeadKind::Arcface { s: 30.0, m: 0.5, easy_margin: false }, 192, classes)?;
+    let mut head = Head::new(
+        candle_nn::VarBuilder::from_varmap(&head_vars, DType::F32, &dev),
+        HeadKind::Arcface { s: 30.0, m: 0.5, easy_margin: false },
+        192,
+        classes,
+    )?;
     let mut params = optim::params(&net_vars, "net.")?;
     params.extend(optim::params(&head_vars, "head.")?);
     let mut opt = optim::Optimizer::new(optim::OptimizerKind::Sgd, params, 5e-4);

@@ -274,7 +274,15 @@ fn load_pipeline(cli: &Cli, settings: Settings) -> anyhow::Result<Pipeline> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Some(command) = &cli.command else {
         let device = (cli.device != DeviceChoice::Auto).then_some(cli.device);
-        crate::gui::run(crate::gui::Options { folder: cli.folder.clone(), models_dir: cli.models.clone(), catalog: cli.catalog.clone(), query: cli.query.clone(), device, prefs: None, embedder: cli.embedder.clone() })?;
+        crate::gui::run(crate::gui::Options {
+            folder: cli.folder.clone(),
+            models_dir: cli.models.clone(),
+            catalog: cli.catalog.clone(),
+            query: cli.query.clone(),
+            device,
+            prefs: None,
+            embedder: cli.embedder.clone(),
+        })?;
         return Ok(ExitCode::SUCCESS);
     };
     match command {
@@ -303,7 +311,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, *json, links(&cli))
         }
-        Command::People { folder, catalog, name, merge, json } => run_people(&cli, folder, catalog.as_deref(), name.as_deref(), merge.as_deref(), *json),
+        Command::People { folder, catalog, name, merge, json } => {
+            run_people(&cli, folder, catalog.as_deref(), name.as_deref(), merge.as_deref(), *json)
+        }
         Command::Verify { pairs, images, threshold, json } => {
             let p = load_pipeline(&cli, Settings::default())?;
             run_verify(&p, pairs, images, *threshold, *json)
@@ -352,9 +362,7 @@ fn detect(cli: &Cli, images: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
     let stdout = std::io::stdout();
     for path in images {
         let shown = path.display().to_string();
-        let result = photo::load_rgb(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|img| Ok((img.dimensions(), p.detect(&img)?)));
+        let result = photo::load_rgb(path).map_err(anyhow::Error::from).and_then(|img| Ok((img.dimensions(), p.detect(&img)?)));
         match result {
             Ok(((w, h), faces)) => {
                 if json {
@@ -366,7 +374,16 @@ fn detect(cli: &Cli, images: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
                     for (i, f) in faces.iter().enumerate() {
                         let b = f.bbox;
                         let lm: Vec<String> = f.landmarks.iter().map(|q| format!("{:.1},{:.1}", q[0], q[1])).collect();
-                        writeln!(out, "  face {i}: box [{:.1}, {:.1}, {:.1}, {:.1}] score {:.3} landmarks {}", b[0], b[1], b[2], b[3], f.score, lm.join(" "))?;
+                        writeln!(
+                            out,
+                            "  face {i}: box [{:.1}, {:.1}, {:.1}, {:.1}] score {:.3} landmarks {}",
+                            b[0],
+                            b[1],
+                            b[2],
+                            b[3],
+                            f.score,
+                            lm.join(" ")
+                        )?;
                     }
                 }
             }
@@ -374,7 +391,13 @@ fn detect(cli: &Cli, images: &[PathBuf], json: bool) -> anyhow::Result<ExitCode>
                 failed += 1;
                 eprintln!("facefind: {shown}: {e:#}");
                 if json {
-                    docs.push(DetectJson { path: PathText::of_path(path), width: None, height: None, faces: None, error: Some(format!("{e:#}")) });
+                    docs.push(DetectJson {
+                        path: PathText::of_path(path),
+                        width: None,
+                        height: None,
+                        faces: None,
+                        error: Some(format!("{e:#}")),
+                    });
                 }
             }
         }
@@ -459,8 +482,13 @@ fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<
         serde_json::to_writer(std::io::stdout().lock(), &doc)?;
         println!();
     } else {
-        println!("pairs:                 {} ({} same, {} different){}", rows.len(), same.iter().filter(|s| **s).count(), same.iter().filter(|s| !**s).count(),
-            if unscored > 0 { format!(", {unscored} unscored") } else { String::new() });
+        println!(
+            "pairs:                 {} ({} same, {} different){}",
+            rows.len(),
+            same.iter().filter(|s| **s).count(),
+            same.iter().filter(|s| !**s).count(),
+            if unscored > 0 { format!(", {unscored} unscored") } else { String::new() }
+        );
         println!("images:                {} ({} without a detected face: centre crop used)", paths.len(), fallbacks);
         println!("flip fusion:           {}", if p.settings.flip { "on" } else { "off" });
         println!("accuracy ({}-fold CV): {:.2}% ± {:.2}", parsed.n_folds, mean * 100.0, std * 100.0);
@@ -477,7 +505,14 @@ fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<
 }
 
 /// Opens the folder's catalog and brings it up to date. Returns the summary and the catalog.
-fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool, links: ScanOptions, rebuild: bool) -> anyhow::Result<(catalog::indexer::Summary, Catalog)> {
+fn run_index(
+    p: &Pipeline,
+    folder: &Path,
+    catalog: Option<&Path>,
+    quiet: bool,
+    links: ScanOptions,
+    rebuild: bool,
+) -> anyhow::Result<(catalog::indexer::Summary, Catalog)> {
     let path = match catalog {
         Some(c) => c.to_path_buf(),
         None => catalog::default_catalog_path(folder)?,
@@ -498,19 +533,26 @@ fn run_index(p: &Pipeline, folder: &Path, catalog: Option<&Path>, quiet: bool, l
         b
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let sum = catalog::indexer::index_folder_with(folder, &mut cat, p, &cancel, &mut |ev| match ev {
-        Event::Planned { todo, .. } => bar.set_length(todo as u64),
-        Event::Photo { done, faces, .. } => {
-            bar.set_position(done as u64);
-            bar.set_message(format!("{faces} faces"));
-        }
-        Event::Skipped { path, reason } => {
-            if !quiet {
-                bar.suspend(|| eprintln!("facefind: skipped {path}: {reason}"));
+    let sum = catalog::indexer::index_folder_with(
+        folder,
+        &mut cat,
+        p,
+        &cancel,
+        &mut |ev| match ev {
+            Event::Planned { todo, .. } => bar.set_length(todo as u64),
+            Event::Photo { done, faces, .. } => {
+                bar.set_position(done as u64);
+                bar.set_message(format!("{faces} faces"));
             }
-        }
-        Event::Committed { .. } => {}
-    }, links)?;
+            Event::Skipped { path, reason } => {
+                if !quiet {
+                    bar.suspend(|| eprintln!("facefind: skipped {path}: {reason}"));
+                }
+            }
+            Event::Committed { .. } => {}
+        },
+        links,
+    )?;
     bar.finish_and_clear();
     tracing::info!(catalog = %path.display(), "index done");
     Ok((sum, cat))
@@ -632,7 +674,16 @@ enum Query {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query, threshold: f32, top: Option<usize>, json: bool, links: ScanOptions) -> anyhow::Result<ExitCode> {
+fn run_search(
+    p: &Pipeline,
+    folder: &Path,
+    catalog: Option<&Path>,
+    query: &Query,
+    threshold: f32,
+    top: Option<usize>,
+    json: bool,
+    links: ScanOptions,
+) -> anyhow::Result<ExitCode> {
     let photo_query = match query {
         Query::Photo(path, k) => Some((path, query_embedding(p, path, *k)?)),
         Query::Person(_) => None,
@@ -642,9 +693,10 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
     let table = cat.face_table()?;
     let photos: std::collections::HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let (hits, qjson) = match (photo_query, query) {
-        (Some((path, (qidx, qface, qemb))), _) => {
-            (crate::search::rank_photos(&table, &qemb, threshold), QueryJson::Photo { path: PathText::of_path(path), face: qidx, bbox: qface.bbox })
-        }
+        (Some((path, (qidx, qface, qemb))), _) => (
+            crate::search::rank_photos(&table, &qemb, threshold),
+            QueryJson::Photo { path: PathText::of_path(path), face: qidx, bbox: qface.bbox },
+        ),
         (None, Query::Person(who)) => {
             let id = cat.find_person(who)?;
             let person = cat.people()?.into_iter().find(|x| x.id == id).context("person vanished")?;
@@ -680,7 +732,17 @@ fn run_search(p: &Pipeline, folder: &Path, catalog: Option<&Path>, query: &Query
         println!("{matches} of {} photos with faces match at >= {threshold:.2}", hits.len());
         for r in &results {
             let b = r.bbox;
-            println!("{} {:.3}  {}  face {} [{:.0}, {:.0}, {:.0}, {:.0}]", if r.is_match { "*" } else { " " }, r.score, r.path, r.face, b[0], b[1], b[2], b[3]);
+            println!(
+                "{} {:.3}  {}  face {} [{:.0}, {:.0}, {:.0}, {:.0}]",
+                if r.is_match { "*" } else { " " },
+                r.score,
+                r.path,
+                r.face,
+                b[0],
+                b[1],
+                b[2],
+                b[3]
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -709,7 +771,14 @@ struct PeopleJson {
     unassigned: Vec<PeopleFaceJson>,
 }
 
-fn run_people(cli: &Cli, folder: &Path, catalog: Option<&Path>, name: Option<&[String]>, merge: Option<&[String]>, json: bool) -> anyhow::Result<ExitCode> {
+fn run_people(
+    cli: &Cli,
+    folder: &Path,
+    catalog: Option<&Path>,
+    name: Option<&[String]>,
+    merge: Option<&[String]>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let cat = if name.is_some() || merge.is_some() {
         // an edit: no indexing (and no index lock: it may run beside an index)
         let path = match catalog {
@@ -768,7 +837,14 @@ fn run_people(cli: &Cli, folder: &Path, catalog: Option<&Path>, name: Option<&[S
         println!("{} people ({named} named), {} faces in no person", people.len(), unassigned.len());
         for x in &people {
             let first = by_person.get(&x.id).and_then(|rs| rs.first()).map(|&r| face_json(r).path).unwrap_or_default();
-            println!("{:>6}  {:<24} {:>5} faces {:>5} photos{}  e.g. {first}", x.id, x.label(), x.faces, x.photos, if x.hidden { " (hidden)" } else { "" });
+            println!(
+                "{:>6}  {:<24} {:>5} faces {:>5} photos{}  e.g. {first}",
+                x.id,
+                x.label(),
+                x.faces,
+                x.photos,
+                if x.hidden { " (hidden)" } else { "" }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -842,7 +918,8 @@ fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
         let n = train::data::list(&a.data)?.items.len();
         let per_epoch = (n / a.batch.max(1)).max(1);
         let per_epoch = a.max_steps.map_or(per_epoch, |m| m.min(per_epoch)) as f64;
-        opts.config.schedule = Schedule::WarmupPoly { warmup: (a.warmup * per_epoch) as u64, total: (a.epochs as f64 * per_epoch) as u64, power: 2.0 };
+        opts.config.schedule =
+            Schedule::WarmupPoly { warmup: (a.warmup * per_epoch) as u64, total: (a.epochs as f64 * per_epoch) as u64, power: 2.0 };
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
@@ -853,7 +930,10 @@ fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let quiet = a.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
-    bar.set_style(indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let json = a.json;
     let sum = train::run::run(&opts, &p, &stop, &mut |ev| match ev {
         train::run::Event::Cropping { done, total } => {
@@ -866,7 +946,11 @@ fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
             bar.set_length(steps_per_epoch as u64);
             bar.set_position(0);
             if !json {
-                bar.suspend(|| eprintln!("training on {images} photos of {people} people ({skipped} photos skipped), {steps_per_epoch} steps per epoch"));
+                bar.suspend(|| {
+                    eprintln!(
+                        "training on {images} photos of {people} people ({skipped} photos skipped), {steps_per_epoch} steps per epoch"
+                    )
+                });
             }
         }
         train::run::Event::Step { epoch, step, steps, loss } => {
@@ -878,7 +962,16 @@ fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
         train::run::Event::Epoch(r) => {
             if !json {
                 let val = r.val_accuracy.map(|v| format!(", val {:.2}%", v * 100.0)).unwrap_or_default();
-                bar.suspend(|| println!("epoch {}: loss {:.4}, train acc {:.2}%{val}, lr {:.2e}, {:.1} images/s", r.epoch, r.loss, r.train_accuracy * 100.0, r.lr, r.images_per_s));
+                bar.suspend(|| {
+                    println!(
+                        "epoch {}: loss {:.4}, train acc {:.2}%{val}, lr {:.2e}, {:.1} images/s",
+                        r.epoch,
+                        r.loss,
+                        r.train_accuracy * 100.0,
+                        r.lr,
+                        r.images_per_s
+                    )
+                });
             }
         }
     })?;

@@ -35,10 +35,14 @@ pub struct Pairs {
 impl Pairs {
     /// Every image the pairs use, sorted, each once.
     pub fn image_paths(&self, images: &Path) -> Vec<PathBuf> {
-        let mut paths: Vec<PathBuf> = self.pairs.iter().flat_map(|pr| {
-            let (a, b) = pr.paths(images);
-            [a, b]
-        }).collect();
+        let mut paths: Vec<PathBuf> = self
+            .pairs
+            .iter()
+            .flat_map(|pr| {
+                let (a, b) = pr.paths(images);
+                [a, b]
+            })
+            .collect();
         paths.sort();
         paths.dedup();
         paths
@@ -154,7 +158,9 @@ pub fn parse_pairs(text: &str) -> anyhow::Result<Pairs> {
     }
     let (folds, n_folds) = match header.as_slice() {
         // checked: a header of huge numbers (found by fuzzing) must not overflow
-        [f, c] if *f > 0 && f.checked_mul(2).and_then(|v| v.checked_mul(*c)) == Some(pairs.len()) => ((0..pairs.len()).map(|i| i / (2 * c)).collect(), *f),
+        [f, c] if *f > 0 && f.checked_mul(2).and_then(|v| v.checked_mul(*c)) == Some(pairs.len()) => {
+            ((0..pairs.len()).map(|i| i / (2 * c)).collect(), *f)
+        }
         [c] if c.checked_mul(2) == Some(pairs.len()) => ((0..pairs.len()).map(|i| i % 10).collect(), 10),
         _ => anyhow::bail!("header {header:?} does not match {} pairs", pairs.len()),
     };
@@ -194,10 +200,8 @@ pub fn kfold_accuracy(scores: &[f32], same: &[bool], folds: &[usize], n_folds: u
     let mut accs = Vec::new();
     let mut thrs = Vec::new();
     for k in 0..n_folds {
-        let (train_s, train_y): (Vec<f32>, Vec<bool>) =
-            (0..scores.len()).filter(|&i| folds[i] != k).map(|i| (scores[i], same[i])).unzip();
-        let (test_s, test_y): (Vec<f32>, Vec<bool>) =
-            (0..scores.len()).filter(|&i| folds[i] == k).map(|i| (scores[i], same[i])).unzip();
+        let (train_s, train_y): (Vec<f32>, Vec<bool>) = (0..scores.len()).filter(|&i| folds[i] != k).map(|i| (scores[i], same[i])).unzip();
+        let (test_s, test_y): (Vec<f32>, Vec<bool>) = (0..scores.len()).filter(|&i| folds[i] == k).map(|i| (scores[i], same[i])).unzip();
         if train_s.is_empty() || test_s.is_empty() {
             continue;
         }

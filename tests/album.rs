@@ -12,7 +12,13 @@ use facefind::search::DEFAULT_THRESHOLD;
 fn album_find_this_person() {
     // FACEFIND_EMBEDDER=FILE measures a trained embedder with the same numbers
     let p = match std::env::var_os("FACEFIND_EMBEDDER").filter(|e| !e.is_empty()) {
-        Some(e) => facefind::pipeline::Pipeline::load_with_embedder(&common::models_dir(), Some(std::path::Path::new(&e)), candle_core::Device::Cpu, Default::default()).unwrap(),
+        Some(e) => facefind::pipeline::Pipeline::load_with_embedder(
+            &common::models_dir(),
+            Some(std::path::Path::new(&e)),
+            candle_core::Device::Cpu,
+            Default::default(),
+        )
+        .unwrap(),
         None => common::cpu_pipeline(),
     };
     let s = album::find_this_person(&p);

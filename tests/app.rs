@@ -6,8 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use egui_kittest::kittest::Queryable;
 use eframe::egui;
+use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use facefind::catalog::{Catalog, FaceRecord, PhotoRecord, Status};
 use facefind::gui::{App, Options, Prefs};
@@ -215,7 +215,8 @@ fn query_slider_inspector_refine_export_on_a_catalog() {
     h.run_steps(1);
     h.get_by_label("Save CSV").click();
     wait(&mut h, "the export", 30, |a| a.infos().len() >= 2);
-    let mut exported: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut exported: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     exported.sort();
     assert_eq!(exported.len(), n + 1, "{exported:?}");
     assert!(exported.contains(&"facefind-results.csv".to_string()));
@@ -259,7 +260,13 @@ fn a_busy_catalog_is_waited_for_and_reported_in_the_window() {
     let (folder, catalog) = synthetic(tmp.path());
     let mut holder = Catalog::open(&catalog).unwrap();
     holder.lock_for_writing().unwrap();
-    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog),
+        models_dir: Some(common::models_dir()),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     wait(&mut h, "the waiting notice", 60, |a| a.infos().iter().any(|e| e.contains("waiting for another indexing run")));
     h.get_by_label_contains("waiting for another indexing run");
     // What the catalog holds is still shown, and the run has not ended.
@@ -278,9 +285,18 @@ fn a_foreign_database_is_refused_in_the_window_and_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = plain_photos(&tmp.path().join("photos"), 2, 9);
     let catalog = tmp.path().join("old.sqlite");
-    rusqlite::Connection::open(&catalog).unwrap().execute_batch("CREATE TABLE images (name TEXT, vec BLOB); INSERT INTO images VALUES ('x', x'00');").unwrap();
+    rusqlite::Connection::open(&catalog)
+        .unwrap()
+        .execute_batch("CREATE TABLE images (name TEXT, vec BLOB); INSERT INTO images VALUES ('x', x'00');")
+        .unwrap();
     let before = std::fs::read(&catalog).unwrap();
-    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog.clone()),
+        models_dir: Some(common::models_dir()),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     wait(&mut h, "the refusal", 60, |a| a.errors().iter().any(|e| e.contains("not a facefind catalog")));
     // in the notice and where the photos would be
     assert!(h.get_all_by_label_contains("not a facefind catalog").count() >= 1);
@@ -303,7 +319,13 @@ fn an_unreadable_catalog_is_rebuilt_only_when_the_user_asks() {
     }
     rusqlite::Connection::open(&catalog).unwrap().execute_batch("UPDATE meta SET value = 'garbage' WHERE key = 'schema_version'").unwrap();
     let before = std::fs::read(&catalog).unwrap();
-    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog.clone()),
+        models_dir: Some(tmp.path().join("no-models")),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     wait(&mut h, "the refusal", 30, |a| a.errors().iter().any(|e| e.contains("garbage")));
     h.run_steps(3);
     assert_eq!(std::fs::read(&catalog).unwrap(), before, "refused: not written");
@@ -315,7 +337,12 @@ fn an_unreadable_catalog_is_rebuilt_only_when_the_user_asks() {
 #[test]
 fn an_unreadable_folder_is_reported_in_the_window() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut h = harness(Options { folder: Some(tmp.path().join("gone")), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(tmp.path().join("gone")),
+        models_dir: Some(common::models_dir()),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     h.run_steps(3);
     h.get_by_label_contains("not a readable folder");
 }
@@ -351,7 +378,13 @@ fn index_and_search_real_photos() {
     }
     std::fs::write(folder.join("broken.jpg"), b"not a photo").unwrap();
     let catalog = tmp.path().join("catalog.sqlite");
-    let mut h = harness(Options { folder: Some(folder.clone()), catalog: Some(catalog.clone()), models_dir: Some(common::models_dir()), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(folder.clone()),
+        catalog: Some(catalog.clone()),
+        models_dir: Some(common::models_dir()),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     wait(&mut h, "indexing", 600, |a| !a.is_indexing() && a.library().is_some_and(|l| l.photos.len() == copied.len() + 1));
     assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
     h.get_by_label_contains("1 error");
@@ -376,7 +409,13 @@ fn index_and_search_real_photos() {
     for n in &same {
         assert!(matched.contains(n), "{n} not matched: {matched:?}");
     }
-    eprintln!("matched {} of {} ({} are {person}); scores {:?}", matched.len(), got.len(), same.len(), got.iter().map(|g| g.1).collect::<Vec<_>>());
+    eprintln!(
+        "matched {} of {} ({} are {person}); scores {:?}",
+        matched.len(),
+        got.len(),
+        same.len(),
+        got.iter().map(|g| g.1).collect::<Vec<_>>()
+    );
 
     h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.99);
     h.run_steps(2);
@@ -433,7 +472,13 @@ fn people_name_merge_undo_move_and_reject() {
     let (folder, catalog) = synthetic(tmp.path());
     Catalog::open(&catalog).unwrap().group_people(&facefind::people::Params::default()).unwrap();
     assert_eq!(catalog_people(&catalog).iter().map(|p| p.1).collect::<Vec<_>>(), vec![5, 5, 3]);
-    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog.clone()),
+        models_dir: Some(tmp.path().join("no-models")),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     wait(&mut h, "the people", 30, |a| a.library().is_some_and(|l| l.people.len() == 3));
     h.get_by_label("People").click();
     h.run_steps(2);
@@ -481,7 +526,9 @@ fn people_name_merge_undo_move_and_reject() {
     h.run_steps(2);
     wait(&mut h, "the questions", 30, |a| a.library().is_some_and(|l| !l.suggestions.is_empty()));
     h.get_all_by_label("No").next().unwrap().click();
-    wait(&mut h, "the rejection", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann") && p.faces == 3)));
+    wait(&mut h, "the rejection", 30, |a| {
+        a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann") && p.faces == 3))
+    });
     let c = Catalog::open(&catalog).unwrap();
     assert_eq!(c.rejections().unwrap().len(), 1);
     assert!(h.state().errors().iter().all(|e| e.contains("did not load")), "{:?}", h.state().errors());
@@ -499,7 +546,13 @@ fn two_answers_in_one_frame_are_both_saved() {
         let first = c.people().unwrap()[0].id;
         c.name_person(first, Some("Ann")).unwrap();
     }
-    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog.clone()),
+        models_dir: Some(tmp.path().join("no-models")),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     wait(&mut h, "the questions", 30, |a| a.library().is_some_and(|l| l.suggestions.len() >= 2));
     h.get_by_label("People").click();
     h.run_steps(2);
@@ -526,7 +579,13 @@ fn two_answers_in_one_frame_are_both_saved() {
 fn a_search_saved_as_a_person() {
     let tmp = tempfile::tempdir().unwrap();
     let (folder, catalog) = synthetic(tmp.path());
-    let mut h = harness(Options { folder: Some(folder), catalog: Some(catalog.clone()), models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs()), ..Options::default() });
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog.clone()),
+        models_dir: Some(tmp.path().join("no-models")),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
     wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("face 0 in p00.jpg").click();
     h.run_steps(2);
@@ -544,7 +603,9 @@ fn a_search_saved_as_a_person() {
 fn plain_photos(dir: &Path, n: usize, seed: u8) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..n {
-        let img = image::RgbImage::from_fn(160, 120, |x, y| image::Rgb([(x as u8).wrapping_mul(seed), (y as u8).wrapping_add(i as u8).wrapping_mul(7), seed]));
+        let img = image::RgbImage::from_fn(160, 120, |x, y| {
+            image::Rgb([(x as u8).wrapping_mul(seed), (y as u8).wrapping_add(i as u8).wrapping_mul(7), seed])
+        });
         img.save(dir.join(format!("p{i:03}.jpg"))).unwrap();
     }
     dir.canonicalize().unwrap()
@@ -560,8 +621,11 @@ fn reopen_a_b_a_and_reload_while_indexing() {
     let a = plain_photos(&tmp.path().join("a"), 40, 3);
     let b = plain_photos(&tmp.path().join("b"), 6, 5);
     let prefs = Prefs { catalog_dir: Some(tmp.path().join("catalogs")), ..prefs() };
-    let mut h = harness(Options { folder: Some(a.clone()), models_dir: Some(common::models_dir()), prefs: Some(prefs), ..Options::default() });
-    wait(&mut h, "A to start indexing", 120, |app| app.library().is_some_and(|l| !l.photos.is_empty()) || app.infos().iter().any(|i| i.contains("waiting")));
+    let mut h =
+        harness(Options { folder: Some(a.clone()), models_dir: Some(common::models_dir()), prefs: Some(prefs), ..Options::default() });
+    wait(&mut h, "A to start indexing", 120, |app| {
+        app.library().is_some_and(|l| !l.photos.is_empty()) || app.infos().iter().any(|i| i.contains("waiting"))
+    });
     h.state_mut().open_folder(b.clone());
     h.run_steps(2);
     h.state_mut().open_folder(a.clone());

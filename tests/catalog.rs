@@ -152,10 +152,13 @@ fn the_photo_folder_is_never_written() {
     picture(&photos.join("a.jpg"), 1);
     picture(&photos.join("b.png"), 2);
     let listing = |p: &Path| -> Vec<(PathBuf, u64, std::time::SystemTime)> {
-        let mut v: Vec<_> = walk(p).into_iter().map(|f| {
-            let m = std::fs::metadata(&f).unwrap();
-            (f, m.len(), m.modified().unwrap())
-        }).collect();
+        let mut v: Vec<_> = walk(p)
+            .into_iter()
+            .map(|f| {
+                let m = std::fs::metadata(&f).unwrap();
+                (f, m.len(), m.modified().unwrap())
+            })
+            .collect();
         v.sort();
         v
     };
@@ -217,7 +220,13 @@ fn old_schemas_are_migrated_and_other_databases_refused() {
     assert_eq!(ver, facefind::catalog::SCHEMA_VERSION.to_string());
     // migrated in place, not rebuilt: a.jpg keeps its row (updated, same id); the row of a file
     // that is gone went the normal way
-    let rows: Vec<(i64, Vec<u8>)> = db.prepare("SELECT id, path FROM photos ORDER BY id").unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let rows: Vec<(i64, Vec<u8>)> = db
+        .prepare("SELECT id, path FROM photos ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(rows, vec![(7, b"a.jpg".to_vec())]);
 
     // another program's database is refused and left as it was; nothing is created beside it
@@ -231,7 +240,11 @@ fn old_schemas_are_migrated_and_other_databases_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a facefind catalog"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(&other).unwrap(), before);
-    let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("other")).collect();
+    let beside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("other"))
+        .collect();
     assert_eq!(beside, vec!["other.sqlite".to_string()]);
 
     // a newer schema is refused, not damaged
@@ -276,12 +289,7 @@ fn catalog_rows(cat: &Path) -> Vec<(Vec<u8>, i64, Option<String>)> {
     let mut st = db
         .prepare("SELECT p.path, count(f.id), group_concat(hex(substr(f.embedding, 1, 8)), ',') FROM photos p LEFT JOIN faces f ON f.photo_id = p.id GROUP BY p.id ORDER BY p.path")
         .unwrap();
-    st.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
 #[test]
@@ -408,7 +416,8 @@ fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
     let path = tmp.path().join("catalog.sqlite");
     let mut cat = Catalog::open(&path).unwrap();
     let unit = |k: usize| (0..192).map(|i| if i == k { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
-    let face = |embedding: Vec<f32>| FaceRecord { bbox: [10.0, 10.0, 50.0, 50.0], score: 0.99, landmarks: [0.0; 10], embedding, chip: Vec::new() };
+    let face =
+        |embedding: Vec<f32>| FaceRecord { bbox: [10.0, 10.0, 50.0, 50.0], score: 0.99, landmarks: [0.0; 10], embedding, chip: Vec::new() };
     let photo = |name: &str, faces: Vec<FaceRecord>| PhotoRecord {
         path: name.as_bytes().to_vec(),
         size: 1,

@@ -18,12 +18,8 @@ fn write_bad_files(dir: &Path) -> Vec<std::path::PathBuf> {
         .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
         .unwrap();
     let png = common::png_claiming(20000, 20000);
-    let files: [(&str, &[u8]); 4] = [
-        ("truncated.jpg", &jpg[..jpg.len() / 2]),
-        ("empty.jpg", b""),
-        ("notes.jpg", b"shopping list: milk, eggs\n"),
-        ("huge.png", &png),
-    ];
+    let files: [(&str, &[u8]); 4] =
+        [("truncated.jpg", &jpg[..jpg.len() / 2]), ("empty.jpg", b""), ("notes.jpg", b"shopping list: milk, eggs\n"), ("huge.png", &png)];
     files
         .iter()
         .map(|(name, data)| {
@@ -48,7 +44,9 @@ fn detect_reports_each_bad_file_on_one_line_and_carries_on() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 4, "one line per bad file: {stderr}");
-    for (name, reason) in [("truncated.jpg", "truncated"), ("empty.jpg", "empty file"), ("notes.jpg", "not an image"), ("huge.png", "too large")] {
+    for (name, reason) in
+        [("truncated.jpg", "truncated"), ("empty.jpg", "empty file"), ("notes.jpg", "not an image"), ("huge.png", "too large")]
+    {
         assert!(lines.iter().any(|l| l.contains(name) && l.contains(reason)), "{name}: {stderr}");
     }
     assert!(stdout.contains("good.png: 320x240, 0 faces"), "{stdout}");
@@ -67,7 +65,14 @@ fn detect_json_lists_errors_and_faces() {
 #[test]
 fn missing_models_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let run = || Command::new(env!("CARGO_BIN_EXE_facefind")).args(["--device", "cpu", "--models"]).arg(dir.path()).args(["detect", "x.jpg"]).output().unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_facefind"))
+            .args(["--device", "cpu", "--models"])
+            .arg(dir.path())
+            .args(["detect", "x.jpg"])
+            .output()
+            .unwrap()
+    };
     let out = run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
@@ -117,7 +122,12 @@ fn lfw_dev_accuracy() {
     let thr = train["threshold"].as_f64().unwrap();
     let test = run("pairsDevTest.txt", &["--threshold", &thr.to_string()]);
     let acc = test["accuracy_at_given_threshold"].as_f64().unwrap();
-    eprintln!("LFW DevTrain threshold {thr:.3}; DevTest accuracy {:.2}% (10-fold {:.2}%, AUC {:.4})", acc * 100.0, test["accuracy"].as_f64().unwrap() * 100.0, test["auc"].as_f64().unwrap());
+    eprintln!(
+        "LFW DevTrain threshold {thr:.3}; DevTest accuracy {:.2}% (10-fold {:.2}%, AUC {:.4})",
+        acc * 100.0,
+        test["accuracy"].as_f64().unwrap() * 100.0,
+        test["auc"].as_f64().unwrap()
+    );
     assert!(acc >= 0.988, "DevTest accuracy {acc}");
     assert_eq!(test["pairs"].as_array().unwrap().len(), 1000);
 }

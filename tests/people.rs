@@ -39,7 +39,6 @@ fn infos(t: &FaceTable, rows: &[usize]) -> Vec<FaceInfo> {
         .collect()
 }
 
-
 struct Eval {
     pw: metrics::Prf,
     bc: metrics::Prf,
@@ -52,7 +51,13 @@ struct Eval {
 /// at least 6 of these faces; `relevant(who, query photos)` = the photos to find).
 fn evaluate(t: &FaceTable, rows: &[usize], names: &[String], relevant: &dyn Fn(&str, &HashSet<i64>) -> HashSet<i64>) -> Eval {
     let mut ids: HashMap<&str, usize> = HashMap::new();
-    let truth: Vec<usize> = names.iter().map(|n| { let k = ids.len(); *ids.entry(n.as_str()).or_insert(k) }).collect();
+    let truth: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            let k = ids.len();
+            *ids.entry(n.as_str()).or_insert(k)
+        })
+        .collect();
     let dim = t.dim();
     let emb: Vec<f32> = rows.iter().flat_map(|&r| t.embedding(r).to_vec()).collect();
     let faces = infos(t, rows);
@@ -117,7 +122,8 @@ fn evaluate(t: &FaceTable, rows: &[usize], names: &[String], relevant: &dyn Fn(&
                     let relevant = relevant(who, &ex_photos);
                     let vectors: Vec<Vec<f32>> = ex.iter().map(|&r| t.embedding(r)).collect();
                     let queries: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
-                    let hits: Vec<_> = rank_photos_fused(t, &queries, fuse, -1.0).into_iter().filter(|h| !ex_photos.contains(&h.photo_id)).collect();
+                    let hits: Vec<_> =
+                        rank_photos_fused(t, &queries, fuse, -1.0).into_iter().filter(|h| !ex_photos.contains(&h.photo_id)).collect();
                     let (mut found, mut sum) = (0, 0.0);
                     for (rank, h) in hits.iter().enumerate() {
                         if relevant.contains(&h.photo_id) {
@@ -145,7 +151,8 @@ fn album_people() {
     let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
     indexer::index_folder(&album, &mut cat, &p, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let t = cat.face_table().unwrap();
-    let path_of: HashMap<i64, String> = cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
+    let path_of: HashMap<i64, String> =
+        cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
     let lab = labels();
 
     // faces of single-identity photos with one detected face
@@ -153,17 +160,18 @@ fn album_people() {
     for r in 0..t.len() {
         per_photo.entry(t.photo_id(r)).or_default().push(r);
     }
-    let mut rows: Vec<usize> = per_photo
-        .iter()
-        .filter(|(ph, rs)| rs.len() == 1 && lab.get(&path_of[ph]).is_some_and(|l| l.1))
-        .map(|(_, rs)| rs[0])
-        .collect();
+    let mut rows: Vec<usize> =
+        per_photo.iter().filter(|(ph, rs)| rs.len() == 1 && lab.get(&path_of[ph]).is_some_and(|l| l.1)).map(|(_, rs)| rs[0]).collect();
     rows.sort();
     let ident = |r: usize| lab[&path_of[&t.photo_id(r)]].0.iter().next().unwrap().clone();
     let names: Vec<String> = rows.iter().map(|&r| ident(r)).collect();
     println!("album, single-identity photos with one detected face:");
     let r = evaluate(&t, &rows, &names, &|who: &str, ex_photos: &HashSet<i64>| {
-        path_of.iter().filter(|(id, p)| !ex_photos.contains(id) && lab.get(*p).is_some_and(|l| l.0.contains(who))).map(|(id, _)| *id).collect()
+        path_of
+            .iter()
+            .filter(|(id, p)| !ex_photos.contains(id) && lab.get(*p).is_some_and(|l| l.0.contains(who)))
+            .map(|(id, _)| *id)
+            .collect()
     });
     let (pw, bc, best_baseline, maps) = (r.pw, r.bc, r.best_baseline, r.maps);
     assert!(bc.f >= best_baseline - 0.01, "grouping BCubed F {:.3} below the best components baseline {best_baseline:.3}", bc.f);
@@ -198,7 +206,8 @@ fn lfw_people() {
     let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
     indexer::index_folder(&folder, &mut cat, &p, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let t = cat.face_table().unwrap();
-    let path_of: HashMap<i64, String> = cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
+    let path_of: HashMap<i64, String> =
+        cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
     let person_of = |photo: i64| path_of[&photo].split('/').next().unwrap().to_string();
     // the face nearest the centre of each 250×250 crop (LFW's subject)
     let mut best: HashMap<i64, (f32, usize)> = HashMap::new();
@@ -256,12 +265,27 @@ fn told(cat: &std::path::Path) -> Told {
     };
     use rusqlite::types::Value::{Integer as I, Text as T};
     Told {
-        names: q("SELECT id, name FROM people WHERE name IS NOT NULL ORDER BY id").into_iter().map(|r| match (&r[0], &r[1]) { (I(a), T(b)) => (*a, b.clone()), _ => panic!() }).collect(),
+        names: q("SELECT id, name FROM people WHERE name IS NOT NULL ORDER BY id")
+            .into_iter()
+            .map(|r| match (&r[0], &r[1]) {
+                (I(a), T(b)) => (*a, b.clone()),
+                _ => panic!(),
+            })
+            .collect(),
         user_links: q("SELECT face_id, person_id, source FROM face_person WHERE source != 'auto' ORDER BY face_id")
             .into_iter()
-            .map(|r| match (&r[0], &r[1], &r[2]) { (I(a), I(b), T(c)) => (*a, *b, c.clone()), _ => panic!() })
+            .map(|r| match (&r[0], &r[1], &r[2]) {
+                (I(a), I(b), T(c)) => (*a, *b, c.clone()),
+                _ => panic!(),
+            })
             .collect(),
-        rejections: q("SELECT face_id, person_id FROM rejections ORDER BY face_id, person_id").into_iter().map(|r| match (&r[0], &r[1]) { (I(a), I(b)) => (*a, *b), _ => panic!() }).collect(),
+        rejections: q("SELECT face_id, person_id FROM rejections ORDER BY face_id, person_id")
+            .into_iter()
+            .map(|r| match (&r[0], &r[1]) {
+                (I(a), I(b)) => (*a, *b),
+                _ => panic!(),
+            })
+            .collect(),
     }
 }
 
@@ -285,7 +309,8 @@ fn renames_beside_an_index_run_never_fail() {
     // the album's 111 photos, then again under other names until there are 120
     'outer: for round in 0..2 {
         for sub in ["deepface", "dlib", "facenet-pytorch", "human", "insightface", "face_recognition"] {
-            let mut files: Vec<_> = std::fs::read_dir(common::faces_dir().join("album").join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut files: Vec<_> =
+                std::fs::read_dir(common::faces_dir().join("album").join(sub)).unwrap().map(|e| e.unwrap().path()).collect();
             files.sort();
             for f in files {
                 std::fs::copy(&f, more.join(format!("{round}-{sub}-{}", f.file_name().unwrap().to_string_lossy()))).unwrap();
@@ -305,7 +330,14 @@ fn renames_beside_an_index_run_never_fail() {
                 s.spawn(move || {
                     (0..25)
                         .filter_map(|i| {
-                            let out = facefind().arg("people").arg(photos).arg("--catalog").arg(cat).args(["--name", &id.to_string(), &format!("p{id} #{i}")]).output().unwrap();
+                            let out = facefind()
+                                .arg("people")
+                                .arg(photos)
+                                .arg("--catalog")
+                                .arg(cat)
+                                .args(["--name", &id.to_string(), &format!("p{id} #{i}")])
+                                .output()
+                                .unwrap();
                             (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
                         })
                         .collect::<Vec<_>>()
@@ -339,7 +371,8 @@ fn names_and_corrections_survive_reindexing() {
     assert!(people.len() >= 3, "{v}");
     // the biggest person: name it, confirm one face, reject another, put a third elsewhere
     let (big, second) = (people[0]["id"].as_i64().unwrap(), people[1]["id"].as_i64().unwrap());
-    let out = facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).args(["--name", &big.to_string(), "Barack"]).output().unwrap();
+    let out =
+        facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).args(["--name", &big.to_string(), "Barack"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     {
         let mut c = facefind::catalog::Catalog::open(&cat).unwrap();
@@ -358,17 +391,14 @@ fn names_and_corrections_survive_reindexing() {
         let now = told(&cat);
         assert_eq!(now, before, "after {what}");
         let db = rusqlite::Connection::open(&cat).unwrap();
-        let back: i64 = db.query_row("SELECT count(*) FROM face_person WHERE face_id=?1 AND person_id=?2", [rejected_face, big], |r| r.get(0)).unwrap();
+        let back: i64 =
+            db.query_row("SELECT count(*) FROM face_person WHERE face_id=?1 AND person_id=?2", [rejected_face, big], |r| r.get(0)).unwrap();
         assert_eq!(back, 0, "after {what}: the rejected face went back");
     };
 
     // 1. edit every photo of the named person (re-encode: new bytes, same faces)
-    let edited: Vec<String> = people_json(&photos, &cat, None)["people"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == big)
-        .unwrap()["faces"]
+    let edited: Vec<String> = people_json(&photos, &cat, None)["people"].as_array().unwrap().iter().find(|p| p["id"] == big).unwrap()
+        ["faces"]
         .as_array()
         .unwrap()
         .iter()
@@ -392,7 +422,12 @@ fn names_and_corrections_survive_reindexing() {
 
     // 3. flip fusion off (the app's setting), through the library
     {
-        let p = facefind::pipeline::Pipeline::load(&common::models_dir(), candle_core::Device::Cpu, facefind::pipeline::Settings { flip: false, ..Default::default() }).unwrap();
+        let p = facefind::pipeline::Pipeline::load(
+            &common::models_dir(),
+            candle_core::Device::Cpu,
+            facefind::pipeline::Settings { flip: false, ..Default::default() },
+        )
+        .unwrap();
         let mut c = Catalog::open(&cat).unwrap();
         let s = indexer::index_folder(&photos, &mut c, &p, &AtomicBool::new(false), &mut |_| {}).unwrap();
         assert!(s.reembedded > 0);
@@ -402,7 +437,15 @@ fn names_and_corrections_survive_reindexing() {
     // 4. kill -9 while a run with new photos is in flight, at several moments, then finish
     common::copy_photos("album/deepface", &photos, 24);
     for ms in [400u64, 1500, 3000, 6000] {
-        let mut child = facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).arg("--json").stdout(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = facefind()
+            .arg("people")
+            .arg(&photos)
+            .arg("--catalog")
+            .arg(&cat)
+            .arg("--json")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(ms));
         child.kill().unwrap(); // SIGKILL on unix
         child.wait().unwrap();
@@ -426,7 +469,13 @@ fn synthetic(dir: &std::path::Path, people: &[usize]) -> Catalog {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter().map(|x| x / n).collect::<Vec<f32>>()
     };
-    let face = |axis: usize, j: usize, x: f32| FaceRecord { bbox: [x, 10.0, 80.0, 80.0], score: 0.99, landmarks: [0.0; 10], embedding: emb(axis, j), chip: vec![] };
+    let face = |axis: usize, j: usize, x: f32| FaceRecord {
+        bbox: [x, 10.0, 80.0, 80.0],
+        score: 0.99,
+        landmarks: [0.0; 10],
+        embedding: emb(axis, j),
+        chip: vec![],
+    };
     let photo = |name: String, faces: Vec<FaceRecord>| PhotoRecord {
         path: name.clone().into_bytes(),
         size: 1,
@@ -454,10 +503,20 @@ fn synthetic(dir: &std::path::Path, people: &[usize]) -> Catalog {
 fn people_rows(cat: &std::path::Path) -> Vec<String> {
     let db = rusqlite::Connection::open(cat).unwrap();
     let mut out = Vec::new();
-    for sql in ["SELECT id, name, hidden, cover_face FROM people ORDER BY id", "SELECT face_id, person_id, source FROM face_person ORDER BY face_id", "SELECT face_id, person_id FROM rejections ORDER BY 1, 2"] {
+    for sql in [
+        "SELECT id, name, hidden, cover_face FROM people ORDER BY id",
+        "SELECT face_id, person_id, source FROM face_person ORDER BY face_id",
+        "SELECT face_id, person_id FROM rejections ORDER BY 1, 2",
+    ] {
         let mut st = db.prepare(sql).unwrap();
         let n = st.column_count();
-        out.extend(st.query_map([], |r| Ok((0..n).map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap())).collect::<Vec<_>>().join(" "))).unwrap().map(|r| r.unwrap()));
+        out.extend(
+            st.query_map([], |r| {
+                Ok((0..n).map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap())).collect::<Vec<_>>().join(" "))
+            })
+            .unwrap()
+            .map(|r| r.unwrap()),
+        );
     }
     out
 }
@@ -543,8 +602,22 @@ fn migrations_keep_every_row() {
         }
         db.execute("UPDATE meta SET value=?1 WHERE key='schema_version'", [old.to_string()]).unwrap();
         let dump = |db: &rusqlite::Connection| -> Vec<String> {
-            let mut st = db.prepare("SELECT f.id, p.path, f.idx, f.x, hex(f.embedding) FROM faces f JOIN photos p ON p.id=f.photo_id ORDER BY f.id").unwrap();
-            st.query_map([], |r| Ok(format!("{} {:?} {} {} {}", r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, f64>(3)?, r.get::<_, String>(4)?))).unwrap().map(|r| r.unwrap()).collect()
+            let mut st = db
+                .prepare("SELECT f.id, p.path, f.idx, f.x, hex(f.embedding) FROM faces f JOIN photos p ON p.id=f.photo_id ORDER BY f.id")
+                .unwrap();
+            st.query_map([], |r| {
+                Ok(format!(
+                    "{} {:?} {} {} {}",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, String>(4)?
+                ))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
         };
         let before = dump(&db);
         assert!(before.len() >= 7);
@@ -569,7 +642,18 @@ fn two_processes_create_one_catalog_at_once() {
     for round in 0..12 {
         let cat = dir.path().join(format!("c{round}.sqlite"));
         let kids: Vec<_> = (0..2)
-            .map(|_| facefind().arg("people").arg(&photos).arg("--catalog").arg(&cat).arg("--json").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+            .map(|_| {
+                facefind()
+                    .arg("people")
+                    .arg(&photos)
+                    .arg("--catalog")
+                    .arg(&cat)
+                    .arg("--json")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
             .collect();
         let outs: Vec<_> = kids.into_iter().map(|k| k.wait_with_output().unwrap()).collect();
         // one indexes, the other finds the catalog busy (exit 2, said so) — never a broken schema

@@ -86,12 +86,18 @@ fn losses(stop_after: Option<usize>, dir: &Path) -> (Vec<f64>, Tensor) {
     let mut losses = Vec::new();
     let stop = AtomicBool::new(false);
     let out = t
-        .run(None, &stop, &ckpt, &mut |_, _, l| {
-            losses.push(l);
-            if Some(losses.len()) == stop_after {
-                stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }, &mut |_, _| Ok(()))
+        .run(
+            None,
+            &stop,
+            &ckpt,
+            &mut |_, _, l| {
+                losses.push(l);
+                if Some(losses.len()) == stop_after {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            },
+            &mut |_, _| Ok(()),
+        )
         .unwrap();
     if stop_after.is_some() {
         assert_eq!(out, Outcome::Interrupted);
@@ -135,7 +141,16 @@ fn checkpoint_round_trip_restores_everything() {
         let (a, b) = (a.data().lock().unwrap(), b.data().lock().unwrap());
         assert_eq!(a.len(), b.len());
         for (k, v) in a.iter() {
-            let d = (v.as_tensor() - b[k].as_tensor()).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            let d = (v.as_tensor() - b[k].as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert_eq!(d, 0.0, "{k}");
         }
     }
@@ -228,12 +243,14 @@ fn train_cli_rejects_bad_input_clearly() {
     let (code, err) = stderr_of(facefind().arg("--embedder").arg(&emb).args(["detect"]).arg(&emb));
     assert_eq!(code, Some(2));
     assert!(err.contains("does not match its manifest"), "{err}");
-    let (code, err) = stderr_of(facefind().arg("train").arg(&data).arg("--out").arg(&out).arg("--cache").arg(&cache).arg("--init").arg(&emb));
+    let (code, err) =
+        stderr_of(facefind().arg("train").arg(&data).arg("--out").arg(&out).arg("--cache").arg(&cache).arg("--init").arg(&emb));
     assert_eq!(code, Some(2));
     assert!(err.contains("does not match its manifest") || err.contains("only 0 people"), "{err}");
 
     // --resume from a file that is not a checkpoint
-    let (code, err) = stderr_of(facefind().arg("train").arg(&data).arg("--out").arg(&out).arg("--cache").arg(&cache).arg("--resume").arg(&emb));
+    let (code, err) =
+        stderr_of(facefind().arg("train").arg(&data).arg("--out").arg(&out).arg("--cache").arg(&cache).arg("--resume").arg(&emb));
     assert_eq!(code, Some(2));
     assert!(err.contains("not a facefind training checkpoint"), "{err}");
 }
@@ -290,7 +307,15 @@ fn unseen_accuracy(embedder: Option<&Path>) -> f64 {
     if let Some(e) = embedder {
         c.arg("--embedder").arg(e);
     }
-    let out = c.arg("verify").arg("--pairs").arg(view1.join("pairsDevTest.txt")).arg("--images").arg(view1.join("images")).arg("--json").output().unwrap();
+    let out = c
+        .arg("verify")
+        .arg("--pairs")
+        .arg(view1.join("pairsDevTest.txt"))
+        .arg("--images")
+        .arg(view1.join("images"))
+        .arg("--json")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["accuracy"].as_f64().unwrap()
@@ -307,7 +332,17 @@ fn fine_tuning_defaults_do_no_harm_and_a_harmful_run_writes_nothing() {
     let data = fifteen_people(dir.path());
     let cache = dir.path().join("crops.sqlite");
     let train = |out: &str, extra: &[&str]| -> (Option<i32>, serde_json::Value, String) {
-        let o = facefind().arg("train").arg(&data).arg("--out").arg(dir.path().join(out)).arg("--cache").arg(&cache).arg("--json").args(extra).output().unwrap();
+        let o = facefind()
+            .arg("train")
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .arg("--cache")
+            .arg(&cache)
+            .arg("--json")
+            .args(extra)
+            .output()
+            .unwrap();
         let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
         (o.status.code(), v, String::from_utf8_lossy(&o.stderr).into_owned())
     };
@@ -318,7 +353,13 @@ fn fine_tuning_defaults_do_no_harm_and_a_harmful_run_writes_nothing() {
     assert!(val["source"].as_str().unwrap().contains("held back"), "{v}");
     let embedder = v["embedder"].as_str().map(std::path::PathBuf::from).expect("the default run writes its embedder");
     let (shipped, tuned) = (unseen_accuracy(None), unseen_accuracy(Some(&embedder)));
-    eprintln!("pairsDevTest: shipped {:.2} %, fine-tuned with defaults {:.2} % (held-back people: {} -> {})", shipped * 100.0, tuned * 100.0, val["before"], val["after"]);
+    eprintln!(
+        "pairsDevTest: shipped {:.2} %, fine-tuned with defaults {:.2} % (held-back people: {} -> {})",
+        shipped * 100.0,
+        tuned * 100.0,
+        val["before"],
+        val["after"]
+    );
     assert!(tuned >= shipped - 0.003, "shipped {shipped}, fine-tuned {tuned}");
 
     let (code, v, err) = train("harmful", &["--lr", "0.1"]);

@@ -209,7 +209,9 @@ impl SnapshotWriter {
         let file = File::options().read(true).write(true).create(true).truncate(false).open(&tmp)?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, "another snapshot of this catalog is being written")),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, "another snapshot of this catalog is being written"))
+            }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
         file.set_len(0)?;
@@ -250,7 +252,8 @@ impl SnapshotWriter {
             }
             out.write_all(&table.codes.codes().iter().map(|&c| c as u8).collect::<Vec<u8>>())?;
             let mut file = out.into_inner().map_err(|e| e.into_error())?;
-            let header = Header { dim: table.dim, rows: table.rows.len(), stamp, skipped: skipped_non_finite, max_error: table.codes.max_error() };
+            let header =
+                Header { dim: table.dim, rows: table.rows.len(), stamp, skipped: skipped_non_finite, max_error: table.codes.max_error() };
             file.seek(SeekFrom::Start(0))?;
             file.write_all(&header.bytes())?;
             // a cache, but one that must never be half there after a crash
@@ -400,7 +403,13 @@ mod tests {
         let mut w = SnapshotWriter::create(&path, stamp(7), dim).unwrap();
         for i in 0..50 {
             let v: Vec<f32> = (0..dim).map(|k| ((i * 7 + k * 3) % 11) as f32 - 5.0 + 0.01 * i as f32).collect();
-            let row = FaceRow { face_id: 1000 + i as i64, photo_id: i as i64 / 2, index: i as u32 % 2, bbox: [i as f32, 1.5, 2.5, 3.5], score: 0.5 + i as f32 / 100.0 };
+            let row = FaceRow {
+                face_id: 1000 + i as i64,
+                photo_id: i as i64 / 2,
+                index: i as u32 % 2,
+                bbox: [i as f32, 1.5, 2.5, 3.5],
+                score: 0.5 + i as f32 / 100.0,
+            };
             mem.push(row, &v);
             w.push(row, &v).unwrap();
         }

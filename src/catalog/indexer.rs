@@ -164,7 +164,10 @@ pub fn detection_identity(p: &Pipeline) -> String {
 /// photo upscaled).
 fn detection_identity_v3(p: &Pipeline) -> String {
     let s = &p.settings;
-    format!("detector={} score={} nms={} max_side={} min_side={}", DETECTOR_MODEL.sha256, s.score_threshold, s.nms_iou, s.detect_max_side, s.detect_min_side)
+    format!(
+        "detector={} score={} nms={} max_side={} min_side={}",
+        DETECTOR_MODEL.sha256, s.score_threshold, s.nms_iou, s.detect_max_side, s.detect_min_side
+    )
 }
 
 /// What decides their embeddings: the embedder file and flip fusion.
@@ -198,7 +201,14 @@ pub fn ensure_identity(cat: &mut Catalog, p: &Pipeline) -> Result<crate::catalog
 /// Re-embeds the faces of photos queued by an embedder change, from their stored landmarks
 /// (no detection), in committed batches; a photo that cannot be read any more is marked
 /// changed so the next run processes it from the file.
-fn reembed(root: &Path, cat: &mut Catalog, p: &Pipeline, cancel: &AtomicBool, sum: &mut Summary, on: &mut dyn FnMut(Event)) -> Result<(), IndexError> {
+fn reembed(
+    root: &Path,
+    cat: &mut Catalog,
+    p: &Pipeline,
+    cancel: &AtomicBool,
+    sum: &mut Summary,
+    on: &mut dyn FnMut(Event),
+) -> Result<(), IndexError> {
     let pending = cat.pending_embeddings()?;
     if pending.is_empty() {
         return Ok(());
@@ -210,13 +220,16 @@ fn reembed(root: &Path, cat: &mut Catalog, p: &Pipeline, cancel: &AtomicBool, su
             sum.cancelled = true;
             break;
         }
-        let decoded: Vec<Result<RgbImage, photo::PhotoError>> = batch.par_iter().map(|ph| photo::load_rgb(&root.join(bytes_path(&ph.path)))).collect();
+        let decoded: Vec<Result<RgbImage, photo::PhotoError>> =
+            batch.par_iter().map(|ph| photo::load_rgb(&root.join(bytes_path(&ph.path)))).collect();
         let (mut crops, mut ids, mut ok, mut retry) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (ph, img) in batch.iter().zip(decoded) {
             match img {
                 Ok(img) => {
                     for (face_id, lm) in &ph.faces {
-                        crops.push(crate::pipeline::align::align(&img, lm).unwrap_or_else(|| crate::pipeline::align::center_crop(&img, 1.0)));
+                        crops.push(
+                            crate::pipeline::align::align(&img, lm).unwrap_or_else(|| crate::pipeline::align::center_crop(&img, 1.0)),
+                        );
                         ids.push(*face_id);
                     }
                     ok.push(ph.photo_id);
@@ -309,12 +322,16 @@ fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared>
         Ok(d) => d,
         // gone since the scan: nothing to record
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()) })
-        }
+        Err(e) => return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()) }),
     };
     let fp = clocks.time(Stage::Fingerprint, || fingerprint_bytes(&data));
-    let decoded = clocks.time(Stage::Decode, || if photo::is_raw_path(&file.rel) { photo::decode_raw_scaled(&data, DECODE_LONG_SIDE) } else { photo::decode_scaled(&data, DECODE_LONG_SIDE) });
+    let decoded = clocks.time(Stage::Decode, || {
+        if photo::is_raw_path(&file.rel) {
+            photo::decode_raw_scaled(&data, DECODE_LONG_SIDE)
+        } else {
+            photo::decode_scaled(&data, DECODE_LONG_SIDE)
+        }
+    });
     drop(data);
     Some(Prepared { file: file.clone(), fingerprint: fp, decoded })
 }
@@ -350,7 +367,13 @@ fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded, clo
                 landmarks[2 * i] = q[0];
                 landmarks[2 * i + 1] = q[1];
             }
-            FaceRecord { bbox: full.bbox, score: f.score, landmarks, embedding: Vec::new(), chip: jpeg(&crate::pipeline::face_chip(&dec.rgb, f.bbox), 85) }
+            FaceRecord {
+                bbox: full.bbox,
+                score: f.score,
+                landmarks,
+                embedding: Vec::new(),
+                chip: jpeg(&crate::pipeline::face_chip(&dec.rgb, f.bbox), 85),
+            }
         })
         .collect();
     let record = PhotoRecord {
@@ -451,7 +474,13 @@ pub enum IndexError {
 
 /// Brings the catalog up to date with `root`. Calls `on` with progress; stops after the
 /// current batch when `cancel` is set. Links leading outside `root` are not followed.
-pub fn index_folder(root: &Path, cat: &mut Catalog, p: &Pipeline, cancel: &AtomicBool, on: &mut dyn FnMut(Event)) -> Result<Summary, IndexError> {
+pub fn index_folder(
+    root: &Path,
+    cat: &mut Catalog,
+    p: &Pipeline,
+    cancel: &AtomicBool,
+    on: &mut dyn FnMut(Event),
+) -> Result<Summary, IndexError> {
     index_folder_with(root, cat, p, cancel, on, ScanOptions::default())
 }
 
@@ -526,7 +555,7 @@ pub fn index_folder_with(
     if sum.cancelled {
         sum.faces = cat.face_count()?;
         sum.seconds = t0.elapsed().as_secs_f64();
-    sum.profile = clocks.profile(sum.seconds, cpu_seconds() - cpu0);
+        sum.profile = clocks.profile(sum.seconds, cpu_seconds() - cpu0);
         return Ok(sum);
     }
     on(Event::Planned { todo: todo.len(), total: sum.photos });

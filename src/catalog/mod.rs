@@ -19,7 +19,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::pipeline::all_finite;
 
-
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +100,10 @@ pub(crate) fn test_photo(path: &str, faces: &[([f32; 4], f32)]) -> PhotoRecord {
         status: Status::Faces,
         reason: None,
         thumbnail: Vec::new(),
-        faces: faces.iter().map(|&(bbox, score)| FaceRecord { bbox, score, landmarks: [0.0; 10], embedding: vec![1.0, bbox[0]], chip: Vec::new() }).collect(),
+        faces: faces
+            .iter()
+            .map(|&(bbox, score)| FaceRecord { bbox, score, landmarks: [0.0; 10], embedding: vec![1.0, bbox[0]], chip: Vec::new() })
+            .collect(),
     }
 }
 
@@ -247,7 +249,8 @@ pub fn catalog_path_in(dir: &Path, folder: &Path) -> Result<PathBuf, CatalogErro
 /// What [`Catalog::photos`] reads: all of it in the `photos_list` index.
 const PHOTOS_SQL: &str = "SELECT id, path, width, height, status, reason, mtime_ns FROM photos ORDER BY path";
 /// What [`Catalog::face_table`] reads: all of it in the `faces_list` index.
-const FACES_SQL: &str = "SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding, f.score FROM faces f JOIN photos p ON p.id = f.photo_id
+const FACES_SQL: &str =
+    "SELECT f.id, f.photo_id, f.idx, f.x, f.y, f.w, f.h, f.embedding, f.score FROM faces f JOIN photos p ON p.id = f.photo_id
                  WHERE f.photo_id NOT IN (SELECT photo_id FROM pending_embed) ORDER BY p.path, f.idx";
 
 impl Catalog {
@@ -274,7 +277,11 @@ impl Catalog {
         loop {
             match Self::open_once(path, rebuild) {
                 Err(CatalogError::Sqlite { error, .. })
-                    if attempt < 50 && matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)) =>
+                    if attempt < 50
+                        && matches!(
+                            error.sqlite_error_code(),
+                            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                        ) =>
                 {
                     attempt += 1;
                     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -350,10 +357,7 @@ impl Catalog {
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, CatalogError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.sql_err(e))
+        self.conn.query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0)).optional().map_err(|e| self.sql_err(e))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
@@ -413,7 +417,11 @@ impl Catalog {
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;
         let n = tx.execute("UPDATE photos SET mtime_ns = -1 WHERE max(width, height) < ?1", [side as i64]).map_err(e)?;
-        tx.execute("INSERT INTO meta(key, value) VALUES ('detection', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value", [detection]).map_err(e)?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('detection', ?1) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            [detection],
+        )
+        .map_err(e)?;
         tx.commit().map_err(e)?;
         Ok(n)
     }
@@ -484,7 +492,10 @@ impl Catalog {
         let mut st = self.conn.prepare("SELECT path, id, size, mtime_ns, fingerprint FROM photos").map_err(|e| self.sql_err(e))?;
         let rows = st
             .query_map([], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, PhotoState { id: r.get(1)?, size: r.get::<_, i64>(2)? as u64, mtime_ns: r.get(3)?, fingerprint: r.get(4)? }))
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    PhotoState { id: r.get(1)?, size: r.get::<_, i64>(2)? as u64, mtime_ns: r.get(3)?, fingerprint: r.get(4)? },
+                ))
             })
             .map_err(|e| self.sql_err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql_err(e))
@@ -500,7 +511,10 @@ impl Catalog {
         for p in photos {
             for (i, f) in p.faces.iter().enumerate() {
                 if !all_finite(&f.embedding) || !all_finite(&f.bbox) {
-                    return Err(CatalogError::Invalid(format!("{}: face {i} has a non-finite embedding or box", String::from_utf8_lossy(&p.path))));
+                    return Err(CatalogError::Invalid(format!(
+                        "{}: face {i} has a non-finite embedding or box",
+                        String::from_utf8_lossy(&p.path)
+                    )));
                 }
             }
         }
@@ -527,17 +541,39 @@ impl Catalog {
                 .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
                 .map_err(e)?;
             let mut reuse = tx
-                .prepare_cached("UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10 WHERE id=?1")
+                .prepare_cached(
+                    "UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10 WHERE id=?1",
+                )
                 .map_err(e)?;
             for p in photos {
                 let id: i64 = up
                     .query_row(
-                        params![p.path, p.size as i64, p.mtime_ns, p.fingerprint, p.width, p.height, p.status.as_str(), p.reason, p.thumbnail],
+                        params![
+                            p.path,
+                            p.size as i64,
+                            p.mtime_ns,
+                            p.fingerprint,
+                            p.width,
+                            p.height,
+                            p.status.as_str(),
+                            p.reason,
+                            p.thumbnail
+                        ],
                         |r| r.get(0),
                     )
                     .map_err(e)?;
                 let before: Vec<(i64, [f32; 4])> = old
-                    .query_map([id], |r| Ok((r.get(0)?, [r.get::<_, f64>(1)? as f32, r.get::<_, f64>(2)? as f32, r.get::<_, f64>(3)? as f32, r.get::<_, f64>(4)? as f32])))
+                    .query_map([id], |r| {
+                        Ok((
+                            r.get(0)?,
+                            [
+                                r.get::<_, f64>(1)? as f32,
+                                r.get::<_, f64>(2)? as f32,
+                                r.get::<_, f64>(3)? as f32,
+                                r.get::<_, f64>(4)? as f32,
+                            ],
+                        ))
+                    })
                     .map_err(e)?
                     .collect::<Result<_, _>>()
                     .map_err(e)?;
@@ -554,7 +590,9 @@ impl Catalog {
                     let b = f.bbox;
                     let (lm, emb) = (f32_blob(&f.landmarks), f32_blob(&f.embedding));
                     match matched[i] {
-                        Some(k) => reuse.execute(params![before[k].0, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?,
+                        Some(k) => {
+                            reuse.execute(params![before[k].0, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?
+                        }
                         None => ins.execute(params![id, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?,
                     };
                 }
@@ -587,10 +625,7 @@ impl Catalog {
 
     /// Every photo, ordered by path.
     pub fn photos(&self) -> Result<Vec<PhotoInfo>, CatalogError> {
-        let mut st = self
-            .conn
-            .prepare(PHOTOS_SQL)
-            .map_err(|e| self.sql_err(e))?;
+        let mut st = self.conn.prepare(PHOTOS_SQL).map_err(|e| self.sql_err(e))?;
         let rows = st
             .query_map([], |r| {
                 Ok(PhotoInfo {
@@ -619,7 +654,11 @@ impl Catalog {
     pub fn face_table(&self) -> Result<FaceTable, CatalogError> {
         let e = |source| self.sql_err(source);
         // one read transaction: the generation and the rows come from the same commit
-        let tx = if self.conn.is_autocommit() { Some(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Deferred).map_err(e)?) } else { None };
+        let tx = if self.conn.is_autocommit() {
+            Some(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Deferred).map_err(e)?)
+        } else {
+            None
+        };
         let stamp = face_table::Stamp {
             catalog_id: self.meta("catalog_id")?.unwrap_or_default(),
             generation: self.meta("faces_generation")?.and_then(|g| g.parse().ok()).unwrap_or_default(),
@@ -655,10 +694,7 @@ impl Catalog {
     /// The faces from the catalog's rows, into a snapshot at `snapshot` or into memory.
     fn read_faces(&self, snapshot: Option<(&Path, face_table::Stamp)>) -> Result<FaceTable, FacesError> {
         let c = |source| FacesError::Catalog(self.sql_err(source));
-        let mut st = self
-            .conn
-            .prepare(FACES_SQL)
-            .map_err(c)?;
+        let mut st = self.conn.prepare(FACES_SQL).map_err(c)?;
         let mut memory: Option<FaceTable> = None;
         let mut writer: Option<face_table::SnapshotWriter> = None;
         let mut skipped = 0;
@@ -722,10 +758,7 @@ impl Catalog {
 
     /// A photo's path relative to the folder.
     pub fn photo_path(&self, photo_id: i64) -> Result<Option<Vec<u8>>, CatalogError> {
-        self.conn
-            .query_row("SELECT path FROM photos WHERE id=?1", [photo_id], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.sql_err(e))
+        self.conn.query_row("SELECT path FROM photos WHERE id=?1", [photo_id], |r| r.get(0)).optional().map_err(|e| self.sql_err(e))
     }
 
     pub fn chip(&self, face_id: i64) -> Result<Option<Vec<u8>>, CatalogError> {
@@ -759,8 +792,13 @@ mod tests {
         cat.write_batch(&[photo("b/y.jpg", 3), photo("aa.jpg", 0)]).unwrap();
         let t = cat.face_table().unwrap();
         let paths: HashMap<i64, Vec<u8>> = cat.photos().unwrap().into_iter().map(|p| (p.id, p.path)).collect();
-        let got: Vec<(String, u32, f32)> = (0..t.len()).map(|i| (String::from_utf8_lossy(&paths[&t.photo_id(i)]).into_owned(), t.face_index(i), t.embedding(i)[1])).collect();
-        let want: Vec<(String, u32, f32)> = [("a.jpg", 0), ("b/y.jpg", 0), ("b/y.jpg", 1), ("b/y.jpg", 2), ("c/z.jpg", 0), ("c/z.jpg", 1)].iter().map(|&(p, k)| (p.to_string(), k, k as f32)).collect();
+        let got: Vec<(String, u32, f32)> = (0..t.len())
+            .map(|i| (String::from_utf8_lossy(&paths[&t.photo_id(i)]).into_owned(), t.face_index(i), t.embedding(i)[1]))
+            .collect();
+        let want: Vec<(String, u32, f32)> = [("a.jpg", 0), ("b/y.jpg", 0), ("b/y.jpg", 1), ("b/y.jpg", 2), ("c/z.jpg", 0), ("c/z.jpg", 1)]
+            .iter()
+            .map(|&(p, k)| (p.to_string(), k, k as f32))
+            .collect();
         assert_eq!(got, want);
     }
 

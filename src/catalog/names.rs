@@ -63,6 +63,9 @@ mod tests {
         let latin1 = PathText::of_bytes(b"caf\xe9.jpg");
         assert_eq!(latin1.path, "caf\u{fffd}.jpg");
         assert_eq!(latin1.path_hex.as_deref(), Some("636166e92e6a7067"));
-        assert_eq!(serde_json::to_string(&latin1).unwrap(), r#"{"path":"caf\ufffd.jpg","path_hex":"636166e92e6a7067"}"#.replace("\\ufffd", "\u{fffd}"));
+        assert_eq!(
+            serde_json::to_string(&latin1).unwrap(),
+            r#"{"path":"caf\ufffd.jpg","path_hex":"636166e92e6a7067"}"#.replace("\\ufffd", "\u{fffd}")
+        );
     }
 }

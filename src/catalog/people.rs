@@ -129,7 +129,9 @@ fn link(tx: &Transaction, face: i64, person: i64, source: Source) -> Sql<()> {
 /// error it is; anything else as it came.
 fn storage_rule(e: CatalogError) -> CatalogError {
     match e {
-        CatalogError::Sqlite { error, .. } if error.to_string().contains(ONE_FACE_PER_PHOTO) => CatalogError::Invalid(ONE_FACE_PER_PHOTO.into()),
+        CatalogError::Sqlite { error, .. } if error.to_string().contains(ONE_FACE_PER_PHOTO) => {
+            CatalogError::Invalid(ONE_FACE_PER_PHOTO.into())
+        }
         e => e,
     }
 }
@@ -197,7 +199,9 @@ impl Catalog {
         let e = self.tx_err();
         let mut st = self.conn.prepare("SELECT face_id, person_id, source FROM face_person").map_err(&e)?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, Source::parse(&r.get::<_, String>(2)?).unwrap_or(Source::Auto)))))
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, (r.get::<_, i64>(1)?, Source::parse(&r.get::<_, String>(2)?).unwrap_or(Source::Auto))))
+            })
             .map_err(&e)?;
         rows.collect::<Sql<_>>().map_err(&e)
     }
@@ -247,7 +251,11 @@ impl Catalog {
         match ids.as_slice() {
             [id] => Ok(*id),
             [] => Err(CatalogError::NoPerson(key.to_string())),
-            _ => Err(CatalogError::Invalid(format!("{} people are called {key:?}; use an id ({})", ids.len(), ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")))),
+            _ => Err(CatalogError::Invalid(format!(
+                "{} people are called {key:?}; use an id ({})",
+                ids.len(),
+                ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            ))),
         }
     }
 
@@ -255,7 +263,8 @@ impl Catalog {
     pub fn person_faces(&self, person: i64) -> Result<Vec<(i64, Source)>, CatalogError> {
         let e = self.tx_err();
         let mut st = self.conn.prepare("SELECT face_id, source FROM face_person WHERE person_id=?1 ORDER BY face_id").map_err(&e)?;
-        let rows = st.query_map([person], |r| Ok((r.get(0)?, Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::Auto)))).map_err(&e)?;
+        let rows =
+            st.query_map([person], |r| Ok((r.get(0)?, Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::Auto)))).map_err(&e)?;
         rows.collect::<Sql<_>>().map_err(&e)
     }
 
@@ -311,7 +320,13 @@ impl Catalog {
     }
 
     /// Runs one edit in a transaction, after snapshotting what it may touch.
-    fn edit<T>(&mut self, what: String, people: &[i64], faces: &[i64], f: impl FnOnce(&Transaction) -> Result<T, CatalogError>) -> Result<(Undo, T), CatalogError> {
+    fn edit<T>(
+        &mut self,
+        what: String,
+        people: &[i64],
+        faces: &[i64],
+        f: impl FnOnce(&Transaction) -> Result<T, CatalogError>,
+    ) -> Result<(Undo, T), CatalogError> {
         let path = self.path.clone();
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;
@@ -346,7 +361,8 @@ impl Catalog {
         let what = format!("Named {}", name.as_deref().unwrap_or("Unnamed"));
         let path = self.path.clone();
         self.edit(what, &[person], &[], |tx| {
-            tx.execute("UPDATE people SET name=?1 WHERE id=?2", params![name, person]).map_err(|error| CatalogError::Sqlite { path, error })?;
+            tx.execute("UPDATE people SET name=?1 WHERE id=?2", params![name, person])
+                .map_err(|error| CatalogError::Sqlite { path, error })?;
             Ok(())
         })
         .map(|r| r.0)
@@ -356,7 +372,8 @@ impl Catalog {
     pub fn hide_person(&mut self, person: i64, hidden: bool) -> Result<Undo, CatalogError> {
         let path = self.path.clone();
         self.edit(if hidden { "Hid a person".into() } else { "Showed a person".into() }, &[person], &[], |tx| {
-            tx.execute("UPDATE people SET hidden=?1 WHERE id=?2", params![hidden as i64, person]).map_err(|error| CatalogError::Sqlite { path, error })?;
+            tx.execute("UPDATE people SET hidden=?1 WHERE id=?2", params![hidden as i64, person])
+                .map_err(|error| CatalogError::Sqlite { path, error })?;
             Ok(())
         })
         .map(|r| r.0)
@@ -366,7 +383,8 @@ impl Catalog {
     pub fn set_cover(&mut self, person: i64, face: i64) -> Result<Undo, CatalogError> {
         let path = self.path.clone();
         self.edit("Changed the cover".into(), &[person], &[face], |tx| {
-            tx.execute("UPDATE people SET cover_face=?1 WHERE id=?2", params![face, person]).map_err(|error| CatalogError::Sqlite { path, error })?;
+            tx.execute("UPDATE people SET cover_face=?1 WHERE id=?2", params![face, person])
+                .map_err(|error| CatalogError::Sqlite { path, error })?;
             Ok(())
         })
         .map(|r| r.0)
@@ -391,22 +409,34 @@ impl Catalog {
             .map_err(&e)?;
         drop(e);
         if shared > 0 {
-            return Err(CatalogError::Invalid(format!("people {from} and {into} appear together in {shared} photo(s): they are two people")));
+            return Err(CatalogError::Invalid(format!(
+                "people {from} and {into} appear together in {shared} photo(s): they are two people"
+            )));
         }
         let faces: Vec<i64> = self.person_faces(from)?.into_iter().map(|f| f.0).collect();
         let path = self.path.clone();
         let label = |id: i64| -> Result<String, CatalogError> {
-            let name: Option<Option<String>> = self.conn.query_row("SELECT name FROM people WHERE id=?1", [id], |r| r.get(0)).optional().map_err(self.tx_err())?;
+            let name: Option<Option<String>> =
+                self.conn.query_row("SELECT name FROM people WHERE id=?1", [id], |r| r.get(0)).optional().map_err(self.tx_err())?;
             Ok(name.flatten().unwrap_or_else(|| "Unnamed".into()))
         };
         let what = format!("Merged {} into {}", label(from)?, label(into)?);
         self.edit(what, &[from, into], &faces, |tx| {
             let e = |error| CatalogError::Sqlite { path: path.clone(), error };
             tx.execute("UPDATE face_person SET person_id=?2 WHERE person_id=?1", [from, into]).map_err(e)?;
-            tx.execute("INSERT OR IGNORE INTO rejections(face_id, person_id) SELECT face_id, ?2 FROM rejections WHERE person_id=?1", [from, into]).map_err(e)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO rejections(face_id, person_id) SELECT face_id, ?2 FROM rejections WHERE person_id=?1",
+                [from, into],
+            )
+            .map_err(e)?;
             // a face of the merged person rejected from the other: the user's link wins
-            tx.execute("DELETE FROM rejections WHERE person_id=?1 AND face_id IN (SELECT face_id FROM face_person WHERE person_id=?1)", [into]).map_err(e)?;
-            tx.execute("UPDATE people SET name=coalesce(name, (SELECT name FROM people WHERE id=?1)) WHERE id=?2", [from, into]).map_err(e)?;
+            tx.execute(
+                "DELETE FROM rejections WHERE person_id=?1 AND face_id IN (SELECT face_id FROM face_person WHERE person_id=?1)",
+                [into],
+            )
+            .map_err(e)?;
+            tx.execute("UPDATE people SET name=coalesce(name, (SELECT name FROM people WHERE id=?1)) WHERE id=?2", [from, into])
+                .map_err(e)?;
             tx.execute("DELETE FROM people WHERE id=?1", [from]).map_err(e)?;
             Ok(())
         })
@@ -426,7 +456,8 @@ impl Catalog {
         let e = self.tx_err();
         let mut photos = HashSet::new();
         for &f in faces {
-            let ph: Option<i64> = self.conn.query_row("SELECT photo_id FROM faces WHERE id=?1", [f], |r| r.get(0)).optional().map_err(&e)?;
+            let ph: Option<i64> =
+                self.conn.query_row("SELECT photo_id FROM faces WHERE id=?1", [f], |r| r.get(0)).optional().map_err(&e)?;
             let ph = ph.ok_or(CatalogError::NoFace(f))?;
             if !photos.insert(ph) {
                 return Err(CatalogError::Invalid("two faces of one photo cannot be one person".into()));
@@ -572,7 +603,14 @@ mod tests {
             photo("g.jpg", &[([0.0, 0.0, 50.0, 50.0], s)]),
         ])
         .unwrap();
-        let ids: Vec<i64> = cat.conn.prepare("SELECT f.id FROM faces f JOIN photos p ON p.id = f.photo_id ORDER BY p.path, f.idx").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let ids: Vec<i64> = cat
+            .conn
+            .prepare("SELECT f.id FROM faces f JOIN photos p ON p.id = f.photo_id ORDER BY p.path, f.idx")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         cat.conn
             .execute_batch(&format!(
                 "INSERT INTO people(id, created) VALUES (1, 0), (2, 0), (3, 0), (4, 0);
@@ -610,7 +648,9 @@ mod tests {
                 let mut cat = Catalog::open(path).unwrap();
                 let mut batches = 0;
                 while !done.load(std::sync::atomic::Ordering::Relaxed) || batches < 5 {
-                    let batch: Vec<_> = (0..40).map(|i| photo(&format!("new/{batches}/{i}.jpg"), &[([0.0, 0.0, 10.0, 10.0], 0.9), ([20.0, 0.0, 10.0, 10.0], 0.8)])).collect();
+                    let batch: Vec<_> = (0..40)
+                        .map(|i| photo(&format!("new/{batches}/{i}.jpg"), &[([0.0, 0.0, 10.0, 10.0], 0.9), ([20.0, 0.0, 10.0, 10.0], 0.8)]))
+                        .collect();
                     cat.write_batch(&batch).unwrap();
                     batches += 1;
                     // a real run decodes and embeds between its commits
@@ -622,7 +662,9 @@ mod tests {
                 .map(|&person| {
                     s.spawn(move || {
                         let mut cat = Catalog::open(path).unwrap();
-                        (0..25).filter_map(|i| cat.name_person(person, Some(&format!("person {person} #{i}"))).err().map(|e| e.to_string())).collect::<Vec<_>>()
+                        (0..25)
+                            .filter_map(|i| cat.name_person(person, Some(&format!("person {person} #{i}"))).err().map(|e| e.to_string()))
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();

@@ -114,11 +114,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
             out.duplicates += 1;
             continue;
         }
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i64);
+        let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path()).to_path_buf();
         out.files.push(ScannedFile { rel, size: meta.len(), mtime_ns });
     }
@@ -137,7 +133,18 @@ mod tests {
     fn finds_photos_skips_hidden_and_system_folders_and_loops() {
         let d = tempfile::tempdir().unwrap();
         let r = d.path();
-        for p in ["a.jpg", "sub/b.PNG", "sub/deeper/c.webp", ".git/x.jpg", "@eaDir/thumb.jpg", ".hidden.jpg", "notes.txt", "sub/raw.CR2", "phone.heic", "web.avif"] {
+        for p in [
+            "a.jpg",
+            "sub/b.PNG",
+            "sub/deeper/c.webp",
+            ".git/x.jpg",
+            "@eaDir/thumb.jpg",
+            ".hidden.jpg",
+            "notes.txt",
+            "sub/raw.CR2",
+            "phone.heic",
+            "web.avif",
+        ] {
             let f = r.join(p);
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
             std::fs::write(f, b"x").unwrap();

@@ -233,7 +233,8 @@ fn legacy_shape(path: &Path, columns: &[(&str, &[&str])]) -> Result<Option<Strin
         }
     }
     uri.push_str(if wal_path(path).exists() { "?mode=ro" } else { "?mode=ro&immutable=1" });
-    let conn = Connection::open_with_flags(&uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let conn =
+        Connection::open_with_flags(&uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")?;
     let tables: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     if tables.is_empty() {
@@ -245,7 +246,11 @@ fn legacy_shape(path: &Path, columns: &[(&str, &[&str])]) -> Result<Option<Strin
         if let Some(c) = columns.iter().find(|c| !have.iter().any(|h| h == *c)) {
             let shown: Vec<&str> = tables.iter().take(6).map(String::as_str).collect();
             let what = if have.is_empty() { format!("no table `{table}`") } else { format!("table `{table}` has no column `{c}`") };
-            return Ok(Some(format!("a SQLite database of another program: {what}; its tables: {}{}", shown.join(", "), if tables.len() > 6 { ", …" } else { "" })));
+            return Ok(Some(format!(
+                "a SQLite database of another program: {what}; its tables: {}{}",
+                shown.join(", "),
+                if tables.len() > 6 { ", …" } else { "" }
+            )));
         }
     }
     Ok(None)
@@ -272,7 +277,8 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, rebuild: bool) -> Resu
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
     let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0)).map_err(e)?;
-    let has_meta: bool = tx.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get(0)).map_err(e)?;
+    let has_meta: bool =
+        tx.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='meta'", [], |r| r.get(0)).map_err(e)?;
     let found: Option<String> = if has_meta { tx.query_row(version_sql, [], |r| r.get(0)).optional().map_err(e)? } else { None };
     let version: Option<i64> = found.as_deref().and_then(|v| v.trim().parse().ok());
     let mut notice = None;
@@ -288,12 +294,18 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, rebuild: bool) -> Resu
             let t0 = std::time::Instant::now();
             let repaired = add_missing(&tx).map_err(e)?;
             if repaired > 0 {
-                notice = Some(format!("catalog {}: {repaired} face(s) shared a photo with another face of the same person and left that person", path.display()));
+                notice = Some(format!(
+                    "catalog {}: {repaired} face(s) shared a photo with another face of the same person and left that person",
+                    path.display()
+                ));
             }
             // building the covering indexes reads every row once: minutes for a big library
             let secs = t0.elapsed().as_secs_f64();
             if secs > 2.0 && notice.is_none() {
-                notice = Some(format!("catalog {} updated to schema {SCHEMA_VERSION} in {secs:.0} s (once: indexes that make a large library open fast)", path.display()));
+                notice = Some(format!(
+                    "catalog {} updated to schema {SCHEMA_VERSION} in {secs:.0} s (once: indexes that make a large library open fast)",
+                    path.display()
+                ));
             }
         }
         _ if !rebuild => {
@@ -456,7 +468,10 @@ mod tests {
             .unwrap();
         let cat = Catalog::open(&old).unwrap();
         assert_eq!(cat.people().unwrap()[0].name.as_deref(), Some("Ann"));
-        let trigger: i64 = cat.conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'face_person_one_per_photo_insert'", [], |r| r.get(0)).unwrap();
+        let trigger: i64 = cat
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'face_person_one_per_photo_insert'", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(trigger, 1, "the storage rule is back");
         assert_eq!(cat.meta("schema_version").unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_str()));
         drop(cat);
@@ -469,7 +484,14 @@ mod tests {
     #[test]
     fn an_unreadable_version_is_refused_and_rebuilt_only_on_request() {
         let dir = tempfile::tempdir().unwrap();
-        for (k, damage) in ["UPDATE meta SET value = 'garbage' WHERE key = 'schema_version'", "DELETE FROM meta WHERE key = 'schema_version'", "UPDATE meta SET value = '0' WHERE key = 'schema_version'"].iter().enumerate() {
+        for (k, damage) in [
+            "UPDATE meta SET value = 'garbage' WHERE key = 'schema_version'",
+            "DELETE FROM meta WHERE key = 'schema_version'",
+            "UPDATE meta SET value = '0' WHERE key = 'schema_version'",
+        ]
+        .iter()
+        .enumerate()
+        {
             let path = dir.path().join(format!("c{k}.sqlite"));
             {
                 let mut cat = Catalog::open(&path).unwrap();
@@ -502,8 +524,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sqlite");
         let mut cat = Catalog::open(&path).unwrap();
-        cat.write_batch(&[test_photo("a.jpg", &[([0.0, 0.0, 10.0, 10.0], 0.9), ([50.0, 0.0, 10.0, 10.0], 0.9)]), test_photo("b.jpg", &[([0.0, 0.0, 10.0, 10.0], 0.9)])])
-            .unwrap();
+        cat.write_batch(&[
+            test_photo("a.jpg", &[([0.0, 0.0, 10.0, 10.0], 0.9), ([50.0, 0.0, 10.0, 10.0], 0.9)]),
+            test_photo("b.jpg", &[([0.0, 0.0, 10.0, 10.0], 0.9)]),
+        ])
+        .unwrap();
         let t = cat.face_table().unwrap();
         let (a0, a1, b0) = (t.face_id(0), t.face_id(1), t.face_id(2));
         let (_, ann) = cat.assign_faces(&[a0, b0], None, Some("Ann")).unwrap();
@@ -535,7 +560,11 @@ mod tests {
         let path = dir.path().join("c.sqlite");
         let (a0, a1, a2) = {
             let mut cat = Catalog::open(&path).unwrap();
-            cat.write_batch(&[test_photo("a.jpg", &[([0.0, 0.0, 10.0, 10.0], 0.9), ([50.0, 0.0, 10.0, 10.0], 0.9), ([100.0, 0.0, 10.0, 10.0], 0.9)])]).unwrap();
+            cat.write_batch(&[test_photo(
+                "a.jpg",
+                &[([0.0, 0.0, 10.0, 10.0], 0.9), ([50.0, 0.0, 10.0, 10.0], 0.9), ([100.0, 0.0, 10.0, 10.0], 0.9)],
+            )])
+            .unwrap();
             let t = cat.face_table().unwrap();
             (t.face_id(0), t.face_id(1), t.face_id(2))
         };

@@ -45,7 +45,18 @@ impl Library {
         for p in &photos {
             *counts.entry(p.status.as_str()).or_default() += 1;
         }
-        Self { folder, photos, table, people: Vec::new(), faces: Vec::new(), suggestions: Vec::new(), index_of, rows_of, row_of_face, counts }
+        Self {
+            folder,
+            photos,
+            table,
+            people: Vec::new(),
+            faces: Vec::new(),
+            suggestions: Vec::new(),
+            index_of,
+            rows_of,
+            row_of_face,
+            counts,
+        }
     }
 
     /// The same library with its people.
@@ -237,7 +248,15 @@ pub const HISTOGRAM_BIN: f32 = 0.02;
 
 impl Default for Ranking {
     fn default() -> Self {
-        Self { results: Vec::new(), scores: Vec::new(), vector: Vec::new(), exact_from: f32::NEG_INFINITY, histogram: Vec::new(), confirmed: 0, rejected: 0 }
+        Self {
+            results: Vec::new(),
+            scores: Vec::new(),
+            vector: Vec::new(),
+            exact_from: f32::NEG_INFINITY,
+            histogram: Vec::new(),
+            confirmed: 0,
+            rejected: 0,
+        }
     }
 }
 
@@ -314,7 +333,8 @@ pub enum ExportMode {
 /// `..` resolved), the rest appended with `.` and `..` applied; relative paths are taken from
 /// the current directory.
 pub fn resolved(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
+    let abs =
+        if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
     let mut base = abs.as_path();
     let mut rest = Vec::new();
     loop {
@@ -347,9 +367,18 @@ pub fn inside_folder(folder: &Path, dest: &Path) -> bool {
     resolved(dest).starts_with(resolved(folder))
 }
 
-pub fn export_photos(lib: &Library, ranking: &Ranking, threshold: f32, dest: &Path, mode: ExportMode) -> std::io::Result<(usize, Vec<String>)> {
+pub fn export_photos(
+    lib: &Library,
+    ranking: &Ranking,
+    threshold: f32,
+    dest: &Path,
+    mode: ExportMode,
+) -> std::io::Result<(usize, Vec<String>)> {
     if inside_folder(&lib.folder, dest) {
-        return Err(std::io::Error::other(format!("{} is inside the photo folder (facefind never writes into your photos)", dest.display())));
+        return Err(std::io::Error::other(format!(
+            "{} is inside the photo folder (facefind never writes into your photos)",
+            dest.display()
+        )));
     }
     std::fs::create_dir_all(dest)?;
     let mut done = 0;
@@ -378,10 +407,7 @@ fn free_name(dir: &Path, name: &Path) -> PathBuf {
     }
     let stem = name.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = name.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-    (2..)
-        .map(|i| dir.join(format!("{stem}-{i}{ext}")))
-        .find(|p| p.symlink_metadata().is_err())
-        .unwrap_or(first)
+    (2..).map(|i| dir.join(format!("{stem}-{i}{ext}"))).find(|p| p.symlink_metadata().is_err()).unwrap_or(first)
 }
 
 /// Writes the ranking as CSV: path, score, face, box, match, verdict — every photo with a face,
@@ -426,11 +452,12 @@ fn csv_field(s: &str) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::catalog::FaceRow;
-    use crate::pipeline::embedder::EMBEDDING_DIM;
     use crate::catalog::Status;
+    use crate::pipeline::embedder::EMBEDDING_DIM;
 
     fn unit(seed: usize) -> Vec<f32> {
-        let v: Vec<f32> = (0..EMBEDDING_DIM).map(|i| (((i * 7 + seed * 13) % 17) as f32 - 8.0) + if i == seed { 40.0 } else { 0.0 }).collect();
+        let v: Vec<f32> =
+            (0..EMBEDDING_DIM).map(|i| (((i * 7 + seed * 13) % 17) as f32 - 8.0) + if i == seed { 40.0 } else { 0.0 }).collect();
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.into_iter().map(|x| x / n).collect()
     }
@@ -525,7 +552,13 @@ pub(crate) mod tests {
         std::fs::create_dir_all(photos.join("sub")).unwrap();
         std::os::unix::fs::symlink(&photos, d.path().join("link-to-photos")).unwrap();
         let outside = d.path().join("out");
-        for inside in [photos.clone(), photos.join("new/deeper"), d.path().join("link-to-photos/new"), d.path().join("out/../photos/sub/x"), photos.join("sub/../new")] {
+        for inside in [
+            photos.clone(),
+            photos.join("new/deeper"),
+            d.path().join("link-to-photos/new"),
+            d.path().join("out/../photos/sub/x"),
+            photos.join("sub/../new"),
+        ] {
             assert!(inside_folder(&photos, &inside), "{}", inside.display());
         }
         for out in [outside.clone(), d.path().join("photos-2"), d.path().join("photos/../out")] {

@@ -325,7 +325,8 @@ impl App {
         }
         // `--catalog` belongs to the folder it was given with, not to every folder opened later.
         let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-        let own_catalog = self.options.catalog.as_ref().filter(|_| self.options.folder.as_deref().is_some_and(|f| canonical(f) == canonical(&path)));
+        let own_catalog =
+            self.options.catalog.as_ref().filter(|_| self.options.folder.as_deref().is_some_and(|f| canonical(f) == canonical(&path)));
         let catalog = match (own_catalog, &self.prefs.catalog_dir) {
             (Some(c), _) => Ok(c.clone()),
             (None, Some(dir)) => crate::catalog::catalog_path_in(dir, &path),
@@ -475,7 +476,10 @@ impl App {
 
     /// Runs a people edit on a worker (see [`worker::Outbox::edit_people`]); its undo is kept
     /// when it is done.
-    pub fn edit_people(&mut self, mut f: impl FnMut(&mut crate::catalog::Catalog) -> Result<crate::catalog::people::Undo, crate::catalog::CatalogError> + Send + 'static) {
+    pub fn edit_people(
+        &mut self,
+        mut f: impl FnMut(&mut crate::catalog::Catalog) -> Result<crate::catalog::people::Undo, crate::catalog::CatalogError> + Send + 'static,
+    ) {
         self.run_edit(Box::new(move |c| f(c).map(|u| worker::Edited { info: u.what.clone(), undo: Some(u), person: None })));
     }
 
@@ -487,7 +491,9 @@ impl App {
     /// Puts back the last people edit.
     pub fn undo_last(&mut self) {
         let Some(u) = self.undo.take() else { return };
-        self.run_edit(Box::new(move |c| c.undo(&u).map(|()| worker::Edited { undo: None, info: format!("Undone: {}", u.what), person: None })));
+        self.run_edit(Box::new(move |c| {
+            c.undo(&u).map(|()| worker::Edited { undo: None, info: format!("Undone: {}", u.what), person: None })
+        }));
     }
 
     /// What the last people edit was, while it can be undone.
@@ -610,7 +616,9 @@ impl App {
                     self.rerank();
                 }
             }
-            Msg::OpenFailed { tag, seq, error, rebuildable } if self.is_current(tag) && self.folder.as_ref().is_some_and(|f| seq > f.snapshot) => {
+            Msg::OpenFailed { tag, seq, error, rebuildable }
+                if self.is_current(tag) && self.folder.as_ref().is_some_and(|f| seq > f.snapshot) =>
+            {
                 if let Some(f) = &mut self.folder {
                     // Nothing to show and nothing to index into.
                     f.index_started = true;
@@ -957,7 +965,13 @@ mod tests {
         std::fs::create_dir_all(&b).unwrap();
         let given = tmp.path().join("given.sqlite");
         let prefs = Prefs { catalog_dir: Some(tmp.path().join("catalogs")), ..Prefs::default() };
-        let options = Options { folder: Some(a.clone()), catalog: Some(given.clone()), models_dir: Some(tmp.path().join("none")), prefs: Some(prefs), ..Options::default() };
+        let options = Options {
+            folder: Some(a.clone()),
+            catalog: Some(given.clone()),
+            models_dir: Some(tmp.path().join("none")),
+            prefs: Some(prefs),
+            ..Options::default()
+        };
         let mut h = egui_kittest::Harness::builder().build_eframe(move |cc| App::new(cc, options));
         let app = h.state_mut();
         let catalog = |app: &App| app.folder.as_ref().map(|f| f.catalog.clone()).unwrap();

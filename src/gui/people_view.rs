@@ -19,7 +19,8 @@ fn name_field(app: &mut App, ui: &mut egui::Ui, label: &str) {
         return;
     }
     let names: Vec<String> = app.library().map(|l| l.names()).unwrap_or_default();
-    let close: Vec<String> = names.into_iter().filter(|n| n.to_lowercase().starts_with(&typed) && n.to_lowercase() != typed).take(5).collect();
+    let close: Vec<String> =
+        names.into_iter().filter(|n| n.to_lowercase().starts_with(&typed) && n.to_lowercase() != typed).take(5).collect();
     if !close.is_empty() {
         ui.horizontal_wrapped(|ui| {
             for n in close {
@@ -119,7 +120,13 @@ pub(super) fn person_panel(app: &mut App, ui: &mut egui::Ui, person: i64) {
     name_field(app, ui, "person name");
     ui.horizontal(|ui| {
         let name = app.name_edit.trim().to_string();
-        if ui.add_enabled(!name.is_empty() && Some(&name) != p.name.as_ref(), egui::Button::new(if p.name.is_some() { "Rename" } else { "Name" })).clicked() {
+        if ui
+            .add_enabled(
+                !name.is_empty() && Some(&name) != p.name.as_ref(),
+                egui::Button::new(if p.name.is_some() { "Rename" } else { "Name" }),
+            )
+            .clicked()
+        {
             app.edit_people(move |c| c.name_person(person, Some(&name)));
         }
         if ui.button(if p.hidden { "Show" } else { "Hide" }).on_hover_text("Hidden people stay grouped but leave the list").clicked() {
@@ -153,7 +160,13 @@ pub(super) fn save_as_person(app: &mut App, ui: &mut egui::Ui) {
     ui.label(egui::RichText::new("Save as person").strong());
     name_field(app, ui, "new person name");
     let name = app.name_edit.trim().to_string();
-    if ui.add_enabled(!name.is_empty(), egui::Button::new(format!("Save {} face{} as {name}", faces.len(), if faces.len() == 1 { "" } else { "s" }))).clicked() {
+    if ui
+        .add_enabled(
+            !name.is_empty(),
+            egui::Button::new(format!("Save {} face{} as {name}", faces.len(), if faces.len() == 1 { "" } else { "s" })),
+        )
+        .clicked()
+    {
         app.run_edit(Box::new(move |c| {
             let (u, id) = c.assign_faces(&faces, None, Some(&name))?;
             Ok(super::worker::Edited { info: u.what.clone(), undo: Some(u), person: Some(id) })
@@ -184,10 +197,13 @@ pub(super) fn face_person_row(app: &mut App, ui: &mut egui::Ui, row: usize) {
             app.edit_people(move |c| c.assign_faces(&[face], to, None).map(|r| r.0));
         }
         if let Some(p) = &current {
-            if ui.small_button(format!("Not {}", p.label())).on_hover_text("Remove this face from the person; it is never put back").clicked() {
+            if ui
+                .small_button(format!("Not {}", p.label()))
+                .on_hover_text("Remove this face from the person; it is never put back")
+                .clicked()
+            {
                 app.edit_people(move |c| c.remove_face(face));
             }
         }
     });
 }
-

@@ -79,15 +79,18 @@ fn expand_home(p: &str) -> String {
 fn embedder_offer(app: &mut App, ctx: &egui::Context) {
     let Some((path, report)) = app.embedder_offer.clone() else { return };
     let (mut accept, mut cancel) = (false, false);
-    egui::Window::new("Use this embedder?").collapsible(false).resizable(false).anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).show(ctx, |ui| {
-        ui.label(egui::RichText::new(path.display().to_string()).strong());
-        ui.label(&report);
-        ui.label("Switching embeds every face of the folder again (names and people stay).");
-        ui.horizontal(|ui| {
-            accept = ui.button("Use it").clicked();
-            cancel = ui.button("Keep the current one").clicked();
-        });
-    });
+    egui::Window::new("Use this embedder?").collapsible(false).resizable(false).anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).show(
+        ctx,
+        |ui| {
+            ui.label(egui::RichText::new(path.display().to_string()).strong());
+            ui.label(&report);
+            ui.label("Switching embeds every face of the folder again (names and people stay).");
+            ui.horizontal(|ui| {
+                accept = ui.button("Use it").clicked();
+                cancel = ui.button("Keep the current one").clicked();
+            });
+        },
+    );
     if accept {
         app.accept_embedder();
     } else if cancel {

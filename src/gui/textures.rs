@@ -121,7 +121,6 @@ impl Textures {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,8 +132,13 @@ mod tests {
     fn images_of_a_photo_processed_again_are_loaded_again() {
         let ctx = egui::Context::default();
         let mut t = Textures::new();
-        for key in [ImageKey::Thumb(1), ImageKey::Thumb(2), ImageKey::Photo(2), ImageKey::Chip(10), ImageKey::Chip(20), ImageKey::Chip(21)] {
-            let image = Ok(ctx.load_texture(format!("{key:?}"), egui::ColorImage::filled([1, 1], egui::Color32::GRAY), egui::TextureOptions::LINEAR));
+        for key in [ImageKey::Thumb(1), ImageKey::Thumb(2), ImageKey::Photo(2), ImageKey::Chip(10), ImageKey::Chip(20), ImageKey::Chip(21)]
+        {
+            let image = Ok(ctx.load_texture(
+                format!("{key:?}"),
+                egui::ColorImage::filled([1, 1], egui::Color32::GRAY),
+                egui::TextureOptions::LINEAR,
+            ));
             t.insert(Loaded { generation: 0, key, image });
         }
         t.insert(Loaded { generation: 0, key: ImageKey::Thumb(3), image: Err("not in the catalog".into()) });
@@ -143,7 +147,14 @@ mod tests {
         let mut new = synthetic(3);
         new.photos[1].mtime_ns += 1; // photo 2 (faces 20, 21) was processed again
         t.refresh(&old, &new);
-        for (key, kept) in [(ImageKey::Thumb(1), true), (ImageKey::Chip(10), true), (ImageKey::Thumb(2), false), (ImageKey::Photo(2), false), (ImageKey::Chip(20), false), (ImageKey::Chip(21), false)] {
+        for (key, kept) in [
+            (ImageKey::Thumb(1), true),
+            (ImageKey::Chip(10), true),
+            (ImageKey::Thumb(2), false),
+            (ImageKey::Photo(2), false),
+            (ImageKey::Chip(20), false),
+            (ImageKey::Chip(21), false),
+        ] {
             assert_eq!(t.holds(key), kept, "{key:?}");
         }
         assert!(t.get(ImageKey::Thumb(3)).is_none());

@@ -72,10 +72,18 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                 });
             });
             let can_query = app.folder.is_some() && !matches!(app.pipeline, PipelineState::Failed(_));
-            if ui.add_enabled(can_query, egui::Button::new("Query from file…")).on_hover_text("Find the person in a photo from anywhere on disk").clicked() {
+            if ui
+                .add_enabled(can_query, egui::Button::new("Query from file…"))
+                .on_hover_text("Find the person in a photo from anywhere on disk")
+                .clicked()
+            {
                 app.out.pick(Pick::QueryFile);
             }
-            if ui.add_enabled(app.folder.is_some(), egui::Button::new("People").selected(app.show_people)).on_hover_text("Faces grouped into people").clicked() {
+            if ui
+                .add_enabled(app.folder.is_some(), egui::Button::new("People").selected(app.show_people))
+                .on_hover_text("Faces grouped into people")
+                .clicked()
+            {
                 app.show_people = !app.show_people;
                 app.query = None;
                 app.inspect = None;
@@ -90,7 +98,8 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
             }
             if let Some(f) = &app.folder {
                 ui.separator();
-                ui.label(egui::RichText::new(f.path.display().to_string()).strong()).on_hover_text(format!("catalog: {}", f.catalog.display()));
+                ui.label(egui::RichText::new(f.path.display().to_string()).strong())
+                    .on_hover_text(format!("catalog: {}", f.catalog.display()));
             }
         });
     });
@@ -103,26 +112,32 @@ fn notices(app: &mut App, ctx: &egui::Context) {
         return;
     }
     let mut close = None;
-    egui::Area::new(egui::Id::unique("notices")).anchor(Align2::RIGHT_BOTTOM, Vec2::new(-12.0, -40.0)).order(egui::Order::Foreground).show(ctx, |ui| {
-        ui.set_max_width(560.0);
-        for (i, n) in app.notices.iter().enumerate().rev().take(4) {
-            let (fill, icon) = match n.level {
-                Level::Error => (Color32::from_rgb(150, 40, 40), "Error:"),
-                Level::Info => (Color32::from_rgb(40, 110, 60), ""),
-            };
-            egui::Frame::new().fill(fill).inner_margin(6.0).corner_radius(4.0).show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    if ui.small_button("×").on_hover_text("Dismiss").clicked() {
-                        close = Some(i);
-                    }
-                    ui.add(egui::Label::new(egui::RichText::new(format!("{icon} {}", n.text).trim().to_string()).color(Color32::WHITE)).wrap());
+    egui::Area::new(egui::Id::unique("notices")).anchor(Align2::RIGHT_BOTTOM, Vec2::new(-12.0, -40.0)).order(egui::Order::Foreground).show(
+        ctx,
+        |ui| {
+            ui.set_max_width(560.0);
+            for (i, n) in app.notices.iter().enumerate().rev().take(4) {
+                let (fill, icon) = match n.level {
+                    Level::Error => (Color32::from_rgb(150, 40, 40), "Error:"),
+                    Level::Info => (Color32::from_rgb(40, 110, 60), ""),
+                };
+                egui::Frame::new().fill(fill).inner_margin(6.0).corner_radius(4.0).show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        if ui.small_button("×").on_hover_text("Dismiss").clicked() {
+                            close = Some(i);
+                        }
+                        ui.add(
+                            egui::Label::new(egui::RichText::new(format!("{icon} {}", n.text).trim().to_string()).color(Color32::WHITE))
+                                .wrap(),
+                        );
+                    });
                 });
-            });
-        }
-        if app.notices.len() > 4 {
-            ui.label(format!("… and {} more", app.notices.len() - 4));
-        }
-    });
+            }
+            if app.notices.len() > 4 {
+                ui.label(format!("… and {} more", app.notices.len() - 4));
+            }
+        },
+    );
     if let Some(i) = close {
         app.notices.remove(i);
     }
@@ -218,7 +233,13 @@ fn status_bar(app: &mut App, ui: &mut egui::Ui) {
                 if let Some(s) = &f.summary {
                     ui.separator();
                     let skipped: usize = s.skipped.values().sum();
-                    ui.label(format!("last index: {} new, {} skipped, {:.1} s{}", s.processed - skipped.min(s.processed), skipped, s.seconds, if s.cancelled { " (cancelled)" } else { "" }));
+                    ui.label(format!(
+                        "last index: {} new, {} skipped, {:.1} s{}",
+                        s.processed - skipped.min(s.processed),
+                        skipped,
+                        s.seconds,
+                        if s.cancelled { " (cancelled)" } else { "" }
+                    ));
                 }
                 ui.separator();
                 ui.label(format!("catalog: {}", f.catalog.display()));
@@ -261,7 +282,13 @@ fn drop_hint(ctx: &egui::Context) {
     let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop")));
     let rect = ctx.content_rect();
     painter.rect_filled(rect, 0.0, Color32::from_black_alpha(160));
-    painter.text(rect.center(), Align2::CENTER_CENTER, "Drop a folder to open it, or a photo to search for its face", FontId::proportional(22.0), Color32::WHITE);
+    painter.text(
+        rect.center(),
+        Align2::CENTER_CENTER,
+        "Drop a folder to open it, or a photo to search for its face",
+        FontId::proportional(22.0),
+        Color32::WHITE,
+    );
 }
 
 /// Where a `w`×`h` image lands when fitted (centred) into `area`.
@@ -306,7 +333,8 @@ fn draw_thumb(app: &mut App, ui: &egui::Ui, photo: &PhotoInfo, rect: Rect, tint:
         Status::Unsupported | Status::Error => {
             painter.rect_filled(rect.shrink(8.0), 4.0, ui.visuals().faint_bg_color);
             let reason = photo.reason.as_deref().unwrap_or(photo.status.as_str());
-            let galley = ui.painter().layout(reason.to_string(), FontId::proportional(11.0), ui.visuals().weak_text_color(), rect.width() - 24.0);
+            let galley =
+                ui.painter().layout(reason.to_string(), FontId::proportional(11.0), ui.visuals().weak_text_color(), rect.width() - 24.0);
             painter.galley(rect.center() - galley.size() / 2.0, galley, ui.visuals().weak_text_color());
             return rect.shrink(8.0);
         }
@@ -354,7 +382,11 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
             let text = match &app.pipeline {
                 _ if open_error.is_some() => {
                     let e = open_error.unwrap_or_default();
-                    let hint = if e.contains("not a facefind catalog") { "\n\nChoose where catalogs are kept in Settings, or pass another --catalog." } else { "" };
+                    let hint = if e.contains("not a facefind catalog") {
+                        "\n\nChoose where catalogs are kept in Settings, or pass another --catalog."
+                    } else {
+                        ""
+                    };
                     format!("This folder's catalog cannot be used: {e}{hint}")
                 }
                 _ if !loaded => "Reading the catalog…".to_string(),
@@ -366,7 +398,11 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
         });
         return;
     }
-    ui.label(format!("{} photos · {} faces — hover a photo to see its faces, click a face to find that person", lib.photos.len(), lib.table.len()));
+    ui.label(format!(
+        "{} photos · {} faces — hover a photo to see its faces, click a face to find that person",
+        lib.photos.len(),
+        lib.table.len()
+    ));
     let mut clicked_face = None;
     let mut clicked_photo = None;
     let mut open = None;
@@ -388,7 +424,12 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
                 if hot {
                     over_face = Some(row);
                 }
-                ui.painter().rect_stroke(b, 1.0, Stroke::new(if hot { 2.5 } else { 1.5 }, if hot { Color32::YELLOW } else { Color32::LIGHT_GREEN }), StrokeKind::Outside);
+                ui.painter().rect_stroke(
+                    b,
+                    1.0,
+                    Stroke::new(if hot { 2.5 } else { 1.5 }, if hot { Color32::YELLOW } else { Color32::LIGHT_GREEN }),
+                    StrokeKind::Outside,
+                );
             }
         }
         let text_pos = Pos2::new(rect.center().x, rect.max.y - CELL_TEXT / 2.0);
@@ -539,9 +580,8 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     ui.separator();
     ui.label(egui::RichText::new("Export matches").strong());
     ui.horizontal(|ui| {
-        ui.add(egui::TextEdit::singleline(&mut app.export_dir).hint_text("export folder").desired_width(180.0)).widget_info(|| {
-            egui::WidgetInfo::labeled(Role::TextInput, true, "export folder")
-        });
+        ui.add(egui::TextEdit::singleline(&mut app.export_dir).hint_text("export folder").desired_width(180.0))
+            .widget_info(|| egui::WidgetInfo::labeled(Role::TextInput, true, "export folder"));
         if ui.button("Choose…").clicked() {
             app.out.pick(Pick::ExportFolder);
         }
@@ -570,7 +610,13 @@ fn histogram(app: &mut App, ui: &mut egui::Ui) {
         .histogram
         .iter()
         .filter(|b| b.1 > 0)
-        .map(|&(x, c)| Bar::new(x as f64, c as f64).width(0.9 * library::HISTOGRAM_BIN as f64).fill(if x >= thr { Color32::from_rgb(70, 180, 90) } else { Color32::from_gray(130) }))
+        .map(|&(x, c)| {
+            Bar::new(x as f64, c as f64).width(0.9 * library::HISTOGRAM_BIN as f64).fill(if x >= thr {
+                Color32::from_rgb(70, 180, 90)
+            } else {
+                Color32::from_gray(130)
+            })
+        })
         .collect();
     Plot::new("score-histogram")
         .height(150.0)
@@ -598,7 +644,11 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
     let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(thr) };
     if shown == 0 {
         ui.centered_and_justified(|ui| {
-            ui.label(if app.ranking.results.is_empty() { "No faces indexed yet." } else { "No photo reaches this threshold: lower it to see more." });
+            ui.label(if app.ranking.results.is_empty() {
+                "No faces indexed yet."
+            } else {
+                "No photo reaches this threshold: lower it to see more."
+            });
         });
         return;
     }
@@ -859,7 +909,10 @@ fn face_pick(app: &mut App, ctx: &egui::Context) {
         if let Some(mut pick) = app.face_pick.take() {
             let (f, tex) = pick.faces.swap_remove(i);
             let name = pick.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            app.set_query(super::Query::new(format!("face {i} in {name} (outside the folder)"), None, f.embedding), QueryChip::Texture(tex));
+            app.set_query(
+                super::Query::new(format!("face {i} in {name} (outside the folder)"), None, f.embedding),
+                QueryChip::Texture(tex),
+            );
         }
     } else if cancel {
         app.face_pick = None;

@@ -44,26 +44,67 @@ pub enum Pick {
 
 pub enum Msg {
     /// The face models, loaded for the app's pipeline request `gen`.
-    Pipeline { gen: u64, result: Result<PipelineInfo, String> },
+    Pipeline {
+        gen: u64,
+        result: Result<PipelineInfo, String>,
+    },
     /// A fresh snapshot of an opened folder's catalog; `seq` numbers snapshots in the order
     /// their reads began, so an older one arriving late never replaces a newer one.
-    Library { tag: Tag, seq: u64, lib: Arc<Library> },
+    Library {
+        tag: Tag,
+        seq: u64,
+        lib: Arc<Library>,
+    },
     /// The catalog could not be opened; `rebuildable` when the user can choose to rebuild it
     /// (a facefind catalog whose version cannot be read).
-    OpenFailed { tag: Tag, seq: u64, error: String, rebuildable: bool },
-    Planned { tag: Tag, todo: usize, total: usize },
-    Progress { tag: Tag, done: usize, faces: usize },
-    Skipped { tag: Tag, path: String, reason: String },
-    IndexDone { tag: Tag, summary: Summary },
-    IndexFailed { tag: Tag, error: String },
+    OpenFailed {
+        tag: Tag,
+        seq: u64,
+        error: String,
+        rebuildable: bool,
+    },
+    Planned {
+        tag: Tag,
+        todo: usize,
+        total: usize,
+    },
+    Progress {
+        tag: Tag,
+        done: usize,
+        faces: usize,
+    },
+    Skipped {
+        tag: Tag,
+        path: String,
+        reason: String,
+    },
+    IndexDone {
+        tag: Tag,
+        summary: Summary,
+    },
+    IndexFailed {
+        tag: Tag,
+        error: String,
+    },
     /// The faces of an outside photo for query request `seq` (only the newest request counts).
-    QueryFaces { seq: u64, path: PathBuf, faces: Vec<QueryFace> },
-    QueryFailed { seq: u64, path: PathBuf, error: String },
+    QueryFaces {
+        seq: u64,
+        path: PathBuf,
+        faces: Vec<QueryFace>,
+    },
+    QueryFailed {
+        seq: u64,
+        path: PathBuf,
+        error: String,
+    },
     Picked(Pick, PathBuf),
     /// No file dialog could be shown (no desktop portal, no zenity): ask for a typed path.
     DialogUnavailable(Pick),
     /// A people edit (or an undo) is in the catalog; a new library snapshot follows.
-    PeopleEdited { tag: Tag, result: Result<Edited, String> },
+    PeopleEdited {
+        tag: Tag,
+        result: Result<Edited, String>,
+    },
     Info(String),
     Error(String),
 }
@@ -180,7 +221,13 @@ fn edit_thread(out: &Outbox, rx: &Receiver<EditJob>, snapshots: &SnapshotSlot) {
             };
             let busy = matches!(&r, Err(CatalogError::Sqlite { error, .. })
                 if matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)));
-            result = r.map_err(|e| if busy { format!("the catalog stayed busy after {attempt} tries; the edit was not saved: {e}") } else { e.to_string() });
+            result = r.map_err(|e| {
+                if busy {
+                    format!("the catalog stayed busy after {attempt} tries; the edit was not saved: {e}")
+                } else {
+                    e.to_string()
+                }
+            });
             if !busy {
                 break;
             }
@@ -267,7 +314,15 @@ impl Outbox {
     /// When another run holds the catalog (a cancelled run of this app finishing its batch, or
     /// another facefind process), waits for it, saying so once, until it ends or this run is
     /// cancelled.
-    pub fn index(&self, tag: Tag, folder: PathBuf, catalog: PathBuf, p: Arc<Pipeline>, cancel: Arc<AtomicBool>, links: crate::catalog::scan::ScanOptions) {
+    pub fn index(
+        &self,
+        tag: Tag,
+        folder: PathBuf,
+        catalog: PathBuf,
+        p: Arc<Pipeline>,
+        cancel: Arc<AtomicBool>,
+        links: crate::catalog::scan::ScanOptions,
+    ) {
         self.spawn("index", move |out| {
             // One reading connection for the snapshots (WAL: it sees each committed batch).
             let reader = Catalog::open(&catalog).ok();
@@ -294,17 +349,24 @@ impl Outbox {
                     }
                 }
                 let mut last = Instant::now();
-                let summary = indexer::index_folder_with(&folder, &mut cat, &p, &cancel, &mut |ev| match ev {
-                    Event::Planned { todo, total } => out.send(Msg::Planned { tag, todo, total }),
-                    Event::Photo { done, faces, .. } => out.send(Msg::Progress { tag, done, faces }),
-                    Event::Skipped { path, reason } => out.send(Msg::Skipped { tag, path, reason }),
-                    Event::Committed { .. } => {
-                        if last.elapsed() > Duration::from_millis(1000) {
-                            send_library();
-                            last = Instant::now();
+                let summary = indexer::index_folder_with(
+                    &folder,
+                    &mut cat,
+                    &p,
+                    &cancel,
+                    &mut |ev| match ev {
+                        Event::Planned { todo, total } => out.send(Msg::Planned { tag, todo, total }),
+                        Event::Photo { done, faces, .. } => out.send(Msg::Progress { tag, done, faces }),
+                        Event::Skipped { path, reason } => out.send(Msg::Skipped { tag, path, reason }),
+                        Event::Committed { .. } => {
+                            if last.elapsed() > Duration::from_millis(1000) {
+                                send_library();
+                                last = Instant::now();
+                            }
                         }
-                    }
-                }, links)?;
+                    },
+                    links,
+                )?;
                 Ok(summary)
             })();
             // The final state, whatever happened (a cancelled or failed run still committed batches).
@@ -380,7 +442,9 @@ impl Outbox {
                 Pick::Folder => dialog.set_title("Open a photo folder").pick_folder(),
                 Pick::ExportFolder => dialog.set_title("Export matches to").pick_folder(),
                 Pick::CatalogDir => dialog.set_title("Keep catalogs in").pick_folder(),
-                Pick::EmbedderFile => dialog.set_title("Face embedder (from facefind train)").add_filter("Embedder", &["safetensors"]).pick_file(),
+                Pick::EmbedderFile => {
+                    dialog.set_title("Face embedder (from facefind train)").add_filter("Embedder", &["safetensors"]).pick_file()
+                }
                 Pick::QueryFile => dialog
                     .set_title("Query from a photo")
                     .add_filter("Photos", &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"])
@@ -456,10 +520,21 @@ fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
     let (infos, table, table_s) = faces?;
     let read_s = t0.elapsed().as_secs_f64();
     let named: std::collections::HashSet<i64> = people.iter().filter(|p| p.name.is_some()).map(|p| p.id).collect();
-    let suggestions = crate::people::suggestions(table.dim(), &infos, &named, &crate::people::Params::default(), |r| std::borrow::Cow::Owned(table.codes().decode(r)));
+    let suggestions = crate::people::suggestions(table.dim(), &infos, &named, &crate::people::Params::default(), |r| {
+        std::borrow::Cow::Owned(table.codes().decode(r))
+    });
     let suggest_s = t0.elapsed().as_secs_f64();
     let lib = Library::new(folder.to_path_buf(), photos, table).with_people(people, infos, suggestions);
-    tracing::info!(photos = lib.photos.len(), faces = lib.table.len(), photos_s, table_s, read_s, suggest_s, total_s = t0.elapsed().as_secs_f64(), "library read");
+    tracing::info!(
+        photos = lib.photos.len(),
+        faces = lib.table.len(),
+        photos_s,
+        table_s,
+        read_s,
+        suggest_s,
+        total_s = t0.elapsed().as_secs_f64(),
+        "library read"
+    );
     Ok(lib)
 }
 
@@ -586,7 +661,8 @@ fn loader_thread(shared: &LoaderShared, tx: &Sender<Loaded>, ctx: &egui::Context
         if conn.as_ref().is_none_or(|(g, _)| *g != generation) {
             conn = catalog.as_ref().and_then(|c| Catalog::open(c).ok()).map(|c| (generation, c));
         }
-        let image = load(key, conn.as_ref().map(|c| &c.1), &folder).map(|img| ctx.load_texture(format!("{key:?}@{generation}"), img, egui::TextureOptions::LINEAR));
+        let image = load(key, conn.as_ref().map(|c| &c.1), &folder)
+            .map(|img| ctx.load_texture(format!("{key:?}@{generation}"), img, egui::TextureOptions::LINEAR));
         shared.state.lock().unwrap_or_else(|e| e.into_inner()).in_flight.remove(&key);
         if tx.send(Loaded { generation, key, image }).is_err() {
             return;
@@ -611,7 +687,11 @@ fn load(key: ImageKey, cat: Option<&Catalog>, folder: &Path) -> Result<egui::Col
             let img = photo::load_rgb(&path).map_err(|e| e.to_string())?;
             let (w, h) = img.dimensions();
             let s = (PHOTO_LONG_SIDE as f32 / w.max(h) as f32).min(1.0);
-            let img = if s < 1.0 { pipeline::resize(&img, ((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1)) } else { img };
+            let img = if s < 1.0 {
+                pipeline::resize(&img, ((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1))
+            } else {
+                img
+            };
             Ok(color_image(&img))
         }
     }

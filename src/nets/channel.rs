@@ -92,18 +92,37 @@ impl CustomOp3 for Affine {
     fn name(&self) -> &'static str {
         "facefind-channel-affine"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let dims = l1.shape().dims();
         let (n, c) = (dims[0], dims[1]);
         let r = l1.shape().elem_count() / (n * c).max(1);
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(affine_fwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r)),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(affine_fwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r)),
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(affine_fwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(affine_fwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r))
+            }
             _ => candle_core::bail!("channel affine: f32 or f64 inputs of one type"),
         };
         Ok((out, l1.shape().clone()))
     }
-    fn bwd(&self, x: &Tensor, scale: &Tensor, shift: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        shift: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
         let dx = dy.apply_op3_no_bwd(scale, &shift.zeros_like()?, &Affine)?;
         let dscale = channel_sum(&(&dy * x.detach())?)?.reshape(scale.shape())?;
@@ -146,7 +165,8 @@ impl CustomOp2 for PRelu {
         let dx = dy.apply_op3_no_bwd(&x, alpha, &PReluGradInput)?;
         let neg = x.minimum(0.0)?;
         let per_channel = channel_sum(&(&dy * neg)?)?;
-        let dalpha = if alpha.elem_count() == 1 { per_channel.sum_all()?.reshape(alpha.shape())? } else { per_channel.reshape(alpha.shape())? };
+        let dalpha =
+            if alpha.elem_count() == 1 { per_channel.sum_all()?.reshape(alpha.shape())? } else { per_channel.reshape(alpha.shape())? };
         Ok((Some(dx), Some(dalpha)))
     }
 }
@@ -169,13 +189,25 @@ impl CustomOp3 for PReluGradInput {
     fn name(&self) -> &'static str {
         "facefind-prelu-grad"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let dims = l2.shape().dims();
         let (n, c) = (dims[0], dims[1]);
         let r = l2.shape().elem_count() / (n * c).max(1);
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(prelu_dx(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r)),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(prelu_dx(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r)),
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(prelu_dx(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(prelu_dx(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, c, r))
+            }
             _ => candle_core::bail!("prelu grad: f32 or f64 inputs of one type"),
         };
         Ok((out, l2.shape().clone()))
@@ -339,11 +371,23 @@ crate::pipeline::ops::multiversion! {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn bn_act_fwd<T: Elem>(x: &[T], params: &[T], n: usize, c: usize, r: usize, alpha_len: usize, eps: f64, stats: &Mutex<Vec<f64>>) -> Result<Vec<T>> {
+fn bn_act_fwd<T: Elem>(
+    x: &[T],
+    params: &[T],
+    n: usize,
+    c: usize,
+    r: usize,
+    alpha_len: usize,
+    eps: f64,
+    stats: &Mutex<Vec<f64>>,
+) -> Result<Vec<T>> {
     let (mean, var) = bn_stats(x, n, c, r);
     let maps = channel_maps(params, &mean, &var, c, alpha_len, eps);
     let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(r.max(1)).zip(x.par_chunks(r.max(1))).enumerate().for_each(|(i, (yp, xp))| bn_act_plane(xp, yp, maps[i % c], alpha_len > 0));
+    y.par_chunks_mut(r.max(1))
+        .zip(x.par_chunks(r.max(1)))
+        .enumerate()
+        .for_each(|(i, (yp, xp))| bn_act_plane(xp, yp, maps[i % c], alpha_len > 0));
     let mut st = stats.lock().map_err(|_| candle_core::Error::Msg("batch norm statistics lock poisoned".into()))?;
     *st = mean.into_iter().chain(var).collect();
     Ok(y)
@@ -403,7 +447,18 @@ crate::pipeline::ops::multiversion! {
 /// dalpha = Σ dy·min(u, 0), db = Σg, dw = inv·Σ g·(x − mean),
 /// dx = k·g − k/M·Σg − k/M·x̂·Σ(g·x̂) with k = w·inv and x̂ = (x − mean)·inv.
 #[allow(clippy::too_many_arguments)]
-fn bn_act_bwd<T: Elem>(x: &[T], dy: &[T], params: &[T], mean: &[f64], var: &[f64], n: usize, c: usize, r: usize, alpha_len: usize, eps: f64) -> Vec<T> {
+fn bn_act_bwd<T: Elem>(
+    x: &[T],
+    dy: &[T],
+    params: &[T],
+    mean: &[f64],
+    var: &[f64],
+    n: usize,
+    c: usize,
+    r: usize,
+    alpha_len: usize,
+    eps: f64,
+) -> Vec<T> {
     let maps = channel_maps(params, mean, var, c, alpha_len, eps);
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     // Per plane: Σg, Σg·(x − mean), Σdy·min(u, 0).
@@ -471,8 +526,12 @@ impl CustomOp2 for BnAct {
         let (n, c, r) = dims_ncr(l1);
         self.check(c, l2.shape().elem_count())?;
         let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(bn_act_fwd(slice(s1, l1)?, slice(s2, l2)?, n, c, r, self.alpha_len, self.eps, &self.stats)?),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(bn_act_fwd(slice(s1, l1)?, slice(s2, l2)?, n, c, r, self.alpha_len, self.eps, &self.stats)?),
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(bn_act_fwd(slice(s1, l1)?, slice(s2, l2)?, n, c, r, self.alpha_len, self.eps, &self.stats)?)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(bn_act_fwd(slice(s1, l1)?, slice(s2, l2)?, n, c, r, self.alpha_len, self.eps, &self.stats)?)
+            }
             _ => candle_core::bail!("batch norm: f32 or f64 inputs of one type"),
         };
         Ok((out, l1.shape().clone()))
@@ -499,15 +558,33 @@ impl CustomOp3 for BnActGrad {
     fn name(&self) -> &'static str {
         "facefind-batch-norm-act-train-grad"
     }
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c, r) = dims_ncr(l1);
         if l2.shape() != l1.shape() || l3.shape().elem_count() != 2 * c + self.alpha_len || self.stats.len() != 2 * c {
-            candle_core::bail!("batch norm gradient: shapes {:?} {:?} {:?}, {} statistics", l1.shape(), l2.shape(), l3.shape(), self.stats.len());
+            candle_core::bail!(
+                "batch norm gradient: shapes {:?} {:?} {:?}, {} statistics",
+                l1.shape(),
+                l2.shape(),
+                l3.shape(),
+                self.stats.len()
+            );
         }
         let (mean, var) = self.stats.split_at(c);
         let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(bn_act_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, mean, var, n, c, r, self.alpha_len, self.eps)),
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(bn_act_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, mean, var, n, c, r, self.alpha_len, self.eps)),
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(bn_act_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, mean, var, n, c, r, self.alpha_len, self.eps))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(bn_act_bwd(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, mean, var, n, c, r, self.alpha_len, self.eps))
+            }
             _ => candle_core::bail!("batch norm gradient: f32 or f64 inputs of one type"),
         };
         Ok((out, Shape::from(n * c * r + 2 * c + self.alpha_len)))

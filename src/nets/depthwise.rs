@@ -35,7 +35,10 @@ impl Geom {
     }
 }
 
-trait Elem: Copy + Default + Send + Sync + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign + candle_core::WithDType {}
+trait Elem:
+    Copy + Default + Send + Sync + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign + candle_core::WithDType
+{
+}
 impl Elem for f32 {}
 impl Elem for f64 {}
 
@@ -205,8 +208,12 @@ impl CustomOp2 for GradInput<'_> {
         let k = l2.shape().dims4()?.2;
         let g = self.op.geom(self.h, self.w, k)?;
         let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(run_grad_input(slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?, n, c, &g)),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(run_grad_input(slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?, n, c, &g)),
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(run_grad_input(slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?, n, c, &g))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(run_grad_input(slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?, n, c, &g))
+            }
             _ => candle_core::bail!("depthwise grad: f32 or f64 inputs of one type"),
         };
         Ok((out, Shape::from((n, c, self.h, self.w))))
@@ -243,8 +250,12 @@ impl CustomOp2 for GradWeight<'_> {
         let (n, c, h, w) = l1.shape().dims4()?;
         let g = self.op.geom(h, w, self.k)?;
         let out = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(run_grad_weight(slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?, n, c, &g)),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(run_grad_weight(slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?, n, c, &g)),
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(run_grad_weight(slice::<f32>(s1, l1)?, slice::<f32>(s2, l2)?, n, c, &g))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(run_grad_weight(slice::<f64>(s1, l1)?, slice::<f64>(s2, l2)?, n, c, &g))
+            }
             _ => candle_core::bail!("depthwise grad: f32 or f64 inputs of one type"),
         };
         Ok((out, Shape::from((c, 1, self.k, self.k))))

@@ -66,4 +66,3 @@ pub fn batch_tensor(crops: &[&RgbImage], augs: &[Augment], arch: Arch, device: &
     data.par_chunks_mut(per).zip(crops.par_iter().zip(augs)).for_each(|(dst, (crop, aug))| input_values(crop, arch, *aug, dst));
     Tensor::from_vec(data, (crops.len(), c, s, s), device)
 }
-

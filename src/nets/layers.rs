@@ -284,7 +284,9 @@ pub fn dropout(x: &Tensor, p: f64, mode: Mode, seed: u64) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let mut rng = crate::rng::Rng::stream(seed, 4, 0);
-    let keep: Vec<f32> = (0..x.elem_count()).map(|_| if (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 >= p { (1.0 / (1.0 - p)) as f32 } else { 0.0 }).collect();
+    let keep: Vec<f32> = (0..x.elem_count())
+        .map(|_| if (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 >= p { (1.0 / (1.0 - p)) as f32 } else { 0.0 })
+        .collect();
     x * Tensor::from_vec(keep, x.shape(), x.device())?.to_dtype(x.dtype())?
 }
 
@@ -330,7 +332,9 @@ pub(crate) mod tests {
             };
             let wd = random(&[c, 1, k, k], 100 + i as u64);
             let want = reference(&wd, c);
-            for (path, got) in [("cpu op", depthwise_conv2d(&x, &wd, s, pad).unwrap()), ("views", depthwise_conv2d_views(&x, &wd, s, pad).unwrap())] {
+            for (path, got) in
+                [("cpu op", depthwise_conv2d(&x, &wd, s, pad).unwrap()), ("views", depthwise_conv2d_views(&x, &wd, s, pad).unwrap())]
+            {
                 assert_eq!(got.dims(), want.dims(), "depthwise {path} case {i}");
                 assert!(max_diff(&got, &want) < 1e-5, "depthwise {path} case {i}: {}", max_diff(&got, &want));
             }
@@ -382,7 +386,9 @@ pub(crate) mod tests {
             let wd64 = wd.to_dtype(DType::F64).unwrap();
             let x64 = x.to_dtype(DType::F64).unwrap();
             // the op's forward pass is the shifted views' (odd and even widths, strides, pads)
-            for (xs, pad) in [(x64.clone(), pad), (x64.narrow(3, 0, 5).unwrap().contiguous().unwrap(), Pad { top: 1, left: 1, bottom: 0, right: 2 })] {
+            for (xs, pad) in
+                [(x64.clone(), pad), (x64.narrow(3, 0, 5).unwrap().contiguous().unwrap(), Pad { top: 1, left: 1, bottom: 0, right: 2 })]
+            {
                 let d = max_diff(&depthwise_conv2d(&xs, &wd64, s, pad).unwrap(), &depthwise_conv2d_views(&xs, &wd64, s, pad).unwrap());
                 assert!(d < 1e-12, "stride {s}: {d}");
             }
@@ -400,7 +406,17 @@ pub(crate) mod tests {
         check_grad("pointwise dx", &x, &|x| weighted_sum(&conv2d(x, &w164, 1, Pad::same(0))?));
         check_grad("pointwise dw", &w1, &|w| weighted_sum(&conv2d(&x64, w, 1, Pad::same(0))?));
         let generic = x64.reshape((2, 3, 42)).unwrap().transpose(0, 1).unwrap().contiguous().unwrap().reshape((3, 84)).unwrap();
-        let generic = w164.reshape((5, 3)).unwrap().matmul(&generic).unwrap().reshape((5, 2, 42)).unwrap().transpose(0, 1).unwrap().reshape((2, 5, 7, 6)).unwrap();
+        let generic = w164
+            .reshape((5, 3))
+            .unwrap()
+            .matmul(&generic)
+            .unwrap()
+            .reshape((5, 2, 42))
+            .unwrap()
+            .transpose(0, 1)
+            .unwrap()
+            .reshape((2, 5, 7, 6))
+            .unwrap();
         assert!(max_diff(&conv2d(&x64, &w164, 1, Pad::same(0)).unwrap(), &generic) < 1e-12);
         let g = random(&[3, 1, 7, 6], 8);
         let x7 = random(&[2, 3, 7, 6], 9).to_dtype(DType::F64).unwrap();
@@ -419,7 +435,11 @@ pub(crate) mod tests {
         bn.weight.set(&random(&[3], 11).to_dtype(DType::F64).unwrap().affine(1.0, 1.0).unwrap()).unwrap();
         let x = random(&[4, 3, 2, 2], 12);
         check_grad("batch norm (train) dx", &x, &|x| weighted_sum(&bn.forward(x, Mode::Train)?));
-        let (x64, w64, b64) = (x.to_dtype(DType::F64).unwrap(), random(&[3], 16).to_dtype(DType::F64).unwrap(), random(&[3], 17).to_dtype(DType::F64).unwrap());
+        let (x64, w64, b64) = (
+            x.to_dtype(DType::F64).unwrap(),
+            random(&[3], 16).to_dtype(DType::F64).unwrap(),
+            random(&[3], 17).to_dtype(DType::F64).unwrap(),
+        );
         check_grad("batch norm (train) dw", &w64, &|w| weighted_sum(&super::super::channel::batch_norm_train(&x64, w, &b64, 1e-5)?.0));
         check_grad("batch norm (train) db", &b64, &|b| weighted_sum(&super::super::channel::batch_norm_train(&x64, &w64, b, 1e-5)?.0));
         // the fused op equals the formula (the path of CUDA and Metal)
@@ -434,7 +454,9 @@ pub(crate) mod tests {
         assert!(max_diff(&fused.0, &y) < 1e-9 && max_diff(&fused.1, &mean) < 1e-12 && max_diff(&fused.2, &var) < 1e-12);
         // batch norm + PReLU in one op: every input's gradient, per-channel and shared slopes,
         // and the same values as batch norm then PReLU
-        let bn_act = |x: &Tensor, w: &Tensor, b: &Tensor, a: &Tensor| super::super::channel::batch_norm_act_train(x, w, b, Some(a), 1e-5).map(|r| r.0);
+        let bn_act = |x: &Tensor, w: &Tensor, b: &Tensor, a: &Tensor| {
+            super::super::channel::batch_norm_act_train(x, w, b, Some(a), 1e-5).map(|r| r.0)
+        };
         for a in [random(&[3], 18), random(&[1], 19)] {
             let a64 = a.to_dtype(DType::F64).unwrap();
             check_grad("bn+prelu dx", &x, &|x| weighted_sum(&bn_act(x, &w64, &b64, &a64)?));

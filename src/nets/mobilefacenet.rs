@@ -39,7 +39,18 @@ pub struct ConvBn {
 
 impl ConvBn {
     #[allow(clippy::too_many_arguments)]
-    fn load(vb: &VarBuilder, name: &str, form: Form, c_in: usize, c_out: usize, k: usize, stride: usize, pad: Pad, depthwise: bool, prelu: bool) -> Result<Self> {
+    fn load(
+        vb: &VarBuilder,
+        name: &str,
+        form: Form,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: Pad,
+        depthwise: bool,
+        prelu: bool,
+    ) -> Result<Self> {
         let v = vb.pp(name);
         let w_in = if depthwise { 1 } else { c_in };
         let fan = if depthwise { k * k } else { c_out * k * k };
@@ -130,7 +141,18 @@ impl MobileFaceNet {
                 let hidden = c_in * t;
                 blocks.push(Block {
                     expand: ConvBn::load(&vb, &format!("{p}.Conv"), form, c_in, hidden, 1, 1, Pad::same(0), false, true)?,
-                    depthwise: ConvBn::load(&vb, &format!("{p}.SeparableConv2d"), form, hidden, hidden, 3, s, tf_pad(size, 3, s), true, true)?,
+                    depthwise: ConvBn::load(
+                        &vb,
+                        &format!("{p}.SeparableConv2d"),
+                        form,
+                        hidden,
+                        hidden,
+                        3,
+                        s,
+                        tf_pad(size, 3, s),
+                        true,
+                        true,
+                    )?,
                     project: ConvBn::load(&vb, &format!("{p}.Conv_1"), form, hidden, c_out, 1, 1, Pad::same(0), false, false)?,
                     residual: s == 1 && c_in == c_out,
                 });

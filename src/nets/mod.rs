@@ -43,7 +43,9 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars {
         let values: Vec<f64> = match h {
             Init::Const(c) => vec![c; n],
             Init::Uniform { lo, up } => (0..n).map(|_| lo + (up - lo) * unit()).collect(),
-            Init::Randn { mean, stdev } => (0..n).map(|_| mean + stdev * (-2.0 * unit().ln()).sqrt() * (std::f64::consts::TAU * unit()).cos()).collect(),
+            Init::Randn { mean, stdev } => {
+                (0..n).map(|_| mean + stdev * (-2.0 * unit().ln()).sqrt() * (std::f64::consts::TAU * unit()).cos()).collect()
+            }
             other => {
                 return other.var(s, dtype, dev).map(|v| {
                     data.insert(name.to_string(), v.clone());

@@ -47,7 +47,11 @@ fn forward<T: candle_core::WithDType>(x: &[T], w: &[T], n: usize, ci: usize, co:
 
 fn input_grad<T: candle_core::WithDType>(dy: &[T], w: &[T], n: usize, ci: usize, co: usize, hw: usize) -> Result<Vec<T>> {
     if dy.len() != n * co * hw || w.len() != co * ci {
-        candle_core::bail!("pointwise convolution gradient: {} values and {} weights for N {n}, Ci {ci}, Co {co}, HW {hw}", dy.len(), w.len());
+        candle_core::bail!(
+            "pointwise convolution gradient: {} values and {} weights for N {n}, Ci {ci}, Co {co}, HW {hw}",
+            dy.len(),
+            w.len()
+        );
     }
     let mut dx = vec![T::zero(); n * ci * hw];
     dx.par_chunks_mut((ci * hw).max(1)).zip(dy.par_chunks((co * hw).max(1))).try_for_each(|(dxn, dyn_)| {
@@ -59,7 +63,11 @@ fn input_grad<T: candle_core::WithDType>(dy: &[T], w: &[T], n: usize, ci: usize,
 
 fn weight_grad<T: candle_core::WithDType>(x: &[T], dy: &[T], n: usize, ci: usize, co: usize, hw: usize) -> Result<Vec<T>> {
     if x.len() != n * ci * hw || dy.len() != n * co * hw {
-        candle_core::bail!("pointwise convolution weight gradient: {} and {} values for N {n}, Ci {ci}, Co {co}, HW {hw}", x.len(), dy.len());
+        candle_core::bail!(
+            "pointwise convolution weight gradient: {} and {} values for N {n}, Ci {ci}, Co {co}, HW {hw}",
+            x.len(),
+            dy.len()
+        );
     }
     // one accumulator per chunk of images, summed at the end
     let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1);

@@ -45,7 +45,11 @@ struct Se {
 
 impl Se {
     fn new(vb: VarBuilder, c: usize) -> Result<Self> {
-        Ok(Self { fc0: Linear::new(vb.pp("fc.0"), c, c / 16)?, prelu: PRelu::new(vb.pp("fc.1"), 1)?, fc2: Linear::new(vb.pp("fc.2"), c / 16, c)? })
+        Ok(Self {
+            fc0: Linear::new(vb.pp("fc.0"), c, c / 16)?,
+            prelu: PRelu::new(vb.pp("fc.1"), 1)?,
+            fc2: Linear::new(vb.pp("fc.2"), c / 16, c)?,
+        })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, _, _) = x.dims4()?;

@@ -38,8 +38,19 @@ pub fn knn(emb: &[f32], dim: usize, k: usize, floor: f32) -> Vec<Vec<(u32, f32)>
             for c0 in (0..n).step_by(COL_BLOCK) {
                 let w = COL_BLOCK.min(n - c0);
                 // rows r0.. of `emb` (m × dim) times rows c0.. read as a dim × w matrix
-                matmul_strided(m, w, dim, &mut scores, (w, 1), false, &emb[r0 * dim..(r0 + m) * dim], (dim, 1), &emb[c0 * dim..(c0 + w) * dim], (1, dim))
-                    .expect("both blocks lie inside the n × dim matrix checked above");
+                matmul_strided(
+                    m,
+                    w,
+                    dim,
+                    &mut scores,
+                    (w, 1),
+                    false,
+                    &emb[r0 * dim..(r0 + m) * dim],
+                    (dim, 1),
+                    &emb[c0 * dim..(c0 + w) * dim],
+                    (1, dim),
+                )
+                .expect("both blocks lie inside the n × dim matrix checked above");
                 for (i, b) in best.iter_mut().enumerate() {
                     let row = &scores[i * w..(i + 1) * w];
                     let mut kth = if b.len() == k { b[k - 1].1 } else { floor };
@@ -235,7 +246,16 @@ pub fn average_linkage(emb: &[f32], dim: usize, items: &[Item], neighbours: &[Ve
         let (keep, gone) = if clusters[a].size >= clusters[b].size { (a, b) } else { (b, a) };
         let g = std::mem::replace(
             &mut clusters[gone],
-            Cluster { sum: Vec::new(), size: 0, photos: HashSet::new(), person: None, rejected: HashSet::new(), neighbours: HashSet::new(), version: 0, alive: false },
+            Cluster {
+                sum: Vec::new(),
+                size: 0,
+                photos: HashSet::new(),
+                person: None,
+                rejected: HashSet::new(),
+                neighbours: HashSet::new(),
+                version: 0,
+                alive: false,
+            },
         );
         merged_into[gone] = keep;
         {
@@ -307,8 +327,11 @@ mod tests {
         let n = emb.len() / dim;
         (0..n)
             .map(|i| {
-                let mut s: Vec<(u32, f32)> =
-                    (0..n).filter(|&j| j != i).map(|j| (j as u32, dot(&emb[i * dim..][..dim], &emb[j * dim..][..dim]))).filter(|p| p.1 >= floor).collect();
+                let mut s: Vec<(u32, f32)> = (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| (j as u32, dot(&emb[i * dim..][..dim], &emb[j * dim..][..dim])))
+                    .filter(|p| p.1 >= floor)
+                    .collect();
                 s.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 s.truncate(k);
                 s.into_iter().map(|p| p.0).collect()

@@ -43,7 +43,17 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { link: 0.55, k: 16, floor: 0.30, assign: 0.55, margin: 0.05, min_faces: 2, min_score: 0.80, min_face_px: 40.0, suggest: 0.40 }
+        Params {
+            link: 0.55,
+            k: 16,
+            floor: 0.30,
+            assign: 0.55,
+            margin: 0.05,
+            min_faces: 2,
+            min_score: 0.80,
+            min_face_px: 40.0,
+            suggest: 0.40,
+        }
     }
 }
 
@@ -182,7 +192,8 @@ pub fn assign(people: &[PersonStats], emb: &[f32], dim: usize, faces: &[FaceInfo
     // one face per (photo, person): the best one
     out.sort_by(|a, b| crate::pipeline::by_score_desc(a.2, b.2).then(a.0.cmp(&b.0)));
     let mut taken: HashSet<(i64, i64)> = HashSet::new();
-    let mut v: Vec<(usize, i64)> = out.into_iter().filter(|&(r, id, _)| taken.insert((faces[r].photo, id))).map(|(r, id, _)| (r, id)).collect();
+    let mut v: Vec<(usize, i64)> =
+        out.into_iter().filter(|&(r, id, _)| taken.insert((faces[r].photo, id))).map(|(r, id, _)| (r, id)).collect();
     v.sort();
     v
 }
@@ -205,12 +216,14 @@ pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
     let rows: Vec<usize> = (0..faces.len()).collect();
     let assign = assign(&people, emb, dim, faces, &rows, p);
     let placed: HashSet<usize> = assign.iter().map(|a| a.0).collect();
-    let rest: Vec<usize> = (0..faces.len()).filter(|&r| faces[r].person.is_none() && faces[r].eligible(p) && !placed.contains(&r)).collect();
+    let rest: Vec<usize> =
+        (0..faces.len()).filter(|&r| faces[r].person.is_none() && faces[r].eligible(p) && !placed.contains(&r)).collect();
     let mut sub = Vec::with_capacity(rest.len() * dim);
     for &r in &rest {
         sub.extend_from_slice(&emb[r * dim..(r + 1) * dim]);
     }
-    let items: Vec<cluster::Item> = rest.iter().map(|&r| cluster::Item { photo: faces[r].photo, person: None, rejected: faces[r].rejected.clone() }).collect();
+    let items: Vec<cluster::Item> =
+        rest.iter().map(|&r| cluster::Item { photo: faces[r].photo, person: None, rejected: faces[r].rejected.clone() }).collect();
     let nb = cluster::knn(&sub, dim, p.k, p.floor);
     let labels = cluster::average_linkage(&sub, dim, &items, &nb, p.link);
     let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -235,7 +248,13 @@ pub struct Suggestion {
 /// confirm), and unassigned faces whose best named person reaches [`Params::suggest`]. `named`
 /// lists the people with a name; face `i`'s vector is `vector(i)` (the app passes the decoded
 /// 8-bit codes: a question, not a ranking, needs no more).
-pub fn suggestions<'a>(dim: usize, faces: &[FaceInfo], named: &HashSet<i64>, p: &Params, vector: impl Fn(usize) -> Cow<'a, [f32]> + Sync) -> Vec<Suggestion> {
+pub fn suggestions<'a>(
+    dim: usize,
+    faces: &[FaceInfo],
+    named: &HashSet<i64>,
+    p: &Params,
+    vector: impl Fn(usize) -> Cow<'a, [f32]> + Sync,
+) -> Vec<Suggestion> {
     use rayon::prelude::*;
     if named.is_empty() {
         return Vec::new();

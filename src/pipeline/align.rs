@@ -4,13 +4,8 @@
 use image::{imageops, RgbImage};
 
 /// ArcFace reference landmarks in a 112x112 crop (insightface `arcface_dst`).
-pub const ARCFACE_TEMPLATE: [[f32; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+pub const ARCFACE_TEMPLATE: [[f32; 2]; 5] =
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
 
 /// A similarity transform `p' = s R p + t`, stored as the 2x3 matrix [[a, -b, tx], [b, a, ty]].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,10 +156,13 @@ mod tests {
     fn estimate_recovers_a_known_transform() {
         let m = known();
         let src: Vec<[f32; 2]> = ARCFACE_TEMPLATE.iter().map(|p| [p[0] * 3.0 + 100.0, p[1] * 2.5 + 40.0]).collect();
-        let dst: Vec<[f32; 2]> = src.iter().map(|p| {
-            let q = m.apply([p[0] as f64, p[1] as f64]);
-            [q[0] as f32, q[1] as f32]
-        }).collect();
+        let dst: Vec<[f32; 2]> = src
+            .iter()
+            .map(|p| {
+                let q = m.apply([p[0] as f64, p[1] as f64]);
+                [q[0] as f32, q[1] as f32]
+            })
+            .collect();
         let e = Similarity::estimate(&src, &dst).unwrap();
         assert!((e.a - m.a).abs() < 1e-5 && (e.b - m.b).abs() < 1e-5, "{e:?}");
         assert!((e.tx - m.tx).abs() < 1e-3 && (e.ty - m.ty).abs() < 1e-3, "{e:?}");
@@ -177,10 +175,13 @@ mod tests {
         let dst = [[0.0, 0.0], [-1.0, 0.0], [0.0, 1.0]];
         let e = Similarity::estimate(&src, &dst).unwrap();
         let residual = |m: &Similarity| -> f64 {
-            src.iter().zip(&dst).map(|(p, q)| {
-                let r = m.apply([p[0] as f64, p[1] as f64]);
-                (r[0] - q[0] as f64).powi(2) + (r[1] - q[1] as f64).powi(2)
-            }).sum()
+            src.iter()
+                .zip(&dst)
+                .map(|(p, q)| {
+                    let r = m.apply([p[0] as f64, p[1] as f64]);
+                    (r[0] - q[0] as f64).powi(2) + (r[1] - q[1] as f64).powi(2)
+                })
+                .sum()
         };
         // worked by hand: centred, Σ(x x' + y y') = 0 and Σ(x y' − y x') = −6/9 over Σ|p|² = 12/9
         assert!(e.a.abs() < 1e-6 && (e.b + 0.5).abs() < 1e-6, "{e:?}");

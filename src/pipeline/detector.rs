@@ -10,8 +10,8 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::stream::Chain;
 use super::ops::{channel_dim, channels_last, spatial, to_native, upsample_nearest, ActKind, ConvAct, ConvSpec};
+use super::stream::Chain;
 
 /// Per-channel mean subtracted from BGR input (the training mean of Pytorch_Retinaface).
 pub const BGR_MEAN: [f32; 3] = [104.0, 117.0, 123.0];
@@ -176,9 +176,8 @@ struct Ssh {
 
 impl Ssh {
     fn load(vb: VarBuilder) -> Result<Self> {
-        let c = |name: &str, c_in: usize, c_out: usize, act: ActKind| {
-            ConvAct::load(vb.pp(name), ConvSpec::dense(c_in, c_out, 3, 1, 1), act)
-        };
+        let c =
+            |name: &str, c_in: usize, c_out: usize, act: ActKind| ConvAct::load(vb.pp(name), ConvSpec::dense(c_in, c_out, 3, 1, 1), act);
         Ok(Self {
             conv3x3_and_5x5_1: ConvAct::fuse(&[c("conv3x3", 64, 32, ActKind::Relu)?, c("conv5x5_1", 64, 16, LEAKY)?])?,
             conv5x5_2: c("conv5x5_2", 16, 16, ActKind::Relu)?,
@@ -272,11 +271,7 @@ impl RetinaFace {
             self.forward_native(&bgr_tensor(img, &self.device)?)?
         };
         let face = conf.narrow(D::Minus1, 1, 1)?;
-        Ok(RawOutput {
-            loc: loc.flatten_all()?.to_vec1()?,
-            conf: face.flatten_all()?.to_vec1()?,
-            landmarks: lm.flatten_all()?.to_vec1()?,
-        })
+        Ok(RawOutput { loc: loc.flatten_all()?.to_vec1()?, conf: face.flatten_all()?.to_vec1()?, landmarks: lm.flatten_all()?.to_vec1()? })
     }
 
     /// Detects faces in `img` at its own resolution: decode, threshold, NMS.
@@ -437,7 +432,8 @@ mod tests {
 
     #[test]
     fn nms_keeps_best_of_overlapping_and_all_separate() {
-        let kept = nms(vec![det(1.0, 0.0, 10.0, 0.8), det(0.0, 0.0, 10.0, 0.9), det(50.0, 50.0, 10.0, 0.7), det(5.0, 0.0, 10.0, 0.95)], 0.4);
+        let kept =
+            nms(vec![det(1.0, 0.0, 10.0, 0.8), det(0.0, 0.0, 10.0, 0.9), det(50.0, 50.0, 10.0, 0.7), det(5.0, 0.0, 10.0, 0.95)], 0.4);
         let scores: Vec<f32> = kept.iter().map(|d| d.score).collect();
         // 0.95 at x=5 overlaps 0.9 at x=0 by 1/3 (< 0.4, kept); 0.8 at x=1 overlaps x=0 by 0.82 (dropped)
         assert_eq!(scores, vec![0.95, 0.9, 0.7]);

@@ -32,7 +32,11 @@ fn brands(data: &[u8]) -> Vec<[u8; 4]> {
     }
     let size = (u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize).clamp(16, data.len());
     // major brand, then (after the minor version) the compatible brands
-    std::iter::once(8).chain((16..size).step_by(4)).filter(|&i| i + 4 <= size).map(|i| [data[i], data[i + 1], data[i + 2], data[i + 3]]).collect()
+    std::iter::once(8)
+        .chain((16..size).step_by(4))
+        .filter(|&i| i + 4 <= size)
+        .map(|i| [data[i], data[i + 1], data[i + 2], data[i + 3]])
+        .collect()
 }
 
 /// True when `data` starts like an AVIF file (AV1 in the HEIF container).
@@ -42,7 +46,8 @@ pub fn is_avif(data: &[u8]) -> bool {
 
 /// True when `data` starts like a HEIC/HEIF file whose images are HEVC-coded.
 pub fn is_heic(data: &[u8]) -> bool {
-    !is_avif(data) && brands(data).first().is_some_and(|b| matches!(b, b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1"))
+    !is_avif(data)
+        && brands(data).first().is_some_and(|b| matches!(b, b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1"))
 }
 
 /// The codec of the container's images.
@@ -111,7 +116,8 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, PhotoError> {
     let img = color::convert(&frame, None, nclx, PixelLayout::Rgb8, MAX_PIXELS, Some(1)).map_err(reason)?;
     let img = transform::apply_all(img, &props.transforms).map_err(reason)?;
     let (w, h) = (img.width, img.height);
-    RgbImage::from_raw(w, h, img.data).ok_or_else(|| PhotoError::Corrupt(format!("HEIF: decoded {w}x{h} image has the wrong number of bytes")))
+    RgbImage::from_raw(w, h, img.data)
+        .ok_or_else(|| PhotoError::Corrupt(format!("HEIF: decoded {w}x{h} image has the wrong number of bytes")))
 }
 
 /// A copy of `data` whose `ftyp` brands `avif`/`avis` read `mif1`.
@@ -229,7 +235,11 @@ mod tests {
                     continue;
                 }
                 let img = got.unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!((img.width() as u64, img.height() as u64), (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()), "{name}");
+                assert_eq!(
+                    (img.width() as u64, img.height() as u64),
+                    (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap()),
+                    "{name}"
+                );
                 let (w, h) = img.dimensions();
                 let (mean, worst) = crate::pipeline::photo::sample_differences(&img, &want["samples"]);
                 eprintln!("{name}: {w}x{h}, mean difference from the reference {mean:.2} levels, worst {worst}");
@@ -256,8 +266,13 @@ mod tests {
         assert_ne!(turned.as_raw(), plain.as_raw());
         // turning the plain decode by the file's rotation gives ours (up to the colour rule)
         let back = image::imageops::rotate90(&plain);
-        let close = turned.pixels().zip(back.pixels()).filter(|(a, b)| a.0.iter().zip(b.0).all(|(x, y)| (*x as i32 - y as i32).abs() < 40)).count();
-        let close270 = turned.pixels().zip(image::imageops::rotate270(&plain).pixels()).filter(|(a, b)| a.0.iter().zip(b.0).all(|(x, y)| (*x as i32 - y as i32).abs() < 40)).count();
+        let close =
+            turned.pixels().zip(back.pixels()).filter(|(a, b)| a.0.iter().zip(b.0).all(|(x, y)| (*x as i32 - y as i32).abs() < 40)).count();
+        let close270 = turned
+            .pixels()
+            .zip(image::imageops::rotate270(&plain).pixels())
+            .filter(|(a, b)| a.0.iter().zip(b.0).all(|(x, y)| (*x as i32 - y as i32).abs() < 40))
+            .count();
         assert!(close.max(close270) > turned.pixels().len() * 9 / 10, "{close} {close270}");
     }
 
@@ -277,7 +292,9 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
             let _ = tx.send(decode(&data).map(|i| i.dimensions()).map_err(|e| e.to_string()));
         });
-        let got = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("deadlock: the decode waited for pool threads that wait for its turn");
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("deadlock: the decode waited for pool threads that wait for its turn");
         assert_eq!(got, Ok((29, 100)));
     }
 }

@@ -220,7 +220,12 @@ pub struct Pipeline {
 pub const EMBED_BATCH: usize = 32;
 
 /// Reads a weight file once, checks its digest and builds a VarBuilder from those same bytes.
-fn verified_weights(path: &Path, sha256: Option<&str>, what: &'static str, device: &Device) -> Result<(VarBuilder<'static>, String), ModelError> {
+fn verified_weights(
+    path: &Path,
+    sha256: Option<&str>,
+    what: &'static str,
+    device: &Device,
+) -> Result<(VarBuilder<'static>, String), ModelError> {
     if !path.is_file() {
         return Err(ModelError::Missing { path: path.to_path_buf(), what });
     }
@@ -231,7 +236,8 @@ fn verified_weights(path: &Path, sha256: Option<&str>, what: &'static str, devic
             return Err(ModelError::Mismatch { path: path.to_path_buf(), what, expected: leak(expected), found });
         }
     }
-    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(|source| ModelError::Load { path: path.to_path_buf(), source })?;
+    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)
+        .map_err(|source| ModelError::Load { path: path.to_path_buf(), source })?;
     Ok((vb, found))
 }
 
@@ -250,14 +256,20 @@ impl Pipeline {
 
     /// Loads the detector from `models_dir` and the embedder from `embedder_file` (a file written
     /// by `facefind train`, checked against its manifest) or the shipped one.
-    pub fn load_with_embedder(models_dir: &Path, embedder_file: Option<&Path>, device: Device, settings: Settings) -> Result<Self, ModelError> {
+    pub fn load_with_embedder(
+        models_dir: &Path,
+        embedder_file: Option<&Path>,
+        device: Device,
+        settings: Settings,
+    ) -> Result<Self, ModelError> {
         let det_path = models_dir.join(DETECTOR_MODEL.file);
         let (vb, _) = verified_weights(&det_path, Some(DETECTOR_MODEL.sha256), DETECTOR_MODEL.what, &device)?;
         let detector = detector::RetinaFace::load(vb).map_err(|source| ModelError::Load { path: det_path, source })?;
         let (path, arch, sha) = match embedder_file {
             None => (models_dir.join(EMBEDDER_MODEL.file), crate::nets::Arch::Mobilefacenet, Some(EMBEDDER_MODEL.sha256.to_string())),
             Some(f) => {
-                let m = crate::train::Manifest::read_for(f).map_err(|e| ModelError::Embedder { path: f.to_path_buf(), reason: format!("{e:#}") })?;
+                let m = crate::train::Manifest::read_for(f)
+                    .map_err(|e| ModelError::Embedder { path: f.to_path_buf(), reason: format!("{e:#}") })?;
                 (f.to_path_buf(), m.arch, Some(m.sha256))
             }
         };
@@ -345,10 +357,7 @@ impl Pipeline {
 
     /// Aligned 112x112 crops for `faces` (in parallel).
     pub fn align(&self, img: &RgbImage, faces: &[Face]) -> Vec<RgbImage> {
-        faces
-            .par_iter()
-            .map(|f| align::align(img, &f.landmarks).unwrap_or_else(|| align::center_crop(img, 1.0)))
-            .collect()
+        faces.par_iter().map(|f| align::align(img, &f.landmarks).unwrap_or_else(|| align::center_crop(img, 1.0))).collect()
     }
 
     /// Unit embeddings of aligned crops, batched.
@@ -367,7 +376,9 @@ impl Pipeline {
             _ if faces.is_empty() => return Err(QueryError::NoFace),
             Some(k) if k < faces.len() => k,
             Some(k) => return Err(QueryError::NoSuchFace { k, n: faces.len() }),
-            None => (0..faces.len()).max_by(|&a, &b| (faces[a].bbox[2] * faces[a].bbox[3]).total_cmp(&(faces[b].bbox[2] * faces[b].bbox[3]))).unwrap_or(0),
+            None => (0..faces.len())
+                .max_by(|&a, &b| (faces[a].bbox[2] * faces[a].bbox[3]).total_cmp(&(faces[b].bbox[2] * faces[b].bbox[3])))
+                .unwrap_or(0),
         };
         let face = faces[idx].clone();
         let embedding = self.embed(&self.align(img, std::slice::from_ref(&face)))?.remove(0);

@@ -6,10 +6,10 @@
 //! dominate the run time. Here both become one pass over memory, fused with the bias and the
 //! activation that follow them.
 
-use std::mem::MaybeUninit;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Device, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The non-linearity applied after a convolution.
 #[derive(Debug, Clone)]
@@ -370,9 +370,17 @@ multiversion! {
 /// Whenever `fill` returns `Ok`, it has written every value of the chunk it was given
 /// (through [`zeroed`] and then any kernel, or by [`matmul_uninit`]): uninitialised memory
 /// cannot be checked, so the caller promises it.
-pub(super) unsafe fn par_output<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync + Send) -> Result<Vec<f32>> {
+pub(super) unsafe fn par_output<S>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) -> Result<()> + Sync + Send,
+) -> Result<Vec<f32>> {
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().try_for_each_init(init, |state, (i, part)| fill(state, i, part))?;
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .try_for_each_init(init, |state, (i, part)| fill(state, i, part))?;
     // SAFETY: the chunks cover the first `len` elements (par_chunks_mut of exactly that range)
     // and every `fill` that returned Ok wrote all of its chunk (this function's precondition);
     // on an error we returned before this.
@@ -394,7 +402,13 @@ pub(super) fn zeroed(part: &mut [MaybeUninit<f32>]) -> &mut [f32] {
 /// have the size its shape needs.
 fn matmul_uninit<'a>(m: usize, n: usize, k: usize, dst: &'a mut [MaybeUninit<f32>], a: &[f32], b: &[f32]) -> Result<&'a mut [f32]> {
     let holds = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|need| len >= need);
-    if Some(dst.len()) != m.checked_mul(n) || !holds(a.len(), m, k) || !holds(b.len(), k, n) || k == 0 || isize::try_from(n).is_err() || isize::try_from(k).is_err() {
+    if Some(dst.len()) != m.checked_mul(n)
+        || !holds(a.len(), m, k)
+        || !holds(b.len(), k, n)
+        || k == 0
+        || isize::try_from(n).is_err()
+        || isize::try_from(k).is_err()
+    {
         candle_core::bail!("matmul {m}x{k} . {k}x{n}: buffers of {}, {} and {} values", dst.len(), a.len(), b.len());
     }
     // SAFETY: dst holds exactly m·n values (checked above) addressed as rows of n with unit
@@ -488,7 +502,11 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
     };
     let want = if l.depthwise { (k * k * c, c) } else { (k * k * c * c_out, c_out) };
     if l.host.weight.len() != want.0 || l.host.bias.len() != want.1 || (l.depthwise && c != c_out) {
-        candle_core::bail!("a {k}x{k} convolution to {c_out} channels was given {c} input channels ({} weights, {} biases)", l.host.weight.len(), l.host.bias.len());
+        candle_core::bail!(
+            "a {k}x{k} convolution to {c_out} channels was given {c} input channels ({} weights, {} biases)",
+            l.host.weight.len(),
+            l.host.bias.len()
+        );
     }
     let residual = match residual {
         None => None,
@@ -507,13 +525,18 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         let g = Geom { h, w, c, ow, k, s, pad };
         // SAFETY: the chunk is zeroed first, so every value is written.
         let out = unsafe {
-            par_output(m * c_out, ow * c, || (), |_, row, dst| {
-                let (b, oy) = (row / oh, row % oh);
-                let dst = zeroed(dst);
-                depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
-                add_residual(dst, residual, row * ow * c);
-                Ok(())
-            })
+            par_output(
+                m * c_out,
+                ow * c,
+                || (),
+                |_, row, dst| {
+                    let (b, oy) = (row / oh, row % oh);
+                    let dst = zeroed(dst);
+                    depthwise_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, wt, &tiled, bias, &l.act);
+                    add_residual(dst, residual, row * ow * c);
+                    Ok(())
+                },
+            )
         }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))));
     }
@@ -521,13 +544,18 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         let g = Geom { h, w, c, ow, k, s, pad };
         // SAFETY: the chunk is zeroed first, so every value is written.
         let out = unsafe {
-            par_output(m * c_out, ow * 8, || (), |_, row, dst| {
-                let (b, oy) = (row / oh, row % oh);
-                let dst = zeroed(dst);
-                stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
-                add_residual(dst, residual, row * ow * 8);
-                Ok(())
-            })
+            par_output(
+                m * c_out,
+                ow * 8,
+                || (),
+                |_, row, dst| {
+                    let (b, oy) = (row / oh, row % oh);
+                    let dst = zeroed(dst);
+                    stem_row(dst, &x[b * h * w * c..(b + 1) * h * w * c], oy, &g, &l.host.weight, &l.host.bias, &l.act);
+                    add_residual(dst, residual, row * ow * 8);
+                    Ok(())
+                },
+            )
         }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
@@ -537,28 +565,46 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         // centre tap reads every output pixel's own input, so it writes the whole row first.
         let taps = |t: usize| &l.host.weight[t * c * c_out..(t + 1) * c * c_out];
         // SAFETY: `matmul_uninit` writes the whole chunk (or the closure returns its error) before anything else touches it.
-        let out = unsafe { par_output(m * c_out, ow * c_out, || (), |_, row, dst| {
-            let (b, oy) = (row / oh, row % oh);
-            let img = &x[b * h * w * c..(b + 1) * h * w * c];
-            let dst = matmul_uninit(ow, c_out, c, dst, &img[oy * w * c..(oy + 1) * w * c], taps(4))?;
-            for ky in 0..3 {
-                let Some(iy) = (oy + ky).checked_sub(1).filter(|iy| *iy < h) else { continue };
-                let src = &img[iy * w * c..(iy + 1) * w * c];
-                for kx in 0..3 {
-                    // output x reads input x + kx - 1, inside for outputs [x0, x1)
-                    let (x0, x1) = (usize::from(kx == 0), if kx == 2 { ow - 1 } else { ow });
-                    if (ky, kx) == (1, 1) || x1 <= x0 {
-                        continue;
+        let out = unsafe {
+            par_output(
+                m * c_out,
+                ow * c_out,
+                || (),
+                |_, row, dst| {
+                    let (b, oy) = (row / oh, row % oh);
+                    let img = &x[b * h * w * c..(b + 1) * h * w * c];
+                    let dst = matmul_uninit(ow, c_out, c, dst, &img[oy * w * c..(oy + 1) * w * c], taps(4))?;
+                    for ky in 0..3 {
+                        let Some(iy) = (oy + ky).checked_sub(1).filter(|iy| *iy < h) else { continue };
+                        let src = &img[iy * w * c..(iy + 1) * w * c];
+                        for kx in 0..3 {
+                            // output x reads input x + kx - 1, inside for outputs [x0, x1)
+                            let (x0, x1) = (usize::from(kx == 0), if kx == 2 { ow - 1 } else { ow });
+                            if (ky, kx) == (1, 1) || x1 <= x0 {
+                                continue;
+                            }
+                            let (n, ix0) = (x1 - x0, x0 + kx - 1);
+                            let d = &mut dst[x0 * c_out..x1 * c_out];
+                            matmul_strided(
+                                n,
+                                c_out,
+                                c,
+                                d,
+                                (c_out, 1),
+                                true,
+                                &src[ix0 * c..(ix0 + n) * c],
+                                (c, 1),
+                                taps(ky * 3 + kx),
+                                (c_out, 1),
+                            )?;
+                        }
                     }
-                    let (n, ix0) = (x1 - x0, x0 + kx - 1);
-                    let d = &mut dst[x0 * c_out..x1 * c_out];
-                    matmul_strided(n, c_out, c, d, (c_out, 1), true, &src[ix0 * c..(ix0 + n) * c], (c, 1), taps(ky * 3 + kx), (c_out, 1))?;
-                }
-            }
-            bias_act(dst, c_out, Some(&l.host.bias), &l.act);
-            add_residual(dst, residual, row * ow * c_out);
-            Ok(())
-        }) }?;
+                    bias_act(dst, c_out, Some(&l.host.bias), &l.act);
+                    add_residual(dst, residual, row * ow * c_out);
+                    Ok(())
+                },
+            )
+        }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
     // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none
@@ -568,45 +614,47 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
     let direct = k == 1 && s == 1 && pad == Pad::same(0);
     let tile = (TILE_VALUES / kk.max(c_out)).clamp(16, 1024);
     // SAFETY: every path of the closure ends in `matmul_uninit`, which writes the whole chunk, or returns an error.
-    let out = unsafe { par_output(m * c_out, tile * c_out, Vec::new, |cols: &mut Vec<f32>, ti, dst| -> Result<()> {
-        let (r0, rows) = (ti * tile, dst.len() / c_out);
-        let lhs: &[f32] = if direct {
-            &x[r0 * c..(r0 + rows) * c]
-        } else {
-            cols.resize(rows * kk, 0.0);
-            for (i, crow) in cols.chunks_exact_mut(kk).enumerate() {
-                let r = r0 + i;
-                let (b, rem) = (r / (oh * ow), r % (oh * ow));
-                let (oy, ox) = (rem / ow, rem % ow);
-                let inside = (oy * s).checked_sub(pad.top).is_some_and(|iy| iy + k <= h)
-                    && (ox * s).checked_sub(pad.left).is_some_and(|ix| ix + k <= w);
-                if !inside {
-                    crow.fill(0.0);
-                }
-                for ky in 0..k {
-                    let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
-                    let row = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
-                    let d = &mut crow[ky * k * c..(ky + 1) * k * c];
-                    match (ox * s).checked_sub(pad.left) {
-                        // all k taps of this kernel row are inside: one contiguous run
-                        Some(ix0) if ix0 + k <= w => copy_small(d, &row[ix0 * c..(ix0 + k) * c]),
-                        _ => {
-                            for kx in 0..k {
-                                if let Some((_, ix)) = src(oy, ox, ky, kx) {
-                                    copy_small(&mut d[kx * c..(kx + 1) * c], &row[ix * c..(ix + 1) * c]);
+    let out = unsafe {
+        par_output(m * c_out, tile * c_out, Vec::new, |cols: &mut Vec<f32>, ti, dst| -> Result<()> {
+            let (r0, rows) = (ti * tile, dst.len() / c_out);
+            let lhs: &[f32] = if direct {
+                &x[r0 * c..(r0 + rows) * c]
+            } else {
+                cols.resize(rows * kk, 0.0);
+                for (i, crow) in cols.chunks_exact_mut(kk).enumerate() {
+                    let r = r0 + i;
+                    let (b, rem) = (r / (oh * ow), r % (oh * ow));
+                    let (oy, ox) = (rem / ow, rem % ow);
+                    let inside = (oy * s).checked_sub(pad.top).is_some_and(|iy| iy + k <= h)
+                        && (ox * s).checked_sub(pad.left).is_some_and(|ix| ix + k <= w);
+                    if !inside {
+                        crow.fill(0.0);
+                    }
+                    for ky in 0..k {
+                        let Some(iy) = (oy * s + ky).checked_sub(pad.top).filter(|iy| *iy < h) else { continue };
+                        let row = &x[(b * h + iy) * w * c..(b * h + iy + 1) * w * c];
+                        let d = &mut crow[ky * k * c..(ky + 1) * k * c];
+                        match (ox * s).checked_sub(pad.left) {
+                            // all k taps of this kernel row are inside: one contiguous run
+                            Some(ix0) if ix0 + k <= w => copy_small(d, &row[ix0 * c..(ix0 + k) * c]),
+                            _ => {
+                                for kx in 0..k {
+                                    if let Some((_, ix)) = src(oy, ox, ky, kx) {
+                                        copy_small(&mut d[kx * c..(kx + 1) * c], &row[ix * c..(ix + 1) * c]);
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-            cols
-        };
-        let dst = matmul_uninit(rows, c_out, kk, dst, lhs, &l.host.weight)?;
-        bias_act(dst, c_out, Some(&l.host.bias), &l.act);
-        add_residual(dst, residual, r0 * c_out);
-        Ok(())
-    }) }?;
+                cols
+            };
+            let dst = matmul_uninit(rows, c_out, kk, dst, lhs, &l.host.weight)?;
+            bias_act(dst, c_out, Some(&l.host.bias), &l.act);
+            add_residual(dst, residual, r0 * c_out);
+            Ok(())
+        })
+    }?;
     Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))))
 }
 
@@ -673,17 +721,7 @@ impl ConvAct {
         // OIHW -> (ky, kx, i) x O for the GEMM; depthwise (C,1,k,k) -> (ky, kx) x C.
         let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
         let host = HostParams { weight: host_w, bias: bias.to_vec1()? };
-        Ok(Self {
-            weight,
-            bias,
-            act,
-            k: spec.k,
-            stride: spec.stride,
-            pad: spec.pad,
-            depthwise: spec.depthwise,
-            c_out: spec.c_out,
-            host,
-        })
+        Ok(Self { weight, bias, act, k: spec.k, stride: spec.stride, pad: spec.pad, depthwise: spec.depthwise, c_out: spec.c_out, host })
     }
 
     /// Several convolutions of the same input, run as one (their outputs concatenated along
@@ -729,11 +767,7 @@ impl ConvAct {
         } else {
             let Pad { top, left, bottom, right } = self.pad;
             let sym = top == bottom && left == right && top == left;
-            let (x, p) = if sym {
-                (x.clone(), top)
-            } else {
-                (x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?, 0)
-            };
+            let (x, p) = if sym { (x.clone(), top) } else { (x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?, 0) };
             x.conv2d(&self.weight, p, self.stride, 1, 1)?
         };
         let y = y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?;
@@ -797,7 +831,8 @@ pub(crate) mod tests {
         let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
         {
             let mut data = map.data().lock().unwrap();
-            let w = Tensor::from_vec(random(&[spec.c_out * w_in * spec.k * spec.k], seed + 1), (spec.c_out, w_in, spec.k, spec.k), &dev).unwrap();
+            let w = Tensor::from_vec(random(&[spec.c_out * w_in * spec.k * spec.k], seed + 1), (spec.c_out, w_in, spec.k, spec.k), &dev)
+                .unwrap();
             data.insert("l.weight".into(), Var::from_tensor(&w).unwrap());
             let b = Tensor::from_vec(random(&[spec.c_out], seed + 2), spec.c_out, &dev).unwrap();
             data.insert("l.bias".into(), Var::from_tensor(&b).unwrap());
@@ -836,7 +871,12 @@ pub(crate) mod tests {
     fn strides_that_overflow_are_errors() {
         let one = [1f32];
         let mut d = [0f32; 1];
-        for (m, n, ds) in [(2, 1, (usize::MAX, 1)), (3, 1, (1usize << 63, 1)), (2, 2, (usize::MAX / 2 + 1, usize::MAX / 2 + 1)), (1, 1, (usize::MAX, usize::MAX))] {
+        for (m, n, ds) in [
+            (2, 1, (usize::MAX, 1)),
+            (3, 1, (1usize << 63, 1)),
+            (2, 2, (usize::MAX / 2 + 1, usize::MAX / 2 + 1)),
+            (1, 1, (usize::MAX, usize::MAX)),
+        ] {
             let r = std::panic::catch_unwind(|| {
                 let mut d = d;
                 matmul_strided(m, n, 1, &mut d, ds, false, &[1f32; 4], (1, 0), &one, (0, 0)).is_err()

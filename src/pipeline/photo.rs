@@ -286,9 +286,7 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
     let (sw, sh) = (sw as u32, sh as u32);
     let rgb = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(sw, sh, pixels),
-        jpeg_decoder::PixelFormat::L8 => {
-            RgbImage::from_raw(sw, sh, pixels.iter().flat_map(|&v| [v, v, v]).collect())
-        }
+        jpeg_decoder::PixelFormat::L8 => RgbImage::from_raw(sw, sh, pixels.iter().flat_map(|&v| [v, v, v]).collect()),
         jpeg_decoder::PixelFormat::L16 => {
             // native-endian samples of `precision` bits (12 or 16 in practice)
             let max = ((1u32 << jpeg_frame(data).map_or(16, |f| f.precision).clamp(2, 16)) - 1) as f32;
@@ -610,7 +608,16 @@ mod tests {
             }
         }
         // displayed size and the displayed corner holding the stored top-left block
-        let expect = [(1, (48, 32), "tl"), (2, (48, 32), "tr"), (3, (48, 32), "br"), (4, (48, 32), "bl"), (5, (32, 48), "tl"), (6, (32, 48), "tr"), (7, (32, 48), "br"), (8, (32, 48), "bl")];
+        let expect = [
+            (1, (48, 32), "tl"),
+            (2, (48, 32), "tr"),
+            (3, (48, 32), "br"),
+            (4, (48, 32), "bl"),
+            (5, (32, 48), "tl"),
+            (6, (32, 48), "tr"),
+            (7, (32, 48), "br"),
+            (8, (32, 48), "bl"),
+        ];
         for (o, size, corner) in expect {
             let data = jpeg_with_orientation(&img, o);
             let full = decode_rgb(&data).unwrap();

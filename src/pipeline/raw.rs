@@ -12,7 +12,8 @@
 //! the orientation is the RAW's own (IFD0), unless the preview carries one.
 
 /// File extensions of camera RAW formats.
-pub const RAW_EXT: &[&str] = &["dng", "cr2", "cr3", "nef", "nrw", "arw", "srf", "sr2", "orf", "rw2", "raf", "pef", "srw", "3fr", "iiq", "erf", "kdc", "mrw", "x3f"];
+pub const RAW_EXT: &[&str] =
+    &["dng", "cr2", "cr3", "nef", "nrw", "arw", "srf", "sr2", "orf", "rw2", "raf", "pef", "srw", "3fr", "iiq", "erf", "kdc", "mrw", "x3f"];
 
 /// True when `ext` (any case) is a camera RAW extension.
 pub fn is_raw_ext(ext: &str) -> bool {
@@ -133,7 +134,13 @@ impl<'a> Tiff<'a> {
         (0..n.min(512))
             .map(|k| {
                 let e = ifd + 2 + 12 * k;
-                Some(Entry { tag: self.u16_at(e)?, kind: self.u16_at(e + 2)?, count: self.u32_at(e + 4)?, offset_or_value: self.u32_at(e + 8)?, at: e + 8 })
+                Some(Entry {
+                    tag: self.u16_at(e)?,
+                    kind: self.u16_at(e + 2)?,
+                    count: self.u32_at(e + 4)?,
+                    offset_or_value: self.u32_at(e + 8)?,
+                    at: e + 8,
+                })
             })
             .collect()
     }
@@ -174,7 +181,10 @@ mod tests {
         let thumb = jpeg(64, 48, 10);
         let full = jpeg(320, 240, 200);
         // lossless JPEG header (SOF3) claiming 4000x3000: sensor data, not a preview
-        let sensor: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xC3, 0, 11, 8, 0x0B, 0xB8, 0x0F, 0xA0, 1, 1, 0x11, 0].into_iter().chain(std::iter::repeat_n(0u8, 64)).collect();
+        let sensor: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xC3, 0, 11, 8, 0x0B, 0xB8, 0x0F, 0xA0, 1, 1, 0x11, 0]
+            .into_iter()
+            .chain(std::iter::repeat_n(0u8, 64))
+            .collect();
         let mut d = b"II*\0".to_vec();
         d.extend_from_slice(&8u32.to_le_bytes());
         let entry = |d: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: u32| {

@@ -73,7 +73,11 @@ impl Chain {
                 1 => l.pad == Pad::same(0) && s == 1 && !l.depthwise,
                 _ => false,
             };
-            if !geometry_ok || !CHANNELS.contains(&c_out) || c_in == 0 || l.host.weight.len() != k * k * c_in * if l.depthwise { 1 } else { c_out } {
+            if !geometry_ok
+                || !CHANNELS.contains(&c_out)
+                || c_in == 0
+                || l.host.weight.len() != k * k * c_in * if l.depthwise { 1 } else { c_out }
+            {
                 candle_core::bail!("a {k}x{k} stride-{s} convolution to {c_out} channels cannot be streamed by rows");
             }
             if let Some(prev) = steps.last().map(|p: &Step| p.conv.c_out) {
@@ -116,15 +120,22 @@ impl Chain {
         let bands = 2 * rayon::current_num_threads();
         let band = ho.div_ceil(bands).max(8);
         // SAFETY: the chunk is split into whole rows of `wo * co` values and each is zeroed before its kernel.
-        let out = unsafe { par_output(ho * wo * co, band * wo * co, || (), |_, b, part| {
-            let z0 = b * band;
-            let mut state = BandState::new(self, &sizes, c, z0);
-            for (i, row) in part.chunks_mut(wo * co).enumerate() {
-                let row = super::ops::zeroed(row);
-                state.last_row(self, &sizes, &input, z0 + i, row)?;
-            }
-            Ok(())
-        }) }?;
+        let out = unsafe {
+            par_output(
+                ho * wo * co,
+                band * wo * co,
+                || (),
+                |_, b, part| {
+                    let z0 = b * band;
+                    let mut state = BandState::new(self, &sizes, c, z0);
+                    for (i, row) in part.chunks_mut(wo * co).enumerate() {
+                        let row = super::ops::zeroed(row);
+                        state.last_row(self, &sizes, &input, z0 + i, row)?;
+                    }
+                    Ok(())
+                },
+            )
+        }?;
         Tensor::from_vec(out, (1, ho, wo, co), &Device::Cpu)
     }
 }
@@ -151,7 +162,14 @@ impl BandState {
     }
 
     /// Makes every row of map `j` (< the last) up to `y`, in order.
-    fn ensure(&mut self, chain: &Chain, sizes: &[(usize, usize)], input: &(impl Fn(usize, &mut [f32]) + Sync), j: usize, y: usize) -> Result<()> {
+    fn ensure(
+        &mut self,
+        chain: &Chain,
+        sizes: &[(usize, usize)],
+        input: &(impl Fn(usize, &mut [f32]) + Sync),
+        j: usize,
+        y: usize,
+    ) -> Result<()> {
         while self.next[j] <= y {
             let r = self.next[j];
             if j == 0 {
@@ -167,14 +185,28 @@ impl BandState {
     }
 
     /// Makes the input rows that row `r` of layer `i`'s output reads.
-    fn inputs_of(&mut self, chain: &Chain, sizes: &[(usize, usize)], input: &(impl Fn(usize, &mut [f32]) + Sync), i: usize, r: usize) -> Result<()> {
+    fn inputs_of(
+        &mut self,
+        chain: &Chain,
+        sizes: &[(usize, usize)],
+        input: &(impl Fn(usize, &mut [f32]) + Sync),
+        i: usize,
+        r: usize,
+    ) -> Result<()> {
         let conv = &chain.steps[i].conv;
         let last = (conv.stride * r + conv.k / 2).min(sizes[i].0 - 1);
         self.ensure(chain, sizes, input, i, last)
     }
 
     /// Row `z` of the chain's output into `dst`.
-    fn last_row(&mut self, chain: &Chain, sizes: &[(usize, usize)], input: &(impl Fn(usize, &mut [f32]) + Sync), z: usize, dst: &mut [f32]) -> Result<()> {
+    fn last_row(
+        &mut self,
+        chain: &Chain,
+        sizes: &[(usize, usize)],
+        input: &(impl Fn(usize, &mut [f32]) + Sync),
+        z: usize,
+        dst: &mut [f32],
+    ) -> Result<()> {
         let i = chain.steps.len() - 1;
         self.inputs_of(chain, sizes, input, i, z)?;
         step_row(&chain.steps[i], &self.rings[i], z, dst, sizes[i].0)
@@ -242,12 +274,27 @@ macro_rules! avx2_kernel {
 /// A row of a 3x3 convolution, depthwise or dense (a stem: few input channels), from its (up
 /// to) three padded input rows.
 #[allow(clippy::too_many_arguments)]
-fn conv3_row(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, depthwise: bool, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
+fn conv3_row(
+    dst: &mut [f32],
+    rows: &[Option<&[f32]>; 3],
+    s: usize,
+    c_in: usize,
+    depthwise: bool,
+    wt: &[f32],
+    bias: &[f32],
+    act: &Activation,
+) -> Result<()> {
     let c = bias.len();
     let ow = dst.len() / c.max(1);
     let need = (s * ow.saturating_sub(1) + 3) * c_in;
     let weights = if depthwise { 9 * c } else { 9 * c_in * c };
-    if c == 0 || (depthwise && c_in != c) || dst.len() != ow * c || wt.len() != weights || rows.iter().flatten().any(|r| r.len() < need) || !act.fits(c) {
+    if c == 0
+        || (depthwise && c_in != c)
+        || dst.len() != ow * c
+        || wt.len() != weights
+        || rows.iter().flatten().any(|r| r.len() < need)
+        || !act.fits(c)
+    {
         candle_core::bail!("a 3x3 row of {} values from rows of {:?} values", dst.len(), rows.map(|r| r.map(|r| r.len())));
     }
     if depthwise {
@@ -271,7 +318,6 @@ fn pw_row(dst: &mut [f32], src: &[f32], c_in: usize, wt: &[f32], bias: &[f32], a
     }
     avx2_kernel!(c, pw(dst, src, c_in, wt, bias, act))
 }
-
 
 /// The row kernels: one pixel's channels in `B` AVX registers of 8, bias and activation
 /// applied before the one store. Each takes the sizes its caller checked.
@@ -347,11 +393,26 @@ mod kernels {
     /// AVX2 and FMA; `bias` holds 8·B values, `wt` 9·8·B, every row at least
     /// (s·(ow - 1) + 3)·8·B for `ow` = dst.len() / (8·B), and `act` fits 8·B channels.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dw3<const B: usize>(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
+    pub(super) unsafe fn dw3<const B: usize>(
+        dst: &mut [f32],
+        rows: &[Option<&[f32]>; 3],
+        s: usize,
+        wt: &[f32],
+        bias: &[f32],
+        act: &Activation,
+    ) -> Result<()> {
         // SAFETY: this function's `# Safety` section: AVX2 and FMA, and every size the pointer reads and writes below stay within.
         unsafe {
             #[inline(always)]
-            unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, rows: &[Option<&[f32]>; 3], s: usize, w: *const f32, bias: *const f32, act: &Activation) {
+            unsafe fn group<const B: usize, const P: usize>(
+                x: usize,
+                d: *mut f32,
+                rows: &[Option<&[f32]>; 3],
+                s: usize,
+                w: *const f32,
+                bias: *const f32,
+                act: &Activation,
+            ) {
                 // SAFETY: called only by its kernel with pixels x..x + P inside `dst` and the rows, weights and bias its kernel's `# Safety` sizes.
                 unsafe {
                     let c = 8 * B;
@@ -390,12 +451,29 @@ mod kernels {
     /// AVX2 and FMA; `bias` holds 8·B values, `wt` 9·c_in·8·B, every row at least
     /// (s·(ow - 1) + 3)·c_in for `ow` = dst.len() / (8·B), and `act` fits 8·B channels.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dense3<const B: usize>(dst: &mut [f32], rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
+    pub(super) unsafe fn dense3<const B: usize>(
+        dst: &mut [f32],
+        rows: &[Option<&[f32]>; 3],
+        s: usize,
+        c_in: usize,
+        wt: &[f32],
+        bias: &[f32],
+        act: &Activation,
+    ) -> Result<()> {
         // SAFETY: this function's `# Safety` section: AVX2 and FMA, and every size the pointer reads and writes below stay within.
         unsafe {
             #[allow(clippy::too_many_arguments)]
             #[inline(always)]
-            unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, rows: &[Option<&[f32]>; 3], s: usize, c_in: usize, w: *const f32, bias: *const f32, act: &Activation) {
+            unsafe fn group<const B: usize, const P: usize>(
+                x: usize,
+                d: *mut f32,
+                rows: &[Option<&[f32]>; 3],
+                s: usize,
+                c_in: usize,
+                w: *const f32,
+                bias: *const f32,
+                act: &Activation,
+            ) {
                 // SAFETY: called only by its kernel with pixels x..x + P inside `dst` and the rows, weights and bias its kernel's `# Safety` sizes.
                 unsafe {
                     let (c, kc) = (8 * B, 3 * c_in);
@@ -431,11 +509,26 @@ mod kernels {
     /// AVX2 and FMA; `bias` holds 8·B values, `wt` c_in·8·B, `src` c_in per pixel of `dst`
     /// (8·B each), and `act` fits 8·B channels.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn pw<const B: usize>(dst: &mut [f32], src: &[f32], c_in: usize, wt: &[f32], bias: &[f32], act: &Activation) -> Result<()> {
+    pub(super) unsafe fn pw<const B: usize>(
+        dst: &mut [f32],
+        src: &[f32],
+        c_in: usize,
+        wt: &[f32],
+        bias: &[f32],
+        act: &Activation,
+    ) -> Result<()> {
         // SAFETY: this function's `# Safety` section: AVX2 and FMA, and every size the pointer reads and writes below stay within.
         unsafe {
             #[inline(always)]
-            unsafe fn group<const B: usize, const P: usize>(x: usize, d: *mut f32, src: *const f32, c_in: usize, w: *const f32, bias: *const f32, act: &Activation) {
+            unsafe fn group<const B: usize, const P: usize>(
+                x: usize,
+                d: *mut f32,
+                src: *const f32,
+                c_in: usize,
+                w: *const f32,
+                bias: *const f32,
+                act: &Activation,
+            ) {
                 // SAFETY: called only by its kernel with pixels x..x + P inside `dst` and the rows, weights and bias its kernel's `# Safety` sizes.
                 unsafe {
                     let c = 8 * B;

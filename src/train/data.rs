@@ -112,7 +112,9 @@ impl CropCache {
         use crate::catalog::{schema, CatalogError};
         // never another program's database (a `--cache` typo): refused untouched
         match schema::inspect_as(path, CROP_CACHE_ID, &[("crops", &["fingerprint", "key", "pixels", "reason"])]) {
-            Err(CatalogError::NotOurs { path, what }) => anyhow::bail!("{} is not a facefind crop cache ({what}); it was left untouched: choose another --cache", path.display()),
+            Err(CatalogError::NotOurs { path, what }) => {
+                anyhow::bail!("{} is not a facefind crop cache ({what}); it was left untouched: choose another --cache", path.display())
+            }
             r => {
                 r?;
             }
@@ -136,7 +138,9 @@ impl CropCache {
     fn get(&self, fp: &[u8]) -> anyhow::Result<Option<Cached>> {
         let row: Option<(Option<Vec<u8>>, Option<String>)> = self
             .conn
-            .query_row("SELECT pixels, reason FROM crops WHERE fingerprint = ?1 AND key = ?2", rusqlite::params![fp, self.key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT pixels, reason FROM crops WHERE fingerprint = ?1 AND key = ?2", rusqlite::params![fp, self.key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         Ok(row.map(|(px, reason)| match px.and_then(|px| RgbImage::from_raw(112, 112, px)) {
             Some(img) => Ok(img),
@@ -151,7 +155,10 @@ impl CropCache {
                 Ok(img) => (Some(img.as_raw().clone()), None),
                 Err(r) => (None, Some(r.clone())),
             };
-            tx.execute("INSERT OR REPLACE INTO crops(fingerprint, key, pixels, reason) VALUES (?1, ?2, ?3, ?4)", rusqlite::params![fp, self.key, px, reason])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO crops(fingerprint, key, pixels, reason) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![fp, self.key, px, reason],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -167,7 +174,12 @@ pub fn central_crop(p: &Pipeline, img: &RgbImage) -> Cached {
 
 /// Crops for `paths` (cached ones read, the rest detected and written in batches);
 /// `progress(done, total)` after each batch.
-pub fn crops(p: &Pipeline, cache: &mut CropCache, paths: &[PathBuf], progress: &mut dyn FnMut(usize, usize)) -> anyhow::Result<Vec<Cached>> {
+pub fn crops(
+    p: &Pipeline,
+    cache: &mut CropCache,
+    paths: &[PathBuf],
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<Vec<Cached>> {
     let mut out: Vec<Option<Cached>> = vec![None; paths.len()];
     const CHUNK: usize = 32;
     let total = paths.len();
@@ -195,7 +207,8 @@ pub fn crops(p: &Pipeline, cache: &mut CropCache, paths: &[PathBuf], progress: &
             }
         }
         if !todo.is_empty() {
-            let decoded: Vec<Result<RgbImage, String>> = todo.par_iter().map(|(i, _)| photo::load_rgb(&paths[*i]).map_err(|e| e.to_string())).collect();
+            let decoded: Vec<Result<RgbImage, String>> =
+                todo.par_iter().map(|(i, _)| photo::load_rgb(&paths[*i]).map_err(|e| e.to_string())).collect();
             let mut rows = Vec::with_capacity(todo.len());
             for ((i, fp), img) in todo.into_iter().zip(decoded) {
                 let c = img.and_then(|img| central_crop(p, &img));

@@ -118,7 +118,8 @@ pub fn hold_out_people(ds: &mut Dataset) -> Option<ValSet> {
             diff.push(key);
         }
     }
-    let mut pairs: Vec<(usize, usize, bool)> = same.into_iter().map(|(a, b)| (a, b, true)).chain(diff.into_iter().map(|(a, b)| (a, b, false))).collect();
+    let mut pairs: Vec<(usize, usize, bool)> =
+        same.into_iter().map(|(a, b)| (a, b, true)).chain(diff.into_iter().map(|(a, b)| (a, b, false))).collect();
     rng.shuffle(&mut pairs);
     ds.crops = crops;
     ds.labels = labels;
@@ -153,7 +154,13 @@ mod tests {
                 labels.push(p as u32);
             }
         }
-        Dataset { crops, labels, people: (0..photos_per_person.len()).map(|p| format!("person{p}")).collect(), skipped: Vec::new(), people_left_out: 0 }
+        Dataset {
+            crops,
+            labels,
+            people: (0..photos_per_person.len()).map(|p| format!("person{p}")).collect(),
+            skipped: Vec::new(),
+            people_left_out: 0,
+        }
     }
 
     #[test]

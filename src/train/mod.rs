@@ -90,7 +90,12 @@ impl Model {
         let net_vars = VarMap::new();
         let net = Net::trainable(arch, crate::nets::seeded_builder(&net_vars, cfg.seed, DType::F32, device))?;
         let head_vars = VarMap::new();
-        let head = Head::new(crate::nets::seeded_builder(&head_vars, cfg.seed ^ 0x4845_4144, DType::F32, device), cfg.head, arch.embedding_dim(), classes)?;
+        let head = Head::new(
+            crate::nets::seeded_builder(&head_vars, cfg.seed ^ 0x4845_4144, DType::F32, device),
+            cfg.head,
+            arch.embedding_dim(),
+            classes,
+        )?;
         let mut m = Self { arch, net, net_vars, head, head_vars, device: device.clone() };
         let weights = match &cfg.init {
             InitFrom::Scratch => None,
@@ -122,7 +127,8 @@ impl Model {
     /// its convolution biases become batch norm's shift (`<layer>.bias` -> `<layer>.bn.bias`),
     /// so batch norm starts as the identity plus that bias.
     fn set_backbone(&mut self, w: &HashMap<String, Tensor>) -> anyhow::Result<()> {
-        let names: std::collections::HashSet<String> = self.net_vars.data().lock().map_err(|e| anyhow::anyhow!("{e}"))?.keys().cloned().collect();
+        let names: std::collections::HashSet<String> =
+            self.net_vars.data().lock().map_err(|e| anyhow::anyhow!("{e}"))?.keys().cloned().collect();
         let mut n = 0;
         for (name, t) in w {
             let target = match name.strip_suffix(".bias") {
@@ -479,16 +485,35 @@ impl Manifest {
     /// Reads the manifest beside `weights` and checks that it describes that file.
     pub fn read_for(weights: &Path) -> anyhow::Result<Manifest> {
         let mpath = Self::path_for(weights);
-        let text = std::fs::read_to_string(&mpath).with_context(|| format!("embedder {}: cannot read its manifest {}", weights.display(), mpath.display()))?;
+        let text = std::fs::read_to_string(&mpath)
+            .with_context(|| format!("embedder {}: cannot read its manifest {}", weights.display(), mpath.display()))?;
         let m: Manifest = serde_json::from_str(&text).with_context(|| format!("{}: not an embedder manifest", mpath.display()))?;
         let bytes = std::fs::read(weights).with_context(|| format!("cannot read embedder {}", weights.display()))?;
         let sha = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
         if sha != m.sha256 {
-            bail!("embedder {} does not match its manifest {} (sha256 {sha}, manifest says {})", weights.display(), mpath.display(), m.sha256);
+            bail!(
+                "embedder {} does not match its manifest {} (sha256 {sha}, manifest says {})",
+                weights.display(),
+                mpath.display(),
+                m.sha256
+            );
         }
         let (mean, std) = m.arch.normalisation();
-        if m.input_size != m.arch.input_size() || m.channels != m.arch.channels() || m.embedding_dim != m.arch.embedding_dim() || m.mean != mean || m.std != std {
-            bail!("{}: input {}x{}x{}, embedding {} do not match arch {}", mpath.display(), m.channels, m.input_size, m.input_size, m.embedding_dim, m.arch.name());
+        if m.input_size != m.arch.input_size()
+            || m.channels != m.arch.channels()
+            || m.embedding_dim != m.arch.embedding_dim()
+            || m.mean != mean
+            || m.std != std
+        {
+            bail!(
+                "{}: input {}x{}x{}, embedding {} do not match arch {}",
+                mpath.display(),
+                m.channels,
+                m.input_size,
+                m.input_size,
+                m.embedding_dim,
+                m.arch.name()
+            );
         }
         Ok(m)
     }

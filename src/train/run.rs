@@ -130,7 +130,10 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     let val: Option<(ValSet, String)> = match (&o.val_pairs, &o.val_images) {
         (Some(pairs), Some(images)) => Some((val_set(p, &mut cache, pairs, images)?, format!("pairs {}", pairs.display()))),
         // a checkpoint of a run that trained on every person (no people held back) goes on so
-        (None, None) if cfg.init != InitFrom::Scratch && o.resume.as_ref().map(|r| Trainer::read_meta(r)).transpose()?.is_some_and(|m| m.classes == ds.people.len()) => {
+        (None, None)
+            if cfg.init != InitFrom::Scratch
+                && o.resume.as_ref().map(|r| Trainer::read_meta(r)).transpose()?.is_some_and(|m| m.classes == ds.people.len()) =>
+        {
             tracing::warn!("the checkpoint trained on every person: no people held back for validation");
             None
         }
@@ -227,5 +230,16 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
         trainer.save_embedder(&path, summary)?;
         Some(path.display().to_string())
     };
-    Ok(Summary { out: o.out.display().to_string(), embedder, people, people_left_out, images, skipped, epochs: trainer.progress.log.clone(), interrupted, validation, refused })
+    Ok(Summary {
+        out: o.out.display().to_string(),
+        embedder,
+        people,
+        people_left_out,
+        images,
+        skipped,
+        epochs: trainer.progress.log.clone(),
+        interrupted,
+        validation,
+        refused,
+    })
 }

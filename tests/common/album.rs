@@ -63,7 +63,8 @@ pub fn find_this_person(p: &Pipeline) -> AlbumScores {
     indexer::index_folder(&album, &mut cat, p, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let index_secs = t0.elapsed().as_secs_f64();
     let table = cat.face_table().unwrap();
-    let photos: HashMap<i64, String> = cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
+    let photos: HashMap<i64, String> =
+        cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
     let id_of: HashMap<&str, i64> = photos.iter().map(|(id, p)| (p.as_str(), *id)).collect();
     let lab = labels();
 
@@ -71,15 +72,16 @@ pub fn find_this_person(p: &Pipeline) -> AlbumScores {
     let mut counts = vec![(0usize, 0usize, 0usize); THRESHOLDS.len()];
     for q in &lab.single {
         let who = lab.ids[q].iter().next().unwrap().clone();
-        let relevant: HashSet<&str> =
-            lab.ids.iter().filter(|(p, ids)| *p != q && ids.contains(&who)).map(|(p, _)| p.as_str()).collect();
+        let relevant: HashSet<&str> = lab.ids.iter().filter(|(p, ids)| *p != q && ids.contains(&who)).map(|(p, _)| p.as_str()).collect();
         if relevant.is_empty() {
             continue;
         }
         // the query: the largest face of the query photo
         let Some(qid) = id_of.get(q.as_str()) else { panic!("{q} not indexed") };
         let rows: Vec<usize> = (0..table.len()).filter(|&r| table.photo_id(r) == *qid).collect();
-        let Some(&qrow) = rows.iter().max_by(|&&a, &&b| (table.bbox(a)[2] * table.bbox(a)[3]).total_cmp(&(table.bbox(b)[2] * table.bbox(b)[3]))) else {
+        let Some(&qrow) =
+            rows.iter().max_by(|&&a, &&b| (table.bbox(a)[2] * table.bbox(a)[3]).total_cmp(&(table.bbox(b)[2] * table.bbox(b)[3])))
+        else {
             eprintln!("no face in query photo {q}");
             aps.push(0.0);
             continue;
@@ -111,5 +113,12 @@ pub fn find_this_person(p: &Pipeline) -> AlbumScores {
         .zip(&counts)
         .map(|(&t, &(g, b, m))| (t, g as f64 / (g + b).max(1) as f64, g as f64 / (g + m).max(1) as f64))
         .collect();
-    AlbumScores { queries: aps.len(), photos: photos.len(), faces: table.len(), map: aps.iter().sum::<f64>() / aps.len().max(1) as f64, at, index_secs }
+    AlbumScores {
+        queries: aps.len(),
+        photos: photos.len(),
+        faces: table.len(),
+        map: aps.iter().sum::<f64>() / aps.len().max(1) as f64,
+        at,
+        index_secs,
+    }
 }
