@@ -8,6 +8,7 @@ mod prompts;
 mod state_tests;
 mod textures;
 mod view;
+mod widgets;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 use eframe::egui::{self, Rect, Sense, Vec2};
 
-use super::view::{grid, paint_chip};
+use super::widgets::{grid, paint_chip};
 use super::worker::ImageKey;
 use super::App;
 

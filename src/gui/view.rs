@@ -6,15 +6,13 @@ use std::path::Path;
 use eframe::egui::{self, Align2, Color32, FontId, Key, Modifiers, Pos2, Rect, Role, Sense, Stroke, StrokeKind, Vec2};
 
 use super::library::{self, ExportMode, Verdict};
+use super::widgets::{grid, paint_chip, CELL, CELL_TEXT, UV};
 use super::worker::{ImageKey, Pick};
 use super::{App, Inspect, Level, PipelineState, QueryChip};
 use crate::catalog::{PhotoInfo, Status};
 use crate::pipeline::DeviceChoice;
 
-const CELL: f32 = 164.0;
-const CELL_TEXT: f32 = 22.0;
 const CHIP: f32 = 72.0;
-const UV: Rect = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
 
 pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
     let ctx = ui.ctx().clone();
@@ -346,26 +344,6 @@ fn file_name(rel: &str) -> &str {
     rel.rsplit(['/', '\\']).next().unwrap_or(rel)
 }
 
-/// A grid of `n` cells, virtualised: only the visible rows are laid out.
-pub(super) fn grid(ui: &mut egui::Ui, n: usize, id: &str, mut cell: impl FnMut(&mut egui::Ui, usize, Rect)) {
-    let cols = ((ui.available_width() - 12.0) / CELL).floor().max(1.0) as usize;
-    let rows = n.div_ceil(cols);
-    egui::ScrollArea::vertical().id_salt(id).auto_shrink(false).show_rows(ui, CELL + CELL_TEXT, rows, |ui, range| {
-        for r in range {
-            ui.horizontal(|ui| {
-                for c in 0..cols {
-                    let i = r * cols + c;
-                    if i >= n {
-                        break;
-                    }
-                    let (rect, _) = ui.allocate_exact_size(Vec2::new(CELL, CELL + CELL_TEXT), Sense::hover());
-                    cell(ui, i, rect);
-                }
-            });
-        }
-    });
-}
-
 fn album(app: &mut App, ui: &mut egui::Ui) {
     let lib = match &app.folder {
         Some(f) => f.lib.clone(),
@@ -466,17 +444,6 @@ fn chip_button(app: &mut App, ui: &mut egui::Ui, face_id: i64, label: &str, size
         ui.painter().rect_stroke(rect, 3.0, Stroke::new(2.0, Color32::YELLOW), StrokeKind::Outside);
     }
     resp.on_hover_text("Click to find this person")
-}
-
-pub(super) fn paint_chip(app: &mut App, ui: &egui::Ui, rect: Rect, key: ImageKey) {
-    match app.textures.get(key) {
-        Some(t) => {
-            ui.painter().image(t.id(), rect, UV, Color32::WHITE);
-        }
-        None => {
-            ui.painter().rect_filled(rect, 3.0, ui.visuals().faint_bg_color);
-        }
-    }
 }
 
 fn faces_strip(app: &mut App, ui: &mut egui::Ui) {

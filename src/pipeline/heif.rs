@@ -20,7 +20,7 @@ use heic_rs::{color, grid, hevc, transform, ChromaFormat, Error, MatrixCoefficie
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::photo::{PhotoError, MAX_PIXELS};
+use super::decode::{PhotoError, MAX_PIXELS};
 
 /// Colour of a file that does not say: full-range BT.601 (libheif's choice; what iPhones write).
 const UNLABELLED: Nclx = Nclx { primaries: 1, transfer: 13, matrix: MatrixCoefficients::Bt601, matrix_code: 6, range: Range::Full };
@@ -81,7 +81,7 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, PhotoError> {
     if w as u64 * h as u64 > MAX_PIXELS {
         return Err(PhotoError::TooLarge { w, h });
     }
-    let _turn = super::photo::decode_turn(w, h);
+    let _turn = super::decode::decode_turn(w, h);
     let coded = |item: u32| -> Result<(hevc::Frame, Option<Range>), PhotoError> {
         let bytes = ctx.item_data(item).map_err(reason)?;
         match codec {
@@ -100,7 +100,7 @@ pub fn decode(data: &[u8]) -> Result<RgbImage, PhotoError> {
         Some((g, items)) => {
             // Tiles in parallel, except while holding the big-decode turn: threads waiting for
             // the turn could never run the parallel jobs (a deadlock).
-            let frames = if super::photo::turn_held_here() {
+            let frames = if super::decode::turn_held_here() {
                 items.iter().map(|&t| coded(t).map(|f| f.0)).collect::<Result<Vec<_>, _>>()?
             } else {
                 items.par_iter().map(|&t| coded(t).map(|f| f.0)).collect::<Result<Vec<_>, _>>()?
@@ -285,9 +285,9 @@ mod tests {
         assert!(heic_rs::probe(&data).unwrap().is_grid);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _turn = super::super::photo::decode_turn(10_000, 10_000);
+            let _turn = super::super::decode::decode_turn(10_000, 10_000);
             for _ in 0..rayon::current_num_threads() {
-                rayon::spawn(|| drop(super::super::photo::decode_turn(10_000, 10_000)));
+                rayon::spawn(|| drop(super::super::decode::decode_turn(10_000, 10_000)));
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
             let _ = tx.send(decode(&data).map(|i| i.dimensions()).map_err(|e| e.to_string()));

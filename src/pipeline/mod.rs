@@ -1,6 +1,7 @@
 //! The face pipeline: photo -> faces (box, score, 5 landmarks) -> aligned crops -> unit embeddings.
 
 pub mod align;
+pub mod decode;
 pub mod detector;
 pub mod embedder;
 pub mod heif;

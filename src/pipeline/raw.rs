@@ -91,7 +91,7 @@ pub fn preview(data: &[u8]) -> Option<(&[u8], Option<u8>)> {
 
 /// Width and height of a baseline, extended or progressive JPEG (SOF0/1/2) — not lossless ones.
 fn baseline_jpeg_size(j: &[u8]) -> Option<(u32, u32)> {
-    let f = super::photo::jpeg_frame(j)?;
+    let f = super::decode::jpeg_frame(j)?;
     (matches!(f.marker, 0xC0..=0xC2) && f.width > 0 && f.height > 0).then_some((f.width, f.height))
 }
 
