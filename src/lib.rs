@@ -13,6 +13,7 @@ pub mod cli;
 pub mod gui;
 pub mod nets;
 pub mod people;
+pub mod photo;
 pub mod pipeline;
 pub mod rng;
 pub mod search;

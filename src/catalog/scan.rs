@@ -100,7 +100,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
             continue;
         }
         let ext = Path::new(&*name).extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-        if !PHOTO_EXT.contains(&ext.as_str()) && !crate::pipeline::raw::is_raw_ext(&ext) {
+        if !PHOTO_EXT.contains(&ext.as_str()) && !crate::photo::raw::is_raw_ext(&ext) {
             continue;
         }
         let meta = match entry.metadata() {

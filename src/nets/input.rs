@@ -6,7 +6,6 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use super::Arch;
-use crate::pipeline;
 use crate::rng::Rng;
 
 /// How one sample is augmented.
@@ -45,7 +44,7 @@ pub fn input_values(crop: &RgbImage, arch: Arch, aug: Augment, dst: &mut [f32]) 
             }
         }
     } else {
-        let big = pipeline::resize(crop, 144, 144);
+        let big = crate::photo::resize(crop, 144, 144);
         for y in 0..s {
             for x in 0..s {
                 let p = big.get_pixel((x + aug.dx) as u32, (y + aug.dy) as u32).0;

@@ -5,6 +5,7 @@ pub mod channel;
 mod depthwise;
 pub mod input;
 pub mod layers;
+pub mod manifest;
 pub mod mobilefacenet;
 pub mod pointwise;
 pub mod resnet_face;

@@ -1,20 +1,18 @@
 //! The face pipeline: photo -> faces (box, score, 5 landmarks) -> aligned crops -> unit embeddings.
 
 pub mod align;
-pub mod decode;
+/// Photo decoding lives in [`crate::photo`], below the pipeline; this path stays for callers.
+pub use crate::photo;
 pub mod detector;
 pub mod embedder;
-pub mod heif;
 pub mod ops;
-pub mod photo;
-pub mod raw;
 pub mod stream;
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use image::{imageops, RgbImage};
+use image::RgbImage;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -269,7 +267,7 @@ impl Pipeline {
         let (path, arch, sha) = match embedder_file {
             None => (models_dir.join(EMBEDDER_MODEL.file), crate::nets::Arch::Mobilefacenet, Some(EMBEDDER_MODEL.sha256.to_string())),
             Some(f) => {
-                let m = crate::train::Manifest::read_for(f)
+                let m = crate::nets::manifest::Manifest::read_for(f)
                     .map_err(|e| ModelError::Embedder { path: f.to_path_buf(), reason: format!("{e:#}") })?;
                 (f.to_path_buf(), m.arch, Some(m.sha256))
             }
@@ -439,22 +437,7 @@ pub fn face_chip(img: &RgbImage, bbox: [f32; 4]) -> RgbImage {
     resize(&region, CHIP, CHIP)
 }
 
-/// Resizes with SIMD convolution (fast_image_resize): bilinear with its support widened to the
-/// scale when shrinking (no aliasing), Catmull-Rom when enlarging.
-pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
-    use fast_image_resize as fr;
-    let filter = if w < img.width() { fr::FilterType::Bilinear } else { fr::FilterType::CatmullRom };
-    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3);
-    let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
-    let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(filter));
-    match src.map_err(|e| e.to_string()).and_then(|src| fr::Resizer::new().resize(&src, &mut dst, &opts).map_err(|e| e.to_string())) {
-        Ok(()) => RgbImage::from_raw(w, h, dst.into_vec()).unwrap_or_else(|| imageops::resize(img, w, h, imageops::FilterType::Triangle)),
-        Err(e) => {
-            tracing::debug!("fast resize failed ({e}); using image::imageops");
-            imageops::resize(img, w, h, imageops::FilterType::Triangle)
-        }
-    }
-}
+pub use crate::photo::resize;
 
 /// The face nearest the image centre, or `None`.
 pub fn central_face(faces: &[Face], w: u32, h: u32) -> Option<&Face> {

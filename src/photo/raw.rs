@@ -236,10 +236,10 @@ mod tests {
         assert_eq!(jpeg, &full[..]);
         assert_eq!(orientation, Some(6));
         // decoded: the 320x240 preview turned by the RAW's orientation 6
-        let d = crate::pipeline::photo::decode_raw_scaled(&raw, 4096).unwrap();
+        let d = crate::photo::decode_raw_scaled(&raw, 4096).unwrap();
         assert_eq!((d.rgb.dimensions(), d.full_width, d.full_height), ((240, 320), 240, 320));
-        let e = crate::pipeline::photo::decode_raw_scaled(b"II*\0 not really a raw file", 4096).unwrap_err();
-        assert!(matches!(e, crate::pipeline::photo::PhotoError::Unsupported(_)), "{e}");
+        let e = crate::photo::decode_raw_scaled(b"II*\0 not really a raw file", 4096).unwrap_err();
+        assert!(matches!(e, crate::photo::PhotoError::Unsupported(_)), "{e}");
         // big-endian works the same way (a minimal one: IFD0 with one JPEG)
         let j = super::tests::jpeg(100, 80, 50);
         let mut be = b"MM\0*".to_vec();
@@ -261,7 +261,7 @@ mod tests {
     /// JPEG (make.sh), or, with no usable preview, is a clear "unsupported" error.
     #[test]
     fn real_camera_files_decode_to_their_largest_preview() {
-        use crate::pipeline::photo::{load_rgb, PhotoError};
+        use crate::photo::{load_rgb, PhotoError};
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/raw");
         let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
         let files = reference["files"].as_object().unwrap();
@@ -276,7 +276,7 @@ mod tests {
                 continue;
             }
             // two JPEG decoders (IDCT and chroma upsampling differ by a level or two)
-            failures.extend(crate::pipeline::photo::reference_mismatch(name, got.map_err(|e| e.to_string()), want, 6.0));
+            failures.extend(crate::photo::reference_mismatch(name, got.map_err(|e| e.to_string()), want, 6.0));
         }
         assert!(failures.is_empty(), "{failures:#?}");
     }

@@ -241,7 +241,7 @@ mod tests {
                     "{name}"
                 );
                 let (w, h) = img.dimensions();
-                let (mean, worst) = crate::pipeline::photo::sample_differences(&img, &want["samples"]);
+                let (mean, worst) = crate::photo::sample_differences(&img, &want["samples"]);
                 eprintln!("{name}: {w}x{h}, mean difference from the reference {mean:.2} levels, worst {worst}");
                 // a sample right on a sharp colour edge of a 4:2:0 file can differ by tens of
                 // levels (each decoder places and interpolates chroma its own way); the mean

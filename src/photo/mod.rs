@@ -5,8 +5,12 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
-use super::decode::{decode_turn, is_jpeg, jpeg_frame};
-pub use super::decode::{PhotoError, BIG_DECODE_PIXELS, MAX_PIXELS};
+use decode::{decode_turn, is_jpeg, jpeg_frame};
+pub mod decode;
+pub mod heif;
+pub mod raw;
+
+pub use decode::{PhotoError, BIG_DECODE_PIXELS, MAX_PIXELS};
 
 /// Sniffs formats `image` cannot decode, so they are reported as unsupported, not corrupt.
 fn sniff_unsupported(head: &[u8]) -> Option<&'static str> {
@@ -46,7 +50,7 @@ pub fn jpeg_is_truncated(data: &[u8]) -> bool {
 }
 
 /// Decodes `path` to RGB with its EXIF orientation applied (a camera RAW file: its embedded
-/// preview, see [`super::raw`]).
+/// preview, see [`raw`]).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, PhotoError> {
     let data = std::fs::read(path)?;
     if is_raw_path(path) {
@@ -57,7 +61,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, PhotoError> {
 
 /// True when the file's extension is a camera RAW format.
 pub fn is_raw_path(path: &Path) -> bool {
-    path.extension().is_some_and(|e| super::raw::is_raw_ext(&e.to_string_lossy()))
+    path.extension().is_some_and(|e| raw::is_raw_ext(&e.to_string_lossy()))
 }
 
 /// A camera RAW file's embedded JPEG preview, decoded like a JPEG (see [`decode_scaled`]) and
@@ -66,7 +70,7 @@ pub fn decode_raw_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, Pho
     if data.is_empty() {
         return Err(PhotoError::Empty);
     }
-    let Some((jpeg, orientation)) = super::raw::preview(data) else {
+    let Some((jpeg, orientation)) = raw::preview(data) else {
         return Err(PhotoError::Unsupported("camera RAW without an embedded JPEG preview".into()));
     };
     let mut d = decode_scaled(jpeg, min_long_side)?;
@@ -104,8 +108,8 @@ pub fn decode_rgb(data: &[u8]) -> Result<RgbImage, PhotoError> {
     if data.is_empty() {
         return Err(PhotoError::Empty);
     }
-    if super::heif::is_heic(data) || super::heif::is_avif(data) {
-        return super::heif::decode(data);
+    if heif::is_heic(data) || heif::is_avif(data) {
+        return heif::decode(data);
     }
     if is_jpeg(data) {
         // One JPEG decoder for the index and the query, so a photo embeds the same either way
@@ -172,7 +176,7 @@ pub fn decode_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, PhotoEr
         let long = fw.max(fh);
         let rgb = if long > min_long_side.max(1) {
             let f = min_long_side.max(1) as f64 / long as f64;
-            super::resize(&rgb, ((fw as f64 * f).round() as u32).max(1), ((fh as f64 * f).round() as u32).max(1))
+            resize(&rgb, ((fw as f64 * f).round() as u32).max(1), ((fh as f64 * f).round() as u32).max(1))
         } else {
             rgb
         };
@@ -291,6 +295,24 @@ fn classify(e: image::ImageError, format: image::ImageFormat) -> PhotoError {
 /// Test helper for the fixture tests (formats, HEIF/AVIF, RAW): the mean and the worst absolute
 /// difference, in levels, between `img` and a reference's 8x8 grid of RGB samples (`samples`
 /// as the fixtures' reference.json files hold them: the pixel at the centre of each cell).
+/// Resizes with SIMD convolution (fast_image_resize): bilinear with its support widened to the
+/// scale when shrinking (no aliasing), Catmull-Rom when enlarging.
+pub fn resize(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    use fast_image_resize as fr;
+    let filter = if w < img.width() { fr::FilterType::Bilinear } else { fr::FilterType::CatmullRom };
+    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3);
+    let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
+    let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(filter));
+    match src.map_err(|e| e.to_string()).and_then(|src| fr::Resizer::new().resize(&src, &mut dst, &opts).map_err(|e| e.to_string())) {
+        Ok(()) => RgbImage::from_raw(w, h, dst.into_vec())
+            .unwrap_or_else(|| image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle)),
+        Err(e) => {
+            tracing::debug!("fast resize failed ({e}); using image::imageops");
+            image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle)
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn sample_differences(img: &RgbImage, samples: &serde_json::Value) -> (f64, f64) {
     let (w, h) = img.dimensions();
