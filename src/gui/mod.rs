@@ -1,6 +1,7 @@
 //! The desktop app (eframe/egui): open a folder, watch it index, click a face, see every photo
 //! of that person ranked with a live threshold, inspect, refine and export.
 
+mod inspector;
 pub mod library;
 mod people_view;
 mod prompts;
@@ -9,6 +10,7 @@ mod state_tests;
 mod textures;
 mod view;
 mod widgets;
+mod windows;
 pub mod worker;
 
 use std::path::{Path, PathBuf};

@@ -1,16 +1,14 @@
 //! Drawing: welcome panel, album grid and faces strip, results with threshold and histogram,
 //! inspector, settings and status bar. Reads and changes [`App`] state; never blocks.
 
-use std::path::Path;
+use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, StrokeKind, Vec2};
 
-use eframe::egui::{self, Align2, Color32, FontId, Key, Modifiers, Pos2, Rect, Role, Sense, Stroke, StrokeKind, Vec2};
-
+use super::inspector::inspector;
 use super::library::{self, ExportMode, Verdict};
-use super::widgets::{grid, paint_chip, CELL, CELL_TEXT, UV};
-use super::worker::{ImageKey, Pick};
-use super::{App, Inspect, Level, PipelineState, QueryChip};
-use crate::catalog::{PhotoInfo, Status};
-use crate::pipeline::DeviceChoice;
+use super::widgets::*;
+use super::windows::{face_pick, settings};
+use super::worker::Pick;
+use super::{App, Inspect, Level, PipelineState};
 
 const CHIP: f32 = 72.0;
 
@@ -289,61 +287,6 @@ fn drop_hint(ctx: &egui::Context) {
     );
 }
 
-/// Where a `w`×`h` image lands when fitted (centred) into `area`.
-fn fit(area: Rect, w: f32, h: f32) -> Rect {
-    let s = (area.width() / w.max(1.0)).min(area.height() / h.max(1.0));
-    Rect::from_center_size(area.center(), Vec2::new(w * s, h * s))
-}
-
-/// A photo box (original pixels) inside an image drawn at `rect`.
-fn box_rect(rect: Rect, photo: &PhotoInfo, b: [f32; 4]) -> Rect {
-    let sx = rect.width() / photo.width.max(1) as f32;
-    let sy = rect.height() / photo.height.max(1) as f32;
-    Rect::from_min_size(rect.min + Vec2::new(b[0] * sx, b[1] * sy), Vec2::new(b[2] * sx, b[3] * sy))
-}
-
-/// Colour for a score: green above the threshold, amber just below, grey far below.
-fn score_color(score: f32, threshold: f32) -> Color32 {
-    if score >= threshold {
-        let t = ((score - threshold) / 0.3).clamp(0.0, 1.0);
-        Color32::from_rgb((90.0 - 60.0 * t) as u8, (170.0 + 40.0 * t) as u8, 80)
-    } else if score >= threshold - 0.1 {
-        Color32::from_rgb(230, 160, 40)
-    } else {
-        Color32::from_gray(140)
-    }
-}
-
-/// Draws a photo thumbnail (or a placeholder while it loads) into `rect`; returns where the
-/// image landed.
-fn draw_thumb(app: &mut App, ui: &egui::Ui, photo: &PhotoInfo, rect: Rect, tint: Color32) -> Rect {
-    let img = fit(rect, photo.width as f32, photo.height as f32);
-    let painter = ui.painter_at(rect);
-    match photo.status {
-        Status::Faces | Status::NoFace => match app.textures.get(ImageKey::Thumb(photo.id)) {
-            Some(t) => {
-                painter.image(t.id(), img, UV, tint);
-            }
-            None => {
-                painter.rect_filled(img, 2.0, ui.visuals().faint_bg_color);
-            }
-        },
-        Status::Unsupported | Status::Error => {
-            painter.rect_filled(rect.shrink(8.0), 4.0, ui.visuals().faint_bg_color);
-            let reason = photo.reason.as_deref().unwrap_or(photo.status.as_str());
-            let galley =
-                ui.painter().layout(reason.to_string(), FontId::proportional(11.0), ui.visuals().weak_text_color(), rect.width() - 24.0);
-            painter.galley(rect.center() - galley.size() / 2.0, galley, ui.visuals().weak_text_color());
-            return rect.shrink(8.0);
-        }
-    }
-    img
-}
-
-fn file_name(rel: &str) -> &str {
-    rel.rsplit(['/', '\\']).next().unwrap_or(rel)
-}
-
 fn album(app: &mut App, ui: &mut egui::Ui) {
     let lib = match &app.folder {
         Some(f) => f.lib.clone(),
@@ -435,17 +378,6 @@ fn album(app: &mut App, ui: &mut egui::Ui) {
     }
 }
 
-/// One face chip as a clickable, labelled widget.
-fn chip_button(app: &mut App, ui: &mut egui::Ui, face_id: i64, label: &str, size: f32) -> egui::Response {
-    let (rect, resp) = ui.allocate_exact_size(Vec2::splat(size), Sense::click());
-    resp.widget_info(|| egui::WidgetInfo::labeled(Role::Button, true, label));
-    paint_chip(app, ui, rect, ImageKey::Chip(face_id));
-    if resp.hovered() {
-        ui.painter().rect_stroke(rect, 3.0, Stroke::new(2.0, Color32::YELLOW), StrokeKind::Outside);
-    }
-    resp.on_hover_text("Click to find this person")
-}
-
 fn faces_strip(app: &mut App, ui: &mut egui::Ui) {
     let lib = match &app.folder {
         Some(f) => f.lib.clone(),
@@ -484,20 +416,6 @@ fn faces_strip(app: &mut App, ui: &mut egui::Ui) {
     });
     if let Some(row) = clicked {
         app.query_face(row);
-    }
-}
-
-fn query_chip(app: &mut App, ui: &mut egui::Ui, size: f32) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::splat(size), Sense::hover());
-    match &app.query {
-        Some((_, QueryChip::Catalog(id))) => {
-            let id = *id;
-            paint_chip(app, ui, rect, ImageKey::Chip(id));
-        }
-        Some((_, QueryChip::Texture(t))) => {
-            ui.painter().image(t.id(), rect, UV, Color32::WHITE);
-        }
-        None => {}
     }
 }
 
@@ -658,336 +576,10 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
     }
 }
 
-/// `YYYY-MM-DD HH:MM` (UTC) from nanoseconds since 1970.
-pub(super) fn format_time(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
-}
-
-fn open_in_file_manager(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(path);
-    let mut cmd = if cfg!(target_os = "macos") {
-        let mut c = std::process::Command::new("open");
-        c.arg("-R").arg(path);
-        c
-    } else if cfg!(windows) {
-        let mut c = std::process::Command::new("explorer");
-        c.arg(format!("/select,{}", path.display()));
-        c
-    } else {
-        let mut c = std::process::Command::new("xdg-open");
-        c.arg(dir);
-        c
-    };
-    let mut child = cmd.spawn()?;
-    // Reap it without making the UI wait.
-    std::thread::spawn(move || child.wait());
-    Ok(())
-}
-
-fn inspector(app: &mut App, ui: &mut egui::Ui) {
-    let Some(lib) = app.folder.as_ref().map(|f| f.lib.clone()) else { return };
-    let Some(ins) = &app.inspect else { return };
-    let photo_id = ins.photo_id;
-    let Some(photo) = lib.photo(photo_id).cloned() else {
-        app.inspect = None;
-        return;
-    };
-    // The list ←/→ move through: the results (as shown), or the album.
-    let list: Vec<i64> = if app.query.is_some() {
-        let n = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(app.threshold) };
-        app.ranking.results[..n].iter().map(|r| r.hit.photo_id).collect()
-    } else {
-        lib.photos.iter().map(|p| p.id).collect()
-    };
-    let pos = list.iter().position(|&id| id == photo_id);
-    let mut go: Option<i64> = None;
-    let typing = ui.ctx().memory(|m| m.focused().is_some());
-    if !typing {
-        if ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
-            app.inspect = None;
-            return;
-        }
-        if ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::ArrowRight)) {
-            go = pos.and_then(|p| list.get(p + 1)).copied();
-        }
-        if ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::ArrowLeft)) {
-            go = pos.and_then(|p| p.checked_sub(1)).and_then(|p| list.get(p)).copied();
-        }
-    }
-    let rel = crate::catalog::names::display_rel(&photo.path);
-    let abs = lib.abs_path(photo_id).unwrap_or_default();
-    let scores: Vec<(usize, Option<f32>)> = if app.query.is_some() {
-        library::photo_face_scores(&lib, photo_id, &app.ranking.vector).into_iter().map(|(r, s)| (r, Some(s))).collect()
-    } else {
-        lib.rows_of(photo_id).map(|r| (r, None)).collect()
-    };
-    let best = scores.iter().filter_map(|(r, s)| s.map(|s| (*r, s))).max_by(|a, b| a.1.total_cmp(&b.1));
-    let verdict = app.query.as_ref().and_then(|(q, _)| q.verdict(photo_id));
-
-    ui.horizontal(|ui| {
-        if ui.button("Back").on_hover_text("Esc").clicked() {
-            app.inspect = None;
-        }
-        if ui.add_enabled(pos.is_some_and(|p| p > 0), egui::Button::new("Previous")).on_hover_text("Left arrow key").clicked() {
-            go = pos.and_then(|p| p.checked_sub(1)).and_then(|p| list.get(p)).copied();
-        }
-        if ui.add_enabled(pos.is_some_and(|p| p + 1 < list.len()), egui::Button::new("Next")).on_hover_text("Right arrow key").clicked() {
-            go = pos.and_then(|p| list.get(p + 1)).copied();
-        }
-        if let Some(p) = pos {
-            ui.label(format!("{} / {}", p + 1, list.len()));
-        }
-        ui.separator();
-        if app.query.is_some() && best.is_some() {
-            let yes = verdict == Some(Verdict::Yes);
-            let no = verdict == Some(Verdict::No);
-            if ui.selectable_label(yes, "Yes, this person").clicked() {
-                app.set_verdict(photo_id, if yes { None } else { Some(Verdict::Yes) });
-            }
-            if ui.selectable_label(no, "Not this person").clicked() {
-                app.set_verdict(photo_id, if no { None } else { Some(Verdict::No) });
-            }
-            ui.separator();
-        }
-        if ui.button("Open containing folder").clicked() {
-            if let Err(e) = open_in_file_manager(&abs) {
-                app.error(format!("cannot open the file manager: {e}"));
-            }
-        }
-        if ui.button("Copy path").clicked() {
-            ui.ctx().copy_text(abs.display().to_string());
-            app.info(format!("copied {}", abs.display()));
-        }
-    });
-    ui.horizontal(|ui| {
-        ui.label(egui::RichText::new(&rel).strong());
-        ui.label(format!("{} × {}", photo.width, photo.height));
-        ui.label(format_time(photo.mtime_ns));
-        if let Some(r) = &photo.reason {
-            ui.label(r);
-        }
-    });
-    for row in lib.rows_of(photo_id) {
-        super::people_view::face_person_row(app, ui, row);
-    }
-    if let (Some((row, s)), true) = (best, app.query.is_some()) {
-        ui.horizontal(|ui| {
-            query_chip(app, ui, 88.0);
-            ui.label(egui::RichText::new(format!("{s:.2}")).size(22.0).color(score_color(s, app.threshold)));
-            let (rect, _) = ui.allocate_exact_size(Vec2::splat(88.0), Sense::hover());
-            paint_chip(app, ui, rect, ImageKey::Chip(lib.table.face_id(row)));
-            ui.label(egui::RichText::new("query · best face in this photo").weak());
-        });
-    }
-    // The photo, fitted; scroll zooms at the pointer, drag pans, double-click resets.
-    let (area, resp) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
-    let Some(ins) = &mut app.inspect else { return };
-    if resp.double_clicked() {
-        ins.zoom = 1.0;
-        ins.pan = Vec2::ZERO;
-    }
-    if resp.dragged() {
-        ins.pan += resp.drag_delta();
-    }
-    if let Some(p) = resp.hover_pos() {
-        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-        if scroll != 0.0 {
-            let old = ins.zoom;
-            ins.zoom = (ins.zoom * (scroll / 200.0).exp()).clamp(1.0, 20.0);
-            // Keep the point under the pointer fixed.
-            let c = area.center() + ins.pan;
-            ins.pan += (p - c) * (1.0 - ins.zoom / old);
-        }
-    }
-    if ins.zoom <= 1.0 {
-        ins.pan = Vec2::ZERO;
-    }
-    let (zoom, pan) = (ins.zoom, ins.pan);
-    let base = fit(area, photo.width as f32, photo.height as f32);
-    let img = Rect::from_center_size(area.center() + pan, base.size() * zoom);
-    let painter = ui.painter_at(area);
-    let tex = app.textures.get(ImageKey::Photo(photo_id)).or_else(|| app.textures.get(ImageKey::Thumb(photo_id)));
-    match tex {
-        Some(t) => {
-            painter.image(t.id(), img, UV, Color32::WHITE);
-        }
-        None => {
-            painter.rect_filled(img, 0.0, ui.visuals().faint_bg_color);
-            painter.text(img.center(), Align2::CENTER_CENTER, "loading…", FontId::proportional(14.0), ui.visuals().weak_text_color());
-        }
-    }
-    for (row, score) in &scores {
-        let b = box_rect(img, &photo, lib.table.bbox(*row));
-        let is_best = best.is_some_and(|(r, _)| r == *row);
-        let color = match score {
-            Some(s) => score_color(*s, app.threshold),
-            None => Color32::LIGHT_GREEN,
-        };
-        painter.rect_stroke(b, 1.0, Stroke::new(if is_best { 3.5 } else { 1.5 }, color), StrokeKind::Outside);
-        let text = match score {
-            Some(s) => format!("{s:.2}"),
-            None => format!("face {}", lib.table.face_index(*row)),
-        };
-        let galley = painter.layout_no_wrap(text, FontId::proportional(if is_best { 16.0 } else { 13.0 }), Color32::WHITE);
-        let at = Rect::from_min_size(b.left_top() - Vec2::new(0.0, galley.size().y + 4.0), galley.size() + Vec2::new(6.0, 2.0));
-        painter.rect_filled(at, 2.0, color.gamma_multiply(0.85));
-        painter.galley(at.min + Vec2::new(3.0, 1.0), galley, Color32::BLACK);
-    }
-    if let Some(id) = go {
-        app.inspect = Some(Inspect { photo_id: id, zoom: 1.0, ..Default::default() });
-    }
-}
-
-fn face_pick(app: &mut App, ctx: &egui::Context) {
-    let Some(pick) = &app.face_pick else { return };
-    let mut chosen = None;
-    let mut cancel = false;
-    let name = pick.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    egui::Modal::new(egui::Id::unique("face-pick")).show(ctx, |ui| {
-        ui.heading(format!("{} faces in {name}", pick.faces.len()));
-        ui.label("Which person are you looking for?");
-        ui.horizontal_wrapped(|ui| {
-            for (i, (_, t)) in pick.faces.iter().enumerate() {
-                let resp = ui.add(egui::Button::image(egui::Image::new(t).fit_to_exact_size(Vec2::splat(96.0))));
-                resp.widget_info(|| egui::WidgetInfo::labeled(Role::Button, true, format!("pick face {i}")));
-                if resp.clicked() {
-                    chosen = Some(i);
-                }
-            }
-        });
-        if ui.button("Cancel").clicked() {
-            cancel = true;
-        }
-    });
-    if let Some(i) = chosen {
-        if let Some(mut pick) = app.face_pick.take() {
-            let (f, tex) = pick.faces.swap_remove(i);
-            let name = pick.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            app.set_query(
-                super::Query::new(format!("face {i} in {name} (outside the folder)"), None, f.embedding),
-                QueryChip::Texture(tex),
-            );
-        }
-    } else if cancel {
-        app.face_pick = None;
-    }
-}
-
-fn settings(app: &mut App, ctx: &egui::Context) {
-    if !app.settings_open {
-        return;
-    }
-    let mut open = true;
-    let mut reload = false;
-    let mut reopen = false;
-    let mut reindex = false;
-    egui::Window::new("Settings").open(&mut open).resizable(false).collapsible(false).show(ctx, |ui| {
-        egui::Grid::new("settings-grid").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
-            ui.label("Default threshold");
-            ui.horizontal(|ui| {
-                ui.add(egui::Slider::new(&mut app.prefs.threshold, 0.0..=1.0).step_by(0.01).fixed_decimals(2));
-                if ui.small_button("Reset").on_hover_text(format!("{:.2}, chosen on the album and LFW measurements (README)", crate::search::DEFAULT_THRESHOLD)).clicked() {
-                    app.prefs.threshold = crate::search::DEFAULT_THRESHOLD;
-                }
-            });
-            ui.end_row();
-            ui.label("Device");
-            let before = app.prefs.device;
-            egui::ComboBox::from_id_salt("device").selected_text(format!("{:?}", app.prefs.device).to_lowercase()).show_ui(ui, |ui| {
-                for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda, DeviceChoice::Metal] {
-                    ui.selectable_value(&mut app.prefs.device, d, format!("{d:?}").to_lowercase());
-                }
-            });
-            reload |= before != app.prefs.device;
-            ui.end_row();
-            ui.label("Flip fusion");
-            reload |= ui
-                .checkbox(&mut app.prefs.flip, "embed each face and its mirror image")
-                .on_hover_text("Changing this re-indexes the folder (embeddings are never mixed)")
-                .changed();
-            ui.end_row();
-            ui.label("Embedder");
-            ui.vertical(|ui| {
-                let shown = app.prefs.embedder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "shipped MobileFaceNet (default)".into());
-                ui.label(shown).on_hover_text("A file written by `facefind train`; changing it re-embeds the folder");
-                ui.horizontal(|ui| {
-                    if ui.button("Choose…").clicked() {
-                        app.out.pick(Pick::EmbedderFile);
-                    }
-                    if app.prefs.embedder.is_some() && ui.button("Use default").clicked() {
-                        app.prefs.embedder = None;
-                        reload = true;
-                    }
-                });
-            });
-            ui.end_row();
-            ui.label("Links");
-            reindex = ui
-                .checkbox(&mut app.prefs.follow_links, "follow links that lead outside the folder")
-                .on_hover_text("Links inside the folder are always followed; a file reached twice is indexed once. Changing this indexes the folder again")
-                .changed();
-            ui.end_row();
-            ui.label("Catalogs");
-            ui.vertical(|ui| {
-                let shown = app.prefs.catalog_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "user cache folder (default)".into());
-                ui.label(shown);
-                ui.horizontal(|ui| {
-                    if ui.button("Choose…").clicked() {
-                        app.out.pick(Pick::CatalogDir);
-                    }
-                    if app.prefs.catalog_dir.is_some() && ui.button("Use default").clicked() {
-                        app.prefs.catalog_dir = None;
-                        reopen = true;
-                    }
-                });
-            });
-            ui.end_row();
-            ui.label("Theme");
-            ui.horizontal(|ui| {
-                let before = app.prefs.theme;
-                ui.radio_value(&mut app.prefs.theme, egui::ThemePreference::System, "system");
-                ui.radio_value(&mut app.prefs.theme, egui::ThemePreference::Light, "light");
-                ui.radio_value(&mut app.prefs.theme, egui::ThemePreference::Dark, "dark");
-                if before != app.prefs.theme {
-                    ui.ctx().set_theme(app.prefs.theme);
-                }
-            });
-            ui.end_row();
-        });
-        ui.separator();
-        ui.label(egui::RichText::new(format!("models: {}", app.models_dir.display())).weak());
-        if let PipelineState::Failed(e) = &app.pipeline {
-            ui.colored_label(Color32::from_rgb(220, 80, 80), e);
-        }
-    });
-    app.settings_open = open;
-    if reindex {
-        app.reindex();
-    }
-    if reload {
-        app.reload_pipeline();
-    }
-    if reopen {
-        app.reopen();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gui::inspector::format_time;
 
     #[test]
     fn dates() {
