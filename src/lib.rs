@@ -11,6 +11,7 @@ pub mod alloc;
 pub mod catalog;
 pub mod cli;
 pub mod gui;
+pub mod kernels;
 pub mod nets;
 pub mod people;
 pub mod photo;

@@ -34,7 +34,7 @@ fn quantize(v: &[f32], codes: &mut Vec<i8>) -> (f32, f32) {
     (step, err.sqrt())
 }
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// `out[i] = codes[i·d..(i+1)·d] · q` for every row, in 32-bit integers (exact: 512 · 127²
     /// is far below 2³¹).
     fn dot_rows_i8(codes: &[i8], q: &[i8], out: &mut [i32]) {

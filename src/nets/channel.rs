@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 fn use_cpu_op(x: &Tensor) -> bool {
-    crate::pipeline::ops::channels_last(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64)
+    crate::kernels::channels_last(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// (N, C, rest) of a tensor whose channel dimension is 1.
@@ -295,7 +295,7 @@ fn lanes_total<T: Elem>(lanes: &[T; L], tail: f64) -> f64 {
     lanes.iter().map(|v| v.to_f64()).sum::<f64>() + tail
 }
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// A plane's mean and sum of squared deviations from it.
     fn plane_moments<T: Elem>(p: &[T]) -> (f64, f64) {
         let (chunks, tail) = p.as_chunks::<L>();
@@ -354,7 +354,7 @@ fn channel_maps<T: Elem>(params: &[T], mean: &[f64], var: &[f64], c: usize, alph
         .collect()
 }
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// y = x·s + t, then PReLU with slope a when `prelu`, one plane.
     fn bn_act_plane<T: Elem>(xp: &[T], yp: &mut [T], m: ChannelMap<T>, prelu: bool) {
         if prelu {
@@ -393,7 +393,7 @@ fn bn_act_fwd<T: Elem>(
     Ok(y)
 }
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// One plane's Σg, Σg·(x − mu) and Σdy·min(u, 0), with u = x·s + t and g = dy·(u > 0 ? 1 : a)
     /// (g = dy without PReLU).
     fn bn_act_plane_sums<T: Elem>(xp: &[T], gp: &[T], m: ChannelMap<T>, mu: T, prelu: bool) -> (f64, f64, f64) {
@@ -424,7 +424,7 @@ crate::pipeline::ops::multiversion! {
     }
 }
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// dx = k0·g − k1·x + k2 for one plane, g as in [`bn_act_plane_sums`].
     fn bn_act_plane_dx<T: Elem>(dp: &mut [T], xp: &[T], gp: &[T], m: ChannelMap<T>, prelu: bool, k: [T; 3]) {
         let [k0, k1, k2] = k;

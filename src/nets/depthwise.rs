@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::channel::slice;
-use crate::pipeline::ops::Pad;
+use crate::kernels::Pad;
 
 /// Plane geometry of one call.
 #[derive(Clone, Copy)]
@@ -42,7 +42,7 @@ trait Elem:
 impl Elem for f32 {}
 impl Elem for f64 {}
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// y[oy, ox] = sum w[ky, kx] * x[oy*s + ky - top, ox*s + kx - left], one plane.
     fn forward_plane<T: Elem>(x: &[T], wk: &[T], y: &mut [T], g: &Geom) {
         // With a stride, each input row is first split into its phases (columns p, p + s,
@@ -77,7 +77,7 @@ crate::pipeline::ops::multiversion! {
     }
 }
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// dx[iy, ix] += w[ky, kx] * dy[oy, ox], one plane.
     fn grad_input_plane<T: Elem>(dy: &[T], wk: &[T], dx: &mut [T], g: &Geom) {
         for ky in 0..g.k {
@@ -104,7 +104,7 @@ crate::pipeline::ops::multiversion! {
     }
 }
 
-crate::pipeline::ops::multiversion! {
+crate::kernels::multiversion! {
     /// acc[ky, kx, ox] += sum over oy of dy[oy, ox] * x[iy, ix], one plane: the weight gradient
     /// kept per output column, so the inner loop runs along a row (as the forward pass does)
     /// instead of reducing each short row to one value; [`run_grad_weight`] sums the columns.
@@ -141,8 +141,8 @@ pub(crate) struct Depthwise {
 
 impl Depthwise {
     fn geom(&self, h: usize, w: usize, k: usize) -> Result<Geom> {
-        let oh = super::layers::out_size(h, k, self.stride, self.pad.top, self.pad.bottom)?;
-        let ow = super::layers::out_size(w, k, self.stride, self.pad.left, self.pad.right)?;
+        let oh = crate::kernels::out_size(h, k, self.stride, self.pad.top, self.pad.bottom)?;
+        let ow = crate::kernels::out_size(w, k, self.stride, self.pad.left, self.pad.right)?;
         Ok(Geom { h, w, oh, ow, k, s: self.stride, pad: self.pad })
     }
 }

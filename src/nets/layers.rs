@@ -6,11 +6,12 @@
 //! (up to 512 launches per layer); here a k x k depthwise layer is k*k multiply-adds over the
 //! whole map, whatever the channel count.
 
+use crate::kernels::out_size;
 use candle_core::{DType, Result, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};
 
 use super::channel;
-use crate::pipeline::ops::Pad;
+use crate::kernels::Pad;
 
 /// How a forward pass treats batch norm and dropout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,13 +83,6 @@ pub fn taps(xp: &Tensor, k: usize, s: usize, oh: usize, ow: usize) -> Result<Vec
     Ok(out)
 }
 
-pub(crate) fn out_size(n: usize, k: usize, s: usize, a: usize, b: usize) -> Result<usize> {
-    if n + a + b < k {
-        candle_core::bail!("kernel {k} does not fit a side of {n} padded by {a}+{b}");
-    }
-    Ok((n + a + b - k) / s + 1)
-}
-
 /// Depthwise convolution: `x` (N, C, H, W), `w` (C, 1, k, k), no bias. On the CPU a custom op
 /// with its own forward and backward kernels; elsewhere a sum of k*k shifted views times
 /// per-channel weights. A kernel covering the whole unpadded map (global depthwise
@@ -104,7 +98,7 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Resu
     if oh == 1 && ow == 1 && h == k && wd == k && pad == Pad::same(0) {
         return x.broadcast_mul(&w.reshape((1, c, k, k))?)?.sum_keepdim((2, 3));
     }
-    if crate::pipeline::ops::channels_last(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype() {
+    if crate::kernels::channels_last(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64) && x.dtype() == w.dtype() {
         return x.contiguous()?.apply_op2(&w.contiguous()?, super::depthwise::Depthwise { stride, pad });
     }
     depthwise_conv2d_views(x, w, stride, pad)

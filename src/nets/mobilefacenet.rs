@@ -14,8 +14,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::layers::{self, add_channel_bias, BatchNorm, Mode, PRelu};
+use crate::kernels::Pad;
 use crate::pipeline::embedder::{tf_pad, EMBEDDING_DIM, INPUT_SIZE, STAGES};
-use crate::pipeline::ops::Pad;
 
 /// Whether the graph carries batch norm (training) or has it folded into the convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,12 +8,12 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::channel::slice;
-use crate::pipeline::ops::matmul_strided;
+use crate::kernels::matmul_strided;
 
 /// `y[n] = w · x[n]` for `x` (N, Ci, H, W) and `w` (Co, Ci, 1, 1): the op on the CPU (f32/f64),
 /// `None` elsewhere (the caller uses the generic path).
 pub fn pointwise_conv(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
-    if !crate::pipeline::ops::channels_last(x.device()) || !matches!(x.dtype(), DType::F32 | DType::F64) || w.dtype() != x.dtype() {
+    if !crate::kernels::channels_last(x.device()) || !matches!(x.dtype(), DType::F32 | DType::F64) || w.dtype() != x.dtype() {
         return Ok(None);
     }
     Ok(Some(x.contiguous()?.apply_op2(&w.contiguous()?, Pointwise)?))

@@ -7,7 +7,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::layers::{self, kaiming_out, BatchNorm, Mode, PRelu};
-use crate::pipeline::ops::Pad;
+use crate::kernels::Pad;
 
 /// Input side (grayscale).
 pub const INPUT_SIZE: usize = 128;

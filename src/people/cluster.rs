@@ -13,7 +13,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use crate::pipeline::ops::matmul_strided;
+use crate::kernels::matmul_strided;
 
 /// Rows per GEMM block of the neighbour search.
 const ROW_BLOCK: usize = 128;

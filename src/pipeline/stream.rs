@@ -12,7 +12,8 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use super::ops::{par_output, Activation, ConvAct, Pad};
+use super::ops::{Activation, ConvAct, Pad};
+use crate::kernels::par_output;
 
 /// Channel counts the kernels are compiled for.
 const CHANNELS: [usize; 4] = [8, 16, 32, 64];
@@ -129,7 +130,7 @@ impl Chain {
                     let z0 = b * band;
                     let mut state = BandState::new(self, &sizes, c, z0);
                     for (i, row) in part.chunks_mut(wo * co).enumerate() {
-                        let row = super::ops::zeroed(row);
+                        let row = crate::kernels::zeroed(row);
                         state.last_row(self, &sizes, &input, z0 + i, row)?;
                     }
                     Ok(())
@@ -312,7 +313,7 @@ fn pw_row(dst: &mut [f32], src: &[f32], c_in: usize, wt: &[f32], bias: &[f32], a
         candle_core::bail!("a 1x1 row of {} values from {} values", dst.len(), src.len());
     }
     if c_in >= 32 {
-        super::ops::matmul_strided(w, c, c_in, dst, (c, 1), false, src, (c_in, 1), wt, (c, 1))?;
+        crate::kernels::matmul_strided(w, c, c_in, dst, (c, 1), false, src, (c_in, 1), wt, (c, 1))?;
         super::ops::bias_act(dst, c, Some(bias), act);
         return Ok(());
     }
