@@ -115,6 +115,16 @@ fn synthetic(dir: &Path) -> (PathBuf, PathBuf) {
     (folder, catalog)
 }
 
+/// [`synthetic`], grouped into people, the first of them named Ann.
+fn synthetic_with_ann(dir: &Path) -> (PathBuf, PathBuf) {
+    let (folder, catalog) = synthetic(dir);
+    let mut c = Catalog::open(&catalog).unwrap();
+    c.group_people(&facefind::people::Params::default()).unwrap();
+    let first = c.people().unwrap()[0].id;
+    c.name_person(first, Some("Ann")).unwrap();
+    (folder, catalog)
+}
+
 #[test]
 fn first_run_shows_the_welcome_panel() {
     let mut h = harness(Options { prefs: Some(prefs()), models_dir: Some(common::models_dir()), ..Options::default() });
@@ -310,13 +320,7 @@ fn a_foreign_database_is_refused_in_the_window_and_left_alone() {
 #[test]
 fn an_unreadable_catalog_is_rebuilt_only_when_the_user_asks() {
     let tmp = tempfile::tempdir().unwrap();
-    let (folder, catalog) = synthetic(tmp.path());
-    {
-        let mut c = Catalog::open(&catalog).unwrap();
-        c.group_people(&facefind::people::Params::default()).unwrap();
-        let first = c.people().unwrap()[0].id;
-        c.name_person(first, Some("Ann")).unwrap();
-    }
+    let (folder, catalog) = synthetic_with_ann(tmp.path());
     rusqlite::Connection::open(&catalog).unwrap().execute_batch("UPDATE meta SET value = 'garbage' WHERE key = 'schema_version'").unwrap();
     let before = std::fs::read(&catalog).unwrap();
     let mut h = harness(Options {
@@ -539,13 +543,7 @@ fn people_name_merge_undo_move_and_reject() {
 #[test]
 fn two_answers_in_one_frame_are_both_saved() {
     let tmp = tempfile::tempdir().unwrap();
-    let (folder, catalog) = synthetic(tmp.path());
-    {
-        let mut c = Catalog::open(&catalog).unwrap();
-        c.group_people(&facefind::people::Params::default()).unwrap();
-        let first = c.people().unwrap()[0].id;
-        c.name_person(first, Some("Ann")).unwrap();
-    }
+    let (folder, catalog) = synthetic_with_ann(tmp.path());
     let mut h = harness(Options {
         folder: Some(folder),
         catalog: Some(catalog.clone()),

@@ -6,7 +6,7 @@
 //! norm `<layer>.bn.*` (trainable form: its shift is the bias), then PReLU `<layer>.alpha` where
 //! the shipped network has one. The
 //! folded form (batch norm merged into weight and bias) has exactly the shipped file's tensors,
-//! so a trained network loads into the CPU kernels of [`crate::pipeline::embedder`] unchanged.
+//! so a trained network loads into the CPU kernels of the pipeline's embedder unchanged.
 
 use std::collections::HashMap;
 
@@ -15,7 +15,26 @@ use candle_nn::{Init, VarBuilder};
 
 use super::layers::{self, add_channel_bias, BatchNorm, Mode, PRelu};
 use crate::kernels::Pad;
-use crate::pipeline::embedder::{tf_pad, EMBEDDING_DIM, INPUT_SIZE, STAGES};
+
+/// Side of the aligned input crop.
+pub const INPUT_SIZE: usize = 112;
+/// Embedding dimension.
+pub const EMBEDDING_DIM: usize = 192;
+
+/// Inverted-residual stages: (scope, expansion, output channels, repeats, first stride).
+pub const STAGES: [(&str, usize, usize, usize, usize); 5] = [
+    ("Conv2d_2", 2, 64, 5, 2),
+    ("Conv2d_3", 4, 128, 1, 2),
+    ("Conv2d_4", 2, 128, 6, 1),
+    ("Conv2d_5", 4, 128, 1, 2),
+    ("Conv2d_6", 2, 128, 2, 1),
+];
+
+/// TensorFlow SAME padding of a square kernel as a [`Pad`].
+pub fn tf_pad(n: usize, k: usize, s: usize) -> Pad {
+    let (a, b) = Pad::tf_same(n, k, s);
+    Pad { top: a, left: a, bottom: b, right: b }
+}
 
 /// Whether the graph carries batch norm (training) or has it folded into the convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,7 +95,7 @@ impl Arch {
     /// Side of the square input.
     pub fn input_size(self) -> usize {
         match self {
-            Arch::Mobilefacenet => crate::pipeline::embedder::INPUT_SIZE,
+            Arch::Mobilefacenet => mobilefacenet::INPUT_SIZE,
             _ => resnet_face::INPUT_SIZE,
         }
     }
@@ -108,7 +108,7 @@ impl Arch {
     }
     pub fn embedding_dim(self) -> usize {
         match self {
-            Arch::Mobilefacenet => crate::pipeline::embedder::EMBEDDING_DIM,
+            Arch::Mobilefacenet => mobilefacenet::EMBEDDING_DIM,
             _ => resnet_face::EMBEDDING_DIM,
         }
     }

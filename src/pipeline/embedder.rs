@@ -9,27 +9,9 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 
-use super::ops::{l2_normalize, to_native, ActKind, ConvAct, ConvSpec, Pad};
+use super::ops::{l2_normalize, to_native, ActKind, ConvAct, ConvSpec};
 
-/// Side of the aligned input crop.
-pub const INPUT_SIZE: usize = 112;
-/// Embedding dimension.
-pub const EMBEDDING_DIM: usize = 192;
-
-/// Inverted-residual stages: (scope, expansion, output channels, repeats, first stride).
-pub const STAGES: [(&str, usize, usize, usize, usize); 5] = [
-    ("Conv2d_2", 2, 64, 5, 2),
-    ("Conv2d_3", 4, 128, 1, 2),
-    ("Conv2d_4", 2, 128, 6, 1),
-    ("Conv2d_5", 4, 128, 1, 2),
-    ("Conv2d_6", 2, 128, 2, 1),
-];
-
-/// TensorFlow SAME padding of a square kernel as a [`Pad`].
-pub fn tf_pad(n: usize, k: usize, s: usize) -> Pad {
-    let (a, b) = Pad::tf_same(n, k, s);
-    Pad { top: a, left: a, bottom: b, right: b }
-}
+pub use crate::nets::mobilefacenet::{tf_pad, EMBEDDING_DIM, INPUT_SIZE, STAGES};
 
 /// 1x1 expand (PReLU) -> 3x3 depthwise (PReLU) -> 1x1 project (linear), residual when shapes allow.
 struct InvertedResidual {
