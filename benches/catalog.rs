@@ -4,7 +4,8 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use facefind::catalog::{indexer, scan, Catalog, FaceRecord, FaceRow, FaceTable, PhotoRecord, Status};
+use facefind::catalog::{Catalog, FaceRecord, FaceRow, FaceTable, PhotoRecord, Status};
+use facefind::index::{self as indexer, scan};
 use facefind::pipeline::{embedder::EMBEDDING_DIM, Pipeline};
 use facefind::search::rank_photos;
 

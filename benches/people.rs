@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use facefind::people::{self, cluster, metrics, FaceInfo, Params};
+use facefind::eval::clusters as metrics;
+use facefind::people::{self, cluster, FaceInfo, Params};
 
 const DIM: usize = 192;
 

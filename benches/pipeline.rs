@@ -33,7 +33,7 @@ fn time<F: FnMut()>(iters: usize, mut f: F) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    facefind::alloc::reuse_freed_memory();
+    facefind::util::alloc::reuse_freed_memory();
     let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     let p = Pipeline::load(&models, Device::Cpu, Default::default())?;
     let photo_path = faces_dir().join("album/deepface/couple.jpg");

@@ -13,8 +13,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use facefind::catalog::face_table::{SnapshotWriter, Stamp};
 use facefind::catalog::FaceRow;
-use facefind::rng::Rng;
 use facefind::search::{self, DEFAULT_THRESHOLD};
+use facefind::util::rng::Rng;
 
 const DIM: usize = 192;
 
@@ -38,7 +38,7 @@ fn median_ms<T>(n: usize, mut f: impl FnMut(usize) -> T) -> (f64, T) {
 }
 
 fn main() {
-    facefind::alloc::reuse_freed_memory();
+    facefind::util::alloc::reuse_freed_memory();
     let faces: usize = std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
     let people = faces / 10;
     let t_gen = Instant::now();

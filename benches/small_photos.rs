@@ -12,15 +12,15 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use facefind::eval::{metrics, pairs};
 use facefind::pipeline::{Pipeline, Settings, Upscale};
-use facefind::verify;
 
 fn main() {
-    facefind::alloc::reuse_freed_memory();
+    facefind::util::alloc::reuse_freed_memory();
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let policies = [("always", Upscale::Always), ("when-needed", Upscale::WhenNeeded), ("never", Upscale::Never)];
     let view1 = common::faces_dir().join("lfw-view1");
-    let pairs = verify::parse_pairs(&std::fs::read_to_string(view1.join("pairsDevTest.txt")).unwrap()).unwrap();
+    let pairs = pairs::parse_pairs(&std::fs::read_to_string(view1.join("pairsDevTest.txt")).unwrap()).unwrap();
     let images = view1.join("images");
     let paths = pairs.image_paths(&images);
     println!("| upscale | LFW images/s | LFW no face | pairsDevTest 10-fold | dlib recall | dlib at half size | album mAP | album P/R at 0.50 | album faces | album index s |");
@@ -31,12 +31,12 @@ fn main() {
         }
         let p = Pipeline::load(&common::models_dir(), candle_core::Device::Cpu, Settings { upscale, ..Settings::default() }).unwrap();
         let t0 = Instant::now();
-        let embedded = verify::embed_central_faces(&p, &paths).unwrap();
+        let embedded = pairs::embed_central_faces(&p, &paths).unwrap();
         let ips = paths.len() as f64 / t0.elapsed().as_secs_f64();
         let no_face = embedded.values().filter(|e| e.fallback).count();
-        let scores = verify::pair_scores(&pairs, &images, &embedded);
-        let (s, same, folds) = verify::scored(&pairs, &scores);
-        let (acc, std, _) = verify::kfold_accuracy(&s, &same, &folds, pairs.n_folds);
+        let scores = pairs::pair_scores(&pairs, &images, &embedded);
+        let (s, same, folds) = pairs::scored(&pairs, &scores);
+        let (acc, std, _) = metrics::kfold_accuracy(&s, &same, &folds, pairs.n_folds);
         let (found, total) = common::dlib_recall(&p);
         let (found_half, _) = common::dlib_recall_at(&p, 0.5);
         let album = common::album::find_this_person(&p);

@@ -15,7 +15,7 @@ use facefind::train::heads::{Head, HeadKind};
 use facefind::train::{loss, optim};
 
 fn main() -> anyhow::Result<()> {
-    facefind::alloc::keep_freed_memory();
+    facefind::util::alloc::keep_freed_memory();
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let batch = args.first().copied().unwrap_or(64);
     let steps = args.get(1).copied().unwrap_or(5);

@@ -7,16 +7,16 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod alloc;
 pub mod catalog;
 pub mod cli;
+pub mod eval;
 pub mod gui;
+pub mod index;
 pub mod kernels;
 pub mod nets;
 pub mod people;
 pub mod photo;
 pub mod pipeline;
-pub mod rng;
 pub mod search;
 pub mod train;
-pub mod verify;
+pub mod util;

@@ -6,6 +6,6 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    facefind::alloc::reuse_freed_memory();
+    facefind::util::alloc::reuse_freed_memory();
     facefind::cli::main()
 }

@@ -337,9 +337,9 @@ fn a_photo_deleted_during_the_run_is_dropped_and_the_run_carries_on() {
     let p = common::cpu_pipeline();
     let mut cat = facefind::catalog::Catalog::open(&dir.path().join("c.sqlite")).unwrap();
     let victim = photos.join("p2.jpg");
-    let sum = facefind::catalog::indexer::index_folder(&photos, &mut cat, &p, &std::sync::atomic::AtomicBool::new(false), &mut |ev| {
+    let sum = facefind::index::index_folder(&photos, &mut cat, &p, &std::sync::atomic::AtomicBool::new(false), &mut |ev| {
         // after the scan planned p2.jpg, before it is read
-        if let facefind::catalog::indexer::Event::Planned { .. } = ev {
+        if let facefind::index::Event::Planned { .. } = ev {
             std::fs::remove_file(&victim).unwrap();
         }
     })

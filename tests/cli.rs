@@ -101,6 +101,42 @@ fn detect_json_on_a_group_photo() {
     assert_eq!(v[0]["width"], 500);
 }
 
+/// The binary copied alone into an empty folder, run from there with no models folder anywhere
+/// it could look: the networks built into it are used.
+fn lone_binary(dir: &Path) -> Command {
+    let exe = dir.join("facefind");
+    std::fs::copy(env!("CARGO_BIN_EXE_facefind"), &exe).unwrap();
+    let mut c = Command::new(&exe);
+    c.current_dir(dir).env_remove("FACEFIND_MODELS").args(["--device", "cpu"]);
+    c
+}
+
+#[test]
+fn a_copied_binary_needs_no_models_folder() {
+    let bin = tempfile::tempdir().unwrap();
+    let photos = tempfile::tempdir().unwrap();
+    let photo = photos.path().join("grey.png");
+    image::RgbImage::from_pixel(320, 240, image::Rgb([120, 130, 140])).save(&photo).unwrap();
+    let out = lone_binary(bin.path()).arg("detect").arg(&photo).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("grey.png: 320x240, 0 faces"));
+    // a folder named with --models must hold the files (checked, never silently replaced)
+    let out = lone_binary(bin.path()).args(["--models", "nowhere", "detect"]).arg(&photo).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retinaface_mnet025.safetensors"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn a_copied_binary_finds_faces_with_its_built_in_models() {
+    let bin = tempfile::tempdir().unwrap();
+    let photo = common::faces_dir().join("album/dlib/2008_002079.jpg");
+    let out = lone_binary(bin.path()).args(["detect", "--json"]).arg(&photo).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["faces"].as_array().unwrap().len() >= 6);
+}
+
 /// The LFW development protocol: threshold chosen on pairsDevTrain, accuracy on pairsDevTest.
 #[test]
 #[ignore = "needs ../shared/faces; about 6 minutes in release"]

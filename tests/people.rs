@@ -7,8 +7,10 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 
-use facefind::catalog::{indexer, Catalog, FaceTable};
-use facefind::people::{self, cluster, metrics, FaceInfo, Params};
+use facefind::catalog::{Catalog, FaceTable};
+use facefind::eval::clusters as metrics;
+use facefind::index as indexer;
+use facefind::people::{self, cluster, FaceInfo, Params};
 use facefind::search::{rank_photos_fused, Fuse};
 
 /// path -> lowercase identities (without "?"), and whether the photo shows exactly one person.

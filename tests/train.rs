@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
 use facefind::nets::{Arch, Mode};
+use facefind::pipeline::ModelSource;
 use facefind::train::heads::HeadKind;
 use facefind::train::loss::LossKind;
 use facefind::train::optim::{OptimizerKind, Schedule};
@@ -18,7 +19,7 @@ use image::RgbImage;
 
 /// Eight synthetic 112x112 "faces", two per person: a smooth pattern per person plus noise.
 fn images() -> (Vec<RgbImage>, Vec<u32>) {
-    let mut rng = facefind::rng::Rng(42);
+    let mut rng = facefind::util::rng::Rng(42);
     let mut crops = Vec::new();
     let mut labels = Vec::new();
     for i in 0..8u32 {
@@ -55,7 +56,7 @@ fn config(head: HeadKind, epochs: usize, batch: usize) -> Config {
 
 fn trainer(cfg: Config) -> Trainer {
     let (crops, labels) = images();
-    let model = Model::new(&cfg, 4, &common::models_dir(), &Device::Cpu, None).unwrap();
+    let model = Model::new(&cfg, 4, &ModelSource::BuiltIn, &Device::Cpu, None).unwrap();
     Trainer::new(cfg, model, crops, labels).unwrap()
 }
 
@@ -157,7 +158,7 @@ fn checkpoint_round_trip_restores_everything() {
     // another arch's checkpoint is refused with a clear message
     let mut cfg = config(HeadKind::Sphereface { m: 4 }, 1, 4);
     cfg.arch = Arch::ResnetFace18NoSe;
-    let model = Model::new(&cfg, 4, &common::models_dir(), &Device::Cpu, None).unwrap();
+    let model = Model::new(&cfg, 4, &ModelSource::BuiltIn, &Device::Cpu, None).unwrap();
     let (crops, labels) = images();
     let mut r = Trainer::new(cfg, model, crops, labels).unwrap();
     let err = r.load_checkpoint(&p).unwrap_err().to_string();
@@ -173,7 +174,7 @@ fn shipped_init_is_the_shipped_network_and_folds_back() {
     let x = facefind::nets::input::batch_tensor(&refs, &[Default::default(); 8], Arch::Mobilefacenet, &Device::Cpu).unwrap();
     let mut cfg = config(HeadKind::Softmax, 1, 8);
     cfg.init = InitFrom::Shipped;
-    let m = Model::new(&cfg, 4, &common::models_dir(), &Device::Cpu, Some(&x)).unwrap();
+    let m = Model::new(&cfg, 4, &ModelSource::BuiltIn, &Device::Cpu, Some(&x)).unwrap();
     let folded = m.net.inference_tensors(&m.net_vars).unwrap();
     let shipped = candle_core::safetensors::load(common::models_dir().join("mobilefacenet_arcface.safetensors"), &Device::Cpu).unwrap();
     assert_eq!(folded.len(), shipped.len());

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = facefind::pipeline::photo::decode_scaled(data, 640);
-    let _ = facefind::pipeline::photo::decode_rgb(data);
-    let _ = facefind::pipeline::photo::decode_raw_scaled(data, 640);
+    let _ = facefind::photo::decode_scaled(data, 640);
+    let _ = facefind::photo::decode_rgb(data);
+    let _ = facefind::photo::decode_raw_scaled(data, 640);
 });

@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = facefind::verify::parse_pairs(text);
+        let _ = facefind::eval::pairs::parse_pairs(text);
     }
 });

@@ -3,11 +3,9 @@
 
 pub mod codes;
 pub mod face_table;
-pub mod indexer;
 pub mod names;
 pub mod people;
 mod reads;
-pub mod scan;
 pub mod schema;
 mod writes;
 

@@ -114,10 +114,10 @@ struct VerifyJson {
 
 pub(super) fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, threshold: Option<f32>, json: bool) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(pairs_path).with_context(|| format!("cannot read {}", pairs_path.display()))?;
-    let parsed = verify::parse_pairs(&text).with_context(|| format!("{}", pairs_path.display()))?;
+    let parsed = pairs::parse_pairs(&text).with_context(|| format!("{}", pairs_path.display()))?;
     let paths = parsed.image_paths(images);
     let t0 = Instant::now();
-    let embedded = verify::embed_central_faces(p, &paths)?;
+    let embedded = pairs::embed_central_faces(p, &paths)?;
     let secs = t0.elapsed().as_secs_f64();
     for (path, e) in &embedded {
         if let Some(err) = &e.error {
@@ -125,8 +125,8 @@ pub(super) fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, thresho
         }
     }
     let fallbacks = embedded.values().filter(|e| e.fallback).count();
-    let pair_scores = verify::pair_scores(&parsed, images, &embedded);
-    let (scores, same, folds) = verify::scored(&parsed, &pair_scores);
+    let pair_scores = pairs::pair_scores(&parsed, images, &embedded);
+    let (scores, same, folds) = pairs::scored(&parsed, &pair_scores);
     let rows: Vec<PairJson> = parsed
         .pairs
         .iter()
@@ -139,11 +139,11 @@ pub(super) fn run_verify(p: &Pipeline, pairs_path: &Path, images: &Path, thresho
     if scores.is_empty() {
         anyhow::bail!("no pair could be scored (are the images under {}?)", images.display());
     }
-    let (mean, std, _) = verify::kfold_accuracy(&scores, &same, &folds, parsed.n_folds);
-    let (thr, best_acc) = verify::best_threshold(&scores, &same);
-    let auc = verify::roc_auc(&scores, &same);
-    let (tar, _) = verify::tar_at_far(&scores, &same, 1e-3);
-    let at_given = threshold.map(|t| verify::accuracy(&scores, &same, t));
+    let (mean, std, _) = metrics::kfold_accuracy(&scores, &same, &folds, parsed.n_folds);
+    let (thr, best_acc) = metrics::best_threshold(&scores, &same);
+    let auc = metrics::roc_auc(&scores, &same);
+    let (tar, _) = metrics::tar_at_far(&scores, &same, 1e-3);
+    let at_given = threshold.map(|t| metrics::accuracy(&scores, &same, t));
     let ips = paths.len() as f64 / secs;
     let unscored = rows.len() - scores.len();
     if json {

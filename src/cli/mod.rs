@@ -20,9 +20,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::catalog::{self, indexer::Event, names::PathText, scan::ScanOptions, Catalog};
+use crate::catalog::{self, names::PathText, Catalog};
+use crate::eval::{metrics, pairs};
+use crate::index::{scan::ScanOptions, Event};
 use crate::pipeline::{self, photo, DeviceChoice, Face, Pipeline, Settings};
-use crate::verify;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,7 +44,7 @@ pub struct Cli {
     /// Compute device: auto picks CUDA, then Metal, then the CPU.
     #[arg(long, value_enum, global = true, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Folder holding the .safetensors weights (default: $FACEFIND_MODELS, next to the binary, or the source tree).
+    /// Folder holding the two shipped .safetensors files, checked against their digests (default: $FACEFIND_MODELS, else the copies built into facefind).
     #[arg(long, global = true)]
     pub models: Option<PathBuf>,
     /// Face embedder written by `facefind train` (its embedder.json must sit beside it); default: the shipped MobileFaceNet.
@@ -274,10 +275,10 @@ pub fn main() -> ExitCode {
 
 fn load_pipeline(cli: &Cli, settings: Settings) -> anyhow::Result<Pipeline> {
     let device = pipeline::select_device(cli.device).with_context(|| format!("cannot open device {:?}", cli.device))?;
-    let dir = cli.models.clone().unwrap_or_else(pipeline::default_models_dir);
+    let models = pipeline::ModelSource::choose(cli.models.as_deref());
     let settings = Settings { flip: cli.flip == OnOff::On, ..settings };
-    let p = Pipeline::load_with_embedder(&dir, cli.embedder.as_deref(), device, settings)?;
-    tracing::info!(device = pipeline::device_name(p.device()), models = %dir.display(), "pipeline loaded");
+    let p = Pipeline::load_with_embedder(&models, cli.embedder.as_deref(), device, settings)?;
+    tracing::info!(device = pipeline::device_name(p.device()), %models, "pipeline loaded");
     Ok(p)
 }
 
@@ -340,7 +341,7 @@ fn run_index(
     quiet: bool,
     links: ScanOptions,
     rebuild: bool,
-) -> anyhow::Result<(catalog::indexer::Summary, Catalog)> {
+) -> anyhow::Result<(crate::index::Summary, Catalog)> {
     let path = match catalog {
         Some(c) => c.to_path_buf(),
         None => catalog::default_catalog_path(folder)?,
@@ -361,7 +362,7 @@ fn run_index(
         b
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let sum = catalog::indexer::index_folder_with(
+    let sum = crate::index::index_folder_with(
         folder,
         &mut cat,
         p,
@@ -390,7 +391,7 @@ fn links(cli: &Cli) -> ScanOptions {
     ScanOptions { follow_outside_links: cli.follow_links }
 }
 
-fn print_profile(p: &catalog::indexer::Profile, photos: usize) {
+fn print_profile(p: &crate::index::Profile, photos: usize) {
     let stages = [
         ("read files", p.read),
         ("fingerprint", p.fingerprint),
@@ -417,7 +418,7 @@ fn print_profile(p: &catalog::indexer::Profile, photos: usize) {
     );
 }
 
-fn print_summary(s: &catalog::indexer::Summary) {
+fn print_summary(s: &crate::index::Summary) {
     let skipped: usize = s.skipped.values().sum();
     println!(
         "{} photos: {} indexed, {} unchanged, {} renamed, {} removed; {} faces in the catalog ({} new); {:.1} s{}",

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
-    crate::alloc::keep_freed_memory();
+    crate::util::alloc::keep_freed_memory();
     use crate::train::{self, heads::HeadKind, loss::LossKind, optim::Schedule, InitFrom};
     let head_name = match a.head {
         HeadName::Softmax => "softmax",
@@ -31,7 +31,7 @@ pub(super) fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
         (InitFrom::Scratch, true) => 1e-3,
         (_, true) => 1e-5,
     });
-    let models_dir = cli.models.clone().unwrap_or_else(pipeline::default_models_dir);
+    let models = pipeline::ModelSource::choose(cli.models.as_deref());
     let p = load_pipeline(cli, Settings::default())?;
     // Steps per epoch are known only after cropping; the poly schedule is set from the data size below.
     let config = train::Config {
@@ -56,7 +56,7 @@ pub(super) fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
         data: a.data.clone(),
         out: a.out.clone(),
         config,
-        models_dir,
+        models,
         val_pairs: a.val_pairs.clone(),
         val_images: a.val_images.clone(),
         resume: a.resume.clone(),

@@ -227,7 +227,7 @@ impl App {
         }
         self.pipeline = PipelineState::Loading;
         self.pipeline_gen = self.next_serial();
-        self.out.load_pipeline(self.pipeline_gen, self.models_dir.clone(), self.prefs.embedder.clone(), self.prefs.device, self.prefs.flip);
+        self.out.load_pipeline(self.pipeline_gen, self.models.clone(), self.prefs.embedder.clone(), self.prefs.device, self.prefs.flip);
         if let Some(f) = &mut self.folder {
             if let Some(ix) = &f.indexing {
                 ix.cancel.store(true, Ordering::Relaxed);

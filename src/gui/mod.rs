@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use crate::catalog::indexer::Summary;
+use crate::index::Summary;
 use crate::pipeline::DeviceChoice;
 use library::{ExportMode, Library, Query, Ranking, Verdict};
 pub use prefs::Prefs;
@@ -153,7 +153,7 @@ struct Notice {
 pub struct App {
     prefs: Prefs,
     options: Options,
-    models_dir: PathBuf,
+    models: crate::pipeline::ModelSource,
     out: Outbox,
     rx: Receiver<Msg>,
     loader: Loader,
@@ -211,15 +211,15 @@ impl App {
         ctx.set_theme(prefs.theme);
         let (out, rx) = Outbox::new(ctx.clone());
         let loader = Loader::new(ctx, 2);
-        let models_dir = options.models_dir.clone().unwrap_or_else(crate::pipeline::default_models_dir);
-        out.load_pipeline(1, models_dir.clone(), prefs.embedder.clone(), prefs.device, prefs.flip);
+        let models = crate::pipeline::ModelSource::choose(options.models_dir.as_deref());
+        out.load_pipeline(1, models.clone(), prefs.embedder.clone(), prefs.device, prefs.flip);
         let threshold = prefs.threshold;
         let vectors = (prefs.flip, prefs.embedder.clone());
         let edits = worker::Edits::new(out.clone());
         let mut app = Self {
             prefs,
             options,
-            models_dir,
+            models,
             out,
             rx,
             loader,
@@ -366,7 +366,7 @@ impl App {
         let cancel = Arc::new(AtomicBool::new(false));
         f.indexing = Some(Indexing { run, cancel: cancel.clone(), planned: None, done: 0, faces: 0, first: None });
         f.skipped.clear();
-        let links = crate::catalog::scan::ScanOptions { follow_outside_links: self.prefs.follow_links };
+        let links = crate::index::scan::ScanOptions { follow_outside_links: self.prefs.follow_links };
         self.out.index(Tag { open: f.open, run }, f.path.clone(), f.catalog.clone(), p, cancel, links);
         self.serial = run;
     }

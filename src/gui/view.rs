@@ -210,7 +210,7 @@ fn status_bar(app: &mut App, ui: &mut egui::Ui) {
                 PipelineState::Ready(p) => {
                     ui.label(format!("device: {}", p.device));
                     ui.separator();
-                    ui.label(&p.models).on_hover_text(format!("models: {}", app.models_dir.display()));
+                    ui.label(&p.models).on_hover_text(format!("models: {}", app.models));
                 }
                 PipelineState::Failed(_) => {
                     ui.colored_label(Color32::from_rgb(220, 80, 80), "face models not loaded (see the message)");

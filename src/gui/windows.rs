@@ -122,7 +122,7 @@ pub(super) fn settings(app: &mut App, ctx: &egui::Context) {
             ui.end_row();
         });
         ui.separator();
-        ui.label(egui::RichText::new(format!("models: {}", app.models_dir.display())).weak());
+        ui.label(egui::RichText::new(format!("models: {}", app.models)).weak());
         if let PipelineState::Failed(e) = &app.pipeline {
             ui.colored_label(Color32::from_rgb(220, 80, 80), e);
         }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 
 use super::library::{self, ExportMode, Library, Ranking};
-use crate::catalog::indexer::{self, Event, Summary};
 use crate::catalog::people::Undo;
 use crate::catalog::{Catalog, CatalogError};
+use crate::index::{self, Event, Summary};
 use crate::pipeline::{self, photo, DeviceChoice, Pipeline, Settings};
 
 /// The loaded face pipeline and how to describe it in the status bar.
@@ -269,12 +269,19 @@ impl Outbox {
         }
     }
 
-    pub fn load_pipeline(&self, gen: u64, models_dir: PathBuf, embedder: Option<PathBuf>, device: DeviceChoice, flip: bool) {
+    pub fn load_pipeline(
+        &self,
+        gen: u64,
+        models: crate::pipeline::ModelSource,
+        embedder: Option<PathBuf>,
+        device: DeviceChoice,
+        flip: bool,
+    ) {
         self.spawn("pipeline", move |out| {
             let result = (|| -> anyhow::Result<PipelineInfo> {
                 let dev = pipeline::select_device(device).map_err(|e| anyhow::anyhow!("cannot open device {device:?}: {e}"))?;
                 let settings = Settings { flip, ..Settings::default() };
-                let p = Pipeline::load_with_embedder(&models_dir, embedder.as_deref(), dev, settings)?;
+                let p = Pipeline::load_with_embedder(&models, embedder.as_deref(), dev, settings)?;
                 let device = pipeline::device_name(p.device()).to_string();
                 let models = format!(
                     "RetinaFace {} · {} {}",
@@ -321,7 +328,7 @@ impl Outbox {
         catalog: PathBuf,
         p: Arc<Pipeline>,
         cancel: Arc<AtomicBool>,
-        links: crate::catalog::scan::ScanOptions,
+        links: crate::index::scan::ScanOptions,
     ) {
         self.spawn("index", move |out| {
             // One reading connection for the snapshots (WAL: it sees each committed batch).
@@ -349,7 +356,7 @@ impl Outbox {
                     }
                 }
                 let mut last = Instant::now();
-                let summary = indexer::index_folder_with(
+                let summary = index::index_folder_with(
                     &folder,
                     &mut cat,
                     &p,

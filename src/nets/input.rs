@@ -6,7 +6,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 
 use super::Arch;
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 
 /// How one sample is augmented.
 #[derive(Debug, Clone, Copy, Default)]

@@ -277,7 +277,7 @@ pub fn dropout(x: &Tensor, p: f64, mode: Mode, seed: u64) -> Result<Tensor> {
     if !mode.train() || p <= 0.0 {
         return Ok(x.clone());
     }
-    let mut rng = crate::rng::Rng::stream(seed, 4, 0);
+    let mut rng = crate::util::rng::Rng::stream(seed, 4, 0);
     let keep: Vec<f32> = (0..x.elem_count())
         .map(|_| if (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 >= p { (1.0 / (1.0 - p)) as f32 } else { 0.0 })
         .collect();

@@ -39,7 +39,7 @@ impl candle_nn::var_builder::SimpleBackend for SeededVars {
             return Ok(v.as_tensor().clone());
         }
         let n = s.elem_count();
-        let mut rng = crate::rng::Rng::stream(self.seed, name_hash(name), 0);
+        let mut rng = crate::util::rng::Rng::stream(self.seed, name_hash(name), 0);
         let mut unit = || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
         let values: Vec<f64> = match h {
             Init::Const(c) => vec![c; n],

@@ -300,7 +300,7 @@ pub fn average_linkage(emb: &[f32], dim: usize, items: &[Item], neighbours: &[Ve
 /// (pairwise cosine about 1 / (1 + noise²) within a centre), deterministic for a seed. Returns
 /// the vectors (row-major) and each row's centre.
 pub fn planted(k: usize, per: usize, dim: usize, noise: f32, seed: u64) -> (Vec<f32>, Vec<usize>) {
-    let mut rng = crate::rng::Rng::stream(seed, 0, 0);
+    let mut rng = crate::util::rng::Rng::stream(seed, 0, 0);
     let unit = |v: &mut [f32]| {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter_mut().for_each(|x| *x /= n);

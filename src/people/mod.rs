@@ -11,7 +11,6 @@
 //! them.
 
 pub mod cluster;
-pub mod metrics;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

@@ -5,83 +5,19 @@ pub mod align;
 pub use crate::photo;
 pub mod detector;
 pub mod embedder;
+pub mod models;
 pub mod ops;
 pub mod stream;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 pub use detector::Detection;
-
-/// A weight file the pipeline needs, with the digest it was converted to.
-#[derive(Debug, Clone, Copy)]
-pub struct ModelFile {
-    pub file: &'static str,
-    pub sha256: &'static str,
-    pub what: &'static str,
-}
-
-pub const DETECTOR_MODEL: ModelFile = ModelFile {
-    file: "retinaface_mnet025.safetensors",
-    sha256: "f481d012b1914e3f11ec0d1062420e7125c54a123b15c376cef325a8d6d1ee43",
-    what: "RetinaFace MobileNet-0.25 detector (tools/convert_models.py)",
-};
-pub const EMBEDDER_MODEL: ModelFile = ModelFile {
-    file: "mobilefacenet_arcface.safetensors",
-    sha256: "e1503b56703a661e82bc215373f461054e0afff33cf595612abb626790317a3c",
-    what: "MobileFaceNet ArcFace embedder (tools/convert_models.py)",
-};
-
-/// Why the models could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("model file {path} is missing: expected the {what}; run tools/fetch_models.sh or pass --models DIR")]
-    Missing { path: PathBuf, what: &'static str },
-    #[error("model file {path} does not match: expected sha256 {expected} ({what}), found {found}")]
-    Mismatch { path: PathBuf, what: &'static str, expected: &'static str, found: String },
-    #[error("cannot read model file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("model file {path}: {source}")]
-    Load { path: PathBuf, source: candle_core::Error },
-    #[error("embedder {path}: {reason}")]
-    Embedder { path: PathBuf, reason: String },
-}
-
-/// Where models are looked for: `FACEFIND_MODELS`, `models/` next to the executable or two
-/// levels up (cargo's target/<profile>/), then the source tree this binary was built from.
-pub fn default_models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FACEFIND_MODELS") {
-        return PathBuf::from(dir);
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        for up in exe.ancestors().skip(1).take(3) {
-            let cand = up.join("models");
-            if cand.join(DETECTOR_MODEL.file).is_file() {
-                return cand;
-            }
-        }
-    }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
-}
-
-/// Checks a model file's digest and returns its path.
-pub fn verify_model(dir: &Path, m: &ModelFile) -> Result<PathBuf, ModelError> {
-    let path = dir.join(m.file);
-    if !path.is_file() {
-        return Err(ModelError::Missing { path, what: m.what });
-    }
-    let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
-    let found = format!("{:x}", Sha256::digest(&bytes));
-    if found != m.sha256 {
-        return Err(ModelError::Mismatch { path, what: m.what, expected: m.sha256, found });
-    }
-    Ok(path)
-}
+pub use models::{ModelError, ModelFile, ModelSource, DETECTOR_MODEL, EMBEDDER_MODEL};
 
 /// `--device auto|cpu|cuda|metal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -218,61 +154,41 @@ pub struct Pipeline {
 /// Faces per embedder batch.
 pub const EMBED_BATCH: usize = 32;
 
-/// Reads a weight file once, checks its digest and builds a VarBuilder from those same bytes.
-fn verified_weights(
-    path: &Path,
-    sha256: Option<&str>,
-    what: &'static str,
-    device: &Device,
-) -> Result<(VarBuilder<'static>, String), ModelError> {
-    if !path.is_file() {
-        return Err(ModelError::Missing { path: path.to_path_buf(), what });
-    }
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-    let found = format!("{:x}", Sha256::digest(&bytes));
-    if let Some(expected) = sha256 {
-        if found != expected {
-            return Err(ModelError::Mismatch { path: path.to_path_buf(), what, expected: leak(expected), found });
-        }
-    }
-    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)
-        .map_err(|source| ModelError::Load { path: path.to_path_buf(), source })?;
-    Ok((vb, found))
-}
-
-fn leak(s: &str) -> &'static str {
-    match s {
-        x if x == DETECTOR_MODEL.sha256 => DETECTOR_MODEL.sha256,
-        x if x == EMBEDDER_MODEL.sha256 => EMBEDDER_MODEL.sha256,
-        _ => "the manifest's digest",
-    }
+/// A VarBuilder over safetensors bytes.
+fn weights(bytes: Vec<u8>, path: &Path, device: &Device) -> Result<VarBuilder<'static>, ModelError> {
+    VarBuilder::from_buffered_safetensors(bytes, DType::F32, device).map_err(|source| ModelError::Load { path: path.to_path_buf(), source })
 }
 
 impl Pipeline {
-    pub fn load(models_dir: &Path, device: Device, settings: Settings) -> Result<Self, ModelError> {
-        Self::load_with_embedder(models_dir, None, device, settings)
+    pub fn load(models: impl Into<ModelSource>, device: Device, settings: Settings) -> Result<Self, ModelError> {
+        Self::load_with_embedder(models, None, device, settings)
     }
 
-    /// Loads the detector from `models_dir` and the embedder from `embedder_file` (a file written
+    /// Loads the detector from `models` and the embedder from `embedder_file` (a file written
     /// by `facefind train`, checked against its manifest) or the shipped one.
     pub fn load_with_embedder(
-        models_dir: &Path,
+        models: impl Into<ModelSource>,
         embedder_file: Option<&Path>,
         device: Device,
         settings: Settings,
     ) -> Result<Self, ModelError> {
-        let det_path = models_dir.join(DETECTOR_MODEL.file);
-        let (vb, _) = verified_weights(&det_path, Some(DETECTOR_MODEL.sha256), DETECTOR_MODEL.what, &device)?;
+        let models = models.into();
+        let det_path = models.path(&DETECTOR_MODEL);
+        let vb = weights(models.read(&DETECTOR_MODEL)?.into_owned(), &det_path, &device)?;
         let detector = detector::RetinaFace::load(vb).map_err(|source| ModelError::Load { path: det_path, source })?;
-        let (path, arch, sha) = match embedder_file {
-            None => (models_dir.join(EMBEDDER_MODEL.file), crate::nets::Arch::Mobilefacenet, Some(EMBEDDER_MODEL.sha256.to_string())),
+        let (path, arch, bytes, digest) = match embedder_file {
+            None => {
+                let bytes = models.read(&EMBEDDER_MODEL)?.into_owned();
+                (models.path(&EMBEDDER_MODEL), crate::nets::Arch::Mobilefacenet, bytes, EMBEDDER_MODEL.sha256.to_string())
+            }
             Some(f) => {
                 let m = crate::nets::manifest::Manifest::read_for(f)
                     .map_err(|e| ModelError::Embedder { path: f.to_path_buf(), reason: format!("{e:#}") })?;
-                (f.to_path_buf(), m.arch, Some(m.sha256))
+                let (bytes, digest) = models::read_verified(f, Some(&m.sha256), "face embedder")?;
+                (f.to_path_buf(), m.arch, bytes, digest)
             }
         };
-        let (vb, digest) = verified_weights(&path, sha.as_deref(), "face embedder", &device)?;
+        let vb = weights(bytes, &path, &device)?;
         let load_err = |source| ModelError::Load { path: path.clone(), source };
         let embedder = if arch == crate::nets::Arch::Mobilefacenet && ops::channels_last(&device) {
             Embedder::Kernels(embedder::MobileFaceNet::load(vb).map_err(load_err)?)

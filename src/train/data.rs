@@ -192,7 +192,7 @@ pub fn crops(
                 if size == 0 {
                     return Err("empty file".to_string());
                 }
-                crate::catalog::indexer::fingerprint(path, size).map_err(|e| format!("cannot read file: {e}"))
+                crate::util::digest::fingerprint(path, size).map_err(|e| format!("cannot read file: {e}"))
             })
             .collect();
         let mut todo = Vec::new();
@@ -265,7 +265,7 @@ pub fn dataset(listing: &Listing, crops: Vec<Cached>, min_images: usize) -> Resu
     Ok(Dataset { crops: out, labels, people, skipped, people_left_out })
 }
 
-pub use crate::rng::Rng;
+pub use crate::util::rng::Rng;
 
 pub use crate::nets::input::{batch_tensor, input_values, Augment};
 

@@ -86,7 +86,13 @@ impl Model {
     /// Builds the model for `classes` people with the backbone initialised from `init`.
     /// `calibration` (a batch of inputs) is used when batch norm is inserted into a network
     /// trained without it.
-    pub fn new(cfg: &Config, classes: usize, models_dir: &Path, device: &Device, calibration: Option<&Tensor>) -> anyhow::Result<Self> {
+    pub fn new(
+        cfg: &Config,
+        classes: usize,
+        models: &crate::pipeline::ModelSource,
+        device: &Device,
+        calibration: Option<&Tensor>,
+    ) -> anyhow::Result<Self> {
         let arch = cfg.arch;
         let net_vars = VarMap::new();
         let net = Net::trainable(arch, crate::nets::seeded_builder(&net_vars, cfg.seed, DType::F32, device))?;
@@ -104,8 +110,8 @@ impl Model {
                 if arch != Arch::Mobilefacenet {
                     bail!("there are no shipped weights for {}: use --init scratch or --init FILE", arch.name());
                 }
-                let path = crate::pipeline::verify_model(models_dir, &crate::pipeline::EMBEDDER_MODEL)?;
-                Some(load_tensors(&path, device)?)
+                let bytes = models.read(&crate::pipeline::EMBEDDER_MODEL)?;
+                Some(candle_core::safetensors::load_buffer(&bytes, device).context("cannot read the shipped embedder")?)
             }
             InitFrom::File(path) => {
                 let manifest = Manifest::read_for(path)?;
@@ -209,7 +215,7 @@ impl ValSet {
         let scores: Vec<f32> = self.pairs.iter().map(|(a, b, _, _)| crate::pipeline::cosine(&e[*a], &e[*b])).collect();
         let same: Vec<bool> = self.pairs.iter().map(|p| p.2).collect();
         let folds: Vec<usize> = self.pairs.iter().map(|p| p.3).collect();
-        Ok(crate::verify::kfold_accuracy(&scores, &same, &folds, self.n_folds).0)
+        Ok(crate::eval::metrics::kfold_accuracy(&scores, &same, &folds, self.n_folds).0)
     }
 }
 

@@ -18,7 +18,7 @@ pub struct RunOptions {
     pub data: PathBuf,
     pub out: PathBuf,
     pub config: Config,
-    pub models_dir: PathBuf,
+    pub models: crate::pipeline::ModelSource,
     pub val_pairs: Option<PathBuf>,
     pub val_images: Option<PathBuf>,
     pub resume: Option<PathBuf>,
@@ -78,7 +78,7 @@ pub struct Validation {
 /// Loads validation pairs and their crops.
 fn val_set(p: &Pipeline, cache: &mut CropCache, pairs: &Path, images: &Path) -> anyhow::Result<ValSet> {
     let text = std::fs::read_to_string(pairs).with_context(|| format!("cannot read {}", pairs.display()))?;
-    let parsed = crate::verify::parse_pairs(&text).with_context(|| format!("{}", pairs.display()))?;
+    let parsed = crate::eval::pairs::parse_pairs(&text).with_context(|| format!("{}", pairs.display()))?;
     let paths = parsed.image_paths(images);
     let crops = data::crops(p, cache, &paths, &mut |_, _| {})?;
     let mut index = std::collections::HashMap::new();
@@ -120,7 +120,7 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
         Some(c) => c.clone(),
         None => CropCache::default_path()?,
     };
-    let mut cache = CropCache::open(&cache_path, &crate::catalog::indexer::detection_identity(p))?;
+    let mut cache = CropCache::open(&cache_path, &crate::index::detection_identity(p))?;
     let paths: Vec<PathBuf> = listing.items.iter().map(|(p, _)| p.clone()).collect();
     let crops = data::crops(p, &mut cache, &paths, &mut |done, total| ui(Event::Cropping { done, total }))?;
     let mut ds = data::dataset(&listing, crops, o.min_images)?;
@@ -152,7 +152,7 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     let calib_idx: Vec<usize> = data::epoch_order(ds.crops.len(), cfg.seed, usize::MAX).into_iter().take(cfg.batch.clamp(2, 256)).collect();
     let calib_crops: Vec<&RgbImage> = calib_idx.iter().map(|&i| &ds.crops[i]).collect();
     let calib = data::batch_tensor(&calib_crops, &vec![data::Augment::centre(); calib_crops.len()], cfg.arch, &device)?;
-    let mut model = Model::new(cfg, ds.people.len(), &o.models_dir, &device, Some(&calib))?;
+    let mut model = Model::new(cfg, ds.people.len(), &o.models, &device, Some(&calib))?;
     if cfg.init != super::InitFrom::Scratch && o.resume.is_none() {
         model.imprint_head(&ds.crops, &ds.labels)?;
     }

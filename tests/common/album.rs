@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 
-use facefind::catalog::{indexer, Catalog};
+use facefind::catalog::Catalog;
+use facefind::index as indexer;
 use facefind::pipeline::Pipeline;
 use facefind::search::{rank_photos, DEFAULT_THRESHOLD};
 

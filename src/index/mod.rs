@@ -2,8 +2,9 @@
 //! fingerprint, process the rest in batches (decode in parallel, detect, align, embed) and
 //! commit each batch in one transaction.
 
+pub mod scan;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -11,11 +12,11 @@ use std::time::Instant;
 use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::scan::{scan_with, ScanOptions, ScannedFile};
-use super::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
+use crate::catalog::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
 use crate::pipeline::{photo, Pipeline, DETECTOR_MODEL};
+use crate::util::digest::{fingerprint, fingerprint_bytes};
+use scan::{scan_with, ScanOptions, ScannedFile};
 
 /// Photos per transaction: a killed run loses at most this many photos of work.
 pub const BATCH: usize = 8;
@@ -54,7 +55,7 @@ pub struct Summary {
     pub reembedded: usize,
     pub cancelled: bool,
     /// Grouping into people after the run (absent when nothing changed).
-    pub people: Option<super::people::GroupSummary>,
+    pub people: Option<crate::catalog::people::GroupSummary>,
     pub seconds: f64,
     /// Where the time went.
     pub profile: Profile,
@@ -235,7 +236,7 @@ fn reembed(
                     ok.push(ph.photo_id);
                 }
                 Err(e) => {
-                    tracing::info!(path = %super::names::display_rel(&ph.path), "cannot re-embed ({e}); it will be indexed again");
+                    tracing::info!(path = %crate::catalog::names::display_rel(&ph.path), "cannot re-embed ({e}); it will be indexed again");
                     retry.push(ph.photo_id);
                 }
             }
@@ -249,44 +250,6 @@ fn reembed(
         on(Event::Committed { done });
     }
     Ok(())
-}
-
-const FINGERPRINT_PART: u64 = 64 * 1024;
-
-/// The fingerprinted byte ranges of a file of `size` bytes: the head, and the start of the
-/// tail (the last 64 KiB not already in the head).
-fn fingerprint_ranges(size: u64) -> (u64, u64) {
-    let head = FINGERPRINT_PART.min(size);
-    (head, size - FINGERPRINT_PART.min(size - head))
-}
-
-/// sha256 of the size, the head and the tail: finds a renamed or moved photo again without
-/// reading all of it.
-fn fingerprint_parts(size: u64, head: &[u8], tail: &[u8]) -> Vec<u8> {
-    let mut h = Sha256::new();
-    h.update(size.to_le_bytes());
-    h.update(head);
-    h.update(tail);
-    h.finalize()[..16].to_vec()
-}
-
-/// The fingerprint of a file on disk (reads only its head and tail).
-pub fn fingerprint(path: &Path, size: u64) -> std::io::Result<Vec<u8>> {
-    let (head_len, tail_start) = fingerprint_ranges(size);
-    let mut f = std::fs::File::open(path)?;
-    let mut head = vec![0u8; head_len as usize];
-    f.read_exact(&mut head)?;
-    let mut tail = vec![0u8; (size - tail_start) as usize];
-    f.seek(SeekFrom::Start(tail_start))?;
-    f.read_exact(&mut tail)?;
-    Ok(fingerprint_parts(size, &head, &tail))
-}
-
-/// The same fingerprint of a file already read into memory.
-pub fn fingerprint_bytes(data: &[u8]) -> Vec<u8> {
-    let size = data.len() as u64;
-    let (head_len, tail_start) = fingerprint_ranges(size);
-    fingerprint_parts(size, &data[..head_len as usize], &data[tail_start as usize..])
 }
 
 fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
@@ -446,20 +409,6 @@ fn process_batch(
         records[r].faces[i].embedding = e;
     }
     Ok(records)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fingerprint_from_disk_equals_fingerprint_from_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        for len in [0usize, 10, 64 * 1024, 64 * 1024 + 7, 200_000] {
-            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let p = dir.path().join(format!("f{len}"));
-            std::fs::write(&p, &data).unwrap();
-            assert_eq!(super::fingerprint(&p, len as u64).unwrap(), super::fingerprint_bytes(&data), "{len}");
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
