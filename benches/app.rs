@@ -15,7 +15,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use facefind::catalog::{Catalog, FaceRecord, PhotoRecord, Status};
 use facefind::gui::{App, Options, Prefs};
-use facefind::pipeline::embedder::EMBEDDING_DIM;
+use facefind::nets::mobilefacenet::EMBEDDING_DIM;
 
 const PHOTOS: usize = 10_000;
 /// Larger catalogs are written without people (grouping is the indexer's job, not the app's).

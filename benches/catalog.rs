@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use facefind::catalog::{Catalog, FaceRecord, FaceRow, FaceTable, PhotoRecord, Status};
 use facefind::index::{self as indexer, scan};
-use facefind::pipeline::{embedder::EMBEDDING_DIM, Pipeline};
+use facefind::nets::mobilefacenet::EMBEDDING_DIM;
+use facefind::pipeline::Pipeline;
 use facefind::search::rank_photos;
 
 fn unit_vectors(n: usize, seed: u64) -> Vec<f32> {
@@ -96,7 +97,7 @@ fn main() -> anyhow::Result<()> {
 
     // 100,000 faces of ~77,000 photos.
     let n = 100_000;
-    let dim = facefind::pipeline::embedder::EMBEDDING_DIM;
+    let dim = EMBEDDING_DIM;
     let mut table = FaceTable::new(dim);
     for (i, e) in unit_vectors(n, 7).chunks(dim).enumerate() {
         table.push(FaceRow { face_id: i as i64, photo_id: (i as i64 * 10) / 13, index: 0, bbox: [0.0; 4], score: 0.99 }, e);

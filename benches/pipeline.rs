@@ -8,7 +8,8 @@ use std::time::Instant;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use candle_core::Device;
-use facefind::pipeline::{embedder, photo, Pipeline};
+use facefind::photo;
+use facefind::pipeline::{embedder, Pipeline};
 use image::RgbImage;
 
 fn faces_dir() -> std::path::PathBuf {

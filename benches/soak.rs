@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use facefind::pipeline::{photo, Pipeline};
+use facefind::photo;
+use facefind::pipeline::Pipeline;
 
 /// A small, fast, seeded generator (splitmix64).
 struct Rng(u64);

@@ -3,7 +3,7 @@
 //! that could matter is scored again exactly; pure functions shared by the command line and
 //! the app.
 
-pub use crate::catalog::codes::Int8Index;
+use crate::catalog::codes::Int8Index;
 use crate::catalog::FaceTable;
 use crate::pipeline::by_score_desc;
 
@@ -165,7 +165,7 @@ pub fn top_faces(index: &Int8Index, query: &[f32], k: usize, floor: f32, exact: 
 mod tests {
     use super::*;
     use crate::catalog::FaceRow;
-    use crate::pipeline::embedder::EMBEDDING_DIM;
+    use crate::nets::mobilefacenet::EMBEDDING_DIM;
 
     fn unit(i: usize, j: usize, c: f32) -> Vec<f32> {
         let mut v = vec![0.0; EMBEDDING_DIM];

@@ -11,7 +11,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use facefind::catalog::{Catalog, FaceRecord, PhotoRecord, Status};
 use facefind::gui::{App, Options, Prefs};
-use facefind::pipeline::embedder::EMBEDDING_DIM;
+use facefind::nets::mobilefacenet::EMBEDDING_DIM;
 
 fn harness(options: Options) -> Harness<'static, App> {
     Harness::builder().with_size([1400.0, 900.0]).build_eframe(move |cc| App::new(cc, options))

@@ -3,7 +3,8 @@
 
 mod common;
 
-use facefind::pipeline::{photo, Pipeline, Settings};
+use facefind::photo;
+use facefind::pipeline::{Pipeline, Settings};
 
 fn pipeline(settings: Settings) -> Pipeline {
     Pipeline::load(&common::models_dir(), candle_core::Device::Cpu, settings).unwrap()

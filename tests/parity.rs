@@ -4,7 +4,8 @@
 
 mod common;
 
-use facefind::pipeline::{embedder, photo};
+use facefind::photo;
+use facefind::pipeline::embedder;
 use image::RgbImage;
 use serde_json::Value;
 
@@ -27,7 +28,7 @@ fn detector_matches_onnxruntime() {
 #[test]
 #[ignore = "needs ../shared/faces"]
 fn gpu_path_detector_matches_onnxruntime() {
-    facefind::pipeline::ops::with_generic_ops(check_detector);
+    facefind::kernels::with_generic_ops(check_detector);
 }
 
 fn check_detector() {
@@ -95,7 +96,7 @@ fn embedder_matches_litert() {
 #[test]
 #[ignore = "needs ../shared/faces"]
 fn gpu_path_embedder_matches_litert() {
-    facefind::pipeline::ops::with_generic_ops(|| {
+    facefind::kernels::with_generic_ops(|| {
         assert!(common::cpu_pipeline().embedder().kernels().is_none(), "the graph, not the CPU kernels");
         check_embedder()
     });

@@ -147,7 +147,7 @@ impl Int8Index {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::pipeline::embedder::EMBEDDING_DIM;
+    use crate::nets::mobilefacenet::EMBEDDING_DIM;
 
     pub(crate) fn random_units(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut out = Vec::with_capacity(n * dim);

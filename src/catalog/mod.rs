@@ -237,9 +237,8 @@ pub fn default_catalog_path(folder: &Path) -> Result<PathBuf, CatalogError> {
 /// `<dir>/<16 hex of sha256(canonical folder)>/catalog.sqlite`: one catalog per folder under a
 /// chosen catalog location.
 pub fn catalog_path_in(dir: &Path, folder: &Path) -> Result<PathBuf, CatalogError> {
-    use sha2::{Digest, Sha256};
     let canon = folder.canonicalize().map_err(|error| CatalogError::Folder { path: folder.to_path_buf(), error })?;
-    let hash = format!("{:x}", Sha256::digest(path_bytes(&canon)));
+    let hash = crate::util::digest::sha256_hex(&path_bytes(&canon));
     Ok(dir.join(&hash[..16]).join("catalog.sqlite"))
 }
 

@@ -366,10 +366,9 @@ fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
 /// 32 hex digits that name one catalog (a catalog deleted and made again at the same path
 /// gets another, so an old face snapshot never passes for the new one).
 fn new_catalog_id(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seed = format!("{}|{}|{:?}|{:?}", now.as_nanos(), std::process::id(), std::thread::current().id(), path);
-    format!("{:x}", Sha256::digest(seed.as_bytes()))[..32].to_string()
+    crate::util::digest::sha256_hex(seed.as_bytes())[..32].to_string()
 }
 
 #[cfg(test)]
@@ -378,8 +377,7 @@ mod tests {
     use crate::catalog::{test_photo, Catalog};
 
     fn sha256(path: &Path) -> String {
-        use sha2::{Digest, Sha256};
-        format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
+        crate::util::digest::sha256_hex(&std::fs::read(path).unwrap())
     }
 
     /// The files SQLite (or facefind) could have left beside `path`.

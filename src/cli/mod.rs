@@ -23,7 +23,8 @@ use serde::Serialize;
 use crate::catalog::{self, names::PathText, Catalog};
 use crate::eval::{metrics, pairs};
 use crate::index::{scan::ScanOptions, Event};
-use crate::pipeline::{self, photo, DeviceChoice, Face, Pipeline, Settings};
+use crate::photo;
+use crate::pipeline::{self, DeviceChoice, Face, Pipeline, Settings};
 
 #[derive(Parser, Debug)]
 #[command(

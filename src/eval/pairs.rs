@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use rayon::prelude::*;
 
-use crate::pipeline::{self, align, photo, Pipeline};
+use crate::photo;
+use crate::pipeline::{self, align, Pipeline};
 
 /// One line of an LFW pairs file.
 #[derive(Debug, Clone, PartialEq)]

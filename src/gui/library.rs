@@ -453,7 +453,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::catalog::FaceRow;
     use crate::catalog::Status;
-    use crate::pipeline::embedder::EMBEDDING_DIM;
+    use crate::nets::mobilefacenet::EMBEDDING_DIM;
 
     fn unit(seed: usize) -> Vec<f32> {
         let v: Vec<f32> =

@@ -34,7 +34,7 @@ fn tag(app: &App) -> Tag {
 }
 
 fn outside_face(x: f32) -> QueryFace {
-    let mut embedding = vec![0.0; crate::pipeline::embedder::EMBEDDING_DIM];
+    let mut embedding = vec![0.0; crate::nets::mobilefacenet::EMBEDDING_DIM];
     embedding[0] = 1.0;
     QueryFace { bbox: [x, 0.0, 10.0, 10.0], embedding, chip: egui::ColorImage::filled([4, 4], egui::Color32::GRAY) }
 }

@@ -15,7 +15,8 @@ use super::library::{self, ExportMode, Library, Ranking};
 use crate::catalog::people::Undo;
 use crate::catalog::{Catalog, CatalogError};
 use crate::index::{self, Event, Summary};
-use crate::pipeline::{self, photo, DeviceChoice, Pipeline, Settings};
+use crate::photo;
+use crate::pipeline::{self, DeviceChoice, Pipeline, Settings};
 
 /// The loaded face pipeline and how to describe it in the status bar.
 #[derive(Clone)]
@@ -454,7 +455,7 @@ impl Outbox {
                 }
                 Pick::QueryFile => dialog
                     .set_title("Query from a photo")
-                    .add_filter("Photos", &["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"])
+                    .add_filter("Photos", &crate::photo::photo_extensions().collect::<Vec<_>>())
                     .pick_file(),
             };
             match picked {
@@ -695,7 +696,7 @@ fn load(key: ImageKey, cat: Option<&Catalog>, folder: &Path) -> Result<egui::Col
             let (w, h) = img.dimensions();
             let s = (PHOTO_LONG_SIDE as f32 / w.max(h) as f32).min(1.0);
             let img = if s < 1.0 {
-                pipeline::resize(&img, ((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1))
+                photo::resize(&img, ((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1))
             } else {
                 img
             };

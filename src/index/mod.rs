@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
-use crate::pipeline::{photo, Pipeline, DETECTOR_MODEL};
+use crate::photo;
+use crate::pipeline::{Pipeline, DETECTOR_MODEL};
 use crate::util::digest::{fingerprint, fingerprint_bytes};
 use scan::{scan_with, ScanOptions, ScannedFile};
 
@@ -268,7 +269,7 @@ fn fit(img: &RgbImage, side: u32) -> RgbImage {
     }
     let w = ((img.width() as f32 * s).round() as u32).max(1);
     let h = ((img.height() as f32 * s).round() as u32).max(1);
-    crate::pipeline::resize(img, w, h)
+    photo::resize(img, w, h)
 }
 
 /// A file read and decoded (in parallel), waiting for the networks. The file's bytes are not

@@ -11,7 +11,6 @@ pub struct ScannedFile {
     pub mtime_ns: i64,
 }
 
-const PHOTO_EXT: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"];
 /// Folders that hold caches, previews or system data rather than photos.
 const SKIP_DIRS: &[&str] = &["@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information", "lost+found", "node_modules", "__MACOSX"];
 
@@ -99,8 +98,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
         if name.starts_with('.') {
             continue;
         }
-        let ext = Path::new(&*name).extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-        if !PHOTO_EXT.contains(&ext.as_str()) && !crate::photo::raw::is_raw_ext(&ext) {
+        if !crate::photo::is_photo_path(Path::new(&*name)) {
             continue;
         }
         let meta = match entry.metadata() {

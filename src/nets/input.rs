@@ -60,6 +60,10 @@ pub fn input_values(crop: &RgbImage, arch: Arch, aug: Augment, dst: &mut [f32]) 
 /// A batch tensor (N, C, S, S) for `crops` with per-sample augmentation.
 pub fn batch_tensor(crops: &[&RgbImage], augs: &[Augment], arch: Arch, device: &Device) -> candle_core::Result<Tensor> {
     let (c, s) = (arch.channels(), arch.input_size());
+    // RGB architectures take the aligned crop as it is; the grayscale one resizes it
+    if let Some(bad) = crops.iter().find(|x| c == 3 && (x.width() as usize != s || x.height() as usize != s)) {
+        candle_core::bail!("{} expects {s}x{s} crops, got {}x{}", arch.name(), bad.width(), bad.height());
+    }
     let per = c * s * s;
     let mut data = vec![0f32; crops.len() * per];
     data.par_chunks_mut(per).zip(crops.par_iter().zip(augs)).for_each(|(dst, (crop, aug))| input_values(crop, arch, *aug, dst));

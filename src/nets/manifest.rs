@@ -37,7 +37,7 @@ impl Manifest {
             .with_context(|| format!("embedder {}: cannot read its manifest {}", weights.display(), mpath.display()))?;
         let m: Manifest = serde_json::from_str(&text).with_context(|| format!("{}: not an embedder manifest", mpath.display()))?;
         let bytes = std::fs::read(weights).with_context(|| format!("cannot read embedder {}", weights.display()))?;
-        let sha = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let sha = crate::util::digest::sha256_hex(&bytes);
         if sha != m.sha256 {
             bail!(
                 "embedder {} does not match its manifest {} (sha256 {sha}, manifest says {})",

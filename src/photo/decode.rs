@@ -99,32 +99,54 @@ pub(crate) struct JpegFrame {
     pub height: u32,
 }
 
-/// Walks a JPEG's segments to its start-of-frame header (none when the scan starts first, a
-/// marker is missing or the data ends). Shared by the decoder (precision) and the RAW preview
-/// search (size and kind).
+/// One step of [`segments`]: a marker segment of a JPEG header (its marker byte and the offset
+/// of its FF), or a byte that is not a marker where one must be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Segment {
+    Marker { marker: u8, at: usize },
+    NotAMarker,
+}
+
+/// The one walk over a JPEG's header segments (after SOI), by their lengths, up to and
+/// including the start of scan (DA); it ends at a byte that is not a marker (reported once) or
+/// where the data ends. Fill bytes (FF FF) are skipped. EXIF is read by the decoder itself
+/// (`jpeg_decoder::Decoder::exif_data`).
+pub(crate) fn segments(data: &[u8]) -> impl Iterator<Item = Segment> + '_ {
+    let mut i = 2;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        while !done && i + 4 <= data.len() {
+            if data[i] != 0xFF {
+                done = true;
+                return Some(Segment::NotAMarker);
+            }
+            let marker = data[i + 1];
+            if marker == 0xFF {
+                i += 1;
+                continue;
+            }
+            let at = i;
+            done = marker == 0xDA;
+            i += 2 + u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
+            return Some(Segment::Marker { marker, at });
+        }
+        None
+    })
+}
+
+/// A JPEG's start-of-frame header (none when the scan starts first, a marker is missing or the
+/// data ends). Shared by the decoder (precision) and the RAW preview search (size and kind).
 pub(crate) fn jpeg_frame(data: &[u8]) -> Option<JpegFrame> {
     if !is_jpeg(data) {
         return None;
     }
-    let mut i = 2;
-    while i + 9 < data.len() {
-        if data[i] != 0xFF {
-            return None;
-        }
-        let marker = data[i + 1];
-        if marker == 0xFF {
-            i += 1;
-            continue;
-        }
+    segments(data).find_map(|s| match s {
         // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
-        if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
-            let be = |k: usize| u16::from_be_bytes([data[i + k], data[i + k + 1]]) as u32;
-            return Some(JpegFrame { marker, precision: data[i + 4], height: be(5), width: be(7) });
+        Segment::Marker { marker, at } if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+            let h = data.get(at + 4..at + 9)?;
+            let be = |k: usize| u16::from_be_bytes([h[k], h[k + 1]]) as u32;
+            Some(JpegFrame { marker, precision: h[0], height: be(1), width: be(3) })
         }
-        if marker == 0xDA {
-            return None;
-        }
-        i += 2 + u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
-    }
-    None
+        _ => None,
+    })
 }

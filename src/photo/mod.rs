@@ -5,7 +5,7 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
-use decode::{decode_turn, is_jpeg, jpeg_frame};
+use decode::{decode_turn, is_jpeg, jpeg_frame, Segment};
 pub mod decode;
 pub mod heif;
 pub mod raw;
@@ -29,22 +29,14 @@ fn sniff_unsupported(head: &[u8]) -> Option<&'static str> {
 /// Segments before the first scan are skipped by their lengths (an EXIF thumbnail has its
 /// own EOI inside APP1, which must not count).
 pub fn jpeg_is_truncated(data: &[u8]) -> bool {
-    let mut i = 2; // after SOI
-    while i + 4 <= data.len() {
-        if data[i] != 0xFF {
-            return false; // not a marker where one must be: leave it to the decoder
-        }
-        let marker = data[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if marker == 0xDA {
+    for s in decode::segments(data) {
+        match s {
+            // not a marker where one must be: leave it to the decoder
+            Segment::NotAMarker => return false,
             // start of scan: the image ends with FF D9 somewhere after it
-            return !data[i..].windows(2).any(|w| w == [0xFF, 0xD9]);
+            Segment::Marker { marker: 0xDA, at } => return !data[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+            Segment::Marker { .. } => {}
         }
-        let len = u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
-        i += 2 + len;
     }
     true
 }
@@ -57,6 +49,23 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, PhotoError> {
         return decode_raw_scaled(&data, u32::MAX).map(|d| d.rgb);
     }
     decode_rgb(&data)
+}
+
+/// File extensions read as photos (any case), camera RAW ones ([`raw::RAW_EXT`]) aside.
+pub const PHOTO_EXT: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "bmp", "tif", "tiff", "gif", "heic", "heif", "hif", "avif"];
+
+/// True when the file's extension is one facefind reads: [`PHOTO_EXT`] or a camera RAW format.
+/// The scan of a folder, `train`'s DATA and the app's file dialogs use this one list.
+pub fn is_photo_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| {
+        let e = e.to_string_lossy();
+        PHOTO_EXT.iter().any(|x| x.eq_ignore_ascii_case(&e)) || raw::is_raw_ext(&e)
+    })
+}
+
+/// Every extension [`is_photo_path`] accepts, for file dialogs' filters.
+pub fn photo_extensions() -> impl Iterator<Item = &'static str> {
+    PHOTO_EXT.iter().chain(raw::RAW_EXT).copied()
 }
 
 /// True when the file's extension is a camera RAW format.
@@ -74,7 +83,7 @@ pub fn decode_raw_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, Pho
         return Err(PhotoError::Unsupported("camera RAW without an embedded JPEG preview".into()));
     };
     let mut d = decode_scaled(jpeg, min_long_side)?;
-    let own = jpeg_exif(jpeg).and_then(exif_orientation).is_some_and(|o| o != 1);
+    let own = jpeg_orientation(jpeg).is_some_and(|o| o != 1);
     if let (false, Some(o)) = (own, orientation.and_then(image::metadata::Orientation::from_exif)) {
         let mut img = DynamicImage::ImageRgb8(std::mem::take(&mut d.rgb));
         img.apply_orientation(o);
@@ -86,21 +95,11 @@ pub fn decode_raw_scaled(data: &[u8], min_long_side: u32) -> Result<Decoded, Pho
     Ok(d)
 }
 
-/// The EXIF block (TIFF header onwards) of a JPEG's APP1 segment, if any.
-fn jpeg_exif(data: &[u8]) -> Option<&[u8]> {
-    let mut i = 2;
-    while i + 4 <= data.len() && data[i] == 0xFF {
-        let (m, len) = (data[i + 1], u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize);
-        if m == 0xDA {
-            return None;
-        }
-        let seg = data.get(i + 4..i + 2 + len)?;
-        if m == 0xE1 && seg.starts_with(b"Exif\0\0") {
-            return Some(&seg[6..]);
-        }
-        i += 2 + len;
-    }
-    None
+/// The EXIF orientation a JPEG records, as its decoder reads it (headers only).
+fn jpeg_orientation(data: &[u8]) -> Option<u8> {
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(data));
+    dec.read_info().ok()?;
+    dec.exif_data().and_then(exif_orientation)
 }
 
 /// Decodes an encoded photo to RGB with its EXIF orientation applied.
@@ -351,6 +350,17 @@ pub(crate) fn reference_mismatch(name: &str, got: Result<RgbImage, String>, want
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_list_of_photo_extensions_for_every_reader() {
+        for p in ["a.jpg", "b.JPEG", "c.heic", "d.HEIF", "e.avif", "f.dng", "g.CR3", "h.nef", "i.tif", "j.webp"] {
+            assert!(is_photo_path(Path::new(p)), "{p}");
+        }
+        for p in ["a.txt", "b", "c.json", "d.xmp", ".jpg"] {
+            assert!(!is_photo_path(Path::new(p)), "{p}");
+        }
+        assert!(photo_extensions().any(|e| e == "arw") && photo_extensions().any(|e| e == "hif"));
+    }
 
     fn crc32(data: &[u8]) -> u32 {
         let mut c = !0u32;

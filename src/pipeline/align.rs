@@ -126,7 +126,7 @@ pub fn align(img: &RgbImage, landmarks: &[[f32; 2]; 5]) -> Option<RgbImage> {
     // Resize the region so that the remaining warp scale is about 1.
     let nw = ((region.width() as f64 * scale).round() as u32).max(1);
     let nh = ((region.height() as f64 * scale).round() as u32).max(1);
-    let small = super::resize(&region, nw, nh);
+    let small = crate::photo::resize(&region, nw, nh);
     let (sx, sy) = (nw as f64 / region.width() as f64, nh as f64 / region.height() as f64);
     // crop coords = m(p); p = (q / s_xy) + offset, q in `small`; approximate sx ~ sy.
     let s = (sx + sy) / 2.0;
@@ -140,7 +140,7 @@ pub fn center_crop(img: &RgbImage, fraction: f32) -> RgbImage {
     let x = (img.width() - side) / 2;
     let y = (img.height() - side) / 2;
     let region = imageops::crop_imm(img, x, y, side, side).to_image();
-    super::resize(&region, 112, 112)
+    crate::photo::resize(&region, 112, 112)
 }
 
 #[cfg(test)]

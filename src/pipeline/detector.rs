@@ -10,8 +10,9 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::ops::{channel_dim, channels_last, spatial, to_native, upsample_nearest, ActKind, ConvAct, ConvSpec};
+use super::ops::{ActKind, ConvAct, ConvSpec};
 use super::stream::Chain;
+use crate::kernels::{channel_dim, channels_last, spatial, to_native, upsample_nearest};
 
 /// Per-channel mean subtracted from BGR input (the training mean of Pytorch_Retinaface).
 pub const BGR_MEAN: [f32; 3] = [104.0, 117.0, 123.0];

@@ -9,9 +9,11 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 
-use super::ops::{l2_normalize, to_native, ActKind, ConvAct, ConvSpec};
+use super::ops::{ActKind, ConvAct, ConvSpec};
+use crate::kernels::to_native;
+use crate::nets::layers::l2_normalize;
 
-pub use crate::nets::mobilefacenet::{tf_pad, EMBEDDING_DIM, INPUT_SIZE, STAGES};
+use crate::nets::mobilefacenet::{tf_pad, EMBEDDING_DIM, INPUT_SIZE, STAGES};
 
 /// 1x1 expand (PReLU) -> 3x3 depthwise (PReLU) -> 1x1 project (linear), residual when shapes allow.
 struct InvertedResidual {
@@ -110,25 +112,12 @@ impl MobileFaceNet {
     }
 }
 
-/// Crops -> (N, 3, 112, 112) with (x - 127.5) / 128, optionally mirrored left-right.
+/// Crops -> (N, 3, 112, 112) as MobileFaceNet takes them ([`crate::nets::input`]: the one
+/// definition of every architecture's input), optionally mirrored left-right.
 pub fn crops_tensor(crops: &[RgbImage], mirror: bool, device: &Device) -> Result<Tensor> {
-    let s = INPUT_SIZE;
-    let mut data = vec![0f32; crops.len() * 3 * s * s];
-    for (img, dst) in crops.iter().zip(data.chunks_mut(3 * s * s)) {
-        if img.width() as usize != s || img.height() as usize != s {
-            candle_core::bail!("embedder expects {s}x{s} crops, got {}x{}", img.width(), img.height());
-        }
-        for (i, p) in img.pixels().enumerate() {
-            let (y, mut x) = (i / s, i % s);
-            if mirror {
-                x = s - 1 - x;
-            }
-            for c in 0..3 {
-                dst[c * s * s + y * s + x] = (p.0[c] as f32 - 127.5) / 128.0;
-            }
-        }
-    }
-    Tensor::from_vec(data, (crops.len(), 3, s, s), device)
+    use crate::nets::input::{batch_tensor, Augment};
+    let refs: Vec<&RgbImage> = crops.iter().collect();
+    batch_tensor(&refs, &vec![Augment { flip: mirror, ..Augment::centre() }; crops.len()], crate::nets::Arch::Mobilefacenet, device)
 }
 
 #[cfg(test)]

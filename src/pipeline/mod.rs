@@ -1,8 +1,6 @@
 //! The face pipeline: photo -> faces (box, score, 5 landmarks) -> aligned crops -> unit embeddings.
 
 pub mod align;
-/// Photo decoding lives in [`crate::photo`], below the pipeline; this path stays for callers.
-pub use crate::photo;
 pub mod detector;
 pub mod embedder;
 pub mod models;
@@ -135,7 +133,7 @@ impl Embedder {
                     let xf = batch_tensor(&refs, &vec![Augment { flip: true, ..Augment::centre() }; crops.len()], *arch, device)?;
                     e = (e + net.forward(&xf, crate::nets::Mode::Eval)?)?;
                 }
-                ops::l2_normalize(&e)?.to_vec2()
+                crate::nets::layers::l2_normalize(&e)?.to_vec2()
             }
         }
     }
@@ -190,7 +188,7 @@ impl Pipeline {
         };
         let vb = weights(bytes, &path, &device)?;
         let load_err = |source| ModelError::Load { path: path.clone(), source };
-        let embedder = if arch == crate::nets::Arch::Mobilefacenet && ops::channels_last(&device) {
+        let embedder = if arch == crate::nets::Arch::Mobilefacenet && crate::kernels::channels_last(&device) {
             Embedder::Kernels(embedder::MobileFaceNet::load(vb).map_err(load_err)?)
         } else {
             Embedder::Graph { net: crate::nets::Net::inference(arch, vb).map_err(load_err)?, arch }
@@ -254,7 +252,7 @@ impl Pipeline {
         }
         let w = ((img.width() as f32 * scale).round() as u32).max(1);
         let h = ((img.height() as f32 * scale).round() as u32).max(1);
-        let small = resize(img, w, h);
+        let small = crate::photo::resize(img, w, h);
         let (sx, sy) = (img.width() as f32 / w as f32, img.height() as f32 / h as f32);
         let faces = self.detector.detect(&small, s.score_threshold, s.nms_iou)?;
         Ok(faces
@@ -350,10 +348,8 @@ pub fn face_chip(img: &RgbImage, bbox: [f32; 4]) -> RgbImage {
     let w = (side as u32).min(img.width() - x0).max(1);
     let h = (side as u32).min(img.height() - y0).max(1);
     let region = image::imageops::crop_imm(img, x0, y0, w, h).to_image();
-    resize(&region, CHIP, CHIP)
+    crate::photo::resize(&region, CHIP, CHIP)
 }
-
-pub use crate::photo::resize;
 
 /// The face nearest the image centre, or `None`.
 pub fn central_face(faces: &[Face], w: u32, h: u32) -> Option<&Face> {

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::util::digest::sha256_hex;
 
 /// A weight file the pipeline needs, with the digest it was converted to and its bytes as built
 /// into the binary.
@@ -116,7 +116,7 @@ pub(crate) fn read_verified(path: &Path, sha256: Option<&str>, what: &'static st
         return Err(ModelError::Missing { path: path.to_path_buf(), what });
     }
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-    let found = format!("{:x}", Sha256::digest(&bytes));
+    let found = sha256_hex(&bytes);
     match sha256 {
         Some(expected) if found != expected => {
             Err(ModelError::Mismatch { path: path.to_path_buf(), what, expected: expected.to_string(), found })
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn built_in_models_match_their_digests() {
         for m in [DETECTOR_MODEL, EMBEDDER_MODEL] {
-            assert_eq!(format!("{:x}", Sha256::digest(m.built_in)), m.sha256, "{}", m.file);
+            assert_eq!(sha256_hex(m.built_in), m.sha256, "{}", m.file);
             let on_disk = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(m.file)).unwrap();
             assert_eq!(on_disk, m.built_in, "{}", m.file);
         }

@@ -6,11 +6,11 @@
 //! dominate the run time. Here both become one pass over memory, fused with the bias and the
 //! activation that follow them.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use std::mem::MaybeUninit;
 
-pub use crate::kernels::{channel_dim, channels_last, matmul_strided, spatial, to_native, upsample_nearest, with_generic_ops, Pad};
+use crate::kernels::{channels_last, matmul_strided, Pad};
 use crate::kernels::{multiversion, par_output, zeroed};
 
 /// The non-linearity applied after a convolution.
@@ -578,12 +578,6 @@ impl Module for ConvAct {
             self.forward_generic(x)
         }
     }
-}
-
-/// Row-wise L2 normalisation of an (N, D) tensor.
-pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-    x.broadcast_div(&norm)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The CPU layer kernels against candle's generic ops, and their refusals of bad shapes.
 
 use super::*;
+use crate::kernels::to_native;
 use candle_core::{Device, Var};
 
 pub(crate) fn random(shape: &[usize], seed: u64) -> Vec<f32> {

@@ -12,8 +12,9 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use super::ops::{Activation, ConvAct, Pad};
+use super::ops::{Activation, ConvAct};
 use crate::kernels::par_output;
+use crate::kernels::Pad;
 
 /// Channel counts the kernels are compiled for.
 const CHANNELS: [usize; 4] = [8, 16, 32, 64];

@@ -11,7 +11,8 @@ use image::RgbImage;
 use rayon::prelude::*;
 use rusqlite::OptionalExtension;
 
-use crate::pipeline::{self, align, photo, Pipeline};
+use crate::photo;
+use crate::pipeline::{self, align, Pipeline};
 
 /// Why DATA cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +32,6 @@ pub struct Listing {
     pub items: Vec<(PathBuf, String)>,
 }
 
-fn is_image(p: &Path) -> bool {
-    let ext = p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
-    matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" | "gif"))
-}
-
 /// Lists DATA: a folder of per-person folders, or a list file.
 pub fn list(data: &Path) -> anyhow::Result<Listing> {
     let mut items = Vec::new();
@@ -51,7 +47,7 @@ pub fn list(data: &Path) -> anyhow::Result<Listing> {
             let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .with_context(|| format!("cannot read {}", dir.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image(p))
+                .filter(|p| p.is_file() && crate::photo::is_photo_path(p))
                 .collect();
             photos.sort();
             items.extend(photos.into_iter().map(|p| (p, name.clone())));
@@ -265,14 +261,10 @@ pub fn dataset(listing: &Listing, crops: Vec<Cached>, min_images: usize) -> Resu
     Ok(Dataset { crops: out, labels, people, skipped, people_left_out })
 }
 
-pub use crate::util::rng::Rng;
-
-pub use crate::nets::input::{batch_tensor, input_values, Augment};
-
 /// The order of epoch `epoch`'s samples.
 pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    Rng::stream(seed, 1, epoch as u64).shuffle(&mut order);
+    crate::util::rng::Rng::stream(seed, 1, epoch as u64).shuffle(&mut order);
     order
 }
 

@@ -4,8 +4,9 @@
 
 use image::RgbImage;
 
-use super::data::{Dataset, Rng};
+use super::data::Dataset;
 use super::ValSet;
+use crate::util::rng::Rng;
 
 /// Pairs of one kind (same person / different people) at most; more are sampled.
 const MAX_PAIRS_PER_KIND: usize = 2000;

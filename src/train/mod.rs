@@ -21,9 +21,10 @@ use candle_nn::VarMap;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-pub use crate::nets::manifest::Manifest;
+use crate::nets::input::{batch_tensor, Augment};
+use crate::nets::manifest::Manifest;
 use crate::nets::{Arch, Mode, Net};
-use data::{Augment, Rng};
+use crate::util::rng::Rng;
 use heads::{Head, HeadKind};
 use loss::LossKind;
 use optim::{Optimizer, OptimizerKind, Schedule};
@@ -181,8 +182,8 @@ impl Model {
         for chunk in crops.chunks(64) {
             let plain = vec![Augment::centre(); chunk.len()];
             let flipped = vec![Augment { flip: true, ..Augment::centre() }; chunk.len()];
-            let a = self.net.forward(&data::batch_tensor(chunk, &plain, self.arch, &self.device)?, Mode::Eval)?;
-            let b = self.net.forward(&data::batch_tensor(chunk, &flipped, self.arch, &self.device)?, Mode::Eval)?;
+            let a = self.net.forward(&batch_tensor(chunk, &plain, self.arch, &self.device)?, Mode::Eval)?;
+            let b = self.net.forward(&batch_tensor(chunk, &flipped, self.arch, &self.device)?, Mode::Eval)?;
             out.extend(crate::nets::layers::l2_normalize(&(a + b)?)?.to_vec2::<f32>()?);
         }
         Ok(out)
@@ -292,7 +293,7 @@ impl Trainer {
         let mut rng = Rng::stream(self.cfg.seed, 2, aug_seed);
         let augs: Vec<Augment> = idx.iter().map(|_| Augment::random(&mut rng, self.cfg.arch)).collect();
         let crops: Vec<&RgbImage> = idx.iter().map(|&i| &self.crops[i]).collect();
-        let x = data::batch_tensor(&crops, &augs, self.cfg.arch, &self.model.device)?;
+        let x = batch_tensor(&crops, &augs, self.cfg.arch, &self.model.device)?;
         let labels: Vec<u32> = idx.iter().map(|&i| self.labels[i]).collect();
         let y = Tensor::new(labels.as_slice(), &self.model.device)?;
         if let Net::ResNetFace(r) = &self.model.net {
@@ -449,7 +450,7 @@ impl Trainer {
         let tmp = path.with_extension("tmp");
         candle_core::safetensors::save(&t, &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
         let bytes = std::fs::read(&tmp)?;
-        let sha = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let sha = crate::util::digest::sha256_hex(&bytes);
         let arch = self.cfg.arch;
         let (mean, std) = arch.normalisation();
         let manifest = Manifest {

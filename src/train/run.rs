@@ -151,7 +151,8 @@ pub fn run(o: &RunOptions, p: &Pipeline, stop: &AtomicBool, ui: &mut dyn FnMut(E
     // A calibration batch (no augmentation) for inserting batch norm into folded weights.
     let calib_idx: Vec<usize> = data::epoch_order(ds.crops.len(), cfg.seed, usize::MAX).into_iter().take(cfg.batch.clamp(2, 256)).collect();
     let calib_crops: Vec<&RgbImage> = calib_idx.iter().map(|&i| &ds.crops[i]).collect();
-    let calib = data::batch_tensor(&calib_crops, &vec![data::Augment::centre(); calib_crops.len()], cfg.arch, &device)?;
+    let calib =
+        crate::nets::input::batch_tensor(&calib_crops, &vec![crate::nets::input::Augment::centre(); calib_crops.len()], cfg.arch, &device)?;
     let mut model = Model::new(cfg, ds.people.len(), &o.models, &device, Some(&calib))?;
     if cfg.init != super::InitFrom::Scratch && o.resume.is_none() {
         model.imprint_head(&ds.crops, &ds.labels)?;

@@ -38,10 +38,10 @@ pub fn dlib_recall_at(p: &facefind::pipeline::Pipeline, scale: f32) -> (usize, u
     }
     let (mut found, mut total) = (0, 0);
     for (path, boxes) in by_photo {
-        let mut img = facefind::pipeline::photo::load_rgb(&faces_dir().join("album").join(&path)).unwrap();
+        let mut img = facefind::photo::load_rgb(&faces_dir().join("album").join(&path)).unwrap();
         if scale != 1.0 {
             let (w, h) = ((img.width() as f32 * scale).round() as u32, (img.height() as f32 * scale).round() as u32);
-            img = facefind::pipeline::resize(&img, w, h);
+            img = facefind::photo::resize(&img, w, h);
         }
         let faces = p.detect(&img).unwrap();
         for b in boxes.iter().map(|b| b.map(|v| v * scale)) {
