@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eframe::egui;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use facefind::catalog::{Catalog, FaceRecord, PhotoRecord, Status};
 use facefind::gui::{App, Options, Prefs};
@@ -644,4 +644,78 @@ fn reopen_a_b_a_and_reload_while_indexing() {
     wait(&mut h, "A after the reload", 300, |app| !app.is_indexing() && app.library().is_some_and(|l| l.photos.len() == 40));
     assert_eq!(h.state().library().map(|l| l.folder.clone()), Some(a));
     assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
+}
+
+/// The results as a table: sorted by clicking a header (again: the other way), a row opens the
+/// inspector; hidden people are listed in their table and come back with Show.
+#[test]
+fn results_table_sorts_and_opens_a_photo_and_hidden_people_come_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic_with_ann(tmp.path());
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog.clone()),
+        models_dir: Some(tmp.path().join("no-models")),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
+    wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
+    h.get_by_label("face 0 in p00.jpg").click();
+    h.run_steps(2);
+    h.get_by_label("Table").click();
+    h.run_steps(3);
+    let first_row = |h: &Harness<'static, App>| {
+        h.query_all_by_label_contains("result row ").next().map(|n| n.accesskit_node().label().unwrap_or_default()).unwrap_or_default()
+    };
+    assert!(first_row(&h).starts_with("result row 1 p00.jpg"), "{}", first_row(&h));
+    assert_eq!(h.query_all_by_label_contains("result row ").count(), 12);
+    h.get_by_label("file").click();
+    h.run_steps(3);
+    assert!(first_row(&h).contains(" group.jpg "), "by name: {}", first_row(&h));
+    h.get_by_label("file").click();
+    h.run_steps(3);
+    assert!(first_row(&h).contains(" p10.jpg "), "by name, descending: {}", first_row(&h));
+    // the row of p03 opens it
+    let p03 = h.state().library().unwrap().photos.iter().find(|p| p.path == b"p03.jpg").unwrap().id;
+    h.get_by_label_contains(" p03.jpg ").click();
+    h.run_steps(2);
+    assert_eq!(h.state().inspected(), Some(p03));
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+
+    // hide Ann (from her search), then find her in the hidden table and show her again
+    h.get_by_label("Back to album").click();
+    h.run_steps(2);
+    h.get_by_label("People").click();
+    h.run_steps(2);
+    h.get_by_label_contains("person Ann").click();
+    h.run_steps(2);
+    h.get_by_label("Hide").click();
+    wait(&mut h, "Ann hidden", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann") && p.hidden)));
+    h.get_by_label("Back to people").click();
+    h.run_steps(2);
+    h.get_by_label("Hidden (1)").click();
+    h.run_steps(10);
+    h.get_by_label("Ann");
+    h.get_by_label("Show").click();
+    wait(&mut h, "Ann shown", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann") && !p.hidden)));
+}
+
+/// Files an index run could not read are listed in a table with their reason.
+#[test]
+fn skipped_files_are_listed_with_their_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = plain_photos(&tmp.path().join("photos"), 2, 9);
+    std::fs::write(folder.join("notes.jpg"), b"shopping list").unwrap();
+    std::fs::write(folder.join("empty.png"), b"").unwrap();
+    let prefs = Prefs { catalog_dir: Some(tmp.path().join("catalogs")), ..prefs() };
+    // no models folder named: the networks built into facefind index the folder
+    let mut h = harness(Options { folder: Some(folder), prefs: Some(prefs), ..Options::default() });
+    wait(&mut h, "the index run", 300, |a| !a.is_indexing() && a.library().is_some_and(|l| l.photos.len() == 4));
+    h.get_by_label("2 files skipped").click();
+    h.run_steps(10);
+    h.get_by_label("notes.jpg");
+    h.get_by_label("empty.png");
+    h.get_by_label_contains("not an image");
+    h.get_by_label_contains("empty file");
 }

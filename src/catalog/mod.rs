@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension};
 
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use writes::Identity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

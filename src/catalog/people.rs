@@ -268,6 +268,17 @@ impl Catalog {
         rows.collect::<Sql<_>>().map_err(&e)
     }
 
+    /// Groups faces into people after an index run that `changed` the faces, or when the
+    /// catalog was never grouped; `None` when neither.
+    pub fn group_people_if_needed(&mut self, changed: bool, params: &Params) -> Result<Option<GroupSummary>, CatalogError> {
+        if !changed && self.meta("people_grouped")?.is_some() {
+            return Ok(None);
+        }
+        let sum = self.group_people(params)?;
+        self.set_meta("people_grouped", "1")?;
+        Ok(Some(sum))
+    }
+
     /// Groups faces into people (see [`crate::people::plan`]): unassigned faces join existing
     /// people or form new ones, in one transaction. Faces the user placed since the plan was
     /// made keep their place. Unnamed people left with no faces are removed.

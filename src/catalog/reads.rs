@@ -174,7 +174,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::catalog::test_photo;
+    use crate::catalog::{test_photo, Identity};
 
     /// The face table comes back in (path, face index) order, whatever order the rows were
     /// written in.
@@ -228,8 +228,9 @@ mod tests {
         seen.push(check(&cat));
         cat.remove(&[ids[&b"b.jpg".to_vec()]]).unwrap();
         seen.push(check(&cat));
-        cat.ensure_identity("det", "emb", "").unwrap();
-        cat.ensure_identity("det", "emb2", "").unwrap();
+        let id = |emb: &str| Identity { detection: "det".into(), embedding: emb.into(), legacy: String::new(), before_upscale: None };
+        cat.ensure_identity(&id("emb")).unwrap();
+        cat.ensure_identity(&id("emb2")).unwrap();
         seen.push(check(&cat));
         assert_eq!(cat.face_table().unwrap().len(), 0, "faces waiting for new embeddings are not searched");
         let mut distinct = seen.clone();

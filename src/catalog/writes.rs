@@ -8,6 +8,20 @@ use rusqlite::params;
 use super::{blob_f32, f32_blob, match_faces, Catalog, CatalogError, IdentityChange, PendingPhoto, PhotoRecord, PhotoState};
 use crate::pipeline::all_finite;
 
+/// What the stored faces and embeddings depend on, as [`Catalog::ensure_identity`] checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The detector and the settings that move faces.
+    pub detection: String,
+    /// The embedder and flip fusion.
+    pub embedding: String,
+    /// The single identity string catalogs of schema 2 kept.
+    pub legacy: String,
+    /// The detection identity catalogs wrote before the upscale policy, and the photo side
+    /// under which their faces must be found again.
+    pub before_upscale: Option<(String, u32)>,
+}
+
 impl Catalog {
     /// Makes sure the stored faces come from `detection` (detector digest + settings) and their
     /// embeddings from `embedding` (embedder digest + flip fusion). A new detection identity
@@ -16,7 +30,17 @@ impl Catalog {
     /// photos with faces for re-embedding from their stored landmarks (see
     /// [`Catalog::pending_embeddings`]): boxes, thumbnails and chips stay. `legacy` is the single
     /// identity string older catalogs kept under `pipeline`; when it matches, nothing changes.
-    pub fn ensure_identity(&mut self, detection: &str, embedding: &str, legacy: &str) -> Result<IdentityChange, CatalogError> {
+    /// A catalog whose detection identity is `before_upscale.0` (written before the upscale
+    /// policy) holds the same faces for every photo of at least `before_upscale.1` pixels: only
+    /// smaller photos are detected again, not the whole library.
+    pub fn ensure_identity(&mut self, id: &Identity) -> Result<IdentityChange, CatalogError> {
+        if let Some((old, below)) = &id.before_upscale {
+            if self.meta("detection")?.is_some_and(|d| d == *old) {
+                let n = self.redetect_smaller_than(*below, &id.detection)?;
+                tracing::info!(photos = n, "small photos queued for detection at their own size");
+            }
+        }
+        let (detection, embedding, legacy) = (id.detection.as_str(), id.embedding.as_str(), id.legacy.as_str());
         let path = self.path.clone();
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let (cur_det, cur_emb) = match (self.meta("detection")?, self.meta("embedding")?) {
@@ -54,7 +78,7 @@ impl Catalog {
     /// Marks every photo whose longer side is under `side` pixels (and every photo never read)
     /// changed, so the next run detects it again, and records `detection` as the catalog's
     /// detection identity, in one transaction. Returns the number of photos marked.
-    pub fn redetect_smaller_than(&mut self, side: u32, detection: &str) -> Result<usize, CatalogError> {
+    fn redetect_smaller_than(&mut self, side: u32, detection: &str) -> Result<usize, CatalogError> {
         let path = self.path.clone();
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;

@@ -2,8 +2,8 @@
 //! pan, the matched face, refine, the file's place on disk.
 
 use super::library::{self, Verdict};
+use super::loader::ImageKey;
 use super::widgets::*;
-use super::worker::ImageKey;
 use super::{App, Inspect};
 use eframe::egui::{self, Align2, Color32, FontId, Key, Modifiers, Rect, Sense, Stroke, StrokeKind, Vec2};
 use std::path::Path;

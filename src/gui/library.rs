@@ -241,6 +241,13 @@ pub struct Ranking {
     /// score, so a match count is a binary search.
     confirmed: usize,
     rejected: usize,
+    /// Different for every ranking made (views keep per-ranking state by it).
+    pub serial: u64,
+}
+
+fn next_serial() -> u64 {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Width of the score histogram's bins.
@@ -256,6 +263,7 @@ impl Default for Ranking {
             histogram: Vec::new(),
             confirmed: 0,
             rejected: 0,
+            serial: next_serial(),
         }
     }
 }
@@ -285,7 +293,7 @@ impl Ranking {
         let confirmed = results.partition_point(|r| r.verdict == Some(Verdict::Yes));
         let rejected = confirmed + results[confirmed..].partition_point(|r| r.verdict.is_none());
         let histogram = histogram(&scores, HISTOGRAM_BIN);
-        Self { results, scores, vector, exact_from, histogram, confirmed, rejected }
+        Self { results, scores, vector, exact_from, histogram, confirmed, rejected, serial: next_serial() }
     }
 
     /// Photos that match at `threshold` (confirmed ones always, rejected ones never).

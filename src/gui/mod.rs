@@ -3,12 +3,14 @@
 
 mod inspector;
 pub mod library;
+mod loader;
 mod messages;
 mod people_view;
 mod prefs;
 mod prompts;
 #[cfg(test)]
 mod state_tests;
+mod tables;
 mod textures;
 mod view;
 mod widgets;
@@ -26,9 +28,10 @@ use eframe::egui;
 use crate::index::Summary;
 use crate::pipeline::DeviceChoice;
 use library::{ExportMode, Library, Query, Ranking, Verdict};
+use loader::Loader;
 pub use prefs::Prefs;
 use textures::Textures;
-use worker::{Loader, Msg, Outbox, Pick, PipelineInfo, QueryFace, Tag};
+use worker::{Msg, Outbox, Pick, PipelineInfo, QueryFace, Tag};
 
 const PREFS_KEY: &str = "facefind";
 const MAX_RECENT: usize = 8;
@@ -164,6 +167,8 @@ pub struct App {
     selected: Option<i64>,
     query: Option<(Query, QueryChip)>,
     ranking: Ranking,
+    /// The results table's sort and row order.
+    table: tables::ResultsTable,
     threshold: f32,
     inspect: Option<Inspect>,
     face_pick: Option<FacePick>,
@@ -229,6 +234,7 @@ impl App {
             selected: None,
             query: None,
             ranking: Ranking::default(),
+            table: Default::default(),
             threshold,
             inspect: None,
             face_pick: None,

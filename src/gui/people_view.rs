@@ -4,8 +4,8 @@
 
 use eframe::egui::{self, Rect, Sense, Vec2};
 
+use super::loader::ImageKey;
 use super::widgets::{grid, paint_chip};
-use super::worker::ImageKey;
 use super::App;
 
 const PERSON_CHIP: f32 = 112.0;
@@ -32,8 +32,8 @@ fn name_field(app: &mut App, ui: &mut egui::Ui, label: &str) {
     }
 }
 
-/// The People view: "Who is this?" questions, then every person as a chip, most faces first;
-/// hidden people in a closed section at the end.
+/// The People view: "Who is this?" questions, the hidden people in a closed section, then every
+/// person as a chip, most faces first (the grid takes the rest of the height).
 pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
     let Some(lib) = app.library_arc() else { return };
     if !lib.suggestions.is_empty() {
@@ -70,38 +70,28 @@ pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
     }
     let mut open = None;
     let mut show_again = None;
-    egui::ScrollArea::vertical().show(ui, |ui| {
-        grid(ui, shown.len(), "people", |ui, i, rect| {
-            let p = &shown[i];
-            let chip = Rect::from_min_size(rect.min, Vec2::splat(rect.width().min(PERSON_CHIP)));
-            if let Some(face) = p.cover_face {
-                paint_chip(app, ui, chip, ImageKey::Chip(face));
-            }
-            let resp = ui.interact(rect, ui.scope_id().with(("person", p.id)), Sense::click());
-            let resp = resp.on_hover_text(format!("{} faces in {} photos", p.faces, p.photos));
-            ui.painter().text(
-                chip.left_bottom() + Vec2::new(2.0, 4.0),
-                egui::Align2::LEFT_TOP,
-                format!("{} · {}", p.label(), p.photos),
-                egui::FontId::proportional(13.0),
-                ui.visuals().strong_text_color(),
-            );
-            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("person {} · {}", p.label(), p.photos)));
-            if resp.clicked() {
-                open = Some(p.id);
-            }
-        });
-        if !hidden.is_empty() {
-            egui::CollapsingHeader::new(format!("Hidden ({})", hidden.len())).default_open(false).show(ui, |ui| {
-                for p in &hidden {
-                    ui.horizontal(|ui| {
-                        ui.label(format!("{} · {} photos", p.label(), p.photos));
-                        if ui.small_button("Show").clicked() {
-                            show_again = Some(p.id);
-                        }
-                    });
-                }
-            });
+    if !hidden.is_empty() {
+        show_again = super::tables::hidden_people(ui, &hidden);
+        ui.separator();
+    }
+    grid(ui, shown.len(), "people", |ui, i, rect| {
+        let p = &shown[i];
+        let chip = Rect::from_min_size(rect.min, Vec2::splat(rect.width().min(PERSON_CHIP)));
+        if let Some(face) = p.cover_face {
+            paint_chip(app, ui, chip, ImageKey::Chip(face));
+        }
+        let resp = ui.interact(rect, ui.scope_id().with(("person", p.id)), Sense::click());
+        let resp = resp.on_hover_text(format!("{} faces in {} photos", p.faces, p.photos));
+        ui.painter().text(
+            chip.left_bottom() + Vec2::new(2.0, 4.0),
+            egui::Align2::LEFT_TOP,
+            format!("{} · {}", p.label(), p.photos),
+            egui::FontId::proportional(13.0),
+            ui.visuals().strong_text_color(),
+        );
+        resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("person {} · {}", p.label(), p.photos)));
+        if resp.clicked() {
+            open = Some(p.id);
         }
     });
     if let Some(id) = open {

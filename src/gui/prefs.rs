@@ -24,6 +24,8 @@ pub struct Prefs {
     pub embedder: Option<PathBuf>,
     /// Follow symbolic links that lead outside the folder (the command line's `--follow-links`).
     pub follow_links: bool,
+    /// Results as a sortable table instead of the thumbnail grid.
+    pub results_table: bool,
 }
 
 impl Default for Prefs {
@@ -38,6 +40,7 @@ impl Default for Prefs {
             show_below: true,
             embedder: None,
             follow_links: false,
+            results_table: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 
 use super::library::Library;
-use super::worker::{ImageKey, Loaded, Loader};
+use super::loader::{ImageKey, Loaded, Loader};
 
 /// An image that failed is asked for again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(5);

@@ -2,6 +2,7 @@
 //! inspector, settings and status bar. Reads and changes [`App`] state; never blocks.
 
 use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, StrokeKind, Vec2};
+use egui_extras::{Size, StripBuilder};
 
 use super::inspector::inspector;
 use super::library::{self, ExportMode, Verdict};
@@ -26,6 +27,8 @@ pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
         egui::CentralPanel::default_margins().show(ui, |ui| {
             if app.inspect.is_some() {
                 inspector(app, ui);
+            } else if app.prefs.results_table {
+                super::tables::results(app, ui);
             } else {
                 results_grid(app, ui);
             }
@@ -33,13 +36,21 @@ pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
     } else if app.show_people {
         egui::CentralPanel::default_margins().show(ui, |ui| super::people_view::people(app, ui));
     } else {
-        egui::Panel::bottom("faces-strip").resizable(false).exact_size(CHIP + 48.0).show(ui, |ui| faces_strip(app, ui));
+        // the album (or the inspector) above, the faces strip of fixed height below
         egui::CentralPanel::default_margins().show(ui, |ui| {
-            if app.inspect.is_some() {
-                inspector(app, ui);
-            } else {
-                album(app, ui);
-            }
+            StripBuilder::new(ui).size(Size::remainder().at_least(120.0)).size(Size::exact(CHIP + 48.0)).vertical(|mut strip| {
+                strip.cell(|ui| {
+                    if app.inspect.is_some() {
+                        inspector(app, ui);
+                    } else {
+                        album(app, ui);
+                    }
+                });
+                strip.cell(|ui| {
+                    ui.separator();
+                    faces_strip(app, ui);
+                });
+            });
         });
     }
     notices(app, &ctx);
@@ -150,6 +161,9 @@ fn progress(app: &mut App, ui: &mut egui::Ui) {
                     ui.label("Loading the face models…");
                 });
             });
+        } else if !f.skipped.is_empty() {
+            // the last run's skipped files stay listed until the next run
+            egui::Panel::top("progress").show(ui, |ui| super::tables::skipped(ui, &f.skipped));
         }
         return;
     };
@@ -180,23 +194,13 @@ fn progress(app: &mut App, ui: &mut egui::Ui) {
             }
         });
         if !f.skipped.is_empty() {
-            skipped_list(ui, &f.skipped);
+            super::tables::skipped(ui, &f.skipped);
         }
     });
     if cancel {
         ix.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
-}
-
-fn skipped_list(ui: &mut egui::Ui, skipped: &[(String, String)]) {
-    egui::CollapsingHeader::new(format!("{} files skipped", skipped.len())).id_salt("skipped").show(ui, |ui| {
-        egui::ScrollArea::vertical().max_height(120.0).show(ui, |ui| {
-            for (p, r) in skipped {
-                ui.label(format!("{p}: {r}"));
-            }
-        });
-    });
 }
 
 fn status_bar(app: &mut App, ui: &mut egui::Ui) {
@@ -461,6 +465,11 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     ui.label(egui::RichText::new(format!("{n} photo{} ≥ {:.2}", if n == 1 { "" } else { "s" }, app.threshold)).size(18.0).strong());
     ui.label(format!("of {total} photos with faces"));
     ui.checkbox(&mut app.prefs.show_below, "Show photos below the threshold (dimmed)");
+    ui.horizontal(|ui| {
+        ui.label("View:");
+        ui.selectable_value(&mut app.prefs.results_table, false, "Thumbnails");
+        ui.selectable_value(&mut app.prefs.results_table, true, "Table");
+    });
     histogram(app, ui);
     ui.separator();
     ui.label(egui::RichText::new("Export matches").strong());

@@ -5,7 +5,7 @@ use eframe::egui::{self, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, Strok
 
 use crate::catalog::{PhotoInfo, Status};
 
-use super::worker::ImageKey;
+use super::loader::ImageKey;
 use super::{App, QueryChip};
 
 /// A grid cell's image side, and the line of text under it.

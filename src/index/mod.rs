@@ -13,7 +13,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, PhotoRecord, Status};
+use crate::catalog::{bytes_path, path_bytes, Catalog, CatalogError, FaceRecord, Identity, PhotoRecord, Status};
 use crate::photo;
 use crate::pipeline::{Pipeline, DETECTOR_MODEL};
 use crate::util::digest::{fingerprint, fingerprint_bytes};
@@ -187,17 +187,22 @@ fn legacy_identity(p: &Pipeline) -> String {
     )
 }
 
+/// What the pipeline's faces and embeddings depend on, for [`Catalog::ensure_identity`].
+pub fn identity(p: &Pipeline) -> Identity {
+    // before the upscale policy every small photo was upscaled (what `Always` does): with
+    // `Always` nothing changes, otherwise photos under `detect_min_side` are detected again
+    let below = if p.settings.upscale == crate::pipeline::Upscale::Always { 0 } else { p.settings.detect_min_side };
+    Identity {
+        detection: detection_identity(p),
+        embedding: embedding_identity(p),
+        legacy: legacy_identity(p),
+        before_upscale: Some((detection_identity_v3(p), below)),
+    }
+}
+
 /// Checks the catalog against the pipeline (see [`Catalog::ensure_identity`]).
 pub fn ensure_identity(cat: &mut Catalog, p: &Pipeline) -> Result<crate::catalog::IdentityChange, CatalogError> {
-    // A catalog from before the upscale policy holds the same faces for every photo of at least
-    // `detect_min_side` pixels (and for every photo with `Always`, what it did): only smaller
-    // photos are detected again, not the whole library.
-    if cat.meta("detection")?.is_some_and(|old| old == detection_identity_v3(p)) {
-        let below = if p.settings.upscale == crate::pipeline::Upscale::Always { 0 } else { p.settings.detect_min_side };
-        let n = cat.redetect_smaller_than(below, &detection_identity(p))?;
-        tracing::info!(photos = n, "small photos queued for detection at their own size");
-    }
-    cat.ensure_identity(&detection_identity(p), &embedding_identity(p), &legacy_identity(p))
+    cat.ensure_identity(&identity(p))
 }
 
 /// Re-embeds the faces of photos queued by an embedder change, from their stored landmarks
@@ -541,9 +546,8 @@ pub fn index_folder_with(
     })?;
     // Group new faces into people (one transaction; skipped when nothing changed).
     let changed = sum.processed + sum.removed + sum.reembedded > 0 || sum.rebuilt;
-    if !sum.cancelled && (changed || cat.meta("people_grouped")?.is_none()) {
-        sum.people = Some(clocks.time(Stage::People, || cat.group_people(&crate::people::Params::default()))?);
-        cat.set_meta("people_grouped", "1")?;
+    if !sum.cancelled {
+        sum.people = clocks.time(Stage::People, || cat.group_people_if_needed(changed, &crate::people::Params::default()))?;
     }
     sum.faces = cat.face_count()?;
     sum.seconds = t0.elapsed().as_secs_f64();

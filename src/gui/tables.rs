@@ -1,0 +1,233 @@
+//! The app's long lists as egui_extras tables, laid out one visible row at a time: the files an
+//! index run skipped, the hidden people, and the results as a sortable table (score, file,
+//! folder) beside the thumbnail grid.
+
+use eframe::egui::{self, Color32, Role, Sense};
+use egui_extras::{Column, TableBuilder};
+
+use crate::catalog::names::display_rel;
+use crate::catalog::people::Person;
+
+use super::library::{Library, Ranking, Verdict};
+use super::widgets::score_color;
+use super::{App, Inspect};
+
+const ROW: f32 = 20.0;
+
+/// "N files skipped", opening to a table of file and reason.
+pub(super) fn skipped(ui: &mut egui::Ui, skipped: &[(String, String)]) {
+    egui::CollapsingHeader::new(format!("{} files skipped", skipped.len())).id_salt("skipped").show(ui, |ui| {
+        TableBuilder::new(ui)
+            .id_salt("skipped-table")
+            .striped(true)
+            .max_scroll_height(140.0)
+            .column(Column::initial(320.0).at_least(80.0).resizable(true).clip(true))
+            .column(Column::remainder().clip(true))
+            .header(ROW, |mut h| {
+                h.col(|ui| {
+                    ui.strong("file");
+                });
+                h.col(|ui| {
+                    ui.strong("reason");
+                });
+            })
+            .body(|body| {
+                body.rows(ROW, skipped.len(), |mut row| {
+                    let (path, reason) = &skipped[row.index()];
+                    row.col(|ui| {
+                        ui.label(path).on_hover_text(path);
+                    });
+                    row.col(|ui| {
+                        ui.label(reason);
+                    });
+                });
+            });
+    });
+}
+
+/// The hidden people, each with **Show**; returns the one to show again.
+pub(super) fn hidden_people(ui: &mut egui::Ui, hidden: &[Person]) -> Option<i64> {
+    let mut show = None;
+    egui::CollapsingHeader::new(format!("Hidden ({})", hidden.len())).default_open(false).show(ui, |ui| {
+        TableBuilder::new(ui)
+            .id_salt("hidden-people")
+            .striped(true)
+            .max_scroll_height(240.0)
+            .column(Column::initial(220.0).clip(true))
+            .column(Column::auto())
+            .column(Column::auto())
+            .body(|body| {
+                body.rows(ROW + 4.0, hidden.len(), |mut row| {
+                    let p = &hidden[row.index()];
+                    row.col(|ui| {
+                        ui.label(p.label());
+                    });
+                    row.col(|ui| {
+                        ui.label(format!("{} photos", p.photos));
+                    });
+                    row.col(|ui| {
+                        if ui.small_button("Show").clicked() {
+                            show = Some(p.id);
+                        }
+                    });
+                });
+            });
+    });
+    show
+}
+
+/// The column the results table is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum SortBy {
+    /// The ranking's own order: confirmed photos first, then by score, rejected last.
+    #[default]
+    Score,
+    Name,
+    Folder,
+}
+
+/// (ranking serial, rows shown, sort, descending).
+type OrderKey = (u64, usize, SortBy, bool);
+
+/// How the results table is sorted, and its row order for one ranking (made when either
+/// changes, never per frame: a ranking can hold a million photos).
+#[derive(Default)]
+pub(super) struct ResultsTable {
+    sort: SortBy,
+    descending: bool,
+    /// Indices into the ranking's results, and what they were made for.
+    order: Option<(OrderKey, Vec<u32>)>,
+}
+
+impl ResultsTable {
+    fn order(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> &[u32] {
+        let key = (ranking.serial, shown, self.sort, self.descending);
+        if self.order.as_ref().is_none_or(|(k, _)| *k != key) {
+            let mut order: Vec<u32> = (0..shown as u32).collect();
+            let text = |i: u32| {
+                let path = lib.photo(ranking.results[i as usize].hit.photo_id).map(|p| display_rel(&p.path)).unwrap_or_default();
+                let (folder, name) = path
+                    .rsplit_once(std::path::MAIN_SEPARATOR)
+                    .map_or((String::new(), path.clone()), |(d, n)| (d.to_string(), n.to_string()));
+                (folder, name)
+            };
+            match self.sort {
+                SortBy::Score => {}
+                SortBy::Name => order.sort_by_cached_key(|&i| {
+                    let (folder, name) = text(i);
+                    (name.to_lowercase(), folder)
+                }),
+                SortBy::Folder => order.sort_by_cached_key(|&i| {
+                    let (folder, name) = text(i);
+                    (folder.to_lowercase(), name.to_lowercase())
+                }),
+            }
+            if self.descending {
+                order.reverse();
+            }
+            self.order = Some((key, order));
+        }
+        self.order.as_ref().map_or(&[], |(_, o)| o)
+    }
+
+    /// A header button: clicking the sorted column flips the direction, another sorts by it.
+    /// The sorted column has a small triangle (drawn: the fonts have no arrows).
+    fn header(&mut self, ui: &mut egui::Ui, by: SortBy, label: &str) {
+        ui.horizontal(|ui| {
+            if ui.add(egui::Button::new(egui::RichText::new(label).strong()).frame(false)).clicked() {
+                if self.sort == by {
+                    self.descending = !self.descending;
+                } else {
+                    self.sort = by;
+                    self.descending = false;
+                }
+            }
+            if self.sort == by {
+                let (rect, _) = ui.allocate_exact_size(egui::vec2(9.0, 9.0), Sense::hover());
+                let (c, r) = (rect.center(), 4.0);
+                let points = if self.descending {
+                    vec![c + egui::vec2(-r, -r / 2.0), c + egui::vec2(r, -r / 2.0), c + egui::vec2(0.0, r)]
+                } else {
+                    vec![c + egui::vec2(-r, r / 2.0), c + egui::vec2(r, r / 2.0), c + egui::vec2(0.0, -r)]
+                };
+                ui.painter().add(egui::Shape::convex_polygon(points, ui.visuals().strong_text_color(), egui::Stroke::NONE));
+            }
+        });
+    }
+}
+
+/// The results as a table: rank, score, verdict, file name and folder; click a header to sort,
+/// a row to inspect the photo.
+pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
+    let Some(lib) = app.folder.as_ref().map(|f| f.lib.clone()) else { return };
+    let thr = app.threshold;
+    let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(thr) };
+    let mut table = std::mem::take(&mut app.table);
+    let order = table.order(&lib, &app.ranking, shown).to_vec();
+    let mut open = None;
+    // a click anywhere on a row opens the photo: labels must not take it for text selection
+    ui.style_mut().interaction.selectable_labels = false;
+    TableBuilder::new(ui)
+        .id_salt("results-table")
+        .striped(true)
+        .sense(Sense::click())
+        .column(Column::exact(48.0))
+        .column(Column::exact(56.0))
+        .column(Column::exact(34.0))
+        .column(Column::initial(260.0).at_least(80.0).resizable(true).clip(true))
+        .column(Column::remainder().clip(true))
+        .header(ROW + 4.0, |mut h| {
+            h.col(|ui| {
+                ui.strong("#");
+            });
+            h.col(|ui| table.header(ui, SortBy::Score, "score"));
+            h.col(|ui| {
+                ui.strong("");
+            });
+            h.col(|ui| table.header(ui, SortBy::Name, "file"));
+            h.col(|ui| table.header(ui, SortBy::Folder, "folder"));
+        })
+        .body(|body| {
+            body.rows(ROW, order.len(), |mut row| {
+                let i = order[row.index()] as usize;
+                let r = app.ranking.results[i];
+                let Some(photo) = lib.photo(r.hit.photo_id) else { return };
+                let path = display_rel(&photo.path);
+                let (folder, name) = path.rsplit_once(std::path::MAIN_SEPARATOR).unwrap_or(("", &path));
+                let matched = r.is_match(thr);
+                let dim = (!matched).then_some(Color32::from_gray(140));
+                row.col(|ui| {
+                    ui.label(format!("{}", i + 1));
+                });
+                row.col(|ui| {
+                    ui.colored_label(score_color(r.hit.score, thr), format!("{:.3}", r.hit.score));
+                });
+                row.col(|ui| {
+                    ui.label(match r.verdict {
+                        Some(Verdict::Yes) => "yes",
+                        Some(Verdict::No) => "no",
+                        None => "",
+                    });
+                });
+                row.col(|ui| {
+                    let l = match dim {
+                        Some(c) => ui.colored_label(c, name),
+                        None => ui.label(name),
+                    };
+                    l.widget_info(|| {
+                        egui::WidgetInfo::labeled(Role::Button, true, format!("result row {} {path} {:.2}", i + 1, r.hit.score))
+                    });
+                });
+                row.col(|ui| {
+                    ui.weak(folder);
+                });
+                if row.response().clicked() {
+                    open = Some(photo.id);
+                }
+            });
+        });
+    app.table = table;
+    if let Some(id) = open {
+        app.inspect = Some(Inspect { photo_id: id, zoom: 1.0, ..Default::default() });
+    }
+}
