@@ -675,11 +675,15 @@ fn results_table_sorts_and_opens_a_photo_and_hidden_people_come_back() {
     h.get_by_label("file").click();
     h.run_steps(3);
     assert!(first_row(&h).contains(" p10.jpg "), "by name, descending: {}", first_row(&h));
-    // the row of p03 opens it
-    let p03 = h.state().library().unwrap().photos.iter().find(|p| p.path == b"p03.jpg").unwrap().id;
+    // the row of p03 opens it; → goes on in the table's order (p02, before it p04)
+    let id =
+        |h: &Harness<'static, App>, name: &str| h.state().library().unwrap().photos.iter().find(|p| p.path == name.as_bytes()).unwrap().id;
     h.get_by_label_contains(" p03.jpg ").click();
     h.run_steps(2);
-    assert_eq!(h.state().inspected(), Some(p03));
+    assert_eq!(h.state().inspected(), Some(id(&h, "p03.jpg")));
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(h.state().inspected(), Some(id(&h, "p02.jpg")));
     h.key_press(egui::Key::Escape);
     h.run_steps(2);
 
@@ -710,7 +714,7 @@ fn skipped_files_are_listed_with_their_reason() {
     std::fs::write(folder.join("empty.png"), b"").unwrap();
     let prefs = Prefs { catalog_dir: Some(tmp.path().join("catalogs")), ..prefs() };
     // no models folder named: the networks built into facefind index the folder
-    let mut h = harness(Options { folder: Some(folder), prefs: Some(prefs), ..Options::default() });
+    let mut h = harness(Options { folder: Some(folder.clone()), prefs: Some(prefs), ..Options::default() });
     wait(&mut h, "the index run", 300, |a| !a.is_indexing() && a.library().is_some_and(|l| l.photos.len() == 4));
     h.get_by_label("2 files skipped").click();
     h.run_steps(10);
@@ -718,4 +722,10 @@ fn skipped_files_are_listed_with_their_reason() {
     h.get_by_label("empty.png");
     h.get_by_label_contains("not an image");
     h.get_by_label_contains("empty file");
+    // opened again, nothing is retried (the files did not change), and they are still listed
+    h.state_mut().open_folder(folder);
+    wait(&mut h, "the folder again", 60, |a| !a.is_indexing() && a.library().is_some_and(|l| l.photos.len() == 4));
+    h.run_steps(10);
+    h.get_by_label("notes.jpg");
+    h.get_by_label_contains("not an image");
 }

@@ -100,7 +100,8 @@ pub(super) struct ResultsTable {
 }
 
 impl ResultsTable {
-    fn order(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> &[u32] {
+    /// The first `shown` results in the table's order (indices into `ranking.results`).
+    pub(super) fn order(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> &[u32] {
         let key = (ranking.serial, shown, self.sort, self.descending);
         if self.order.as_ref().is_none_or(|(k, _)| *k != key) {
             let mut order: Vec<u32> = (0..shown as u32).collect();
@@ -145,7 +146,8 @@ impl ResultsTable {
             if self.sort == by {
                 let (rect, _) = ui.allocate_exact_size(egui::vec2(9.0, 9.0), Sense::hover());
                 let (c, r) = (rect.center(), 4.0);
-                let points = if self.descending {
+                // the score's own order is best first: its triangle points down until flipped
+                let points = if self.descending != (by == SortBy::Score) {
                     vec![c + egui::vec2(-r, -r / 2.0), c + egui::vec2(r, -r / 2.0), c + egui::vec2(0.0, r)]
                 } else {
                     vec![c + egui::vec2(-r, r / 2.0), c + egui::vec2(r, r / 2.0), c + egui::vec2(0.0, -r)]
