@@ -117,9 +117,12 @@ fn a_copied_binary_needs_no_models_folder() {
     let photos = tempfile::tempdir().unwrap();
     let photo = photos.path().join("grey.png");
     image::RgbImage::from_pixel(320, 240, image::Rgb([120, 130, 140])).save(&photo).unwrap();
-    let out = lone_binary(bin.path()).arg("detect").arg(&photo).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = lone_binary(bin.path()).env("RUST_LOG", "info").arg("detect").arg(&photo).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("grey.png: 320x240, 0 faces"));
+    // and the networks came from inside the binary, not from a folder it found
+    assert!(stderr.contains("built into facefind"), "{stderr}");
     // a folder named with --models must hold the files (checked, never silently replaced)
     let out = lone_binary(bin.path()).args(["--models", "nowhere", "detect"]).arg(&photo).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -89,6 +89,16 @@ impl Library {
         v
     }
 
+    /// The files the catalog could not use, with why: (path, reason). Between index runs the
+    /// app lists these; a run lists the ones it meets as it goes.
+    pub fn skipped(&self) -> Vec<(String, String)> {
+        self.photos
+            .iter()
+            .filter(|p| matches!(p.status, crate::catalog::Status::Error | crate::catalog::Status::Unsupported))
+            .map(|p| (crate::catalog::names::display_rel(&p.path), p.reason.clone().unwrap_or_default()))
+            .collect()
+    }
+
     pub fn photo(&self, id: i64) -> Option<&PhotoInfo> {
         self.index_of.get(&id).map(|&i| &self.photos[i])
     }

@@ -48,16 +48,10 @@ impl App {
             Msg::Library { tag, seq, lib } if self.is_current(tag) && self.folder.as_ref().is_some_and(|f| seq > f.snapshot) => {
                 if let Some(f) = &mut self.folder {
                     self.textures.refresh(&f.lib, &lib);
-                    if f.indexing.is_none() {
-                        // between runs, the files the catalog could not use (a run lists them live)
-                        f.skipped = lib
-                            .photos
-                            .iter()
-                            .filter(|p| matches!(p.status, crate::catalog::Status::Error | crate::catalog::Status::Unsupported))
-                            .map(|p| (crate::catalog::names::display_rel(&p.path), p.reason.clone().unwrap_or_default()))
-                            .collect();
-                    }
                     f.lib = lib;
+                    if f.indexing.is_none() {
+                        f.skipped = f.lib.skipped();
+                    }
                     f.snapshot = seq;
                     f.loaded = true;
                     f.open_error = None;
@@ -114,11 +108,13 @@ impl App {
                 if let Some(f) = &mut self.folder {
                     f.indexing = None;
                     f.summary = Some(summary);
+                    f.skipped = f.lib.skipped();
                 }
             }
             Msg::IndexFailed { tag, error } if self.is_current_run(tag) => {
                 if let Some(f) = &mut self.folder {
                     f.indexing = None;
+                    f.skipped = f.lib.skipped();
                     let shown = f.path.display().to_string();
                     self.error(format!("indexing {shown} stopped: {error}"));
                 }

@@ -389,6 +389,11 @@ impl App {
         self.folder.as_ref().is_some_and(|f| f.indexing.is_some() || (!f.index_started && waiting))
     }
 
+    /// What the last finished index run of the open folder did.
+    pub fn index_summary(&self) -> Option<&Summary> {
+        self.folder.as_ref().and_then(|f| f.summary.as_ref())
+    }
+
     pub fn library(&self) -> Option<&Library> {
         self.folder.as_ref().map(|f| &*f.lib)
     }

@@ -86,8 +86,8 @@ pub(super) enum SortBy {
     Folder,
 }
 
-/// (ranking serial, rows shown, sort, descending).
-type OrderKey = (u64, usize, SortBy, bool);
+/// (ranking serial, sort, descending).
+type OrderKey = (u64, SortBy, bool);
 
 /// How the results table is sorted, and its row order for one ranking (made when either
 /// changes, never per frame: a ranking can hold a million photos).
@@ -95,40 +95,37 @@ type OrderKey = (u64, usize, SortBy, bool);
 pub(super) struct ResultsTable {
     sort: SortBy,
     descending: bool,
-    /// Indices into the ranking's results, and what they were made for.
+    /// Every result's index into the ranking, in the table's order, and what it was made for
+    /// (a threshold move only filters it: the rows shown are always a prefix of the ranking).
     order: Option<(OrderKey, Vec<u32>)>,
 }
 
 impl ResultsTable {
-    /// The first `shown` results in the table's order (indices into `ranking.results`).
-    pub(super) fn order(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> &[u32] {
-        let key = (ranking.serial, shown, self.sort, self.descending);
+    /// The first `shown` results of the ranking in the table's order (indices into
+    /// `ranking.results`).
+    pub(super) fn order(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> Vec<u32> {
+        let key = (ranking.serial, self.sort, self.descending);
         if self.order.as_ref().is_none_or(|(k, _)| *k != key) {
-            let mut order: Vec<u32> = (0..shown as u32).collect();
+            let mut order: Vec<u32> = (0..ranking.results.len() as u32).collect();
+            // catalog paths use '/' on every platform
             let text = |i: u32| {
                 let path = lib.photo(ranking.results[i as usize].hit.photo_id).map(|p| display_rel(&p.path)).unwrap_or_default();
-                let (folder, name) = path
-                    .rsplit_once(std::path::MAIN_SEPARATOR)
-                    .map_or((String::new(), path.clone()), |(d, n)| (d.to_string(), n.to_string()));
-                (folder, name)
+                path.rsplit_once('/').map_or((String::new(), path.to_lowercase()), |(d, n)| (d.to_lowercase(), n.to_lowercase()))
             };
             match self.sort {
                 SortBy::Score => {}
                 SortBy::Name => order.sort_by_cached_key(|&i| {
                     let (folder, name) = text(i);
-                    (name.to_lowercase(), folder)
+                    (name, folder)
                 }),
-                SortBy::Folder => order.sort_by_cached_key(|&i| {
-                    let (folder, name) = text(i);
-                    (folder.to_lowercase(), name.to_lowercase())
-                }),
+                SortBy::Folder => order.sort_by_cached_key(|&i| text(i)),
             }
             if self.descending {
                 order.reverse();
             }
             self.order = Some((key, order));
         }
-        self.order.as_ref().map_or(&[], |(_, o)| o)
+        self.order.as_ref().map_or(Vec::new(), |(_, o)| o.iter().copied().filter(|&i| (i as usize) < shown).collect())
     }
 
     /// A header button: clicking the sorted column flips the direction, another sorts by it.
@@ -165,7 +162,7 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
     let thr = app.threshold;
     let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(thr) };
     let mut table = std::mem::take(&mut app.table);
-    let order = table.order(&lib, &app.ranking, shown).to_vec();
+    let order = table.order(&lib, &app.ranking, shown);
     let mut open = None;
     // a click anywhere on a row opens the photo: labels must not take it for text selection
     ui.style_mut().interaction.selectable_labels = false;
@@ -195,7 +192,7 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
                 let r = app.ranking.results[i];
                 let Some(photo) = lib.photo(r.hit.photo_id) else { return };
                 let path = display_rel(&photo.path);
-                let (folder, name) = path.rsplit_once(std::path::MAIN_SEPARATOR).unwrap_or(("", &path));
+                let (folder, name) = path.rsplit_once('/').unwrap_or(("", &path));
                 let matched = r.is_match(thr);
                 let dim = (!matched).then_some(Color32::from_gray(140));
                 row.col(|ui| {

@@ -1,0 +1,334 @@
+//! People grouping on every labelled set, at one setting: the album, LFW's development people,
+//! and album-like sets drawn from `lfw-train` (people with many photos, single-photo strangers,
+//! faces of different people put together in one "group photo"), plus all of `lfw-train`.
+//! For each set: connected components at their best threshold (pairwise precision ≥ 0.97), and
+//! every candidate grouping; then, per candidate, its worst margin over the best components
+//! baseline and its worst pairwise precision across the sets. Needs ../shared/faces.
+//!   cargo bench --bench people_sets [-- SEEDS]      (default 3 drawn sets)
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use facefind::catalog::Catalog;
+use facefind::eval::clusters::{bcubed, pairwise, Prf};
+use facefind::people::cluster::{self, Item};
+use facefind::pipeline::Pipeline;
+use facefind::util::rng::Rng;
+
+const DIM: usize = 192;
+
+/// Faces with their person and photo (faces of one photo are never one person).
+struct Set {
+    name: String,
+    emb: Vec<f32>,
+    truth: Vec<usize>,
+    photo: Vec<i64>,
+}
+
+impl Set {
+    fn len(&self) -> usize {
+        self.truth.len()
+    }
+}
+
+/// The central face of every photo of `folder`/PERSON/*.jpg, by person; cached under target/.
+fn central_faces(p: &Pipeline, folder: &std::path::Path, cache: &str) -> Vec<(String, Vec<f32>)> {
+    let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join(cache);
+    let key = format!("{}\n", p.embedder_sha256());
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if let Some(body) = text.strip_prefix(&key) {
+            return body
+                .lines()
+                .map(|l| {
+                    let (who, v) = l.split_once('\t').unwrap();
+                    (who.to_string(), v.split(' ').map(|x| x.parse().unwrap()).collect())
+                })
+                .collect();
+        }
+    }
+    let mut paths = Vec::new();
+    let mut people: Vec<PathBuf> = std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    people.sort();
+    for d in people {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        paths.extend(files);
+    }
+    let t0 = std::time::Instant::now();
+    let emb = facefind::eval::pairs::embed_central_faces(p, &paths).unwrap();
+    eprintln!("embedded {} photos of {} in {:.0} s", paths.len(), folder.display(), t0.elapsed().as_secs_f64());
+    let mut out = Vec::new();
+    let mut text = key;
+    for path in &paths {
+        let Some(e) = emb[path].embedding.clone() else { continue };
+        let who = path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        text += &format!("{who}\t{}\n", e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "));
+        out.push((who, e));
+    }
+    std::fs::write(&cache, text).unwrap();
+    out
+}
+
+/// Numbers people by first appearance.
+fn numbered(names: &[String]) -> Vec<usize> {
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    names
+        .iter()
+        .map(|n| {
+            let k = ids.len();
+            *ids.entry(n.as_str()).or_insert(k)
+        })
+        .collect()
+}
+
+/// The album's single-identity photos with one detected face (as tests/people.rs).
+fn album(p: &Pipeline) -> Set {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+    facefind::index::index_folder(&common::faces_dir().join("album"), &mut cat, p, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let t = cat.face_table().unwrap();
+    let path_of: HashMap<i64, String> =
+        cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
+    let labels = common::album::labels();
+    let mut per_photo: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for r in 0..t.len() {
+        per_photo.entry(t.photo_id(r)).or_default().push(r);
+    }
+    let (mut emb, mut names, mut photo) = (Vec::new(), Vec::new(), Vec::new());
+    for (ph, rows) in per_photo {
+        let path = &path_of[&ph];
+        if rows.len() == 1 && labels.single.contains(path) {
+            emb.extend(t.embedding(rows[0]));
+            names.push(labels.ids[path].iter().next().unwrap().clone());
+            photo.push(ph);
+        }
+    }
+    Set { name: "album".into(), emb, truth: numbered(&names), photo }
+}
+
+/// People with at least `min` photos, at most `max` each, one photo each.
+fn people_set(name: &str, faces: &[(String, Vec<f32>)], min: usize, max: usize) -> Set {
+    let mut by: BTreeMap<&str, Vec<&Vec<f32>>> = BTreeMap::new();
+    faces.iter().for_each(|(w, e)| by.entry(w).or_default().push(e));
+    let (mut emb, mut names) = (Vec::new(), Vec::new());
+    for (w, es) in by.into_iter().filter(|(_, es)| es.len() >= min) {
+        for e in es.into_iter().take(max) {
+            emb.extend_from_slice(e);
+            names.push(w.to_string());
+        }
+    }
+    let photo = (0..names.len() as i64).collect();
+    Set { name: name.into(), emb, truth: numbered(&names), photo }
+}
+
+/// An album-like set drawn from lfw-train: 20 people with at least 6 photos (up to 20 each),
+/// 60 strangers (one photo each), and a fifth of the faces put two or three (of different
+/// people) into one photo.
+fn drawn_album(faces: &[(String, Vec<f32>)], seed: u64) -> Set {
+    let mut by: BTreeMap<&str, Vec<&Vec<f32>>> = BTreeMap::new();
+    faces.iter().for_each(|(w, e)| by.entry(w).or_default().push(e));
+    let mut rng = Rng::stream(seed, 7, 0);
+    let mut many: Vec<&str> = by.iter().filter(|(_, es)| es.len() >= 6).map(|(w, _)| *w).collect();
+    let mut few: Vec<&str> = by.iter().filter(|(_, es)| es.len() < 6).map(|(w, _)| *w).collect();
+    rng.shuffle(&mut many);
+    rng.shuffle(&mut few);
+    let (mut emb, mut names) = (Vec::new(), Vec::new());
+    for w in many.iter().take(20) {
+        for e in by[w].iter().take(20) {
+            emb.extend_from_slice(e);
+            names.push(w.to_string());
+        }
+    }
+    for w in few.iter().take(60) {
+        emb.extend_from_slice(by[w][0]);
+        names.push(w.to_string());
+    }
+    let n = names.len();
+    let mut photo: Vec<i64> = (0..n as i64).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let mut grouped = 0;
+    let mut i = 0;
+    while grouped < n / 5 && i + 3 <= order.len() {
+        let k = 2 + rng.below(2);
+        let members: Vec<usize> = order[i..i + k].to_vec();
+        i += k;
+        let distinct: std::collections::HashSet<&String> = members.iter().map(|&m| &names[m]).collect();
+        if distinct.len() == k {
+            members.iter().for_each(|&m| photo[m] = photo[members[0]]);
+            grouped += k;
+        }
+    }
+    Set { name: format!("lfw-train album {seed}"), emb, truth: numbered(&names), photo }
+}
+
+/// One grouping of a set's faces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Method {
+    /// Connected components of cosine ≥ t (the baseline).
+    Components(f32),
+    /// Average linkage at `link`, then groups joined while at least `support` pairs of their
+    /// faces reach `join` (no join when `support` is 0).
+    Linkage { link: f32, join: f32, support: usize },
+}
+
+impl Method {
+    fn name(&self) -> String {
+        match self {
+            Method::Components(t) => format!("components ≥ {t:.2}"),
+            Method::Linkage { link, support: 0, .. } => format!("average linkage {link:.2}"),
+            Method::Linkage { link, join, support } => format!("average linkage {link:.2}, join {support} pairs ≥ {join:.2}"),
+        }
+    }
+}
+
+/// Groups whose faces have at least `support` pairs at or above `join` become one, largest
+/// support first, never two faces of one photo in a group; repeated until nothing joins.
+fn join_groups(labels: &[usize], nb: &[Vec<(u32, f32)>], photo: &[i64], join: f32, support: usize) -> Vec<usize> {
+    let mut lab = labels.to_vec();
+    loop {
+        let mut edges: HashMap<(usize, usize), (usize, f32)> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, row) in nb.iter().enumerate() {
+            for &(j, c) in row {
+                let j = j as usize;
+                if c < join || !seen.insert((i.min(j), i.max(j))) {
+                    continue;
+                }
+                let (a, b) = (lab[i], lab[j]);
+                if a != b {
+                    let e = edges.entry((a.min(b), a.max(b))).or_insert((0, 0.0));
+                    e.0 += 1;
+                    e.1 = e.1.max(c);
+                }
+            }
+        }
+        let mut cand: Vec<((usize, usize), (usize, f32))> = edges.into_iter().filter(|(_, (n, _))| *n >= support).collect();
+        cand.sort_by(|x, y| y.1 .0.cmp(&x.1 .0).then(y.1 .1.total_cmp(&x.1 .1)).then(x.0.cmp(&y.0)));
+        let mut photos: HashMap<usize, std::collections::HashSet<i64>> = HashMap::new();
+        for (i, &l) in lab.iter().enumerate() {
+            photos.entry(l).or_default().insert(photo[i]);
+        }
+        let mut into: HashMap<usize, usize> = HashMap::new();
+        let root = |into: &HashMap<usize, usize>, mut c: usize| {
+            while let Some(&n) = into.get(&c) {
+                c = n;
+            }
+            c
+        };
+        let mut merged = false;
+        for ((a, b), _) in cand {
+            let (a, b) = (root(&into, a), root(&into, b));
+            if a == b || photos[&a].iter().any(|p| photos[&b].contains(p)) {
+                continue;
+            }
+            let gone = photos.remove(&b).unwrap();
+            photos.get_mut(&a).unwrap().extend(gone);
+            into.insert(b, a);
+            merged = true;
+        }
+        if !merged {
+            return lab;
+        }
+        lab = lab.iter().map(|&l| root(&into, l)).collect();
+    }
+}
+
+fn run(set: &Set, m: Method, graphs: &Graphs) -> (Prf, Prf) {
+    let pred = match m {
+        Method::Components(t) => {
+            // faces of one photo must not be merged either: components ignore it, as the baseline did
+            cluster::components(&graphs.wide, t)
+        }
+        Method::Linkage { link, join, support } => {
+            let items: Vec<Item> = set.photo.iter().map(|&p| Item { photo: p, ..Default::default() }).collect();
+            let l = cluster::average_linkage(&set.emb, DIM, &items, &graphs.narrow, link);
+            if support == 0 {
+                l
+            } else {
+                join_groups(&l, &graphs.narrow, &set.photo, join, support)
+            }
+        }
+    };
+    (pairwise(&pred, &set.truth), bcubed(&pred, &set.truth))
+}
+
+struct Graphs {
+    /// 64 neighbours from cosine 0.2 (for components up to that many).
+    wide: Vec<Vec<(u32, f32)>>,
+    /// The shipped grouping's graph (Params: 16 neighbours from 0.30).
+    narrow: Vec<Vec<(u32, f32)>>,
+}
+
+fn main() {
+    facefind::util::alloc::reuse_freed_memory();
+    let seeds: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let p = common::cpu_pipeline();
+    let faces_dir = common::faces_dir();
+    let train = central_faces(&p, &faces_dir.join("lfw-train"), "people_sets_lfw_train.txt");
+    let dev = central_faces(&p, &faces_dir.join("lfw-view1/images"), "people_sets_lfw_dev.txt");
+    let mut sets = vec![album(&p), people_set("LFW dev (≥ 4 photos, ≤ 10 each)", &dev, 4, 10)];
+    sets.extend((1..=seeds).map(|s| drawn_album(&train, s)));
+    sets.push(people_set("lfw-train, all", &train, 1, usize::MAX));
+
+    let defaults = facefind::people::Params::default();
+    let mut methods = Vec::new();
+    for link in [0.45f32, 0.50, 0.55] {
+        methods.push(Method::Linkage { link, join: 0.0, support: 0 });
+        for join in [0.50f32, 0.55, 0.60, 0.65] {
+            for support in [1usize, 2, 3] {
+                methods.push(Method::Linkage { link, join, support });
+            }
+        }
+    }
+    // per method: (worst BCubed F margin over the best components, worst pairwise precision)
+    let mut worst: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::INFINITY); methods.len()];
+    for set in &sets {
+        let graphs = Graphs {
+            wide: cluster::knn(&set.emb, DIM, 64.min(set.len()), 0.2),
+            narrow: cluster::knn(&set.emb, DIM, defaults.k, defaults.floor),
+        };
+        let people = set.truth.iter().max().map_or(0, |m| m + 1);
+        println!("\n### {}: {} faces, {} people", set.name, set.len(), people);
+        println!("| method | pairwise P | pairwise R | BCubed P | BCubed R | BCubed F |");
+        println!("|---|---|---|---|---|---|");
+        let mut best = (0.0f64, 0.0f32);
+        for t in (30..=70).step_by(5).map(|t| t as f32 / 100.0) {
+            let (pw, bc) = run(set, Method::Components(t), &graphs);
+            if pw.precision >= 0.97 && bc.f > best.0 {
+                best = (bc.f, t);
+            }
+        }
+        let (pw, bc) = run(set, Method::Components(best.1), &graphs);
+        println!(
+            "| best {} (P ≥ 0.97) | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            Method::Components(best.1).name(),
+            pw.precision,
+            pw.recall,
+            bc.precision,
+            bc.recall,
+            bc.f
+        );
+        for (k, m) in methods.iter().enumerate() {
+            let (pw, bc) = run(set, *m, &graphs);
+            worst[k].0 = worst[k].0.min(bc.f - best.0);
+            worst[k].1 = worst[k].1.min(pw.precision);
+            println!("| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |", m.name(), pw.precision, pw.recall, bc.precision, bc.recall, bc.f);
+        }
+    }
+    println!("\n### Across the {} sets (one setting each)", sets.len());
+    println!("| method | worst BCubed F − best components | worst pairwise P |");
+    println!("|---|---|---|");
+    let mut order: Vec<usize> = (0..methods.len()).collect();
+    order.sort_by(|&a, &b| worst[b].0.total_cmp(&worst[a].0));
+    for k in order {
+        println!("| {} | {:+.3} | {:.3} |", methods[k].name(), worst[k].0, worst[k].1);
+    }
+}
