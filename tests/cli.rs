@@ -244,3 +244,111 @@ fn search_face_top_json_and_a_name_that_is_not_utf8() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("face 99 does not exist"), "{err}");
 }
+
+/// A catalog written directly: Ann (photos a0, a1), a second group of hers (b0: split from her),
+/// Bob (c0, c1, far from both) and one face in no person (d0, near Ann).
+fn questions_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use facefind::catalog::{Catalog, FaceRecord, PhotoRecord, Status};
+    const DIM: usize = facefind::nets::mobilefacenet::EMBEDDING_DIM;
+    let folder = dir.join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    let unit = |axis: usize, wobble: f32, k: usize| {
+        let mut v = vec![0.0f32; DIM];
+        v[axis] = 1.0;
+        v[10 + k] = wobble;
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let photos = [
+        ("a0.jpg", unit(0, 0.3, 0)),
+        ("a1.jpg", unit(0, 0.3, 1)),
+        ("b0.jpg", unit(0, 0.5, 2)),
+        ("c0.jpg", unit(1, 0.2, 3)),
+        ("c1.jpg", unit(1, 0.2, 4)),
+        ("d0.jpg", unit(0, 0.9, 5)),
+    ];
+    let records: Vec<PhotoRecord> = photos
+        .iter()
+        .enumerate()
+        .map(|(i, (name, e))| {
+            std::fs::write(folder.join(name), b"not read: the catalog is written directly").unwrap();
+            PhotoRecord {
+                path: name.as_bytes().to_vec(),
+                size: 1,
+                mtime_ns: 1,
+                fingerprint: vec![i as u8],
+                width: 320,
+                height: 240,
+                status: Status::Faces,
+                reason: None,
+                thumbnail: Vec::new(),
+                faces: vec![FaceRecord {
+                    bbox: [10.0, 10.0, 80.0, 80.0],
+                    score: 0.99,
+                    landmarks: [0.0; 10],
+                    embedding: e.clone(),
+                    chip: Vec::new(),
+                }],
+            }
+        })
+        .collect();
+    let catalog = dir.join("c.sqlite");
+    let mut c = Catalog::open(&catalog).unwrap();
+    c.write_batch(&records).unwrap();
+    let t = c.face_table().unwrap();
+    let face = |name: &str| {
+        (0..t.len())
+            .find(|&r| c.photos().unwrap().iter().any(|p| p.id == t.photo_id(r) && p.path == name.as_bytes()))
+            .map(|r| t.face_id(r))
+            .unwrap()
+    };
+    let (a0, a1, b0, c0, c1) = (face("a0.jpg"), face("a1.jpg"), face("b0.jpg"), face("c0.jpg"), face("c1.jpg"));
+    c.assign_faces(&[a0, a1], None, Some("Ann")).unwrap();
+    c.assign_faces(&[b0], None, None).unwrap();
+    c.assign_faces(&[c0, c1], None, Some("Bob")).unwrap();
+    (folder, catalog)
+}
+
+fn suggest(folder: &Path, catalog: &Path) -> Vec<serde_json::Value> {
+    let out = facefind().arg("people").arg(folder).arg("--catalog").arg(catalog).args(["--suggest", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["suggestions"].as_array().unwrap().clone()
+}
+
+fn people_edit(folder: &Path, catalog: &Path, args: &[&str]) {
+    let out = facefind().arg("people").arg(folder).arg("--catalog").arg(catalog).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn people_questions_and_answers_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (folder, catalog) = questions_catalog(dir.path());
+    let cat = facefind::catalog::Catalog::open(&catalog).unwrap();
+    let people = cat.people().unwrap();
+    let id = |name: Option<&str>| people.iter().find(|p| p.name.as_deref() == name).unwrap().id;
+    let (ann, split) = (id(Some("Ann")), id(None));
+    drop(cat);
+    let q = suggest(&folder, &catalog);
+    // the split is one merge question, first; the face in no person is a face question; Bob is far
+    assert_eq!(q[0]["kind"], "merge", "{q:?}");
+    assert_eq!((q[0]["person"].as_i64(), q[0]["into"].as_i64()), (Some(split), Some(ann)), "{q:?}");
+    assert!(q.iter().any(|x| x["kind"] == "face" && x["path"] == "d0.jpg" && x["face"] == 0 && x["person"].as_i64() == Some(ann)), "{q:?}");
+    assert_eq!(q.iter().filter(|x| x["kind"] == "merge").count(), 1, "{q:?}");
+    // "No": never asked again
+    people_edit(&folder, &catalog, &["--not-same", &split.to_string(), "Ann"]);
+    let q = suggest(&folder, &catalog);
+    assert!(q.iter().all(|x| x["kind"] != "merge"), "{q:?}");
+    // the face: "not Ann" is remembered; then put there by hand all the same
+    people_edit(&folder, &catalog, &["--reject", "d0.jpg", "0", "Ann"]);
+    assert!(suggest(&folder, &catalog).is_empty());
+    people_edit(&folder, &catalog, &["--assign", "d0.jpg", "0", "Ann"]);
+    let cat = facefind::catalog::Catalog::open(&catalog).unwrap();
+    assert_eq!(cat.people().unwrap().iter().find(|p| p.id == ann).unwrap().faces, 3);
+    // bad answers are clear errors
+    let out =
+        facefind().arg("people").arg(&folder).arg("--catalog").arg(&catalog).args(["--assign", "nope.jpg", "0", "Ann"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no photo nope.jpg"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -5,8 +5,10 @@ pub mod codes;
 pub mod face_table;
 pub mod names;
 pub mod people;
+mod questions;
 mod reads;
 pub mod schema;
+mod undo;
 mod writes;
 
 pub use face_table::{FaceRow, FaceTable};

@@ -34,11 +34,11 @@ impl Person {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct PersonRow {
-    name: Option<String>,
-    hidden: bool,
-    cover_face: Option<i64>,
-    created: i64,
+pub(super) struct PersonRow {
+    pub(super) name: Option<String>,
+    pub(super) hidden: bool,
+    pub(super) cover_face: Option<i64>,
+    pub(super) created: i64,
 }
 
 /// What an edit changed, to put it back ([`Catalog::undo`]): the previous rows of the people
@@ -47,10 +47,12 @@ struct PersonRow {
 pub struct Undo {
     /// What the edit did, for the Undo button ("Merged Ann into Bob").
     pub what: String,
-    people: Vec<(i64, Option<PersonRow>)>,
-    faces: Vec<i64>,
-    links: Vec<(i64, i64, Source)>,
-    rejections: Vec<(i64, i64)>,
+    pub(super) people: Vec<(i64, Option<PersonRow>)>,
+    pub(super) faces: Vec<i64>,
+    pub(super) links: Vec<(i64, i64, Source)>,
+    pub(super) rejections: Vec<(i64, i64)>,
+    /// "Not the same person" pairs the edit added (removed again by undo).
+    pub(super) not_same: Vec<(i64, i64)>,
 }
 
 /// What [`Catalog::group_people`] did.
@@ -127,7 +129,7 @@ fn link(tx: &Transaction, face: i64, person: i64, source: Source) -> Sql<()> {
 
 /// A write the storage refused by the people rule ([`ONE_FACE_PER_PHOTO`]) as the user's
 /// error it is; anything else as it came.
-fn storage_rule(e: CatalogError) -> CatalogError {
+pub(super) fn storage_rule(e: CatalogError) -> CatalogError {
     match e {
         CatalogError::Sqlite { error, .. } if error.to_string().contains(ONE_FACE_PER_PHOTO) => {
             CatalogError::Invalid(ONE_FACE_PER_PHOTO.into())
@@ -331,7 +333,7 @@ impl Catalog {
     }
 
     /// Runs one edit in a transaction, after snapshotting what it may touch.
-    fn edit<T>(
+    pub(super) fn edit<T>(
         &mut self,
         what: String,
         people: &[i64],
@@ -448,6 +450,13 @@ impl Catalog {
             .map_err(e)?;
             tx.execute("UPDATE people SET name=coalesce(name, (SELECT name FROM people WHERE id=?1)) WHERE id=?2", [from, into])
                 .map_err(e)?;
+            // who `from` was not, `into` is not either (`from`'s own pairs go with it)
+            tx.execute(
+                "INSERT OR IGNORE INTO not_same(a, b) SELECT min(?2, o), max(?2, o) FROM
+                 (SELECT CASE WHEN a=?1 THEN b ELSE a END AS o FROM not_same WHERE a=?1 OR b=?1) WHERE o != ?2",
+                [from, into],
+            )
+            .map_err(e)?;
             tx.execute("DELETE FROM people WHERE id=?1", [from]).map_err(e)?;
             Ok(())
         })
@@ -544,51 +553,6 @@ impl Catalog {
             Some((p, _)) => self.reject_face(face, p),
             None => Err(CatalogError::Invalid(format!("face {face} is in no person"))),
         }
-    }
-
-    /// Puts back what an edit changed. Refused (nothing changes) where that would put two
-    /// faces of one photo in one person again.
-    pub fn undo(&mut self, u: &Undo) -> Result<(), CatalogError> {
-        let path = self.path.clone();
-        let e = |error| storage_rule(CatalogError::Sqlite { path: path.clone(), error });
-        let tx = self.conn.transaction().map_err(e)?;
-        for (id, row) in &u.people {
-            match row {
-                Some(r) => {
-                    tx.execute(
-                        "INSERT INTO people(id, name, hidden, cover_face, created) VALUES (?1, ?2, ?3, (SELECT id FROM faces WHERE id=?4), ?5)
-                         ON CONFLICT(id) DO UPDATE SET name=excluded.name, hidden=excluded.hidden, cover_face=excluded.cover_face, created=excluded.created",
-                        params![id, r.name, r.hidden as i64, r.cover_face, r.created],
-                    )
-                    .map_err(e)?;
-                }
-                None => {
-                    tx.execute("DELETE FROM people WHERE id=?1", [id]).map_err(e)?;
-                }
-            }
-        }
-        for f in &u.faces {
-            tx.execute("DELETE FROM face_person WHERE face_id=?1", [f]).map_err(e)?;
-            tx.execute("DELETE FROM rejections WHERE face_id=?1", [f]).map_err(e)?;
-        }
-        // faces or people deleted since (a re-index) are skipped
-        for (f, p, s) in &u.links {
-            tx.execute(
-                "INSERT OR REPLACE INTO face_person(face_id, person_id, source) SELECT ?1, ?2, ?3
-                 WHERE EXISTS (SELECT 1 FROM faces WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
-                params![f, p, s.as_str()],
-            )
-            .map_err(e)?;
-        }
-        for (f, p) in &u.rejections {
-            tx.execute(
-                "INSERT OR IGNORE INTO rejections(face_id, person_id) SELECT ?1, ?2
-                 WHERE EXISTS (SELECT 1 FROM faces WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
-                [f, p],
-            )
-            .map_err(e)?;
-        }
-        tx.commit().map_err(e)
     }
 }
 

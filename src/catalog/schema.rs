@@ -11,7 +11,7 @@ use super::{path_bytes, CatalogError};
 /// Current schema. Versions 1–5 are migrated in place (1: no face chips, 2: no re-embedding
 /// queue, 3: no people, 4: no face generation, 5: no application id and no storage rule for
 /// people). A catalog whose version cannot be read is refused, never dropped.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// `PRAGMA application_id` of every facefind catalog ("FFND"), written when it is created (and
 /// into older catalogs when they are migrated): the mark that a SQLite file is ours to change.
@@ -118,6 +118,17 @@ CREATE TRIGGER IF NOT EXISTS face_person_one_per_photo_update BEFORE UPDATE OF p
 WHEN EXISTS (SELECT 1 FROM faces f JOIN face_person fp ON fp.face_id = f.id
              WHERE f.photo_id = (SELECT photo_id FROM faces WHERE id = NEW.face_id) AND f.id != NEW.face_id AND fp.person_id = NEW.person_id)
 BEGIN SELECT RAISE(ABORT, 'two faces of one photo cannot be one person'); END;
+";
+
+/// Schema 7: pairs of people the user said are not the same person (a < b), never asked again.
+const SCHEMA_7: &str = "
+CREATE TABLE IF NOT EXISTS not_same (
+    a INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    b INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    PRIMARY KEY (a, b),
+    CHECK (a < b)
+);
+CREATE INDEX IF NOT EXISTS not_same_b ON not_same(b);
 ";
 
 /// The tables and columns by which a catalog written before the application id is known as
@@ -360,6 +371,7 @@ fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
     tx.execute_batch(SCHEMA_5)?;
     let repaired = tx.execute(ONE_FACE_PER_PHOTO_REPAIR, [])?;
     tx.execute_batch(SCHEMA_6)?;
+    tx.execute_batch(SCHEMA_7)?;
     Ok(repaired)
 }
 

@@ -6,7 +6,7 @@ mod search;
 mod train;
 
 use detect::{detect, run_verify};
-use people::run_people;
+use people::{run_people, PeopleEdits};
 use search::{run_search, Query};
 use train::run_train;
 
@@ -130,6 +130,19 @@ pub enum Command {
         /// Merge person ID into person INTO_ID.
         #[arg(long, num_args = 2, value_names = ["ID", "INTO_ID"])]
         merge: Option<Vec<String>>,
+        /// People ID and OTHER are two people: never suggested as one again.
+        #[arg(long, num_args = 2, value_names = ["ID", "OTHER"])]
+        not_same: Option<Vec<String>>,
+        /// Put face FACE of photo PATH (relative to FOLDER) into PERSON.
+        #[arg(long, num_args = 3, value_names = ["PATH", "FACE", "PERSON"])]
+        assign: Option<Vec<String>>,
+        /// Face FACE of photo PATH is not PERSON (remembered).
+        #[arg(long, num_args = 3, value_names = ["PATH", "FACE", "PERSON"])]
+        reject: Option<Vec<String>>,
+        /// List what "Who is this?" asks (from the catalog as it is, without indexing), most useful
+        /// first: people who may be one person, then faces near a named person.
+        #[arg(long)]
+        suggest: bool,
         #[arg(long)]
         json: bool,
     },
@@ -323,8 +336,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, *json, links(&cli))
         }
-        Command::People { folder, catalog, name, merge, json } => {
-            run_people(&cli, folder, catalog.as_deref(), name.as_deref(), merge.as_deref(), *json)
+        Command::People { folder, catalog, name, merge, not_same, assign, reject, suggest, json } => {
+            let edits = PeopleEdits {
+                name: name.as_deref(),
+                merge: merge.as_deref(),
+                not_same: not_same.as_deref(),
+                assign: assign.as_deref(),
+                reject: reject.as_deref(),
+            };
+            run_people(&cli, folder, catalog.as_deref(), edits, *suggest, *json)
         }
         Command::Verify { pairs, images, threshold, json } => {
             let p = load_pipeline(&cli, Settings::default())?;

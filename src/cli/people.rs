@@ -1,4 +1,4 @@
-//! `people`: group, list, name and merge people.
+//! `people`: group, list, name and merge people; the questions "Who is this?" asks, and their answers.
 
 use super::*;
 
@@ -25,29 +25,86 @@ struct PeopleJson {
     unassigned: Vec<PeopleFaceJson>,
 }
 
+/// The edits `people` makes before listing (no indexing then).
+pub(crate) struct PeopleEdits<'a> {
+    pub name: Option<&'a [String]>,
+    pub merge: Option<&'a [String]>,
+    pub not_same: Option<&'a [String]>,
+    pub assign: Option<&'a [String]>,
+    pub reject: Option<&'a [String]>,
+}
+
+impl PeopleEdits<'_> {
+    fn any(&self) -> bool {
+        self.name.is_some() || self.merge.is_some() || self.not_same.is_some() || self.assign.is_some() || self.reject.is_some()
+    }
+}
+
+/// Face `index` (as `detect` numbers them) of the photo at `rel` (relative to the folder).
+fn face_at(cat: &Catalog, rel: &str, index: &str) -> anyhow::Result<i64> {
+    let index: u32 = index.parse().with_context(|| format!("face {index:?} is not a face number (0, 1, …)"))?;
+    let want = crate::catalog::path_bytes(Path::new(rel));
+    let photo = cat.photos()?.into_iter().find(|p| p.path == want).with_context(|| format!("no photo {rel} in the catalog"))?;
+    let table = cat.face_table()?;
+    (0..table.len())
+        .find(|&r| table.photo_id(r) == photo.id && table.face_index(r) == index)
+        .map(|r| table.face_id(r))
+        .with_context(|| format!("{rel} has no face {index}"))
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum SuggestionJson {
+    Merge {
+        person: i64,
+        into: i64,
+        score: f32,
+    },
+    Face {
+        #[serde(flatten)]
+        path: PathText,
+        face: u32,
+        person: i64,
+        score: f32,
+    },
+}
+
 pub(super) fn run_people(
     cli: &Cli,
     folder: &Path,
     catalog: Option<&Path>,
-    name: Option<&[String]>,
-    merge: Option<&[String]>,
+    edits: PeopleEdits,
+    suggest: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let cat = if name.is_some() || merge.is_some() {
-        // an edit: no indexing (and no index lock: it may run beside an index)
+    let cat = if edits.any() || suggest {
+        // an edit or the questions: the catalog as it is, no indexing (and no index lock: it may
+        // run beside an index; a script asks and answers in a loop)
         let path = match catalog {
             Some(c) => c.to_path_buf(),
             None => catalog::default_catalog_path(folder)?,
         };
         anyhow::ensure!(path.exists(), "no catalog for {} yet: run `facefind people {}` first", folder.display(), folder.display());
         let mut cat = Catalog::open(&path)?;
-        if let Some([who, new_name]) = name {
+        if let Some([who, new_name]) = edits.name {
             let id = cat.find_person(who)?;
             cat.name_person(id, Some(new_name))?;
         }
-        if let Some([from, into]) = merge {
+        if let Some([from, into]) = edits.merge {
             let (from, into) = (cat.find_person(from)?, cat.find_person(into)?);
             cat.merge_people(from, into)?;
+        }
+        if let Some([a, b]) = edits.not_same {
+            let (a, b) = (cat.find_person(a)?, cat.find_person(b)?);
+            cat.mark_not_same(a, b)?;
+        }
+        if let Some([rel, index, who]) = edits.assign {
+            let (face, person) = (face_at(&cat, rel, index)?, cat.find_person(who)?);
+            cat.assign_faces(&[face], Some(person), None)?;
+        }
+        if let Some([rel, index, who]) = edits.reject {
+            let (face, person) = (face_at(&cat, rel, index)?, cat.find_person(who)?);
+            cat.reject_face(face, person)?;
         }
         cat
     } else {
@@ -71,6 +128,40 @@ pub(super) fn run_people(
         }
     }
     let people = cat.people()?;
+    if suggest {
+        let infos = cat.face_infos(&table)?;
+        let params = crate::people::Params::default();
+        let named: std::collections::HashSet<i64> = people.iter().filter(|x| x.name.is_some()).map(|x| x.id).collect();
+        let visible: std::collections::HashSet<i64> = people.iter().filter(|x| !x.hidden).map(|x| x.id).collect();
+        let vector = |r: usize| std::borrow::Cow::Owned(table.embedding(r));
+        let merges = crate::people::merges::merge_questions(table.dim(), &infos, &visible, &named, &cat.not_same()?, &params, vector);
+        let faces = crate::people::suggestions(table.dim(), &infos, &named, &params, vector);
+        let all: Vec<SuggestionJson> = merges
+            .iter()
+            .map(|m| SuggestionJson::Merge { person: m.person, into: m.into, score: m.score })
+            .chain(faces.iter().map(|s| {
+                let f = face_json(s.row);
+                SuggestionJson::Face { path: f.path, face: f.face, person: s.person, score: s.score }
+            }))
+            .collect();
+        if json {
+            serde_json::to_writer(std::io::stdout().lock(), &serde_json::json!({ "suggestions": all }))?;
+            println!();
+        } else {
+            let label = |id: i64| people.iter().find(|x| x.id == id).map(|x| format!("{} ({id})", x.label())).unwrap_or(id.to_string());
+            for q in &all {
+                match q {
+                    SuggestionJson::Merge { person, into, score } => {
+                        println!("{score:.2}  is {} the same person as {}?  (--merge / --not-same)", label(*person), label(*into))
+                    }
+                    SuggestionJson::Face { path, face, person, score } => {
+                        println!("{score:.2}  is face {face} of {path} {}?  (--assign / --reject)", label(*person))
+                    }
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if json {
         let doc = PeopleJson {
             people: people

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::catalog::names::display_rel;
 use crate::catalog::people::Person;
 use crate::catalog::{bytes_path, FaceTable, PhotoInfo};
+use crate::people::merges::MergeSuggestion;
 use crate::people::{FaceInfo, Suggestion};
 use crate::search::{self, Hit};
 
@@ -24,8 +25,10 @@ pub struct Library {
     /// Each face (row of the table) as grouping sees it: its person and rejections. Empty
     /// before the people are read.
     pub faces: Vec<FaceInfo>,
-    /// "Who is this?": most likely first (rows of the table).
+    /// "Who is this?": faces to ask about, the most uncertain first (rows of the table).
     pub suggestions: Vec<Suggestion>,
+    /// "Who is this?": people who may be one person, most likely first.
+    pub merges: Vec<MergeSuggestion>,
     index_of: HashMap<i64, usize>,
     rows_of: HashMap<i64, Range<usize>>,
     row_of_face: HashMap<i64, usize>,
@@ -52,6 +55,7 @@ impl Library {
             people: Vec::new(),
             faces: Vec::new(),
             suggestions: Vec::new(),
+            merges: Vec::new(),
             index_of,
             rows_of,
             row_of_face,
@@ -64,6 +68,12 @@ impl Library {
         self.people = people;
         self.faces = faces;
         self.suggestions = suggestions;
+        self
+    }
+
+    /// The same library with its merge questions.
+    pub fn with_merges(mut self, merges: Vec<MergeSuggestion>) -> Self {
+        self.merges = merges;
         self
     }
 

@@ -36,10 +36,14 @@ fn name_field(app: &mut App, ui: &mut egui::Ui, label: &str) {
 /// person as a chip, most faces first (the grid takes the rest of the height).
 pub(super) fn people(app: &mut App, ui: &mut egui::Ui) {
     let Some(lib) = app.library_arc() else { return };
-    if !lib.suggestions.is_empty() {
+    if !lib.suggestions.is_empty() || !lib.merges.is_empty() {
         ui.label(egui::RichText::new("Who is this?").strong());
         egui::ScrollArea::horizontal().id_salt("who").show(ui, |ui| {
             ui.horizontal(|ui| {
+                // one answer to a person question settles a whole group: those first
+                for m in lib.merges.iter().take(6) {
+                    merge_question(app, ui, &lib, *m);
+                }
                 for s in lib.suggestions.iter().take(12) {
                     let face = lib.table.face_id(s.row);
                     let name = lib.person(s.person).map(|p| p.label()).unwrap_or_default();
@@ -196,4 +200,36 @@ pub(super) fn face_person_row(app: &mut App, ui: &mut egui::Ui, row: usize) {
             }
         }
     });
+}
+
+/// "Is this the same person as …?": the two people's covers side by side; Yes merges `person`
+/// into `into`, No remembers that they are two people.
+fn merge_question(app: &mut App, ui: &mut egui::Ui, lib: &super::library::Library, m: crate::people::merges::MergeSuggestion) {
+    let (Some(a), Some(b)) = (lib.person(m.person).cloned(), lib.person(m.into).cloned()) else { return };
+    ui.vertical(|ui| {
+        ui.horizontal(|ui| {
+            for p in [&a, &b] {
+                let (rect, _) = ui.allocate_exact_size(Vec2::splat(56.0), Sense::hover());
+                if let Some(face) = p.cover_face {
+                    paint_chip(app, ui, rect, ImageKey::Chip(face));
+                }
+            }
+        });
+        let (from, into) = (a.label(), b.label());
+        ui.label(format!("{from} ({}) the same as {into}?", a.photos)).on_hover_text(format!("score {:.2}", m.score));
+        ui.horizontal(|ui| {
+            let (person, target) = (m.person, m.into);
+            let yes = ui.small_button("Yes").on_hover_text(format!("One person: {from} joins {into}"));
+            yes.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Yes, {from} is {into}")));
+            if yes.clicked() {
+                app.edit_people(move |c| c.merge_people(person, target));
+            }
+            let no = ui.small_button("No").on_hover_text("Two people: never asked again");
+            no.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("No, {from} is not {into}")));
+            if no.clicked() {
+                app.edit_people(move |c| c.mark_not_same(person, target));
+            }
+        });
+    });
+    ui.separator();
 }

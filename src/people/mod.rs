@@ -11,6 +11,7 @@
 //! them.
 
 pub mod cluster;
+pub mod merges;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -243,10 +244,12 @@ pub struct Suggestion {
     pub score: f32,
 }
 
-/// Faces worth asking about, most likely first: faces grouping put with a named person (to
-/// confirm), and unassigned faces whose best named person reaches [`Params::suggest`]. `named`
-/// lists the people with a name; face `i`'s vector is `vector(i)` (the app passes the decoded
-/// 8-bit codes: a question, not a ranking, needs no more).
+/// Faces worth asking about, the most uncertain first (score nearest [`Params::assign`], where
+/// grouping decides): unassigned faces whose best named person reaches [`Params::suggest`], and
+/// faces grouping put with a named person that sit near that boundary. A face placed with a
+/// margin (leave-one-out mean cosine at least `assign + margin`) is shown in its person, not
+/// asked about. `named` lists the people with a name; face `i`'s vector is `vector(i)` (the app
+/// passes the decoded 8-bit codes: a question, not a ranking, needs no more).
 pub fn suggestions<'a>(
     dim: usize,
     faces: &[FaceInfo],
@@ -270,7 +273,7 @@ pub fn suggestions<'a>(
                     // its own contribution left out
                     let own: f32 = e.iter().map(|x| x * x).sum();
                     let score = if s.count > 1 { (s.mean_cosine(&e) * s.count as f32 - own) / (s.count - 1) as f32 } else { 0.0 };
-                    Some(Suggestion { row: r, person: id, score })
+                    (score < p.assign + p.margin).then_some(Suggestion { row: r, person: id, score })
                 }
                 None if f.eligible(p) => {
                     let (id, s, _) = best_person(&people, &vector(r), f.photo, &f.rejected)?;
@@ -280,7 +283,8 @@ pub fn suggestions<'a>(
             }
         })
         .collect();
-    out.sort_by(|a, b| crate::pipeline::by_score_desc(a.score, b.score).then(faces[a.row].id.cmp(&faces[b.row].id)));
+    let doubt = |s: &Suggestion| (s.score - p.assign).abs();
+    out.sort_by(|a, b| doubt(a).total_cmp(&doubt(b)).then(faces[a.row].id.cmp(&faces[b.row].id)));
     out
 }
 
@@ -361,6 +365,28 @@ mod tests {
         let q = suggestions(4, &faces, &named, &p, row_vectors(&emb, 4));
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].row, 2);
+    }
+
+    #[test]
+    fn questions_ask_what_is_uncertain_not_what_is_certain() {
+        // person 1 (named): three faces around axis 0; face 3 sits near it (auto, confident),
+        // face 4 is auto but far (uncertain), faces 5 and 6 are unassigned at two distances
+        let mut faces: Vec<FaceInfo> = (0..7).map(|i| face(i, i)).collect();
+        for f in faces.iter_mut().take(3) {
+            f.person = Some((1, Source::User));
+        }
+        faces[3].person = Some((1, Source::Auto));
+        faces[4].person = Some((1, Source::Auto));
+        let emb: Vec<f32> =
+            [around(0, 0.05), around(0, 0.1), around(0, 0.15), around(0, 0.1), around(0, 0.9), around(0, 0.8), around(0, 0.7)].concat();
+        let p = Params::default();
+        let named: HashSet<i64> = [1].into();
+        let q = suggestions(4, &faces, &named, &p, row_vectors(&emb, 4));
+        let rows: Vec<usize> = q.iter().map(|s| s.row).collect();
+        assert!(!rows.contains(&3), "a confident face is not asked about: {q:?}");
+        assert!(rows.contains(&4) && rows.contains(&5), "{q:?}");
+        // nearest the decision first
+        assert!(q.windows(2).all(|w| (w[0].score - p.assign).abs() <= (w[1].score - p.assign).abs()), "{q:?}");
     }
 
     #[test]
