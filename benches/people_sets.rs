@@ -3,7 +3,8 @@
 //! faces of different people put together in one "group photo"), plus all of `lfw-train`.
 //! For each set: connected components at their best threshold (pairwise precision ≥ 0.97), and
 //! every candidate grouping; then, per candidate, its worst margin over the best components
-//! baseline and its worst pairwise precision across the sets. Needs ../shared/faces.
+//! baseline and its worst pairwise precision across the sets; then a simulated user answering
+//! "Who is this?" from the labels (quality after 0, 5, 10, 20 answers). Needs ../shared/faces.
 //!   cargo bench --bench people_sets [-- SEEDS]      (default 3 drawn sets)
 
 #[path = "../tests/common/mod.rs"]
@@ -19,6 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use facefind::catalog::Catalog;
 use facefind::eval::clusters::{bcubed, pairwise, Prf};
 use facefind::people::cluster::{self, Item};
+use facefind::people::{self, FaceInfo, Params, Source};
 use facefind::pipeline::Pipeline;
 use facefind::util::rng::Rng;
 
@@ -267,6 +269,80 @@ struct Graphs {
     narrow: Vec<Vec<(u32, f32)>>,
 }
 
+/// Grouping as a labelling: a face's person, or its own label when it is in none.
+fn person_labels(faces: &[FaceInfo]) -> Vec<usize> {
+    let raw: Vec<usize> = faces.iter().enumerate().map(|(i, f)| f.person.map_or(1_000_000_000 + i, |p| p.0 as usize)).collect();
+    cluster::relabel(&raw)
+}
+
+/// The label most faces of person `pid` carry.
+fn majority(faces: &[FaceInfo], truth: &[usize], pid: i64) -> Option<usize> {
+    let mut n: HashMap<usize, usize> = HashMap::new();
+    faces.iter().zip(truth).filter(|(f, _)| f.person.map(|p| p.0) == Some(pid)).for_each(|(_, &t)| *n.entry(t).or_default() += 1);
+    n.into_iter().max_by_key(|&(t, c)| (c, std::cmp::Reverse(t))).map(|(t, _)| t)
+}
+
+/// A user who answers "Who is this?" truthfully from the labels, one question at a time, as the
+/// app and `people --suggest` order them (person questions first, then faces; every person counts
+/// as named: names are given as one goes). (answers, yes answers, pairwise, BCubed) at each of
+/// `checkpoints`.
+fn simulated_user(set: &Set, checkpoints: &[usize]) -> Vec<(usize, usize, Prf, Prf)> {
+    let p = Params::default();
+    let n = set.len();
+    let mut faces: Vec<FaceInfo> = (0..n)
+        .map(|i| FaceInfo { id: i as i64, photo: set.photo[i], score: 0.99, size_px: 100.0, person: None, rejected: vec![] })
+        .collect();
+    let plan = people::plan(&set.emb, DIM, &faces, &p);
+    for (g, rows) in plan.new_people.iter().enumerate() {
+        rows.iter().for_each(|&r| faces[r].person = Some((g as i64, Source::Auto)));
+    }
+    let vector = people::row_vectors(&set.emb, DIM);
+    let mut not_same: std::collections::HashSet<(i64, i64)> = Default::default();
+    let (mut answers, mut yes, mut out) = (0, 0, Vec::new());
+    let last = checkpoints.iter().copied().max().unwrap_or(0);
+    loop {
+        if checkpoints.contains(&answers) || answers == last {
+            let pred = person_labels(&faces);
+            out.push((answers, yes, pairwise(&pred, &set.truth), bcubed(&pred, &set.truth)));
+        }
+        if answers >= last {
+            return out;
+        }
+        let ids: std::collections::HashSet<i64> = faces.iter().filter_map(|f| f.person.map(|x| x.0)).collect();
+        let merges = people::merges::merge_questions(DIM, &faces, &ids, &ids, &not_same, &p, &vector);
+        if let Some(m) = merges.first() {
+            if majority(&faces, &set.truth, m.person) == majority(&faces, &set.truth, m.into) {
+                faces
+                    .iter_mut()
+                    .filter(|f| f.person.map(|x| x.0) == Some(m.person))
+                    .for_each(|f| f.person = f.person.map(|x| (m.into, x.1)));
+                yes += 1;
+            } else {
+                not_same.insert((m.person.min(m.into), m.person.max(m.into)));
+            }
+        } else {
+            let Some(q) = people::suggestions(DIM, &faces, &ids, &p, &vector).first().copied() else {
+                // nothing left to ask: the rest of the checkpoints are this state
+                let pred = person_labels(&faces);
+                for &c in checkpoints.iter().filter(|&&c| c > answers) {
+                    out.push((c, yes, pairwise(&pred, &set.truth), bcubed(&pred, &set.truth)));
+                }
+                return out;
+            };
+            if majority(&faces, &set.truth, q.person) == Some(set.truth[q.row]) {
+                faces[q.row].person = Some((q.person, Source::Confirmed));
+                yes += 1;
+            } else {
+                faces[q.row].rejected.push(q.person);
+                if faces[q.row].person.map(|x| x.0) == Some(q.person) {
+                    faces[q.row].person = None;
+                }
+            }
+        }
+        answers += 1;
+    }
+}
+
 fn main() {
     facefind::util::alloc::reuse_freed_memory();
     let seeds: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(3);
@@ -278,7 +354,7 @@ fn main() {
     sets.extend((1..=seeds).map(|s| drawn_album(&train, s)));
     sets.push(people_set("lfw-train, all", &train, 1, usize::MAX));
 
-    let defaults = facefind::people::Params::default();
+    let defaults = Params::default();
     let mut methods = Vec::new();
     for link in [0.45f32, 0.50, 0.55] {
         methods.push(Method::Linkage { link, join: 0.0, support: 0 });
@@ -330,5 +406,14 @@ fn main() {
     order.sort_by(|&a, &b| worst[b].0.total_cmp(&worst[a].0));
     for k in order {
         println!("| {} | {:+.3} | {:.3} |", methods[k].name(), worst[k].0, worst[k].1);
+    }
+
+    println!("\n### A user answering Who is this? truthfully (first question each time; person questions first)");
+    println!("| set | answers | of them yes | pairwise P | pairwise R | BCubed F |");
+    println!("|---|---|---|---|---|---|");
+    for set in &sets {
+        for (answers, yes, pw, bc) in simulated_user(set, &[0, 5, 10, 20]) {
+            println!("| {} | {answers} | {yes} | {:.3} | {:.3} | {:.3} |", set.name, pw.precision, pw.recall, bc.f);
+        }
     }
 }

@@ -161,9 +161,47 @@ pub fn top_faces(index: &Int8Index, query: &[f32], k: usize, floor: f32, exact: 
     out
 }
 
+/// How far below the threshold near misses are looked for.
+pub const NEAR_MISS_WINDOW: f32 = 0.15;
+/// The score gap that sets near misses apart from the rest.
+pub const NEAR_MISS_GAP: f32 = 0.08;
+
+/// Photos just below `threshold` that stand apart from the rest ("more photos that may be this
+/// person"): `scores` sorted best first; among those in [threshold − [`NEAR_MISS_WINDOW`],
+/// threshold), the ones above the widest drop to the next score (to the window's floor after the
+/// last one), when that drop is at least
+/// [`NEAR_MISS_GAP`] and wider than their distance to the last match. Returns how many, and the
+/// lowest of their scores.
+pub fn near_misses(scores: &[f32], threshold: f32) -> Option<(usize, f32)> {
+    let start = scores.partition_point(|&s| s >= threshold);
+    let end = start + scores[start..].partition_point(|&s| s >= threshold - NEAR_MISS_WINDOW);
+    // after the last score there is nothing: its drop is to the window's floor
+    let gap = |i: usize| scores[i] - scores.get(i + 1).copied().unwrap_or(threshold - NEAR_MISS_WINDOW);
+    let best = (start..end).max_by(|&a, &b| gap(a).total_cmp(&gap(b)).then(b.cmp(&a)))?;
+    // and nearer the matches than the rest: a lone stranger above the crowd is not offered
+    let last_match = if start > 0 { scores[start - 1] } else { threshold };
+    (gap(best) >= NEAR_MISS_GAP && last_match - scores[best] <= gap(best)).then(|| (best + 1 - start, scores[best]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn near_misses_are_the_few_just_below_set_apart_from_the_rest() {
+        // two photos at 0.46 and 0.44 near the last match (0.52), then the crowd from 0.30 down
+        let s = [0.9, 0.52, 0.46, 0.44, 0.30, 0.29, 0.28, 0.1];
+        assert_eq!(near_misses(&s, 0.5), Some((2, 0.44)));
+        // one stranger above the crowd, far below the matches: not offered
+        assert_eq!(near_misses(&[0.9, 0.78, 0.425, 0.268, 0.25], 0.5), None);
+        // no gap wide enough: nothing stands apart
+        assert_eq!(near_misses(&[0.9, 0.48, 0.45, 0.42, 0.39, 0.36], 0.5), None);
+        // nothing in the window, or nothing at all
+        assert_eq!(near_misses(&[0.9, 0.2], 0.5), None);
+        assert_eq!(near_misses(&[], 0.5), None);
+        // the last score of all, near the last match: its drop is to the window's floor
+        assert_eq!(near_misses(&[0.52, 0.45], 0.5), Some((1, 0.45)));
+    }
     use crate::catalog::FaceRow;
     use crate::nets::mobilefacenet::EMBEDDING_DIM;
 

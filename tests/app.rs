@@ -800,3 +800,30 @@ fn a_person_split_in_two_is_one_question() {
     wait(&mut h, "the merge", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.id == ann && p.faces == 5)));
     assert!(h.state().library().unwrap().people.iter().all(|p| p.id != split));
 }
+
+/// Photos just below the threshold that stand apart from the rest are offered in one click.
+#[test]
+fn near_misses_are_offered_below_the_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic(tmp.path());
+    let mut h = harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog),
+        models_dir: Some(tmp.path().join("no-models")),
+        prefs: Some(prefs()),
+        ..Options::default()
+    });
+    wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
+    h.get_by_label("face 0 in p00.jpg").click();
+    h.run_steps(2);
+    // at 0.5 every photo of identity 0 matches and the rest are far below: nothing to offer
+    assert!(h.query_by_label_contains("more photos may be").is_none());
+    // at 0.99 only the query's own photo matches; the other four (≥ 0.84) stand apart from the rest
+    h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.99);
+    h.run_steps(3);
+    h.get_by_label("1 photo ≥ 0.99");
+    h.get_by_label_contains("4 more photos may be face 0 in p00.jpg").click();
+    h.run_steps(3);
+    assert_eq!(h.state().ranking().match_count(h.state().threshold()), 5);
+    assert!(h.state().threshold() > 0.84 && h.state().threshold() < 0.99, "{}", h.state().threshold());
+}

@@ -316,6 +316,13 @@ impl Ranking {
         Self { results, scores, vector, exact_from, histogram, confirmed, rejected, serial: next_serial() }
     }
 
+    /// Photos just below `threshold` that stand apart from the rest (see
+    /// [`search::near_misses`]; confirmed and rejected photos are not among them): how many, and
+    /// the threshold that takes them in.
+    pub fn near_misses(&self, threshold: f32) -> Option<(usize, f32)> {
+        search::near_misses(&self.scores[self.confirmed..self.rejected], threshold)
+    }
+
     /// Photos that match at `threshold` (confirmed ones always, rejected ones never).
     pub fn match_count(&self, threshold: f32) -> usize {
         self.confirmed + self.results[self.confirmed..self.rejected].partition_point(|r| r.hit.score >= threshold)

@@ -464,6 +464,13 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let n = app.ranking.match_count(app.threshold);
     ui.label(egui::RichText::new(format!("{n} photo{} ≥ {:.2}", if n == 1 { "" } else { "s" }, app.threshold)).size(18.0).strong());
     ui.label(format!("of {total} photos with faces"));
+    if let Some((more, low)) = app.ranking.near_misses(app.threshold) {
+        let who = app.query.as_ref().map(|q| q.0.label.clone()).unwrap_or_default();
+        let text = format!("{more} more photo{} may be {who} (from {low:.2})", if more == 1 { "" } else { "s" });
+        if ui.button(text).on_hover_text("Just below the threshold and well above the rest: lower the threshold to them").clicked() {
+            app.threshold = low;
+        }
+    }
     ui.checkbox(&mut app.prefs.show_below, "Show photos below the threshold (dimmed)");
     ui.horizontal(|ui| {
         ui.label("View:");
