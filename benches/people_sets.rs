@@ -309,7 +309,9 @@ fn simulated_user(set: &Set, checkpoints: &[usize]) -> Vec<(usize, usize, Prf, P
             return out;
         }
         let ids: std::collections::HashSet<i64> = faces.iter().filter_map(|f| f.person.map(|x| x.0)).collect();
-        let merges = people::merges::merge_questions(DIM, &faces, &ids, &ids, &not_same, &p, &vector);
+        // person questions between unnamed groups (the app skips two named people); face
+        // questions as if every person had its name
+        let merges = people::merges::merge_questions(DIM, &faces, &ids, &Default::default(), &not_same, &p, &vector);
         if let Some(m) = merges.first() {
             if majority(&faces, &set.truth, m.person) == majority(&faces, &set.truth, m.into) {
                 faces

@@ -161,8 +161,9 @@ pub fn top_faces(index: &Int8Index, query: &[f32], k: usize, floor: f32, exact: 
     out
 }
 
-/// How far below the threshold near misses are looked for.
-pub const NEAR_MISS_WINDOW: f32 = 0.15;
+/// How far below the threshold near misses are looked for (no further than the app's exact
+/// scores reach, so that the photos offered are the ones that then match).
+pub const NEAR_MISS_WINDOW: f32 = 0.10;
 /// The score gap that sets near misses apart from the rest.
 pub const NEAR_MISS_GAP: f32 = 0.08;
 
@@ -200,7 +201,7 @@ mod tests {
         assert_eq!(near_misses(&[0.9, 0.2], 0.5), None);
         assert_eq!(near_misses(&[], 0.5), None);
         // the last score of all, near the last match: its drop is to the window's floor
-        assert_eq!(near_misses(&[0.52, 0.45], 0.5), Some((1, 0.45)));
+        assert_eq!(near_misses(&[0.52, 0.49], 0.5), Some((1, 0.49)));
     }
     use crate::catalog::FaceRow;
     use crate::nets::mobilefacenet::EMBEDDING_DIM;

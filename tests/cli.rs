@@ -346,6 +346,17 @@ fn people_questions_and_answers_from_the_command_line() {
     people_edit(&folder, &catalog, &["--assign", "d0.jpg", "0", "Ann"]);
     let cat = facefind::catalog::Catalog::open(&catalog).unwrap();
     assert_eq!(cat.people().unwrap().iter().find(|p| p.id == ann).unwrap().faces, 3);
+    // one edit at a time: two in one call are refused before anything changes
+    let out = facefind()
+        .arg("people")
+        .arg(&folder)
+        .arg("--catalog")
+        .arg(&catalog)
+        .args(["--merge", "Bob", "Ann", "--not-same", "Bob", "Ann"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(facefind::catalog::Catalog::open(&catalog).unwrap().people().unwrap().len(), 3);
     // bad answers are clear errors
     let out =
         facefind().arg("people").arg(&folder).arg("--catalog").arg(&catalog).args(["--assign", "nope.jpg", "0", "Ann"]).output().unwrap();

@@ -53,6 +53,8 @@ pub struct Undo {
     pub(super) rejections: Vec<(i64, i64)>,
     /// "Not the same person" pairs the edit added (removed again by undo).
     pub(super) not_same: Vec<(i64, i64)>,
+    /// Every "not the same person" pair of the people above, as it was (a merge moves them).
+    pub(super) not_same_rows: Vec<(i64, i64)>,
 }
 
 /// What [`Catalog::group_people`] did.
@@ -93,6 +95,10 @@ fn snapshot(tx: &Transaction, what: String, people: &[i64], faces: &[i64]) -> Sq
     for &p in people {
         if seen.insert(p) {
             u.people.push((p, person_row(tx, p)?));
+            let mut st = tx.prepare_cached("SELECT a, b FROM not_same WHERE a=?1 OR b=?1")?;
+            for pair in st.query_map([p], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+                u.not_same_rows.push(pair?);
+            }
         }
     }
     let mut faces: Vec<i64> = faces.to_vec();

@@ -29,8 +29,15 @@ impl Catalog {
                 self.conn.query_row("SELECT name FROM people WHERE id=?1", [id], |r| r.get(0)).optional().map_err(|e| self.sql_err(e))?;
             Ok(name.flatten().unwrap_or_else(|| "Unnamed".into()))
         };
+        for id in [a, b] {
+            let n: i64 = self.conn.query_row("SELECT count(*) FROM people WHERE id=?1", [id], |r| r.get(0)).map_err(|e| self.sql_err(e))?;
+            if n == 0 {
+                return Err(CatalogError::NoPerson(id.to_string()));
+            }
+        }
         let what = format!("{} and {} are two people", label(a)?, label(b)?);
-        let (mut undo, added) = self.edit(what, &[a, b], &[], |tx| {
+        // only the pair changes: undo takes it away and leaves the people as they are then
+        let (mut undo, added) = self.edit(what, &[], &[], |tx| {
             tx.execute("INSERT OR IGNORE INTO not_same(a, b) VALUES (?1, ?2)", [lo, hi])
                 .map_err(|error| CatalogError::Sqlite { path: path.clone(), error })
         })?;
@@ -61,9 +68,19 @@ mod tests {
         cat.undo(&u).unwrap();
         assert!(cat.not_same().unwrap().is_empty());
         assert!(cat.mark_not_same(p[1], p[1]).is_err());
-        // 0 is not 2; 0 merged into 1: 1 is not 2 either, and 0's own pair is gone
+        // undoing "No" leaves a rename made since
+        let no = cat.mark_not_same(p[0], p[2]).unwrap();
+        cat.name_person(p[0], Some("Ann")).unwrap();
+        cat.undo(&no).unwrap();
+        assert!(cat.not_same().unwrap().is_empty());
+        assert_eq!(cat.people().unwrap().iter().find(|x| x.id == p[0]).unwrap().name.as_deref(), Some("Ann"));
+        // 0 is not 2; 0 merged into 1: 1 is not 2 either, and 0's own pair is gone; undoing the
+        // merge puts the pairs back as they were
         cat.mark_not_same(p[0], p[2]).unwrap();
-        cat.merge_people(p[0], p[1]).unwrap();
+        let before = cat.not_same().unwrap();
+        let merge = cat.merge_people(p[0], p[1]).unwrap();
         assert_eq!(cat.not_same().unwrap(), [(p[1].min(p[2]), p[1].max(p[2]))].into_iter().collect());
+        cat.undo(&merge).unwrap();
+        assert_eq!(cat.not_same().unwrap(), before);
     }
 }

@@ -8,9 +8,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{path_bytes, CatalogError};
 
-/// Current schema. Versions 1–5 are migrated in place (1: no face chips, 2: no re-embedding
+/// Current schema. Versions 1–6 are migrated in place (1: no face chips, 2: no re-embedding
 /// queue, 3: no people, 4: no face generation, 5: no application id and no storage rule for
-/// people). A catalog whose version cannot be read is refused, never dropped.
+/// people, 6: no "not the same person" pairs). A catalog whose version cannot be read is refused, never dropped.
 pub const SCHEMA_VERSION: i64 = 7;
 
 /// `PRAGMA application_id` of every facefind catalog ("FFND"), written when it is created (and

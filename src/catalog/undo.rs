@@ -48,6 +48,18 @@ impl Catalog {
             )
             .map_err(e)?;
         }
+        // the people's "not the same" pairs as they were (a merge moved them to the one kept)
+        for (id, _) in &u.people {
+            tx.execute("DELETE FROM not_same WHERE a=?1 OR b=?1", [id]).map_err(e)?;
+        }
+        for (a, b) in &u.not_same_rows {
+            tx.execute(
+                "INSERT OR IGNORE INTO not_same(a, b) SELECT ?1, ?2
+                 WHERE EXISTS (SELECT 1 FROM people WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
+                [a, b],
+            )
+            .map_err(e)?;
+        }
         for (a, b) in &u.not_same {
             tx.execute("DELETE FROM not_same WHERE a=?1 AND b=?2", [a, b]).map_err(e)?;
         }

@@ -118,26 +118,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Group the faces of FOLDER into people (indexing first if needed) and list them; or name
-    /// or merge people.
+    /// Group the faces of FOLDER into people (indexing first if needed) and list them; or make one
+    /// edit (name, merge, not the same, assign, reject); or list the questions Who is this? asks.
     People {
         folder: PathBuf,
         #[arg(long)]
         catalog: Option<PathBuf>,
         /// Name person ID (an empty NAME removes the name).
-        #[arg(long, num_args = 2, value_names = ["ID", "NAME"], conflicts_with = "merge")]
+        #[arg(long, num_args = 2, value_names = ["ID", "NAME"], group = "edit")]
         name: Option<Vec<String>>,
         /// Merge person ID into person INTO_ID.
-        #[arg(long, num_args = 2, value_names = ["ID", "INTO_ID"])]
+        #[arg(long, num_args = 2, value_names = ["ID", "INTO_ID"], group = "edit")]
         merge: Option<Vec<String>>,
         /// People ID and OTHER are two people: never suggested as one again.
-        #[arg(long, num_args = 2, value_names = ["ID", "OTHER"])]
+        #[arg(long, num_args = 2, value_names = ["ID", "OTHER"], group = "edit")]
         not_same: Option<Vec<String>>,
         /// Put face FACE of photo PATH (relative to FOLDER) into PERSON.
-        #[arg(long, num_args = 3, value_names = ["PATH", "FACE", "PERSON"])]
+        #[arg(long, num_args = 3, value_names = ["PATH", "FACE", "PERSON"], group = "edit")]
         assign: Option<Vec<String>>,
         /// Face FACE of photo PATH is not PERSON (remembered).
-        #[arg(long, num_args = 3, value_names = ["PATH", "FACE", "PERSON"])]
+        #[arg(long, num_args = 3, value_names = ["PATH", "FACE", "PERSON"], group = "edit")]
         reject: Option<Vec<String>>,
         /// List what "Who is this?" asks (from the catalog as it is, without indexing), most useful
         /// first: people who may be one person, then faces near a named person.

@@ -41,9 +41,12 @@ impl PeopleEdits<'_> {
 }
 
 /// Face `index` (as `detect` numbers them) of the photo at `rel` (relative to the folder).
-fn face_at(cat: &Catalog, rel: &str, index: &str) -> anyhow::Result<i64> {
+fn face_at(cat: &Catalog, folder: &Path, rel: &str, index: &str) -> anyhow::Result<i64> {
     let index: u32 = index.parse().with_context(|| format!("face {index:?} is not a face number (0, 1, …)"))?;
-    let want = crate::catalog::path_bytes(Path::new(rel));
+    // as `people --json` prints it, or with the folder or "./" in front
+    let path = Path::new(rel);
+    let path = path.strip_prefix(folder).or_else(|_| path.strip_prefix(".")).unwrap_or(path);
+    let want = crate::catalog::path_bytes(path);
     let photo = cat.photos()?.into_iter().find(|p| p.path == want).with_context(|| format!("no photo {rel} in the catalog"))?;
     let table = cat.face_table()?;
     (0..table.len())
@@ -99,11 +102,11 @@ pub(super) fn run_people(
             cat.mark_not_same(a, b)?;
         }
         if let Some([rel, index, who]) = edits.assign {
-            let (face, person) = (face_at(&cat, rel, index)?, cat.find_person(who)?);
+            let (face, person) = (face_at(&cat, folder, rel, index)?, cat.find_person(who)?);
             cat.assign_faces(&[face], Some(person), None)?;
         }
         if let Some([rel, index, who]) = edits.reject {
-            let (face, person) = (face_at(&cat, rel, index)?, cat.find_person(who)?);
+            let (face, person) = (face_at(&cat, folder, rel, index)?, cat.find_person(who)?);
             cat.reject_face(face, person)?;
         }
         cat

@@ -22,8 +22,8 @@ const NEAREST: usize = 8;
 
 /// Pairs of `people` (the ones that may be asked about: not hidden) whose faces come close:
 /// mean cosine over all pairs of their faces at least `min_score`, never in one photo together,
-/// not said by the user to be two people (`not_same`, as (smaller, larger) id). Most likely
-/// first. `into` is the named one of the two, else the one with more faces.
+/// not said by the user to be two people (`not_same`, as (smaller, larger) id), not both named.
+/// Most likely first. `into` is the named one of the two, else the one with more faces.
 pub fn merge_suggestions(
     stats: &[PersonStats],
     people: &HashSet<i64>,
@@ -47,6 +47,10 @@ pub fn merge_suggestions(
             let (a, b) = (stats[i], stats[j as usize]);
             let key = (a.id.min(b.id), a.id.max(b.id));
             if a.id == b.id || !seen.insert(key) || not_same.contains(&key) || a.photos.iter().any(|p| b.photos.contains(p)) {
+                continue;
+            }
+            // two names: two people the user told apart already
+            if named.contains(&a.id) && named.contains(&b.id) {
                 continue;
             }
             let score = a.sum.iter().zip(&b.sum).map(|(x, y)| x * y).sum::<f32>() / (a.count * b.count) as f32;
@@ -75,7 +79,14 @@ pub fn merge_questions<'a>(
     p: &Params,
     vector: impl Fn(usize) -> Cow<'a, [f32]>,
 ) -> Vec<MergeSuggestion> {
-    merge_suggestions(&person_stats(dim, faces, vector), visible, named, not_same, p.suggest)
+    // a face the user took out of one of the two: they are two people
+    let mut apart = not_same.clone();
+    for f in faces {
+        if let Some((own, _)) = f.person {
+            apart.extend(f.rejected.iter().map(|&r| (own.min(r), own.max(r))));
+        }
+    }
+    merge_suggestions(&person_stats(dim, faces, vector), visible, named, &apart, p.suggest)
 }
 
 #[cfg(test)]

@@ -283,7 +283,11 @@ pub fn suggestions<'a>(
             }
         })
         .collect();
-    let doubt = |s: &Suggestion| (s.score - p.assign).abs();
+    // a grouped face below the line is the likeliest mistake: first; the rest by their distance to it
+    let doubt = |s: &Suggestion| match faces[s.row].person {
+        Some(_) => (s.score - p.assign).max(0.0),
+        None => (s.score - p.assign).abs(),
+    };
     out.sort_by(|a, b| doubt(a).total_cmp(&doubt(b)).then(faces[a.row].id.cmp(&faces[b.row].id)));
     out
 }
