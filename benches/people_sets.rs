@@ -4,7 +4,9 @@
 //! For each set: connected components at their best threshold (pairwise precision ≥ 0.97), and
 //! every candidate grouping; then, per candidate, its worst margin over the best components
 //! baseline and its worst pairwise precision across the sets; then a simulated user answering
-//! "Who is this?" from the labels (quality after 0, 5, 10, 20 answers). Needs ../shared/faces.
+//! "Who is this?" from the labels (quality after 0, 5, 10, 20 answers); then person search with
+//! several exemplars: one mean query against the best of the exemplars' groups. Needs
+//! ../shared/faces.
 //!   cargo bench --bench people_sets [-- SEEDS]      (default 3 drawn sets)
 
 #[path = "../tests/common/mod.rs"]
@@ -345,6 +347,66 @@ fn simulated_user(set: &Set, checkpoints: &[usize]) -> Vec<(usize, usize, Prf, P
     }
 }
 
+/// Average precision of ranking every face of `set` but the exemplars by `score`, relevant =
+/// the other faces of person `who`.
+fn average_precision(set: &Set, who: usize, exemplars: &[usize], score: impl Fn(&[f32]) -> f32) -> f64 {
+    let mut ranked: Vec<(f32, bool)> =
+        (0..set.len()).filter(|i| !exemplars.contains(i)).map(|i| (score(&set.emb[i * DIM..(i + 1) * DIM]), set.truth[i] == who)).collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let relevant = ranked.iter().filter(|r| r.1).count().max(1);
+    let (mut found, mut sum) = (0, 0.0);
+    for (k, r) in ranked.iter().enumerate() {
+        if r.1 {
+            found += 1;
+            sum += found as f64 / (k + 1) as f64;
+        }
+    }
+    sum / relevant as f64
+}
+
+fn unit_mean<'a>(vs: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
+    let mut m = vec![0f32; DIM];
+    for v in vs {
+        m.iter_mut().zip(v).for_each(|(a, x)| *a += x);
+    }
+    let n = m.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    m.into_iter().map(|x| x / n).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Person search with `q` exemplars of each person with at least `q + 3` faces (every start in
+/// turn): one query along the exemplars' mean (today), the best of the exemplars' groups' means
+/// (exemplars grouped by average linkage at the grouping threshold), the best single exemplar.
+/// Mean average precision of each.
+fn person_search(set: &Set, q: usize) -> (usize, f64, f64, f64) {
+    let link = Params::default().link;
+    let mut by: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    set.truth.iter().enumerate().for_each(|(i, &t)| by.entry(t).or_default().push(i));
+    let (mut n, mut mean, mut groups, mut best) = (0, 0.0, 0.0, 0.0);
+    for (&who, rows) in by.iter().filter(|(_, r)| r.len() >= q + 3) {
+        for start in 0..rows.len() {
+            let ex: Vec<usize> = (0..q).map(|k| rows[(start + k) % rows.len()]).collect();
+            let v = |i: usize| &set.emb[i * DIM..(i + 1) * DIM];
+            let m = unit_mean(ex.iter().map(|&i| v(i)));
+            let sub: Vec<f32> = ex.iter().flat_map(|&i| v(i).to_vec()).collect();
+            let items: Vec<Item> = ex.iter().map(|&i| Item { photo: i as i64, ..Default::default() }).collect();
+            let labels = cluster::average_linkage(&sub, DIM, &items, &cluster::knn(&sub, DIM, q, -1.0), link);
+            let mut gs: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            labels.iter().zip(&ex).for_each(|(&l, &i)| gs.entry(l).or_default().push(i));
+            let means: Vec<Vec<f32>> = gs.values().map(|g| unit_mean(g.iter().map(|&i| v(i)))).collect();
+            mean += average_precision(set, who, &ex, |e| dot(e, &m));
+            groups += average_precision(set, who, &ex, |e| means.iter().map(|g| dot(e, g)).fold(f32::MIN, f32::max));
+            best += average_precision(set, who, &ex, |e| ex.iter().map(|&i| dot(e, v(i))).fold(f32::MIN, f32::max));
+            n += 1;
+        }
+    }
+    let d = n.max(1) as f64;
+    (n, mean / d, groups / d, best / d)
+}
+
 fn main() {
     facefind::util::alloc::reuse_freed_memory();
     let seeds: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(3);
@@ -417,5 +479,13 @@ fn main() {
         for (answers, yes, pw, bc) in simulated_user(set, &[0, 5, 10, 20]) {
             println!("| {} | {answers} | {yes} | {:.3} | {:.3} | {:.3} |", set.name, pw.precision, pw.recall, bc.f);
         }
+    }
+
+    println!("\n### Person search with 5 exemplars: one mean query, the best of the exemplar groups, the best exemplar (mAP)");
+    println!("| set | queries | mean of exemplars | best group mean | best single exemplar |");
+    println!("|---|---|---|---|---|");
+    for set in &sets {
+        let (n, mean, groups, best) = person_search(set, 5);
+        println!("| {} | {n} | {mean:.3} | {groups:.3} | {best:.3} |", set.name);
     }
 }
