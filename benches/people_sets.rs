@@ -24,6 +24,7 @@ use facefind::eval::clusters::{bcubed, pairwise, Prf};
 use facefind::people::cluster::{self, Item};
 use facefind::people::{self, FaceInfo, Params, Source};
 use facefind::pipeline::Pipeline;
+use facefind::search::mean_direction;
 use facefind::util::rng::Rng;
 
 const DIM: usize = 192;
@@ -364,15 +365,6 @@ fn average_precision(set: &Set, who: usize, exemplars: &[usize], score: impl Fn(
     sum / relevant as f64
 }
 
-fn unit_mean<'a>(vs: impl Iterator<Item = &'a [f32]>) -> Vec<f32> {
-    let mut m = vec![0f32; DIM];
-    for v in vs {
-        m.iter_mut().zip(v).for_each(|(a, x)| *a += x);
-    }
-    let n = m.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    m.into_iter().map(|x| x / n).collect()
-}
-
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -390,13 +382,13 @@ fn person_search(set: &Set, q: usize) -> (usize, f64, f64, f64) {
         for start in 0..rows.len() {
             let ex: Vec<usize> = (0..q).map(|k| rows[(start + k) % rows.len()]).collect();
             let v = |i: usize| &set.emb[i * DIM..(i + 1) * DIM];
-            let m = unit_mean(ex.iter().map(|&i| v(i)));
+            let m = mean_direction(DIM, ex.iter().map(|&i| v(i)));
             let sub: Vec<f32> = ex.iter().flat_map(|&i| v(i).to_vec()).collect();
             let items: Vec<Item> = ex.iter().map(|&i| Item { photo: i as i64, ..Default::default() }).collect();
             let labels = cluster::average_linkage(&sub, DIM, &items, &cluster::knn(&sub, DIM, q, -1.0), link);
             let mut gs: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             labels.iter().zip(&ex).for_each(|(&l, &i)| gs.entry(l).or_default().push(i));
-            let means: Vec<Vec<f32>> = gs.values().map(|g| unit_mean(g.iter().map(|&i| v(i)))).collect();
+            let means: Vec<Vec<f32>> = gs.values().map(|g| mean_direction(DIM, g.iter().map(|&i| v(i)))).collect();
             mean += average_precision(set, who, &ex, |e| dot(e, &m));
             groups += average_precision(set, who, &ex, |e| means.iter().map(|g| dot(e, g)).fold(f32::MIN, f32::max));
             best += average_precision(set, who, &ex, |e| ex.iter().map(|&i| dot(e, v(i))).fold(f32::MIN, f32::max));

@@ -17,6 +17,17 @@ fn harness(options: Options) -> Harness<'static, App> {
     Harness::builder().with_size([1400.0, 900.0]).build_eframe(move |cc| App::new(cc, options))
 }
 
+/// The app on a catalog written by the test, without models (nothing is indexed).
+fn on_catalog(folder: PathBuf, catalog: PathBuf, tmp: &Path) -> Harness<'static, App> {
+    harness(Options {
+        folder: Some(folder),
+        catalog: Some(catalog),
+        models_dir: Some(tmp.join("no-models")),
+        prefs: Some(prefs()),
+        ..Options::default()
+    })
+}
+
 /// Steps frames until `cond` holds (background threads do the work between frames).
 fn wait(h: &mut Harness<'static, App>, what: &str, secs: u64, cond: impl Fn(&App) -> bool) {
     let t0 = Instant::now();
@@ -323,13 +334,7 @@ fn an_unreadable_catalog_is_rebuilt_only_when_the_user_asks() {
     let (folder, catalog) = synthetic_with_ann(tmp.path());
     rusqlite::Connection::open(&catalog).unwrap().execute_batch("UPDATE meta SET value = 'garbage' WHERE key = 'schema_version'").unwrap();
     let before = std::fs::read(&catalog).unwrap();
-    let mut h = harness(Options {
-        folder: Some(folder),
-        catalog: Some(catalog.clone()),
-        models_dir: Some(tmp.path().join("no-models")),
-        prefs: Some(prefs()),
-        ..Options::default()
-    });
+    let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the refusal", 30, |a| a.errors().iter().any(|e| e.contains("garbage")));
     h.run_steps(3);
     assert_eq!(std::fs::read(&catalog).unwrap(), before, "refused: not written");
@@ -476,13 +481,7 @@ fn people_name_merge_undo_move_and_reject() {
     let (folder, catalog) = synthetic(tmp.path());
     Catalog::open(&catalog).unwrap().group_people(&facefind::people::Params::default()).unwrap();
     assert_eq!(catalog_people(&catalog).iter().map(|p| p.1).collect::<Vec<_>>(), vec![5, 5, 3]);
-    let mut h = harness(Options {
-        folder: Some(folder),
-        catalog: Some(catalog.clone()),
-        models_dir: Some(tmp.path().join("no-models")),
-        prefs: Some(prefs()),
-        ..Options::default()
-    });
+    let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the people", 30, |a| a.library().is_some_and(|l| l.people.len() == 3));
     h.get_by_label("People").click();
     h.run_steps(2);
@@ -554,13 +553,7 @@ fn two_answers_in_one_frame_are_both_saved() {
             [],
         )
         .unwrap();
-    let mut h = harness(Options {
-        folder: Some(folder),
-        catalog: Some(catalog.clone()),
-        models_dir: Some(tmp.path().join("no-models")),
-        prefs: Some(prefs()),
-        ..Options::default()
-    });
+    let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the questions", 30, |a| a.library().is_some_and(|l| l.suggestions.len() >= 2));
     h.get_by_label("People").click();
     h.run_steps(2);
@@ -587,13 +580,7 @@ fn two_answers_in_one_frame_are_both_saved() {
 fn a_search_saved_as_a_person() {
     let tmp = tempfile::tempdir().unwrap();
     let (folder, catalog) = synthetic(tmp.path());
-    let mut h = harness(Options {
-        folder: Some(folder),
-        catalog: Some(catalog.clone()),
-        models_dir: Some(tmp.path().join("no-models")),
-        prefs: Some(prefs()),
-        ..Options::default()
-    });
+    let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("face 0 in p00.jpg").click();
     h.run_steps(2);
@@ -662,13 +649,7 @@ fn reopen_a_b_a_and_reload_while_indexing() {
 fn results_table_sorts_and_opens_a_photo_and_hidden_people_come_back() {
     let tmp = tempfile::tempdir().unwrap();
     let (folder, catalog) = synthetic_with_ann(tmp.path());
-    let mut h = harness(Options {
-        folder: Some(folder),
-        catalog: Some(catalog.clone()),
-        models_dir: Some(tmp.path().join("no-models")),
-        prefs: Some(prefs()),
-        ..Options::default()
-    });
+    let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("face 0 in p00.jpg").click();
     h.run_steps(2);
@@ -761,15 +742,7 @@ fn a_person_split_in_two_is_one_question() {
         let faces: Vec<i64> = c.person_faces(ann).unwrap().iter().map(|f| f.0).take(2).collect();
         c.assign_faces(&faces, None, None).unwrap();
     }
-    let open = |tmp: &Path| {
-        harness(Options {
-            folder: Some(folder.clone()),
-            catalog: Some(catalog.clone()),
-            models_dir: Some(tmp.join("no-models")),
-            prefs: Some(prefs()),
-            ..Options::default()
-        })
-    };
+    let open = |tmp: &Path| on_catalog(folder.clone(), catalog.clone(), tmp);
     let mut h = open(tmp.path());
     wait(&mut h, "the question", 30, |a| a.library().is_some_and(|l| !l.merges.is_empty()));
     h.get_by_label("People").click();
@@ -806,13 +779,7 @@ fn a_person_split_in_two_is_one_question() {
 fn near_misses_are_offered_below_the_threshold() {
     let tmp = tempfile::tempdir().unwrap();
     let (folder, catalog) = synthetic(tmp.path());
-    let mut h = harness(Options {
-        folder: Some(folder),
-        catalog: Some(catalog),
-        models_dir: Some(tmp.path().join("no-models")),
-        prefs: Some(prefs()),
-        ..Options::default()
-    });
+    let mut h = on_catalog(folder, catalog, tmp.path());
     wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("face 0 in p00.jpg").click();
     h.run_steps(2);

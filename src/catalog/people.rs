@@ -409,6 +409,14 @@ impl Catalog {
         .map(|r| r.0)
     }
 
+    /// A person's name, or "Unnamed", for edit descriptions; [`CatalogError::NoPerson`] when
+    /// there is no such person.
+    pub(super) fn person_label(&self, id: i64) -> Result<String, CatalogError> {
+        let name: Option<Option<String>> =
+            self.conn.query_row("SELECT name FROM people WHERE id=?1", [id], |r| r.get(0)).optional().map_err(self.tx_err())?;
+        name.map(|n| n.unwrap_or_else(|| "Unnamed".into())).ok_or_else(|| CatalogError::NoPerson(id.to_string()))
+    }
+
     /// Merges person `from` into `into`: its faces (keeping how they got there) and rejections
     /// move; `into` keeps its name, or takes `from`'s if it has none. Refused when the two
     /// share a photo (one photo shows a person once).
@@ -434,12 +442,7 @@ impl Catalog {
         }
         let faces: Vec<i64> = self.person_faces(from)?.into_iter().map(|f| f.0).collect();
         let path = self.path.clone();
-        let label = |id: i64| -> Result<String, CatalogError> {
-            let name: Option<Option<String>> =
-                self.conn.query_row("SELECT name FROM people WHERE id=?1", [id], |r| r.get(0)).optional().map_err(self.tx_err())?;
-            Ok(name.flatten().unwrap_or_else(|| "Unnamed".into()))
-        };
-        let what = format!("Merged {} into {}", label(from)?, label(into)?);
+        let what = format!("Merged {} into {}", self.person_label(from)?, self.person_label(into)?);
         self.edit(what, &[from, into], &faces, |tx| {
             let e = |error| CatalogError::Sqlite { path: path.clone(), error };
             tx.execute("UPDATE face_person SET person_id=?2 WHERE person_id=?1", [from, into]).map_err(e)?;

@@ -3,8 +3,6 @@
 
 use std::collections::HashSet;
 
-use rusqlite::OptionalExtension;
-
 use super::people::Undo;
 use super::{Catalog, CatalogError};
 
@@ -24,18 +22,7 @@ impl Catalog {
         }
         let (lo, hi) = (a.min(b), a.max(b));
         let path = self.path.clone();
-        let label = |id: i64| -> Result<String, CatalogError> {
-            let name: Option<Option<String>> =
-                self.conn.query_row("SELECT name FROM people WHERE id=?1", [id], |r| r.get(0)).optional().map_err(|e| self.sql_err(e))?;
-            Ok(name.flatten().unwrap_or_else(|| "Unnamed".into()))
-        };
-        for id in [a, b] {
-            let n: i64 = self.conn.query_row("SELECT count(*) FROM people WHERE id=?1", [id], |r| r.get(0)).map_err(|e| self.sql_err(e))?;
-            if n == 0 {
-                return Err(CatalogError::NoPerson(id.to_string()));
-            }
-        }
-        let what = format!("{} and {} are two people", label(a)?, label(b)?);
+        let what = format!("{} and {} are two people", self.person_label(a)?, self.person_label(b)?);
         // only the pair changes: undo takes it away and leaves the people as they are then
         let (mut undo, added) = self.edit(what, &[], &[], |tx| {
             tx.execute("INSERT OR IGNORE INTO not_same(a, b) VALUES (?1, ?2)", [lo, hi])

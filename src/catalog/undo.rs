@@ -40,26 +40,24 @@ impl Catalog {
             )
             .map_err(e)?;
         }
-        for (f, p) in &u.rejections {
-            tx.execute(
-                "INSERT OR IGNORE INTO rejections(face_id, person_id) SELECT ?1, ?2
-                 WHERE EXISTS (SELECT 1 FROM faces WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
-                [f, p],
-            )
-            .map_err(e)?;
-        }
+        // rows whose face or people are gone since (a re-index) are skipped
+        let restore = |sql: &str, rows: &[(i64, i64)]| -> Result<(), CatalogError> {
+            rows.iter().try_for_each(|(x, y)| tx.execute(sql, [x, y]).map(|_| ()).map_err(e))
+        };
+        restore(
+            "INSERT OR IGNORE INTO rejections(face_id, person_id) SELECT ?1, ?2
+             WHERE EXISTS (SELECT 1 FROM faces WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
+            &u.rejections,
+        )?;
         // the people's "not the same" pairs as they were (a merge moved them to the one kept)
         for (id, _) in &u.people {
             tx.execute("DELETE FROM not_same WHERE a=?1 OR b=?1", [id]).map_err(e)?;
         }
-        for (a, b) in &u.not_same_rows {
-            tx.execute(
-                "INSERT OR IGNORE INTO not_same(a, b) SELECT ?1, ?2
-                 WHERE EXISTS (SELECT 1 FROM people WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
-                [a, b],
-            )
-            .map_err(e)?;
-        }
+        restore(
+            "INSERT OR IGNORE INTO not_same(a, b) SELECT ?1, ?2
+             WHERE EXISTS (SELECT 1 FROM people WHERE id=?1) AND EXISTS (SELECT 1 FROM people WHERE id=?2)",
+            &u.not_same_rows,
+        )?;
         for (a, b) in &u.not_same {
             tx.execute("DELETE FROM not_same WHERE a=?1 AND b=?2", [a, b]).map_err(e)?;
         }

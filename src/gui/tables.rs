@@ -98,12 +98,15 @@ pub(super) struct ResultsTable {
     /// Every result's index into the ranking, in the table's order, and what it was made for
     /// (a threshold move only filters it: the rows shown are always a prefix of the ranking).
     order: Option<(OrderKey, Vec<u32>)>,
+    /// That order's indices below `shown`, for the `shown` they were filtered for (made again
+    /// when the slider moves, not every frame).
+    shown: Option<(usize, Vec<u32>)>,
 }
 
 impl ResultsTable {
     /// The first `shown` results of the ranking in the table's order (indices into
     /// `ranking.results`).
-    pub(super) fn order(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> Vec<u32> {
+    pub(super) fn order(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> &[u32] {
         let key = (ranking.serial, self.sort, self.descending);
         if self.order.as_ref().is_none_or(|(k, _)| *k != key) {
             let mut order: Vec<u32> = (0..ranking.results.len() as u32).collect();
@@ -124,35 +127,46 @@ impl ResultsTable {
                 order.reverse();
             }
             self.order = Some((key, order));
+            self.shown = None;
         }
-        self.order.as_ref().map_or(Vec::new(), |(_, o)| o.iter().copied().filter(|&i| (i as usize) < shown).collect())
+        if self.shown.as_ref().is_none_or(|(n, _)| *n != shown) {
+            let all = self.order.as_ref().map_or(&[][..], |(_, o)| o);
+            self.shown = Some((shown, all.iter().copied().filter(|&i| (i as usize) < shown).collect()));
+        }
+        self.shown.as_ref().map_or(&[], |(_, o)| o)
     }
 
-    /// A header button: clicking the sorted column flips the direction, another sorts by it.
-    /// The sorted column has a small triangle (drawn: the fonts have no arrows).
-    fn header(&mut self, ui: &mut egui::Ui, by: SortBy, label: &str) {
-        ui.horizontal(|ui| {
-            if ui.add(egui::Button::new(egui::RichText::new(label).strong()).frame(false)).clicked() {
-                if self.sort == by {
-                    self.descending = !self.descending;
-                } else {
-                    self.sort = by;
-                    self.descending = false;
-                }
-            }
-            if self.sort == by {
-                let (rect, _) = ui.allocate_exact_size(egui::vec2(9.0, 9.0), Sense::hover());
-                let (c, r) = (rect.center(), 4.0);
-                // the score's own order is best first: its triangle points down until flipped
-                let points = if self.descending != (by == SortBy::Score) {
-                    vec![c + egui::vec2(-r, -r / 2.0), c + egui::vec2(r, -r / 2.0), c + egui::vec2(0.0, r)]
-                } else {
-                    vec![c + egui::vec2(-r, r / 2.0), c + egui::vec2(r, r / 2.0), c + egui::vec2(0.0, -r)]
-                };
-                ui.painter().add(egui::Shape::convex_polygon(points, ui.visuals().strong_text_color(), egui::Stroke::NONE));
-            }
-        });
+    /// A click on column `by`'s header: the sorted column flips its direction, another becomes
+    /// the sort.
+    fn click(&mut self, by: SortBy) {
+        if self.sort == by {
+            self.descending = !self.descending;
+        } else {
+            self.sort = by;
+            self.descending = false;
+        }
     }
+}
+
+/// A header button; the sorted column has a small triangle (drawn: the fonts have no arrows).
+/// Returns whether it was clicked.
+fn header(ui: &mut egui::Ui, (sort, descending): (SortBy, bool), by: SortBy, label: &str) -> bool {
+    ui.horizontal(|ui| {
+        let clicked = ui.add(egui::Button::new(egui::RichText::new(label).strong()).frame(false)).clicked();
+        if sort == by {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(9.0, 9.0), Sense::hover());
+            let (c, r) = (rect.center(), 4.0);
+            // the score's own order is best first: its triangle points down until flipped
+            let points = if descending != (by == SortBy::Score) {
+                vec![c + egui::vec2(-r, -r / 2.0), c + egui::vec2(r, -r / 2.0), c + egui::vec2(0.0, r)]
+            } else {
+                vec![c + egui::vec2(-r, r / 2.0), c + egui::vec2(r, r / 2.0), c + egui::vec2(0.0, -r)]
+            };
+            ui.painter().add(egui::Shape::convex_polygon(points, ui.visuals().strong_text_color(), egui::Stroke::NONE));
+        }
+        clicked
+    })
+    .inner
 }
 
 /// The results as a table: rank, score, verdict, file name and folder; click a header to sort,
@@ -162,8 +176,9 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
     let thr = app.threshold;
     let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(thr) };
     let mut table = std::mem::take(&mut app.table);
+    let sorted = (table.sort, table.descending);
     let order = table.order(&lib, &app.ranking, shown);
-    let mut open = None;
+    let (mut open, mut sort_by) = (None, None);
     // a click anywhere on a row opens the photo: labels must not take it for text selection
     ui.style_mut().interaction.selectable_labels = false;
     TableBuilder::new(ui)
@@ -179,12 +194,24 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
             h.col(|ui| {
                 ui.strong("#");
             });
-            h.col(|ui| table.header(ui, SortBy::Score, "score"));
+            h.col(|ui| {
+                if header(ui, sorted, SortBy::Score, "score") {
+                    sort_by = Some(SortBy::Score);
+                }
+            });
             h.col(|ui| {
                 ui.strong("");
             });
-            h.col(|ui| table.header(ui, SortBy::Name, "file"));
-            h.col(|ui| table.header(ui, SortBy::Folder, "folder"));
+            h.col(|ui| {
+                if header(ui, sorted, SortBy::Name, "file") {
+                    sort_by = Some(SortBy::Name);
+                }
+            });
+            h.col(|ui| {
+                if header(ui, sorted, SortBy::Folder, "folder") {
+                    sort_by = Some(SortBy::Folder);
+                }
+            });
         })
         .body(|body| {
             body.rows(ROW, order.len(), |mut row| {
@@ -225,6 +252,9 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
                 }
             });
         });
+    if let Some(by) = sort_by {
+        table.click(by);
+    }
     app.table = table;
     if let Some(id) = open {
         app.inspect = Some(Inspect { photo_id: id, zoom: 1.0, ..Default::default() });
