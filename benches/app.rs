@@ -113,6 +113,8 @@ fn rss_mib() -> (f64, f64) {
 struct Run {
     /// The frame that starts a search (ranks every photo), ms.
     query_ms: f64,
+    /// From that frame until the ranking is on screen, ms.
+    rank_ms: f64,
     /// Resident memory with the library open, after scrolling (MiB).
     rss_open: f64,
     first_s: f64,
@@ -184,14 +186,21 @@ fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
         }
     };
     scroll(&mut h, egui::pos2(800.0, 500.0), 240, &mut frames_ms);
-    let mut query_ms = 0.0;
+    let (mut query_ms, mut rank_ms) = (0.0, 0.0);
     if photos > 0 {
         h.get_by_label_contains("face 0 in 0000/IMG_00000.jpg").click();
         let t = Instant::now();
-        // the frame that takes the click ranks every photo
+        // the frame that takes the click asks for the ranking (made off the UI thread)
         h.step();
         query_ms = t.elapsed().as_secs_f64() * 1e3;
         anyhow::ensure!(h.state().query().is_some(), "query did not start");
+        let t = Instant::now();
+        while h.state().ranking_pending() {
+            h.step();
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "the ranking did not come");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        rank_ms = t.elapsed().as_secs_f64() * 1e3;
         scroll(&mut h, egui::pos2(1000.0, 500.0), 240, &mut frames_ms);
         h.get_by_label("Back to album").click();
         h.step();
@@ -202,7 +211,7 @@ fn run(dir: &Path, photos: usize) -> anyhow::Result<Run> {
     anyhow::ensure!(h.state().people_view(), "People view did not open");
     scroll(&mut h, egui::pos2(800.0, 500.0), 240, &mut people_ms);
     let rss_open = rss_mib().0;
-    Ok(Run { query_ms, rss_open, first_s, open_s, frames_ms, people_ms })
+    Ok(Run { query_ms, rank_ms, rss_open, first_s, open_s, frames_ms, people_ms })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -226,7 +235,8 @@ fn main() -> anyhow::Result<()> {
     println!("{:<34} {:>12} {:>12} {:>8}", "", "empty", format!("{photos} photos"), "ratio");
     println!("{:<34} {:>12.3} {:>12.3} {:>8.2}", "first open after a change (s)", base.first_s, big.first_s, big.first_s / base.first_s);
     println!("{:<34} {:>12.3} {:>12.3} {:>8.2}", "open, unchanged catalog (s)", base.open_s, big.open_s, big.open_s / base.open_s);
-    println!("{:<34} {:>12} {:>12.1}", "search: the frame that ranks (ms)", "-", big.query_ms);
+    println!("{:<34} {:>12} {:>12.1}", "search: the frame that asks (ms)", "-", big.query_ms);
+    println!("{:<34} {:>12} {:>12.1}", "search: until ranked (ms)", "-", big.rank_ms);
     for (name, p) in [("UI pass median (ms)", 0.5), ("UI pass p95 (ms)", 0.95), ("UI pass max (ms)", 1.0)] {
         let (a, b) = (percentile(&base.frames_ms, p), percentile(&big.frames_ms, p));
         println!("{name:<34} {a:>12.2} {b:>12.2} {:>8.2}", b / a);

@@ -4,7 +4,8 @@
 //! For each set: connected components at their best threshold (pairwise precision ≥ 0.97), and
 //! every candidate grouping; then, per candidate, its worst margin over the best components
 //! baseline and its worst pairwise precision across the sets; then a simulated user answering
-//! "Who is this?" from the labels (quality after 0, 5, 10, 20 answers); then person search with
+//! "Who is this?" from the labels (quality after 0, 5, 10, 20 answers); grouping grown over 5 and
+//! 20 index runs next to grouping whole; then person search with
 //! several exemplars: one mean query against the best of the exemplars' groups. Needs
 //! ../shared/faces.
 //!   cargo bench --bench people_sets [-- SEEDS]      (default 3 drawn sets)
@@ -278,6 +279,47 @@ fn person_labels(faces: &[FaceInfo]) -> Vec<usize> {
     cluster::relabel(&raw)
 }
 
+/// Grouping as index runs do it: the set's faces arrive in `batches` runs (in an order shuffled
+/// by `seed`), each grouped incrementally ([`people::plan_new`]: the run's faces with the
+/// people so far and the faces still unassigned). (pairwise, BCubed) at the end.
+fn in_batches(set: &Set, batches: usize, seed: u64) -> (Prf, Prf) {
+    let p = Params::default();
+    let n = set.len();
+    let mut faces: Vec<FaceInfo> = (0..n)
+        .map(|i| FaceInfo { id: i as i64, photo: set.photo[i], score: 0.99, size_px: 100.0, person: None, rejected: vec![] })
+        .collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut r = Rng::stream(seed, 77, 0);
+    for i in (1..n).rev() {
+        order.swap(i, r.below(i + 1));
+    }
+    let rows = |rs: &[usize]| -> Vec<f32> { rs.iter().flat_map(|&r| set.emb[r * DIM..(r + 1) * DIM].to_vec()).collect() };
+    let (mut seen, mut next_id) = (Vec::new(), 0i64);
+    for run in order.chunks(n.div_ceil(batches.max(1))) {
+        let stats = people::person_stats(DIM, &faces, people::row_vectors(&set.emb, DIM));
+        let pool: Vec<usize> = seen.iter().copied().filter(|&r: &usize| faces[r].person.is_none()).collect();
+        let (new_emb, pool_emb) = (rows(run), rows(&pool));
+        let plan = people::plan_new(
+            DIM,
+            &faces,
+            &stats,
+            people::Rows { rows: run, emb: &new_emb },
+            people::Rows { rows: &pool, emb: &pool_emb },
+            &p,
+        );
+        for (r, id) in plan.assign {
+            faces[r].person = Some((id, Source::Auto));
+        }
+        for g in plan.new_people {
+            g.iter().for_each(|&r| faces[r].person = Some((next_id, Source::Auto)));
+            next_id += 1;
+        }
+        seen.extend_from_slice(run);
+    }
+    let pred = person_labels(&faces);
+    (pairwise(&pred, &set.truth), bcubed(&pred, &set.truth))
+}
+
 /// The label most faces of person `pid` carry.
 fn majority(faces: &[FaceInfo], truth: &[usize], pid: i64) -> Option<usize> {
     let mut n: HashMap<usize, usize> = HashMap::new();
@@ -462,6 +504,19 @@ fn main() {
     order.sort_by(|&a, &b| worst[b].0.total_cmp(&worst[a].0));
     for k in order {
         println!("| {} | {:+.3} | {:.3} |", methods[k].name(), worst[k].0, worst[k].1);
+    }
+
+    println!("\n### Grouped whole, and grown in index runs (faces in shuffled order, each run grouped incrementally)");
+    println!("| set | runs | pairwise P | pairwise R | BCubed P | BCubed R | BCubed F |");
+    println!("|---|---|---|---|---|---|---|");
+    for set in &sets {
+        for batches in [1usize, 5, 20] {
+            let (pw, bc) = in_batches(set, batches, 1);
+            println!(
+                "| {} | {batches} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                set.name, pw.precision, pw.recall, bc.precision, bc.recall, bc.f
+            );
+        }
     }
 
     println!("\n### A user answering Who is this? truthfully (first question each time; person questions first)");

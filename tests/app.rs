@@ -42,6 +42,14 @@ fn wait(h: &mut Harness<'static, App>, what: &str, secs: u64, cond: impl Fn(&App
     h.run_steps(3);
 }
 
+/// Two frames, then frames until no ranking is being made (rankings run off the UI thread).
+fn settle(h: &mut Harness<'static, App>) {
+    h.run_steps(2);
+    if h.state().ranking_pending() {
+        wait(h, "the ranking", 60, |a| !a.ranking_pending());
+    }
+}
+
 /// A file dropped on the window.
 #[derive(Debug)]
 struct Dropped(PathBuf);
@@ -65,7 +73,7 @@ fn type_into(h: &mut Harness<'static, App>, label: &str, text: &str) {
     h.get_by_label(label).focus();
     h.run_steps(1);
     h.get_by_label(label).type_text(text);
-    h.run_steps(2);
+    settle(h);
 }
 
 fn prefs() -> Prefs {
@@ -167,7 +175,7 @@ fn query_slider_inspector_refine_export_on_a_catalog() {
 
     // Click the face of p00.jpg (identity 0) in the faces strip.
     h.get_by_label("face 0 in p00.jpg").click();
-    h.run_steps(2);
+    settle(&mut h);
     let state = h.state();
     assert_eq!(state.query().map(|q| q.label.as_str()), Some("face 0 in p00.jpg"));
     let order: Vec<String> = state.ranking().results.iter().map(|r| state.library().unwrap().rel(r.hit.photo_id)).collect();
@@ -183,50 +191,50 @@ fn query_slider_inspector_refine_export_on_a_catalog() {
 
     // The slider: above every non-identical score, then below everything.
     h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.98);
-    h.run_steps(2);
+    settle(&mut h);
     assert!((h.state().threshold() - 0.98).abs() < 1e-4, "{}", h.state().threshold());
     assert_eq!(h.state().ranking().match_count(h.state().threshold()), 1);
     h.get_by_label("1 photo ≥ 0.98");
     h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(-0.2);
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("12 photos ≥ -0.20");
     h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.5);
-    h.run_steps(2);
+    settle(&mut h);
 
     // Inspector on the second result; → moves on, Esc closes.
     let second = h.state().ranking().results[1].hit.photo_id;
     let second_name = h.state().library().unwrap().rel(second);
     h.get_by_label_contains(&format!("result 2 {second_name}")).click();
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), Some(second));
     h.get_by_label(&second_name);
     h.key_press(egui::Key::ArrowRight);
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), Some(h.state().ranking().results[2].hit.photo_id));
     h.key_press(egui::Key::ArrowLeft);
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), Some(second));
 
     // Refine: reject this photo → it drops to the bottom and stops matching.
     h.get_by_label("Not this person").click();
-    h.run_steps(2);
+    settle(&mut h);
     let r = &h.state().ranking().results;
     assert_eq!(r.last().map(|x| x.hit.photo_id), Some(second));
     assert_eq!(h.state().ranking().match_count(0.5), 4);
     h.get_by_label("4 photos ≥ 0.50");
     // ... and confirm p01 (identity 1): the query moves towards it, so it ranks first.
     h.key_press(egui::Key::Escape);
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), None);
     let p01 = h.state().library().unwrap().photos.iter().find(|p| p.path == b"p01.jpg").unwrap().id;
     h.get_by_label_contains("p01.jpg").click();
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), Some(p01));
     h.get_by_label("Yes, this person").click();
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().ranking().results[0].hit.photo_id, p01);
     h.key_press(egui::Key::Escape);
-    h.run_steps(2);
+    settle(&mut h);
 
     // Export the matches and a CSV.
     let n = h.state().ranking().match_count(h.state().threshold());
@@ -259,7 +267,7 @@ fn a_folder_dropped_on_the_window_opens() {
     std::fs::rename(tmp.path().join("catalog.sqlite"), &expected).unwrap();
     let prefs = Prefs { catalog_dir: Some(catalogs), ..prefs() };
     let mut h = harness(Options { models_dir: Some(tmp.path().join("no-models")), prefs: Some(prefs), ..Options::default() });
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("Open a photo folder…");
     drop_on_window(&mut h, &folder);
     wait(&mut h, "the dropped folder", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
@@ -401,7 +409,7 @@ fn index_and_search_real_photos() {
     // Click the first face of the first person's first photo.
     let (person, first) = copied[0].clone();
     h.get_by_label(&format!("face 0 in {first}")).click();
-    h.run_steps(2);
+    settle(&mut h);
     let app = h.state();
     let lib = app.library().unwrap();
     // The same ranking the command line computes from the catalog.
@@ -427,7 +435,7 @@ fn index_and_search_real_photos() {
     );
 
     h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.99);
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label_contains("1 photo ≥");
 
     // A group photo from outside the folder, dropped on the window: pick one of its faces.
@@ -435,30 +443,30 @@ fn index_and_search_real_photos() {
     drop_on_window(&mut h, &outside);
     wait(&mut h, "the faces of the dropped photo", 120, |a| a.picking_face());
     h.get_by_label("pick face 3").click();
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().query().map(|q| q.label.as_str()), Some("face 3 in solvay1927.jpg (outside the folder)"));
     assert!(!h.state().picking_face());
     assert_eq!(h.state().ranking().results.len(), got.len());
     // Back to the first query.
     h.get_by_label("Back to album").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label(&format!("face 0 in {first}")).click();
-    h.run_steps(2);
+    settle(&mut h);
 
     // Inspector on the best result, confirm it, back to the grid.
     h.get_by_label_contains("result 1 ").click();
-    h.run_steps(2);
+    settle(&mut h);
     let top = h.state().inspected().expect("inspector open");
     h.get_by_label("Yes, this person").click();
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().query().and_then(|q| q.verdict(top)), Some(facefind::gui::library::Verdict::Yes));
     h.key_press(egui::Key::Escape);
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), None);
 
     // Export the matches at the default threshold.
     h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.5);
-    h.run_steps(2);
+    settle(&mut h);
     let n = h.state().ranking().match_count(0.5);
     let out = tmp.path().join("export");
     type_into(&mut h, "export folder", &out.display().to_string());
@@ -484,12 +492,12 @@ fn people_name_merge_undo_move_and_reject() {
     let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the people", 30, |a| a.library().is_some_and(|l| l.people.len() == 3));
     h.get_by_label("People").click();
-    h.run_steps(2);
+    settle(&mut h);
     assert!(h.state().people_view());
 
     // name the first person (5 faces)
     h.get_all_by_label("person Unnamed · 5").next().unwrap().click();
-    h.run_steps(2);
+    settle(&mut h);
     assert!(h.state().query().is_some_and(|q| q.person.is_some()));
     type_into(&mut h, "person name", "Ann");
     h.get_by_label("Name").click();
@@ -498,11 +506,11 @@ fn people_name_merge_undo_move_and_reject() {
 
     // merge the 3-face person into Ann, then undo
     h.get_by_label("Back to people").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("person Unnamed · 3").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("Merge into…").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("Ann (5 photos)").click();
     wait(&mut h, "the merge", 30, |a| a.library().is_some_and(|l| l.people.len() == 2));
     assert_eq!(catalog_people(&catalog)[0], (Some("Ann".into()), 8));
@@ -514,11 +522,11 @@ fn people_name_merge_undo_move_and_reject() {
     // closed when it was merged away: the People view is on screen)
     assert!(h.state().query().is_none());
     h.get_by_label("person Ann · 5").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_all_by_label_contains("result 2 ").next().unwrap().click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_all_by_label("Move to…").next().unwrap().click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("New person").click();
     wait(&mut h, "the move", 30, |a| a.library().is_some_and(|l| l.people.len() == 4));
     assert_eq!(catalog_people(&catalog).iter().map(|p| p.1).collect::<Vec<_>>(), vec![5, 4, 3, 1]);
@@ -527,7 +535,7 @@ fn people_name_merge_undo_move_and_reject() {
     // face's new person may be Ann: asked as one question, and "No" keeps them apart for good
     h.key_press(egui::Key::Escape);
     h.get_by_label("Back to people").click();
-    h.run_steps(2);
+    settle(&mut h);
     wait(&mut h, "the question", 30, |a| a.library().is_some_and(|l| l.merges.len() == 1));
     assert!(h.state().library().unwrap().suggestions.is_empty(), "{:?}", h.state().library().unwrap().suggestions);
     h.get_by_label("No, Unnamed is not Ann").click();
@@ -556,7 +564,7 @@ fn two_answers_in_one_frame_are_both_saved() {
     let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the questions", 30, |a| a.library().is_some_and(|l| l.suggestions.len() >= 2));
     h.get_by_label("People").click();
-    h.run_steps(2);
+    settle(&mut h);
     let asked: usize = h.state().library().unwrap().suggestions.len();
     {
         let yes: Vec<_> = h.get_all_by_label("Yes").collect();
@@ -583,7 +591,7 @@ fn a_search_saved_as_a_person() {
     let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("face 0 in p00.jpg").click();
-    h.run_steps(2);
+    settle(&mut h);
     type_into(&mut h, "new person name", "Bob");
     h.get_by_label("Save 1 face as Bob").click();
     wait(&mut h, "the person", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Bob"))));
@@ -622,7 +630,7 @@ fn reopen_a_b_a_and_reload_while_indexing() {
         app.library().is_some_and(|l| !l.photos.is_empty()) || app.infos().iter().any(|i| i.contains("waiting"))
     });
     h.state_mut().open_folder(b.clone());
-    h.run_steps(2);
+    settle(&mut h);
     h.state_mut().open_folder(a.clone());
     wait(&mut h, "A to finish", 300, |app| !app.is_indexing() && app.library().is_some_and(|l| l.photos.len() == 40));
     assert_eq!(h.state().library().map(|l| l.folder.clone()), Some(a.clone()));
@@ -635,9 +643,9 @@ fn reopen_a_b_a_and_reload_while_indexing() {
     h.state_mut().open_folder(a.clone());
     h.run_steps(1);
     h.get_by_label("Settings").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("embed each face and its mirror image").click();
-    h.run_steps(2);
+    settle(&mut h);
     wait(&mut h, "A after the reload", 300, |app| !app.is_indexing() && app.library().is_some_and(|l| l.photos.len() == 40));
     assert_eq!(h.state().library().map(|l| l.folder.clone()), Some(a));
     assert!(h.state().errors().is_empty(), "{:?}", h.state().errors());
@@ -652,7 +660,7 @@ fn results_table_sorts_and_opens_a_photo_and_hidden_people_come_back() {
     let mut h = on_catalog(folder, catalog.clone(), tmp.path());
     wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("face 0 in p00.jpg").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("Table").click();
     h.run_steps(3);
     let first_row = |h: &Harness<'static, App>| {
@@ -670,25 +678,25 @@ fn results_table_sorts_and_opens_a_photo_and_hidden_people_come_back() {
     let id =
         |h: &Harness<'static, App>, name: &str| h.state().library().unwrap().photos.iter().find(|p| p.path == name.as_bytes()).unwrap().id;
     h.get_by_label_contains(" p03.jpg ").click();
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), Some(id(&h, "p03.jpg")));
     h.key_press(egui::Key::ArrowRight);
-    h.run_steps(2);
+    settle(&mut h);
     assert_eq!(h.state().inspected(), Some(id(&h, "p02.jpg")));
     h.key_press(egui::Key::Escape);
-    h.run_steps(2);
+    settle(&mut h);
 
     // hide Ann (from her search), then find her in the hidden table and show her again
     h.get_by_label("Back to album").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("People").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label_contains("person Ann").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("Hide").click();
     wait(&mut h, "Ann hidden", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.name.as_deref() == Some("Ann") && p.hidden)));
     h.get_by_label("Back to people").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("Hidden (1)").click();
     h.run_steps(10);
     h.get_by_label("Ann");
@@ -746,7 +754,7 @@ fn a_person_split_in_two_is_one_question() {
     let mut h = open(tmp.path());
     wait(&mut h, "the question", 30, |a| a.library().is_some_and(|l| !l.merges.is_empty()));
     h.get_by_label("People").click();
-    h.run_steps(2);
+    settle(&mut h);
     // her own faces are certain: not asked about
     assert!(h.state().library().unwrap().suggestions.iter().all(|s| {
         let l = h.state().library().unwrap();
@@ -768,7 +776,7 @@ fn a_person_split_in_two_is_one_question() {
     let mut h = open(tmp.path());
     wait(&mut h, "the question again", 30, |a| a.library().is_some_and(|l| !l.merges.is_empty()));
     h.get_by_label("People").click();
-    h.run_steps(2);
+    settle(&mut h);
     h.get_by_label("Yes, Unnamed is Ann").click();
     wait(&mut h, "the merge", 30, |a| a.library().is_some_and(|l| l.people.iter().any(|p| p.id == ann && p.faces == 5)));
     assert!(h.state().library().unwrap().people.iter().all(|p| p.id != split));
@@ -782,7 +790,7 @@ fn near_misses_are_offered_below_the_threshold() {
     let mut h = on_catalog(folder, catalog, tmp.path());
     wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.photos.len() == 12));
     h.get_by_label("face 0 in p00.jpg").click();
-    h.run_steps(2);
+    settle(&mut h);
     // at 0.5 every photo of identity 0 matches and the rest are far below: nothing to offer
     assert!(h.query_by_label_contains("more photos may be").is_none());
     // at 0.95 two photos match (scores 1.00, 0.96); the other three of identity 0 (0.93, 0.90,

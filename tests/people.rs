@@ -460,45 +460,83 @@ fn names_and_corrections_survive_reindexing() {
 
 /// A catalog with synthetic faces: `people[k]` photos of person k (one face each, embeddings
 /// around axis k), plus one photo with a face of person 0 and of person 1 together.
-fn synthetic(dir: &std::path::Path, people: &[usize]) -> Catalog {
-    use facefind::catalog::{FaceRecord, PhotoRecord, Status};
-    let mut cat = Catalog::open(&dir.join("s.sqlite")).unwrap();
-    let dim = 192;
-    let emb = |axis: usize, j: usize| {
-        let mut v = vec![0f32; dim];
-        v[axis] = 1.0;
-        v[100 + j % 50] = 0.3;
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.iter().map(|x| x / n).collect::<Vec<f32>>()
-    };
-    let face = |axis: usize, j: usize, x: f32| FaceRecord {
+/// A face of [`synthetic`]: towards `axis` (its person), a little towards `100 + j % 50`.
+fn synthetic_face(axis: usize, j: usize, x: f32) -> facefind::catalog::FaceRecord {
+    let mut v = vec![0f32; 192];
+    v[axis] = 1.0;
+    v[100 + j % 50] = 0.3;
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    facefind::catalog::FaceRecord {
         bbox: [x, 10.0, 80.0, 80.0],
         score: 0.99,
         landmarks: [0.0; 10],
-        embedding: emb(axis, j),
+        embedding: v.iter().map(|x| x / n).collect(),
         chip: vec![],
-    };
-    let photo = |name: String, faces: Vec<FaceRecord>| PhotoRecord {
-        path: name.clone().into_bytes(),
+    }
+}
+
+/// A photo of [`synthetic`].
+fn synthetic_photo(name: &str, faces: Vec<facefind::catalog::FaceRecord>) -> facefind::catalog::PhotoRecord {
+    facefind::catalog::PhotoRecord {
+        path: name.as_bytes().to_vec(),
         size: 1,
         mtime_ns: 1,
-        fingerprint: name.into_bytes(),
+        fingerprint: name.as_bytes().to_vec(),
         width: 400,
         height: 200,
-        status: Status::Faces,
+        status: facefind::catalog::Status::Faces,
         reason: None,
         thumbnail: vec![],
         faces,
-    };
+    }
+}
+
+fn synthetic(dir: &std::path::Path, people: &[usize]) -> Catalog {
+    let mut cat = Catalog::open(&dir.join("s.sqlite")).unwrap();
     let mut recs = Vec::new();
     for (k, &n) in people.iter().enumerate() {
         for j in 0..n {
-            recs.push(photo(format!("p{k}_{j}.jpg"), vec![face(k, j, 10.0)]));
+            recs.push(synthetic_photo(&format!("p{k}_{j}.jpg"), vec![synthetic_face(k, j, 10.0)]));
         }
     }
-    recs.push(photo("together.jpg".into(), vec![face(0, 99, 10.0), face(1, 99, 200.0)]));
+    recs.push(synthetic_photo("together.jpg", vec![synthetic_face(0, 99, 10.0), synthetic_face(1, 99, 200.0)]));
     cat.write_batch(&recs).unwrap();
     cat
+}
+
+/// Grouping after an index run looks at the new faces only: they join people, and form new
+/// people with each other and with earlier faces left unassigned; faces written by a run cut
+/// short before grouping are grouped by the next run, even when it changes nothing.
+#[test]
+fn grouping_is_incremental() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cat = synthetic(dir.path(), &[5, 4, 1]);
+    let p = Params::default();
+    assert_eq!(cat.group_people_if_needed(false, &p).unwrap().map(|s| (s.new_people, s.unassigned)), Some((2, 1)));
+    assert_eq!(cat.group_people_if_needed(false, &p).unwrap(), None, "nothing new: nothing to group");
+    let a = cat.people().unwrap()[0].id;
+    // a face the user takes out of a person is not grouped again on its own
+    let fa: Vec<i64> = cat.person_faces(a).unwrap().into_iter().map(|f| f.0).collect();
+    cat.reject_face(fa[0], a).unwrap();
+    // a later run writes three photos: one of person A, one of the lone face's person, a stranger
+    cat.write_batch(&[
+        synthetic_photo("new/p0.jpg", vec![synthetic_face(0, 7, 10.0)]),
+        synthetic_photo("new/p2.jpg", vec![synthetic_face(2, 8, 10.0)]),
+        synthetic_photo("new/p3.jpg", vec![synthetic_face(3, 9, 10.0)]),
+    ])
+    .unwrap();
+    let s = cat.group_people_if_needed(false, &p).unwrap().expect("new faces are grouped");
+    assert_eq!((s.assigned, s.new_people, s.unassigned), (1, 1, 2), "{s:?}");
+    let names: std::collections::HashMap<i64, String> =
+        cat.photos().unwrap().into_iter().map(|ph| (ph.id, String::from_utf8_lossy(&ph.path).into_owned())).collect();
+    let t = cat.face_table().unwrap();
+    let links = cat.face_links().unwrap();
+    let person_of = |name: &str| (0..t.len()).find(|&r| names[&t.photo_id(r)] == name).and_then(|r| links.get(&t.face_id(r)).map(|l| l.0));
+    assert_eq!(person_of("new/p0.jpg"), Some(a));
+    assert!(person_of("new/p2.jpg").is_some() && person_of("new/p2.jpg") == person_of("p2_0.jpg"));
+    assert_eq!(person_of("new/p3.jpg"), None);
+    assert!(!links.contains_key(&fa[0]), "the face the user took out stays out");
+    assert_eq!(cat.group_people_if_needed(false, &p).unwrap(), None);
 }
 
 /// Every row of the people tables, for before/after comparisons.
@@ -598,7 +636,12 @@ fn migrations_keep_every_row() {
             let _ = std::fs::remove_file(dir.path().join("s.sqlite-shm"));
         }
         let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute_batch("DROP TABLE rejections; DROP TABLE face_person; DROP TABLE people;").unwrap();
+        // as before schema 4: no people, never grouped, no record of which faces were
+        db.execute_batch(
+            "DROP TABLE rejections; DROP TABLE face_person; DROP TABLE people; DELETE FROM meta WHERE key='people_grouped';
+             DROP INDEX faces_ungrouped; ALTER TABLE faces DROP COLUMN ungrouped;",
+        )
+        .unwrap();
         if old == 1 {
             db.execute_batch("DROP TABLE pending_embed; ALTER TABLE faces DROP COLUMN chip;").unwrap();
         }

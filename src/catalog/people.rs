@@ -276,25 +276,58 @@ impl Catalog {
         rows.collect::<Sql<_>>().map_err(&e)
     }
 
-    /// Groups faces into people after an index run that `changed` the faces, or when the
-    /// catalog was never grouped; `None` when neither.
+    /// Groups faces into people after an index run that `changed` the catalog, when faces wait
+    /// to be grouped (a run cut short before grouping) or when the catalog was never grouped;
+    /// `None` when none of these.
     pub fn group_people_if_needed(&mut self, changed: bool, params: &Params) -> Result<Option<GroupSummary>, CatalogError> {
-        if !changed && self.meta("people_grouped")?.is_some() {
+        if !changed && self.meta("people_grouped")?.is_some() && self.ungrouped_faces()?.is_empty() {
             return Ok(None);
         }
-        let sum = self.group_people(params)?;
-        self.set_meta("people_grouped", "1")?;
-        Ok(Some(sum))
+        Ok(Some(self.group_people(params)?))
     }
 
-    /// Groups faces into people (see [`crate::people::plan`]): unassigned faces join existing
-    /// people or form new ones, in one transaction. Faces the user placed since the plan was
-    /// made keep their place. Unnamed people left with no faces are removed.
+    /// Faces written since people were last grouped.
+    fn ungrouped_faces(&self) -> Result<HashSet<i64>, CatalogError> {
+        let e = self.tx_err();
+        let mut st = self.conn.prepare("SELECT id FROM faces WHERE ungrouped = 1").map_err(&e)?;
+        let ids = st.query_map([], |r| r.get(0)).map_err(&e)?.collect::<Sql<_>>().map_err(&e)?;
+        Ok(ids)
+    }
+
+    /// Groups faces into people (see [`crate::people::plan_new`]), in one transaction: the
+    /// faces written since the last grouping join existing people or form new ones, with each
+    /// other and with the unassigned faces of earlier runs they come close to; a catalog never
+    /// grouped is grouped whole. Faces the user placed since the plan was made keep their place.
+    /// Unnamed people left with no faces are removed.
+    ///
+    /// Memory and time follow the new faces, not the library: people are compared by their
+    /// mean (summed from the 8-bit codes in memory), earlier faces by their codes; only the new
+    /// faces' exact embeddings are read.
     pub fn group_people(&mut self, params: &Params) -> Result<GroupSummary, CatalogError> {
+        let whole = self.meta("people_grouped")?.is_none();
+        let fresh = self.ungrouped_faces()?;
         let t = self.face_table()?;
-        let infos = self.face_infos(&t)?;
-        let emb = t.all_embeddings().map_err(|error| CatalogError::Io { path: self.faces_snapshot_path(), error })?;
-        let plan = people::plan(&emb, t.dim(), &infos, params);
+        let plan = if whole || !fresh.is_empty() {
+            let infos = self.face_infos(&t)?;
+            let open = |r: usize| infos[r].person.is_none() && infos[r].eligible(params);
+            let (new, pool): (Vec<usize>, Vec<usize>) =
+                (0..t.len()).filter(|&r| open(r)).partition(|&r| whole || fresh.contains(&t.face_id(r)));
+            let codes = t.codes();
+            let decoded = |rows: &[usize]| rows.iter().flat_map(|&r| codes.decode(r)).collect::<Vec<f32>>();
+            let people = people::person_stats(t.dim(), &infos, |r| std::borrow::Cow::Owned(codes.decode(r)));
+            let new_emb: Vec<f32> = new.iter().flat_map(|&r| t.embedding(r)).collect();
+            let pool_emb = decoded(&pool);
+            people::plan_new(
+                t.dim(),
+                &infos,
+                &people,
+                people::Rows { rows: &new, emb: &new_emb },
+                people::Rows { rows: &pool, emb: &pool_emb },
+                params,
+            )
+        } else {
+            people::Plan::default()
+        };
         let path = self.path.clone();
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;
@@ -333,6 +366,12 @@ impl Catalog {
             sum.unassigned = tx
                 .query_row("SELECT count(*) FROM faces WHERE id NOT IN (SELECT face_id FROM face_person)", [], |r| r.get::<_, i64>(0))
                 .map_err(e)? as usize;
+            // the faces seen here are grouped (one written meanwhile waits for the next run)
+            let mut done = tx.prepare_cached("UPDATE faces SET ungrouped = 0 WHERE id = ?1").map_err(e)?;
+            for id in &fresh {
+                done.execute([id]).map_err(e)?;
+            }
+            tx.execute("INSERT INTO meta(key, value) VALUES ('people_grouped', '1') ON CONFLICT(key) DO NOTHING", []).map_err(e)?;
         }
         tx.commit().map_err(e)?;
         Ok(sum)

@@ -11,7 +11,7 @@ use super::{path_bytes, CatalogError};
 /// Current schema. Versions 1–6 are migrated in place (1: no face chips, 2: no re-embedding
 /// queue, 3: no people, 4: no face generation, 5: no application id and no storage rule for
 /// people, 6: no "not the same person" pairs). A catalog whose version cannot be read is refused, never dropped.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// `PRAGMA application_id` of every facefind catalog ("FFND"), written when it is created (and
 /// into older catalogs when they are migrated): the mark that a SQLite file is ours to change.
@@ -372,6 +372,14 @@ fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
     let repaired = tx.execute(ONE_FACE_PER_PHOTO_REPAIR, [])?;
     tx.execute_batch(SCHEMA_6)?;
     tx.execute_batch(SCHEMA_7)?;
+    // schema 8: faces written since people were last grouped (grouping looks at these only);
+    // the faces of an older catalog count as grouped (a catalog never grouped is grouped whole)
+    let has_ungrouped: bool =
+        tx.query_row("SELECT count(*) > 0 FROM pragma_table_info('faces') WHERE name='ungrouped'", [], |r| r.get(0))?;
+    if !has_ungrouped {
+        tx.execute_batch("ALTER TABLE faces ADD COLUMN ungrouped INTEGER NOT NULL DEFAULT 0;")?;
+    }
+    tx.execute_batch("CREATE INDEX IF NOT EXISTS faces_ungrouped ON faces(id) WHERE ungrouped = 1;")?;
     Ok(repaired)
 }
 

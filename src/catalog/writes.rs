@@ -129,7 +129,7 @@ impl Catalog {
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;
         {
-            let mut up = tx.prepare_cached("UPDATE faces SET embedding=?1 WHERE id=?2").map_err(e)?;
+            let mut up = tx.prepare_cached("UPDATE faces SET embedding=?1, ungrouped=1 WHERE id=?2").map_err(e)?;
             for (id, emb) in faces {
                 up.execute(params![f32_blob(emb), id]).map_err(e)?;
             }
@@ -204,11 +204,11 @@ impl Catalog {
             let mut del = tx.prepare_cached("DELETE FROM faces WHERE id=?1").map_err(e)?;
             let mut unqueue = tx.prepare_cached("DELETE FROM pending_embed WHERE photo_id=?1").map_err(e)?;
             let mut ins = tx
-                .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+                .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip, ungrouped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)")
                 .map_err(e)?;
             let mut reuse = tx
                 .prepare_cached(
-                    "UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10 WHERE id=?1",
+                    "UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10, ungrouped=1 WHERE id=?1",
                 )
                 .map_err(e)?;
             for p in photos {

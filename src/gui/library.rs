@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::catalog::names::display_rel;
 use crate::catalog::people::Person;
@@ -245,6 +246,8 @@ pub const EXACT_BELOW_THRESHOLD: f32 = 0.1;
 /// filters, down to [`Ranking::exact_from`].
 #[derive(Debug, Clone)]
 pub struct Ranking {
+    /// The library ranked (`Hit::row` is a row of its table; the app's may be newer).
+    pub lib: Arc<Library>,
     /// Confirmed photos first, then by score, then rejected photos.
     pub results: Vec<Ranked>,
     /// Every photo's best score, in `results` order (for the histogram).
@@ -276,6 +279,7 @@ pub const HISTOGRAM_BIN: f32 = 0.02;
 impl Default for Ranking {
     fn default() -> Self {
         Self {
+            lib: Arc::default(),
             results: Vec::new(),
             scores: Vec::new(),
             vector: Vec::new(),
@@ -291,7 +295,7 @@ impl Default for Ranking {
 impl Ranking {
     /// The ranking for a threshold of `threshold` (exact down to [`EXACT_BELOW_THRESHOLD`]
     /// below it).
-    pub fn new(lib: &Library, query: &Query, threshold: f32) -> Self {
+    pub fn new(lib: &Arc<Library>, query: &Query, threshold: f32) -> Self {
         debug_assert!(lib.table.is_empty() || query.embedding.len() == lib.table.dim());
         let vector = query.vector(lib);
         let exact_from = threshold - EXACT_BELOW_THRESHOLD;
@@ -313,7 +317,7 @@ impl Ranking {
         let confirmed = results.partition_point(|r| r.verdict == Some(Verdict::Yes));
         let rejected = confirmed + results[confirmed..].partition_point(|r| r.verdict.is_none());
         let histogram = histogram(&scores, HISTOGRAM_BIN);
-        Self { results, scores, vector, exact_from, histogram, confirmed, rejected, serial: next_serial() }
+        Self { lib: lib.clone(), results, scores, vector, exact_from, histogram, confirmed, rejected, serial: next_serial() }
     }
 
     /// Photos just below `threshold` that stand apart from the rest (see
@@ -402,13 +406,9 @@ pub fn inside_folder(folder: &Path, dest: &Path) -> bool {
     resolved(dest).starts_with(resolved(folder))
 }
 
-pub fn export_photos(
-    lib: &Library,
-    ranking: &Ranking,
-    threshold: f32,
-    dest: &Path,
-    mode: ExportMode,
-) -> std::io::Result<(usize, Vec<String>)> {
+/// Copies (or links) the photos that match at `threshold` into `dest`.
+pub fn export_photos(ranking: &Ranking, threshold: f32, dest: &Path, mode: ExportMode) -> std::io::Result<(usize, Vec<String>)> {
+    let lib = &ranking.lib;
     if inside_folder(&lib.folder, dest) {
         return Err(std::io::Error::other(format!(
             "{} is inside the photo folder (facefind never writes into your photos)",
@@ -447,7 +447,8 @@ fn free_name(dir: &Path, name: &Path) -> PathBuf {
 
 /// Writes the ranking as CSV: path, score, face, box, match, verdict — every photo with a face,
 /// best first.
-pub fn write_csv(lib: &Library, ranking: &Ranking, threshold: f32, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn write_csv(ranking: &Ranking, threshold: f32, out: &mut dyn Write) -> std::io::Result<()> {
+    let lib = &ranking.lib;
     // `path_hex`: the file name's exact bytes when it is not UTF-8 (see catalog::names), else empty
     writeln!(out, "path,score,face,x,y,w,h,match,verdict,path_hex")?;
     for r in &ranking.results {
@@ -522,7 +523,7 @@ pub(crate) mod tests {
 
     #[test]
     fn ranking_and_threshold() {
-        let lib = synthetic(9);
+        let lib = Arc::new(synthetic(9));
         let q = Query::new("q".into(), Some(10), unit(0));
         let r = Ranking::new(&lib, &q, 0.5);
         assert_eq!(r.results.len(), 9);
@@ -537,7 +538,7 @@ pub(crate) mod tests {
 
     #[test]
     fn verdicts_move_results_and_change_the_query() {
-        let lib = synthetic(9);
+        let lib = Arc::new(synthetic(9));
         let mut q = Query::new("q".into(), Some(10), unit(0));
         q.set_verdict(4, 40, Some(Verdict::No));
         q.set_verdict(2, 20, Some(Verdict::Yes));
@@ -565,10 +566,11 @@ pub(crate) mod tests {
     fn csv_quotes_paths_and_keeps_names_that_are_not_utf8() {
         let mut lib = synthetic(2);
         lib.photos[1].path = b"caf\xe9.jpg".to_vec();
+        let lib = Arc::new(lib);
         let q = Query::new("q".into(), None, unit(0));
         let r = Ranking::new(&lib, &q, 0.5);
         let mut out = Vec::new();
-        write_csv(&lib, &r, 0.5, &mut out).unwrap();
+        write_csv(&r, 0.5, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "path,score,face,x,y,w,h,match,verdict,path_hex");
@@ -601,8 +603,9 @@ pub(crate) mod tests {
         }
         let mut lib = synthetic(1);
         lib.folder = photos.clone();
+        let lib = Arc::new(lib);
         let r = Ranking::new(&lib, &Query::new("q".into(), None, unit(0)), 0.5);
-        let err = export_photos(&lib, &r, -1.0, &d.path().join("link-to-photos/exported"), ExportMode::Copy).unwrap_err();
+        let err = export_photos(&r, -1.0, &d.path().join("link-to-photos/exported"), ExportMode::Copy).unwrap_err();
         assert!(err.to_string().contains("inside the photo folder"), "{err}");
         assert!(!photos.join("exported").exists());
     }
@@ -618,8 +621,8 @@ pub(crate) mod tests {
         }
         std::fs::write(dest.path().join("p000, \"x\".jpg"), b"keep").unwrap();
         let q = Query::new("q".into(), None, unit(0));
-        let r = Ranking::new(&lib, &q, 0.5);
-        let (n, failed) = export_photos(&lib, &r, -1.0, dest.path(), ExportMode::Copy).unwrap();
+        let r = Ranking::new(&Arc::new(lib), &q, 0.5);
+        let (n, failed) = export_photos(&r, -1.0, dest.path(), ExportMode::Copy).unwrap();
         assert_eq!((n, failed.len()), (2, 0));
         assert_eq!(std::fs::read(dest.path().join("p000, \"x\".jpg")).unwrap(), b"keep");
         assert!(dest.path().join("p000, \"x\"-2.jpg").exists());

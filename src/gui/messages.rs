@@ -138,6 +138,10 @@ impl App {
                     self.face_pick = Some(FacePick { path, faces });
                 }
             }
+            Msg::Ranked { seq, ranking } if seq == self.rank_seq => {
+                self.ranking = *ranking;
+                self.ranked_seq = seq;
+            }
             Msg::QueryFailed { seq, path, error } if seq == self.query_seq => {
                 self.awaiting_file = None;
                 self.error(format!("query from {}: {error}", path.display()));
@@ -264,7 +268,7 @@ impl App {
                 self.error("export into a folder outside the photo folder (facefind never writes into your photos)");
                 return;
             }
-            self.out.export(f.lib.clone(), self.ranking.clone(), self.threshold, dest, self.export_mode, photos);
+            self.out.export(self.ranking.clone(), self.threshold, dest, self.export_mode, photos);
         }
     }
 }

@@ -167,6 +167,9 @@ pub struct App {
     selected: Option<i64>,
     query: Option<(Query, QueryChip)>,
     ranking: Ranking,
+    /// The newest ranking asked for, and the one `ranking` is (they differ while one is made).
+    rank_seq: u64,
+    ranked_seq: u64,
     /// The results table's sort and row order.
     table: tables::ResultsTable,
     threshold: f32,
@@ -234,6 +237,8 @@ impl App {
             selected: None,
             query: None,
             ranking: Ranking::default(),
+            rank_seq: 0,
+            ranked_seq: 0,
             table: Default::default(),
             threshold,
             inspect: None,
@@ -500,20 +505,32 @@ impl App {
         self.query = Some((q, chip));
         self.threshold = self.prefs.threshold;
         self.inspect = None;
+        // the last query's results are not this one's
+        self.ranking = Ranking::default();
         self.rerank();
     }
 
+    /// Ranks the library for the query again, off the UI thread; until the new ranking comes
+    /// the last one stays on screen ([`App::ranking_pending`]).
     fn rerank(&mut self) {
-        self.ranking = match (&self.folder, &self.query) {
-            (Some(f), Some((q, _))) => Ranking::new(&f.lib, q, self.threshold),
-            _ => Ranking::default(),
-        };
+        self.rank_seq += 1;
+        match (&self.folder, &self.query) {
+            (Some(f), Some((q, _))) => self.out.rank(f.lib.clone(), q.clone(), self.threshold, self.rank_seq),
+            _ => {
+                self.ranking = Ranking::default();
+                self.ranked_seq = self.rank_seq;
+            }
+        }
+    }
+
+    /// A ranking is being made (the one shown is older).
+    pub fn ranking_pending(&self) -> bool {
+        self.ranked_seq != self.rank_seq
     }
 
     fn set_verdict(&mut self, photo_id: i64, verdict: Option<Verdict>) {
         let Some(pos) = self.ranking.position(photo_id) else { return };
-        let Some(lib) = self.library() else { return };
-        let face_id = lib.table.face_id(self.ranking.results[pos].hit.row);
+        let face_id = self.ranking.lib.table.face_id(self.ranking.results[pos].hit.row);
         if let Some((q, _)) = &mut self.query {
             q.set_verdict(photo_id, face_id, verdict);
         }

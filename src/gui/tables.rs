@@ -172,7 +172,11 @@ fn header(ui: &mut egui::Ui, (sort, descending): (SortBy, bool), by: SortBy, lab
 /// The results as a table: rank, score, verdict, file name and folder; click a header to sort,
 /// a row to inspect the photo.
 pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
-    let Some(lib) = app.folder.as_ref().map(|f| f.lib.clone()) else { return };
+    if app.folder.is_none() {
+        return;
+    }
+    // the ranking's rows are rows of the library it ranked
+    let lib = app.ranking.lib.clone();
     let thr = app.threshold;
     let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(thr) };
     let mut table = std::mem::take(&mut app.table);

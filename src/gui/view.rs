@@ -457,9 +457,15 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let total = app.ranking.results.len();
     ui.add(egui::Slider::new(&mut app.threshold, -0.2..=1.0).step_by(0.01).fixed_decimals(2).text("threshold"))
         .on_hover_text("Cosine similarity of a photo's best face to the query at or above which it counts as a match");
-    if app.threshold < app.ranking.exact_from {
+    if app.threshold < app.ranking.exact_from && !app.ranking_pending() {
         // scores this low were approximate: rank again, exact down to the new threshold
         app.rerank();
+    }
+    if app.ranking_pending() {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("Ranking…");
+        });
     }
     let n = app.ranking.match_count(app.threshold);
     ui.label(egui::RichText::new(format!("{n} photo{} ≥ {:.2}", if n == 1 { "" } else { "s" }, app.threshold)).size(18.0).strong());
@@ -537,10 +543,11 @@ fn histogram(app: &mut App, ui: &mut egui::Ui) {
 }
 
 fn results_grid(app: &mut App, ui: &mut egui::Ui) {
-    let lib = match &app.folder {
-        Some(f) => f.lib.clone(),
-        None => return,
-    };
+    if app.folder.is_none() {
+        return;
+    }
+    // the ranking's rows are rows of the library it ranked
+    let lib = app.ranking.lib.clone();
     let thr = app.threshold;
     let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(thr) };
     if shown == 0 {

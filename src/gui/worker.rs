@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use super::library::{self, ExportMode, Library, Ranking};
+use super::library::{self, ExportMode, Library, Query, Ranking};
 use crate::catalog::people::Undo;
 use crate::catalog::{Catalog, CatalogError};
 use crate::index::{self, Event, Summary};
@@ -97,6 +97,11 @@ pub enum Msg {
         seq: u64,
         path: PathBuf,
         error: String,
+    },
+    /// The ranking asked for as request `seq` ([`Outbox::rank`]).
+    Ranked {
+        seq: u64,
+        ranking: Box<Ranking>,
     },
     Picked(Pick, PathBuf),
     /// No file dialog could be shown (no desktop portal, no zenity): ask for a typed path.
@@ -386,6 +391,15 @@ impl Outbox {
         });
     }
 
+    /// Ranks `lib` for `query` at `threshold` (see [`Ranking::new`]) off the UI thread, as
+    /// ranking request `seq`: a million photos take longer than a frame.
+    pub fn rank(&self, lib: Arc<Library>, query: Query, threshold: f32, seq: u64) {
+        self.spawn("rank", move |out| {
+            let ranking = Box::new(Ranking::new(&lib, &query, threshold));
+            out.send(Msg::Ranked { seq, ranking });
+        });
+    }
+
     /// Detects and embeds every face of a photo from anywhere on disk, for query request `seq`.
     pub fn query_file(&self, p: Arc<Pipeline>, path: PathBuf, seq: u64) {
         self.spawn("query", move |out| {
@@ -409,11 +423,11 @@ impl Outbox {
     }
 
     /// Copies or links the matches into `dest` and writes a CSV of the ranking beside them.
-    pub fn export(&self, lib: Arc<Library>, ranking: Ranking, threshold: f32, dest: PathBuf, mode: ExportMode, photos: bool) {
+    pub fn export(&self, ranking: Ranking, threshold: f32, dest: PathBuf, mode: ExportMode, photos: bool) {
         self.spawn("export", move |out| {
             let result = (|| -> anyhow::Result<String> {
                 if photos {
-                    let (n, failed) = library::export_photos(&lib, &ranking, threshold, &dest, mode)?;
+                    let (n, failed) = library::export_photos(&ranking, threshold, &dest, mode)?;
                     for f in &failed {
                         out.send(Msg::Error(format!("export: {f}")));
                     }
@@ -426,7 +440,7 @@ impl Outbox {
                         .find(|p| !p.exists())
                         .unwrap_or_else(|| dest.join("facefind-results.csv"));
                     let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
-                    library::write_csv(&lib, &ranking, threshold, &mut w)?;
+                    library::write_csv(&ranking, threshold, &mut w)?;
                     std::io::Write::flush(&mut w)?;
                     Ok(format!("saved {}", file.display()))
                 }

@@ -23,40 +23,52 @@ const COL_BLOCK: usize = 4096;
 /// For every row of `emb` (n × dim, unit rows), its `k` most similar other rows with cosine at
 /// least `floor`, most similar first.
 pub fn knn(emb: &[f32], dim: usize, k: usize, floor: f32) -> Vec<Vec<(u32, f32)>> {
-    let n = emb.len().checked_div(dim).unwrap_or(0);
-    assert_eq!(n * dim, emb.len(), "embedding matrix is not n × dim");
-    if n == 0 || k == 0 {
+    nearest(emb, emb, dim, k, floor, true)
+}
+
+/// For every row of `rows` (n × dim), its `k` largest dot products with the rows of `cols`
+/// (m × dim) that are at least `floor`, largest first, as (column, score).
+pub fn knn_between(rows: &[f32], cols: &[f32], dim: usize, k: usize, floor: f32) -> Vec<Vec<(u32, f32)>> {
+    nearest(rows, cols, dim, k, floor, false)
+}
+
+/// [`knn_between`]; with `same` (`rows` is `cols`) a row is not its own neighbour.
+fn nearest(rows: &[f32], cols: &[f32], dim: usize, k: usize, floor: f32, same: bool) -> Vec<Vec<(u32, f32)>> {
+    let n = rows.len().checked_div(dim).unwrap_or(0);
+    let m = cols.len().checked_div(dim).unwrap_or(0);
+    assert!(n * dim == rows.len() && m * dim == cols.len(), "embedding matrices are not n × dim");
+    if n == 0 || k == 0 || m == 0 {
         return vec![Vec::new(); n];
     }
     let blocks: Vec<usize> = (0..n).step_by(ROW_BLOCK).collect();
     blocks
         .par_iter()
         .flat_map_iter(|&r0| {
-            let m = ROW_BLOCK.min(n - r0);
-            let mut best: Vec<Vec<(u32, f32)>> = vec![Vec::with_capacity(k + 1); m];
-            let mut scores = vec![0f32; m * COL_BLOCK];
-            for c0 in (0..n).step_by(COL_BLOCK) {
-                let w = COL_BLOCK.min(n - c0);
-                // rows r0.. of `emb` (m × dim) times rows c0.. read as a dim × w matrix
+            let h = ROW_BLOCK.min(n - r0);
+            let mut best: Vec<Vec<(u32, f32)>> = vec![Vec::with_capacity(k + 1); h];
+            let mut scores = vec![0f32; h * COL_BLOCK];
+            for c0 in (0..m).step_by(COL_BLOCK) {
+                let w = COL_BLOCK.min(m - c0);
+                // rows r0.. (h × dim) times columns c0.. read as a dim × w matrix
                 matmul_strided(
-                    m,
+                    h,
                     w,
                     dim,
                     &mut scores,
                     (w, 1),
                     false,
-                    &emb[r0 * dim..(r0 + m) * dim],
+                    &rows[r0 * dim..(r0 + h) * dim],
                     (dim, 1),
-                    &emb[c0 * dim..(c0 + w) * dim],
+                    &cols[c0 * dim..(c0 + w) * dim],
                     (1, dim),
                 )
-                .expect("both blocks lie inside the n × dim matrix checked above");
+                .expect("both blocks lie inside the matrices checked above");
                 for (i, b) in best.iter_mut().enumerate() {
                     let row = &scores[i * w..(i + 1) * w];
                     let mut kth = if b.len() == k { b[k - 1].1 } else { floor };
                     for (j, &s) in row.iter().enumerate() {
                         // `>=` keeps the floor itself; the kth best only rises
-                        if s >= kth && c0 + j != r0 + i && (b.len() < k || s > kth) {
+                        if s >= kth && !(same && c0 + j == r0 + i) && (b.len() < k || s > kth) {
                             let pos = b.partition_point(|&(_, t)| t >= s);
                             b.insert(pos, ((c0 + j) as u32, s));
                             b.truncate(k);
@@ -356,6 +368,21 @@ mod tests {
         }
         // ties in f32 sums may swap equal neighbours; nearly every row must agree exactly
         assert!(same >= 4790, "{same} of 4800 rows agree");
+        // rows against other rows: the first 300 against the other 4,500 (a row's own column
+        // is no longer there to skip)
+        let (rows, cols) = emb.split_at(300 * 16);
+        let between = knn_between(rows, cols, 16, 5, 0.1);
+        let mut same = 0;
+        for (i, g) in between.iter().enumerate() {
+            let mut all: Vec<(u32, f32)> = (0..4500)
+                .map(|j| (j as u32, rows[i * 16..(i + 1) * 16].iter().zip(&cols[j * 16..(j + 1) * 16]).map(|(a, b)| a * b).sum()))
+                .filter(|p: &(u32, f32)| p.1 >= 0.1)
+                .collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1));
+            all.truncate(5);
+            same += (g.iter().map(|p| p.0).collect::<Vec<_>>() == all.iter().map(|p| p.0).collect::<Vec<_>>()) as usize;
+        }
+        assert!(same >= 297, "{same} of 300 rows agree");
     }
 
     #[test]

@@ -173,20 +173,55 @@ pub fn best_person(people: &[PersonStats], e: &[f32], photo: i64, rejected: &[i6
     best.map(|(id, s)| (id, s, s - second))
 }
 
-/// New faces of one photo (rows `rows` of `emb`) placed with existing people: each face that
-/// clearly matches a person joins it; of several faces of the photo matching one person only
-/// the best joins. Returns (row, person).
-pub fn assign(people: &[PersonStats], emb: &[f32], dim: usize, faces: &[FaceInfo], rows: &[usize], p: &Params) -> Vec<(usize, i64)> {
+/// Some rows of a face list with their vectors: row `rows[i]` is `emb[i * dim..(i + 1) * dim]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    pub rows: &'a [usize],
+    pub emb: &'a [f32],
+}
+
+impl Rows<'_> {
+    /// No rows.
+    pub const NONE: Rows<'static> = Rows { rows: &[], emb: &[] };
+
+    fn vector(&self, i: usize, dim: usize) -> &[f32] {
+        &self.emb[i * dim..(i + 1) * dim]
+    }
+}
+
+/// People compared per face when placing it: the best of them that the face may join wins
+/// (were all of them ruled out, the face waits for the user).
+const PEOPLE_COMPARED: usize = 16;
+
+/// Faces among `new` that are unassigned and eligible, placed with existing people: each face
+/// that clearly matches a person joins it; of several faces of one photo matching one person
+/// only the best joins. Returns (row, person).
+pub fn assign(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows, p: &Params) -> Vec<(usize, i64)> {
+    assert_eq!(new.emb.len(), new.rows.len() * dim);
+    let open: Vec<usize> = (0..new.rows.len()).filter(|&i| faces[new.rows[i]].person.is_none() && faces[new.rows[i]].eligible(p)).collect();
+    if open.is_empty() || people.is_empty() {
+        return Vec::new();
+    }
+    let queries: Vec<f32> = open.iter().flat_map(|&i| new.vector(i, dim).iter().copied()).collect();
+    // a face's mean cosine with a person is its dot product with the person's mean
+    let means: Vec<f32> = people.iter().flat_map(|s| s.sum.iter().map(move |x| x / s.count.max(1) as f32)).collect();
+    let near = cluster::knn_between(&queries, &means, dim, PEOPLE_COMPARED, f32::NEG_INFINITY);
     let mut out: Vec<(usize, i64, f32)> = Vec::new();
-    for &r in rows {
-        let f = &faces[r];
-        if f.person.is_some() || !f.eligible(p) {
-            continue;
-        }
-        if let Some((id, s, margin)) = best_person(people, &emb[r * dim..(r + 1) * dim], f.photo, &f.rejected) {
-            if s >= p.assign && margin >= p.margin {
-                out.push((r, id, s));
-            }
+    for (&i, list) in open.iter().zip(&near) {
+        let f = &faces[new.rows[i]];
+        let mut allowed = list.iter().filter(|&&(j, _)| {
+            let s = &people[j as usize];
+            !f.rejected.contains(&s.id) && !s.photos.contains(&f.photo)
+        });
+        let Some(&(best, s)) = allowed.next() else { continue };
+        // the next person it may join; past the list, no more than the list's last score
+        let second = match allowed.next() {
+            Some(&(_, t)) => t,
+            None if list.len() == PEOPLE_COMPARED && people.len() > PEOPLE_COMPARED => list[PEOPLE_COMPARED - 1].1,
+            None => f32::NEG_INFINITY,
+        };
+        if s >= p.assign && s - second >= p.margin {
+            out.push((new.rows[i], people[best as usize].id, s));
         }
     }
     // one face per (photo, person): the best one
@@ -209,18 +244,47 @@ pub struct Plan {
 
 /// Places every unassigned eligible face (rows of `emb`, one per `faces` entry): with an
 /// existing person when it clearly matches one, else in a new person when it groups with at
-/// least `min_faces - 1` other such faces.
+/// least `min_faces - 1` other such faces. The whole library's grouping, as
+/// [`plan_new`] with every face new.
 pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
     assert_eq!(emb.len(), faces.len() * dim);
     let people = person_stats(dim, faces, row_vectors(emb, dim));
     let rows: Vec<usize> = (0..faces.len()).collect();
-    let assign = assign(&people, emb, dim, faces, &rows, p);
+    plan_new(dim, faces, &people, Rows { rows: &rows, emb }, Rows::NONE, p)
+}
+
+/// Places the unassigned eligible faces among `new` (incremental grouping: only what an index
+/// run added is looked at): each joins an existing person (`people`) when it clearly matches
+/// one; the rest are clustered with each other and with the faces of `pool` (the unassigned
+/// faces of earlier runs) that come within [`Params::floor`] of them, and every group of at
+/// least `min_faces` becomes a new person. `new` and `pool` hold different rows.
+pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Rows, pool: Rows, p: &Params) -> Plan {
+    assert_eq!(pool.emb.len(), pool.rows.len() * dim);
+    let assign = assign(people, dim, faces, new, p);
     let placed: HashSet<usize> = assign.iter().map(|a| a.0).collect();
-    let rest: Vec<usize> =
-        (0..faces.len()).filter(|&r| faces[r].person.is_none() && faces[r].eligible(p) && !placed.contains(&r)).collect();
-    let mut sub = Vec::with_capacity(rest.len() * dim);
-    for &r in &rest {
-        sub.extend_from_slice(&emb[r * dim..(r + 1) * dim]);
+    let open = |r: usize| faces[r].person.is_none() && faces[r].eligible(p) && !placed.contains(&r);
+    let (mut rest, mut sub) = (Vec::new(), Vec::new());
+    for (i, &r) in new.rows.iter().enumerate() {
+        if open(r) {
+            rest.push(r);
+            sub.extend_from_slice(new.vector(i, dim));
+        }
+    }
+    if rest.is_empty() {
+        return Plan { assign, new_people: Vec::new() };
+    }
+    if !pool.rows.is_empty() {
+        let mut near: Vec<u32> = cluster::knn_between(&sub, pool.emb, dim, p.k, p.floor).into_iter().flatten().map(|(j, _)| j).collect();
+        near.sort_unstable();
+        near.dedup();
+        let mut seen: HashSet<usize> = rest.iter().copied().collect();
+        for j in near {
+            let r = pool.rows[j as usize];
+            if open(r) && seen.insert(r) {
+                rest.push(r);
+                sub.extend_from_slice(pool.vector(j as usize, dim));
+            }
+        }
     }
     let items: Vec<cluster::Item> =
         rest.iter().map(|&r| cluster::Item { photo: faces[r].photo, person: None, rejected: faces[r].rejected.clone() }).collect();
@@ -230,7 +294,14 @@ pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
     for (i, l) in labels.into_iter().enumerate() {
         groups.entry(l).or_default().push(rest[i]);
     }
-    let mut new_people: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() >= p.min_faces.max(1)).collect();
+    let mut new_people: Vec<Vec<usize>> = groups
+        .into_values()
+        .filter(|g| g.len() >= p.min_faces.max(1))
+        .map(|mut g| {
+            g.sort_unstable();
+            g
+        })
+        .collect();
     new_people.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
     Plan { assign, new_people }
 }
@@ -348,7 +419,69 @@ mod tests {
         faces[0].person = Some((7, Source::User));
         let emb: Vec<f32> = [around(0, 0.0), around(0, 0.1), around(0, 0.2)].concat();
         let stats = person_stats(4, &faces, row_vectors(&emb, 4));
-        assert_eq!(assign(&stats, &emb, 4, &faces, &[1, 2], &Params::default()), vec![(1, 7)]);
+        let new = Rows { rows: &[1, 2], emb: &emb[4..] };
+        assert_eq!(assign(&stats, 4, &faces, new, &Params::default()), vec![(1, 7)]);
+    }
+
+    #[test]
+    fn new_faces_join_people_and_the_earlier_faces_they_meet() {
+        // person 1: faces 0, 1 (axis 0); earlier unassigned faces: 2 (axis 1), 6 (axis 2, in
+        // photo 50), 7 (axis 1) and 8 (axis 0, tiny);
+        // new faces: 3 (axis 0), 4 (axis 1), 5 (axis 2, in photo 50 like 6)
+        let mut faces: Vec<FaceInfo> = (0..9).map(|i| face(i, i)).collect();
+        faces[0].person = Some((1, Source::User));
+        faces[1].person = Some((1, Source::Auto));
+        faces[5].photo = 50;
+        faces[6].photo = 50;
+        faces[8].size_px = 10.0;
+        let axes = [0, 0, 1, 0, 1, 2, 2, 1, 0];
+        let emb: Vec<f32> = axes.iter().enumerate().flat_map(|(i, &a)| around(a, 0.05 * (i % 4) as f32)).collect();
+        let rows = |rs: &[usize]| -> Vec<f32> { rs.iter().flat_map(|&r| emb[r * 4..r * 4 + 4].to_vec()).collect() };
+        let people = person_stats(4, &faces, row_vectors(&emb, 4));
+        let (new, pool) = ([3, 4, 5], [2, 6, 7, 8]);
+        let (ne, pe) = (rows(&new), rows(&pool));
+        let grown = plan_new(4, &faces, &people, Rows { rows: &new, emb: &ne }, Rows { rows: &pool, emb: &pe }, &Params::default());
+        assert_eq!(grown.assign, vec![(3, 1)]);
+        // 4 meets 2 and 7; 5 cannot join 6 (one photo); 8 is too small to be grouped
+        assert_eq!(grown.new_people, vec![vec![2, 4, 7]]);
+        // the same faces grouped whole give the same people
+        let whole = plan(&emb, 4, &faces, &Params::default());
+        assert_eq!(whole.assign, vec![(3, 1)]);
+        assert_eq!(whole.new_people, vec![vec![2, 4, 7]]);
+        // with nothing new, nothing happens, however many earlier faces wait
+        let none = plan_new(4, &faces, &people, Rows::NONE, Rows { rows: &pool, emb: &pe }, &Params::default());
+        assert_eq!(none, Plan::default());
+    }
+
+    #[test]
+    fn a_face_may_join_only_people_it_is_allowed_to_among_many() {
+        // 40 people, each one face on its own direction (dim 64); the new face matches person 0
+        // best but was rejected from it, and person 1 next, whose photo it shares: it joins 2
+        let dim = 64;
+        let unit = |a: usize, b: usize, t: f32| -> Vec<f32> {
+            let mut v = vec![0.0; dim];
+            v[a] = (1.0 - t * t).sqrt();
+            v[b] += t;
+            v
+        };
+        let mut faces: Vec<FaceInfo> = (0..41).map(|i| face(i, i)).collect();
+        let mut emb: Vec<f32> = Vec::new();
+        for p in 0..40 {
+            faces[p].person = Some((100 + p as i64, Source::User));
+            emb.extend(unit(p, 63, 0.0));
+        }
+        // the new face: mostly towards 0, 1 and 2 (in that order)
+        let mut v = vec![0.0; dim];
+        (v[0], v[1], v[2]) = (0.75, 0.6, 0.27);
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        emb.extend(&v);
+        faces[40].rejected = vec![100];
+        faces[40].photo = 1; // person 101's photo
+        let people = person_stats(dim, &faces, row_vectors(&emb, dim));
+        let p = Params { assign: 0.2, margin: 0.0, ..Params::default() };
+        let got = assign(&people, dim, &faces, Rows { rows: &[40], emb: &v }, &p);
+        assert_eq!(got, vec![(40, 102)]);
     }
 
     #[test]
