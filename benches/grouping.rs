@@ -25,7 +25,7 @@ const PEOPLE: usize = 5_000;
 
 /// Photo `i`'s faces: (truth label, embedding). Strangers get labels above every person's.
 fn photo_faces(i: usize, centres: &[f32]) -> Vec<(usize, Vec<f32>)> {
-    let mut r = Rng::stream(21, i as u64, 0);
+    let mut r = Rng::stream(21, 0, i as u64);
     let sigma = 0.8 / (DIM as f32).sqrt();
     let mut out: Vec<(usize, Vec<f32>)> = Vec::new();
     for k in 0..1 + i % 2 {
@@ -53,7 +53,7 @@ fn photo_faces(i: usize, centres: &[f32]) -> Vec<(usize, Vec<f32>)> {
 fn centres() -> Vec<f32> {
     (0..PEOPLE)
         .flat_map(|p| {
-            let mut r = Rng::stream(20, p as u64, 0);
+            let mut r = Rng::stream(20, 0, p as u64);
             let mut v: Vec<f32> = (0..DIM).map(|_| r.normal()).collect();
             let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter_mut().for_each(|x| *x /= n);

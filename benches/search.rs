@@ -46,7 +46,7 @@ fn main() {
     let centres: Vec<f32> = (0..people)
         .into_par_iter()
         .flat_map_iter(|p| {
-            let mut r = Rng::stream(7, p as u64, 0);
+            let mut r = Rng::stream(7, 0, p as u64);
             let mut v: Vec<f32> = (0..DIM).map(|_| r.normal()).collect();
             unit(&mut v);
             v
@@ -56,7 +56,7 @@ fn main() {
     let embeddings: Vec<f32> = (0..faces)
         .into_par_iter()
         .flat_map_iter(|i| {
-            let mut r = Rng::stream(8, i as u64, 0);
+            let mut r = Rng::stream(8, 0, i as u64);
             let p = r.below(people);
             let mut v: Vec<f32> = centres[p * DIM..(p + 1) * DIM].iter().map(|c| c + sigma * r.normal()).collect();
             unit(&mut v);

@@ -639,7 +639,7 @@ fn migrations_keep_every_row() {
         // as before schema 4: no people, never grouped, no record of which faces were
         db.execute_batch(
             "DROP TABLE rejections; DROP TABLE face_person; DROP TABLE people; DELETE FROM meta WHERE key='people_grouped';
-             DROP INDEX faces_ungrouped; ALTER TABLE faces DROP COLUMN ungrouped;",
+             DROP TABLE ungrouped;",
         )
         .unwrap();
         if old == 1 {

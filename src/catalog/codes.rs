@@ -152,7 +152,7 @@ pub(crate) mod tests {
     pub(crate) fn random_units(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut out = Vec::with_capacity(n * dim);
         for i in 0..n {
-            let mut r = crate::util::rng::Rng::stream(seed, i as u64, 0);
+            let mut r = crate::util::rng::Rng::stream(seed, 0, i as u64);
             let v: Vec<f32> = (0..dim).map(|_| r.normal()).collect();
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             out.extend(v.iter().map(|x| x / norm));

@@ -280,7 +280,8 @@ impl Catalog {
     /// to be grouped (a run cut short before grouping) or when the catalog was never grouped;
     /// `None` when none of these.
     pub fn group_people_if_needed(&mut self, changed: bool, params: &Params) -> Result<Option<GroupSummary>, CatalogError> {
-        if !changed && self.meta("people_grouped")?.is_some() && self.ungrouped_faces()?.is_empty() {
+        let waiting: bool = self.conn.query_row("SELECT EXISTS (SELECT 1 FROM ungrouped)", [], |r| r.get(0)).map_err(self.tx_err())?;
+        if !changed && !waiting && self.meta("people_grouped")?.is_some() {
             return Ok(None);
         }
         Ok(Some(self.group_people(params)?))
@@ -289,7 +290,7 @@ impl Catalog {
     /// Faces written since people were last grouped.
     fn ungrouped_faces(&self) -> Result<HashSet<i64>, CatalogError> {
         let e = self.tx_err();
-        let mut st = self.conn.prepare("SELECT id FROM faces WHERE ungrouped = 1").map_err(&e)?;
+        let mut st = self.conn.prepare("SELECT face_id FROM ungrouped").map_err(&e)?;
         let ids = st.query_map([], |r| r.get(0)).map_err(&e)?.collect::<Sql<_>>().map_err(&e)?;
         Ok(ids)
     }
@@ -300,9 +301,10 @@ impl Catalog {
     /// grouped is grouped whole. Faces the user placed since the plan was made keep their place.
     /// Unnamed people left with no faces are removed.
     ///
-    /// Memory and time follow the new faces, not the library: people are compared by their
-    /// mean (summed from the 8-bit codes in memory), earlier faces by their codes; only the new
-    /// faces' exact embeddings are read.
+    /// The work is the new faces against the people and against the unassigned faces: people
+    /// are compared by their means (summed from the face table's 8-bit codes, in memory),
+    /// earlier faces by their codes; only the new faces' exact embeddings are read, and nothing
+    /// is clustered but the new faces and the earlier faces near them.
     pub fn group_people(&mut self, params: &Params) -> Result<GroupSummary, CatalogError> {
         let whole = self.meta("people_grouped")?.is_none();
         let fresh = self.ungrouped_faces()?;
@@ -337,6 +339,7 @@ impl Catalog {
                 .prepare_cached(
                     "INSERT OR IGNORE INTO face_person(face_id, person_id, source)
                      SELECT ?1, ?2, 'auto' WHERE EXISTS (SELECT 1 FROM people WHERE id=?2) AND EXISTS (SELECT 1 FROM faces WHERE id=?1)
+                     AND NOT EXISTS (SELECT 1 FROM rejections WHERE face_id=?1 AND person_id=?2)
                      AND NOT EXISTS (SELECT 1 FROM faces f JOIN face_person fp ON fp.face_id = f.id
                                      WHERE f.photo_id = (SELECT photo_id FROM faces WHERE id=?1) AND f.id != ?1 AND fp.person_id=?2)",
                 )
@@ -366,9 +369,10 @@ impl Catalog {
             sum.unassigned = tx
                 .query_row("SELECT count(*) FROM faces WHERE id NOT IN (SELECT face_id FROM face_person)", [], |r| r.get::<_, i64>(0))
                 .map_err(e)? as usize;
-            // the faces seen here are grouped (one written meanwhile waits for the next run)
-            let mut done = tx.prepare_cached("UPDATE faces SET ungrouped = 0 WHERE id = ?1").map_err(e)?;
-            for id in &fresh {
+            // the faces looked at here are grouped (one written meanwhile, or not in the table
+            // yet, waits for the next run)
+            let mut done = tx.prepare_cached("DELETE FROM ungrouped WHERE face_id = ?1").map_err(e)?;
+            for id in t.rows().iter().map(|r| r.face_id).filter(|id| fresh.contains(id)) {
                 done.execute([id]).map_err(e)?;
             }
             tx.execute("INSERT INTO meta(key, value) VALUES ('people_grouped', '1') ON CONFLICT(key) DO NOTHING", []).map_err(e)?;

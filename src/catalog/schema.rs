@@ -131,6 +131,13 @@ CREATE TABLE IF NOT EXISTS not_same (
 CREATE INDEX IF NOT EXISTS not_same_b ON not_same(b);
 ";
 
+/// Schema 8: faces written since people were last grouped (grouping looks at these only; a
+/// table of its own, so marking faces grouped leaves the face snapshot valid). The faces of an
+/// older catalog count as grouped; a catalog never grouped is grouped whole.
+const SCHEMA_8: &str = "
+CREATE TABLE IF NOT EXISTS ungrouped (face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE);
+";
+
 /// The tables and columns by which a catalog written before the application id is known as
 /// facefind's.
 const OUR_COLUMNS: &[(&str, &[&str])] = &[
@@ -372,14 +379,7 @@ fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
     let repaired = tx.execute(ONE_FACE_PER_PHOTO_REPAIR, [])?;
     tx.execute_batch(SCHEMA_6)?;
     tx.execute_batch(SCHEMA_7)?;
-    // schema 8: faces written since people were last grouped (grouping looks at these only);
-    // the faces of an older catalog count as grouped (a catalog never grouped is grouped whole)
-    let has_ungrouped: bool =
-        tx.query_row("SELECT count(*) > 0 FROM pragma_table_info('faces') WHERE name='ungrouped'", [], |r| r.get(0))?;
-    if !has_ungrouped {
-        tx.execute_batch("ALTER TABLE faces ADD COLUMN ungrouped INTEGER NOT NULL DEFAULT 0;")?;
-    }
-    tx.execute_batch("CREATE INDEX IF NOT EXISTS faces_ungrouped ON faces(id) WHERE ungrouped = 1;")?;
+    tx.execute_batch(SCHEMA_8)?;
     Ok(repaired)
 }
 

@@ -129,9 +129,14 @@ impl Catalog {
         let e = |error| CatalogError::Sqlite { path: path.clone(), error };
         let tx = self.conn.transaction().map_err(e)?;
         {
-            let mut up = tx.prepare_cached("UPDATE faces SET embedding=?1, ungrouped=1 WHERE id=?2").map_err(e)?;
+            let mut up = tx.prepare_cached("UPDATE faces SET embedding=?1 WHERE id=?2").map_err(e)?;
+            let mut ungrouped = tx
+                .prepare_cached("INSERT OR IGNORE INTO ungrouped(face_id) SELECT ?1 WHERE EXISTS (SELECT 1 FROM faces WHERE id=?1)")
+                .map_err(e)?;
             for (id, emb) in faces {
                 up.execute(params![f32_blob(emb), id]).map_err(e)?;
+                // a new embedding is grouped again (where the face is in no person)
+                ungrouped.execute([id]).map_err(e)?;
             }
             let mut del = tx.prepare_cached("DELETE FROM pending_embed WHERE photo_id=?1").map_err(e)?;
             let mut changed = tx.prepare_cached("UPDATE photos SET mtime_ns=-1 WHERE id=?1").map_err(e)?;
@@ -204,11 +209,12 @@ impl Catalog {
             let mut del = tx.prepare_cached("DELETE FROM faces WHERE id=?1").map_err(e)?;
             let mut unqueue = tx.prepare_cached("DELETE FROM pending_embed WHERE photo_id=?1").map_err(e)?;
             let mut ins = tx
-                .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip, ungrouped) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)")
+                .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
                 .map_err(e)?;
+            let mut ungrouped = tx.prepare_cached("INSERT OR IGNORE INTO ungrouped(face_id) VALUES (?1)").map_err(e)?;
             let mut reuse = tx
                 .prepare_cached(
-                    "UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10, ungrouped=1 WHERE id=?1",
+                    "UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10 WHERE id=?1",
                 )
                 .map_err(e)?;
             for p in photos {
@@ -255,12 +261,18 @@ impl Catalog {
                 for (i, f) in p.faces.iter().enumerate() {
                     let b = f.bbox;
                     let (lm, emb) = (f32_blob(&f.landmarks), f32_blob(&f.embedding));
-                    match matched[i] {
+                    let face = match matched[i] {
                         Some(k) => {
-                            reuse.execute(params![before[k].0, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?
+                            reuse.execute(params![before[k].0, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?;
+                            before[k].0
                         }
-                        None => ins.execute(params![id, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?,
+                        None => {
+                            ins.execute(params![id, i as i64, b[0], b[1], b[2], b[3], f.score, lm, emb, f.chip]).map_err(e)?;
+                            tx.last_insert_rowid()
+                        }
                     };
+                    // the next grouping looks at it
+                    ungrouped.execute([face]).map_err(e)?;
                 }
             }
         }

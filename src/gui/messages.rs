@@ -2,7 +2,7 @@
 //! an earlier opening, run, load or query; and the choices that reload, reopen or re-index.
 
 use eframe::egui;
-use library::{Query, Ranking};
+use library::Query;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -66,7 +66,7 @@ impl App {
                                 *old = q;
                             }
                         }
-                        None => self.query = None, // merged away or emptied
+                        None => self.clear_query(), // merged away or emptied
                     }
                 }
                 if self.query.is_some() {
@@ -138,10 +138,7 @@ impl App {
                     self.face_pick = Some(FacePick { path, faces });
                 }
             }
-            Msg::Ranked { seq, ranking } if seq == self.rank_seq => {
-                self.ranking = *ranking;
-                self.ranked_seq = seq;
-            }
+            Msg::Ranked { seq, ranking } => self.ranked(seq, ranking),
             Msg::QueryFailed { seq, path, error } if seq == self.query_seq => {
                 self.awaiting_file = None;
                 self.error(format!("query from {}: {error}", path.display()));
@@ -228,8 +225,7 @@ impl App {
                 self.pending_query_file = Some(p);
             }
             if self.query.as_ref().is_some_and(|q| q.0.person.is_none()) {
-                self.query = None;
-                self.ranking = Ranking::default();
+                self.clear_query();
                 self.inspect = None;
                 self.info("the search was cleared: the face embedder changed, so its faces are embedded again; click the face again");
             }
@@ -260,6 +256,10 @@ impl App {
         let dest = self.export_dir.trim();
         if dest.is_empty() {
             self.error("choose a folder to export to first");
+            return;
+        }
+        if self.ranking_pending() {
+            self.error("the results are still being ranked: export again in a moment");
             return;
         }
         let dest = PathBuf::from(dest);

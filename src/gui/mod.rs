@@ -170,6 +170,12 @@ pub struct App {
     /// The newest ranking asked for, and the one `ranking` is (they differ while one is made).
     rank_seq: u64,
     ranked_seq: u64,
+    /// Rankings numbered below this are of an earlier query or folder: dropped when they come.
+    rank_floor: u64,
+    /// A ranking is being made; `rank_again`: a newer one was asked for meanwhile (one is made
+    /// at a time, the newest request next).
+    rank_busy: bool,
+    rank_again: bool,
     /// The results table's sort and row order.
     table: tables::ResultsTable,
     threshold: f32,
@@ -239,6 +245,9 @@ impl App {
             ranking: Ranking::default(),
             rank_seq: 0,
             ranked_seq: 0,
+            rank_floor: 0,
+            rank_busy: false,
+            rank_again: false,
             table: Default::default(),
             threshold,
             inspect: None,
@@ -296,7 +305,7 @@ impl App {
         if let Some(old) = &self.folder {
             if old.path == path.canonicalize().unwrap_or_else(|_| path.clone()) {
                 // Already open (and maybe indexing): just go back to its album.
-                self.query = None;
+                self.clear_query();
                 self.inspect = None;
                 return;
             }
@@ -328,11 +337,10 @@ impl App {
         self.prefs.recent.insert(0, path.clone());
         self.prefs.recent.truncate(MAX_RECENT);
         self.selected = None;
-        self.query = None;
+        self.clear_query();
         self.query_seq += 1;
         self.pending_query_file = None;
         self.awaiting_file = None;
-        self.ranking = Ranking::default();
         self.inspect = None;
         self.out.open_library(Tag { open, run: 0 }, path.clone(), catalog.clone());
         self.folder = Some(Folder {
@@ -506,20 +514,68 @@ impl App {
         self.threshold = self.prefs.threshold;
         self.inspect = None;
         // the last query's results are not this one's
-        self.ranking = Ranking::default();
+        self.clear_ranking();
         self.rerank();
     }
 
-    /// Ranks the library for the query again, off the UI thread; until the new ranking comes
-    /// the last one stays on screen ([`App::ranking_pending`]).
-    fn rerank(&mut self) {
+    /// No query, no results (a ranking still being made for the last one is dropped).
+    pub(crate) fn clear_query(&mut self) {
+        self.query = None;
+        self.clear_ranking();
+    }
+
+    fn clear_ranking(&mut self) {
+        self.ranking = Ranking::default();
         self.rank_seq += 1;
-        match (&self.folder, &self.query) {
-            (Some(f), Some((q, _))) => self.out.rank(f.lib.clone(), q.clone(), self.threshold, self.rank_seq),
-            _ => {
-                self.ranking = Ranking::default();
-                self.ranked_seq = self.rank_seq;
+        self.ranked_seq = self.rank_seq;
+        self.rank_floor = self.rank_seq + 1;
+        self.rank_again = false;
+    }
+
+    /// Ranks the library for the query again, off the UI thread (a million photos take longer
+    /// than a frame); until the new ranking comes the last one stays on screen
+    /// ([`App::ranking_pending`]).
+    fn rerank(&mut self) {
+        if self.folder.is_none() || self.query.is_none() {
+            self.clear_ranking();
+            return;
+        }
+        self.rank_seq += 1;
+        if self.rank_busy {
+            self.rank_again = true;
+        } else {
+            self.start_ranking();
+        }
+    }
+
+    /// Asks the worker for ranking `rank_seq`.
+    fn start_ranking(&mut self) {
+        if let (Some(f), Some((q, _))) = (&self.folder, &self.query) {
+            self.rank_busy = true;
+            self.out.rank(f.lib.clone(), q.clone(), self.threshold, self.rank_seq);
+        }
+    }
+
+    /// A ranking came (`None`: it failed): shown when it is the current query's and newer than
+    /// the one on screen; the newest request still waiting is started.
+    fn ranked(&mut self, seq: u64, ranking: Option<Box<Ranking>>) {
+        self.rank_busy = false;
+        let current = seq >= self.rank_floor && seq > self.ranked_seq;
+        match ranking {
+            Some(r) if current => {
+                self.ranking = *r;
+                self.ranked_seq = seq;
             }
+            None if current => {
+                self.error("the search could not be ranked (the log says why)".to_string());
+                if !self.rank_again {
+                    self.ranked_seq = self.rank_seq;
+                }
+            }
+            _ => {}
+        }
+        if std::mem::take(&mut self.rank_again) {
+            self.start_ranking();
         }
     }
 

@@ -155,3 +155,41 @@ fn no_file_dialog_asks_for_a_typed_path() {
     assert_eq!(h.state().folder.as_ref().map(|f| f.path.clone()), Some(other.canonicalize().unwrap()));
     assert!(h.state().path_prompt.is_none());
 }
+
+/// Rankings are made off the UI thread, one at a time: a ranking shows when it is the current
+/// query's and newer than the one on screen, a newer request waits for the one in flight, one
+/// for an earlier query never shows, and a failed one ends the wait with a word.
+#[test]
+fn late_rankings_never_show_another_querys_results() {
+    let lib = Arc::new(synthetic(6));
+    let (mut h, _tmp) = app_with(lib.clone());
+    let ctx = h.ctx.clone();
+    let app = h.state_mut();
+    app.query_face(0);
+    assert!(app.ranking_pending() && app.rank_busy);
+    let (first, q0) = (app.rank_seq, app.query().unwrap().clone());
+    let ranking = || Some(Box::new(super::library::Ranking::new(&lib, &q0, 0.5)));
+    // asked again while the first is being made: it waits
+    app.rerank();
+    assert!(app.rank_again && app.rank_seq == first + 1);
+    // the first comes: shown, and the second is started
+    app.handle(&ctx, Msg::Ranked { seq: first, ranking: ranking() });
+    assert!(!app.ranking().results.is_empty());
+    assert!(app.ranking_pending() && app.rank_busy && !app.rank_again);
+    // another face is clicked: the first query's second ranking is dropped when it comes
+    app.query_face(1);
+    assert!(app.ranking().results.is_empty() && app.rank_again, "waits for the one in flight");
+    app.handle(&ctx, Msg::Ranked { seq: first + 1, ranking: ranking() });
+    assert!(app.ranking().results.is_empty() && app.ranking_pending() && app.rank_busy);
+    // the newest fails: the wait ends, with a word
+    let newest = app.rank_seq;
+    app.handle(&ctx, Msg::Ranked { seq: newest, ranking: None });
+    assert!(!app.ranking_pending() && !app.rank_busy);
+    assert!(app.errors().iter().any(|e| e.contains("could not be ranked")), "{:?}", app.errors());
+    // back to the album while one is made: it never shows
+    app.rerank();
+    let late = app.rank_seq;
+    app.clear_query();
+    app.handle(&ctx, Msg::Ranked { seq: late, ranking: ranking() });
+    assert!(app.ranking().results.is_empty() && !app.ranking_pending());
+}

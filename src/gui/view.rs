@@ -92,7 +92,7 @@ fn top_bar(app: &mut App, ui: &mut egui::Ui) {
                 .clicked()
             {
                 app.show_people = !app.show_people;
-                app.query = None;
+                app.clear_query();
                 app.inspect = None;
             }
             if let Some(what) = app.last_edit().map(str::to_string) {
@@ -428,7 +428,7 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let label = q.label.clone();
     let (yes, no) = q.verdicts.values().fold((0, 0), |(y, n), v| if v.1 == Verdict::Yes { (y + 1, n) } else { (y, n + 1) });
     if ui.button(if app.show_people { "Back to people" } else { "Back to album" }).clicked() {
-        app.query = None;
+        app.clear_query();
         app.inspect = None;
         return;
     }
@@ -552,7 +552,9 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
     let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(thr) };
     if shown == 0 {
         ui.centered_and_justified(|ui| {
-            ui.label(if app.ranking.results.is_empty() {
+            ui.label(if app.ranking_pending() {
+                "Ranking…"
+            } else if app.ranking.results.is_empty() {
                 "No faces indexed yet."
             } else {
                 "No photo reaches this threshold: lower it to see more."

@@ -98,10 +98,10 @@ pub enum Msg {
         path: PathBuf,
         error: String,
     },
-    /// The ranking asked for as request `seq` ([`Outbox::rank`]).
+    /// The ranking asked for as request `seq` ([`Outbox::rank`]); `None` when making it failed.
     Ranked {
         seq: u64,
-        ranking: Box<Ranking>,
+        ranking: Option<Box<Ranking>>,
     },
     Picked(Pick, PathBuf),
     /// No file dialog could be shown (no desktop portal, no zenity): ask for a typed path.
@@ -394,10 +394,20 @@ impl Outbox {
     /// Ranks `lib` for `query` at `threshold` (see [`Ranking::new`]) off the UI thread, as
     /// ranking request `seq`: a million photos take longer than a frame.
     pub fn rank(&self, lib: Arc<Library>, query: Query, threshold: f32, seq: u64) {
-        self.spawn("rank", move |out| {
-            let ranking = Box::new(Ranking::new(&lib, &query, threshold));
-            out.send(Msg::Ranked { seq, ranking });
+        // every request is answered (a panic or a thread that cannot start included), or the
+        // app would wait for this ranking for good
+        let out = self.clone();
+        let spawned = std::thread::Builder::new().name("rank".into()).spawn(move || {
+            let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Box::new(Ranking::new(&lib, &query, threshold))));
+            if made.is_err() {
+                tracing::error!(seq, "ranking the search panicked");
+            }
+            out.send(Msg::Ranked { seq, ranking: made.ok() });
         });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start a ranking thread");
+            self.send(Msg::Ranked { seq, ranking: None });
+        }
     }
 
     /// Detects and embeds every face of a photo from anywhere on disk, for query request `seq`.

@@ -213,15 +213,21 @@ pub fn assign(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows,
             let s = &people[j as usize];
             !f.rejected.contains(&s.id) && !s.photos.contains(&f.photo)
         });
-        let Some(&(best, s)) = allowed.next() else { continue };
-        // the next person it may join; past the list, no more than the list's last score
-        let second = match allowed.next() {
-            Some(&(_, t)) => t,
-            None if list.len() == PEOPLE_COMPARED && people.len() > PEOPLE_COMPARED => list[PEOPLE_COMPARED - 1].1,
-            None => f32::NEG_INFINITY,
+        let truncated = list.len() == PEOPLE_COMPARED && people.len() > PEOPLE_COMPARED;
+        let (id, s, margin) = match (allowed.next(), allowed.next()) {
+            (Some(&(best, s)), Some(&(_, t))) => (people[best as usize].id, s, s - t),
+            // the next person it may join is past the list: no more than the list's last score
+            (Some(&(best, s)), None) if truncated => (people[best as usize].id, s, s - list[PEOPLE_COMPARED - 1].1),
+            (Some(&(best, s)), None) => (people[best as usize].id, s, f32::INFINITY),
+            // every person compared is ruled out (a crowded photo, many rejections): all of them
+            (None, _) if truncated => match best_person(people, new.vector(i, dim), f.photo, &f.rejected) {
+                Some(b) => b,
+                None => continue,
+            },
+            (None, _) => continue,
         };
-        if s >= p.assign && s - second >= p.margin {
-            out.push((new.rows[i], people[best as usize].id, s));
+        if s >= p.assign && margin >= p.margin {
+            out.push((new.rows[i], id, s));
         }
     }
     // one face per (photo, person): the best one
@@ -255,12 +261,13 @@ pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
 
 /// Places the unassigned eligible faces among `new` (incremental grouping: only what an index
 /// run added is looked at): each joins an existing person (`people`) when it clearly matches
-/// one; the rest are clustered with each other and with the faces of `pool` (the unassigned
-/// faces of earlier runs) that come within [`Params::floor`] of them, and every group of at
-/// least `min_faces` becomes a new person. `new` and `pool` hold different rows.
+/// one. The faces of `pool` (the unassigned faces of earlier runs) that come within
+/// [`Params::floor`] of a new face get another look: they join a person that now matches them
+/// (with this run's faces in it), else they are clustered with the new faces left, and every
+/// group of at least `min_faces` becomes a new person. `new` and `pool` hold different rows.
 pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Rows, pool: Rows, p: &Params) -> Plan {
     assert_eq!(pool.emb.len(), pool.rows.len() * dim);
-    let assign = assign(people, dim, faces, new, p);
+    let assign = self::assign(people, dim, faces, new, p);
     let placed: HashSet<usize> = assign.iter().map(|a| a.0).collect();
     let open = |r: usize| faces[r].person.is_none() && faces[r].eligible(p) && !placed.contains(&r);
     let (mut rest, mut sub) = (Vec::new(), Vec::new());
@@ -270,21 +277,35 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
             sub.extend_from_slice(new.vector(i, dim));
         }
     }
-    if rest.is_empty() {
-        return Plan { assign, new_people: Vec::new() };
-    }
+    let mut assign = assign;
     if !pool.rows.is_empty() {
-        let mut near: Vec<u32> = cluster::knn_between(&sub, pool.emb, dim, p.k, p.floor).into_iter().flatten().map(|(j, _)| j).collect();
+        // the earlier faces near a new face (placed or not) get another look: with the people
+        // as this run leaves them, then in the clustering
+        let eligible: Vec<usize> =
+            (0..new.rows.len()).filter(|&i| faces[new.rows[i]].person.is_none() && faces[new.rows[i]].eligible(p)).collect();
+        let queries: Vec<f32> = eligible.iter().flat_map(|&i| new.vector(i, dim).iter().copied()).collect();
+        let mut near: Vec<u32> =
+            cluster::knn_between(&queries, pool.emb, dim, p.k, p.floor).into_iter().flatten().map(|(j, _)| j).collect();
         near.sort_unstable();
         near.dedup();
+        let near: Vec<u32> = near.into_iter().filter(|&j| open(pool.rows[j as usize])).collect();
+        let again: Vec<usize> = near.iter().map(|&j| pool.rows[j as usize]).collect();
+        let again_emb: Vec<f32> = near.iter().flat_map(|&j| pool.vector(j as usize, dim).iter().copied()).collect();
+        let grown = grown_people(people, dim, faces, new, &assign);
+        let joined = self::assign(&grown, dim, faces, Rows { rows: &again, emb: &again_emb }, p);
+        let joined_rows: HashSet<usize> = joined.iter().map(|a| a.0).collect();
+        assign.extend(joined);
+        assign.sort();
         let mut seen: HashSet<usize> = rest.iter().copied().collect();
-        for j in near {
-            let r = pool.rows[j as usize];
-            if open(r) && seen.insert(r) {
+        for (&r, &j) in again.iter().zip(&near) {
+            if !joined_rows.contains(&r) && seen.insert(r) {
                 rest.push(r);
                 sub.extend_from_slice(pool.vector(j as usize, dim));
             }
         }
+    }
+    if rest.is_empty() {
+        return Plan { assign, new_people: Vec::new() };
     }
     let items: Vec<cluster::Item> =
         rest.iter().map(|&r| cluster::Item { photo: faces[r].photo, person: None, rejected: faces[r].rejected.clone() }).collect();
@@ -304,6 +325,21 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
         .collect();
     new_people.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
     Plan { assign, new_people }
+}
+
+/// `people` with the faces of `new` that `assigned` puts in them.
+fn grown_people(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows, assigned: &[(usize, i64)]) -> Vec<PersonStats> {
+    let mut grown = people.to_vec();
+    let at: HashMap<i64, usize> = grown.iter().enumerate().map(|(k, s)| (s.id, k)).collect();
+    let pos: HashMap<usize, usize> = new.rows.iter().enumerate().map(|(i, &r)| (r, i)).collect();
+    for &(r, id) in assigned {
+        let (Some(&k), Some(&i)) = (at.get(&id), pos.get(&r)) else { continue };
+        let s = &mut grown[k];
+        s.sum.iter_mut().zip(new.vector(i, dim)).for_each(|(a, x)| *a += x);
+        s.count += 1;
+        s.photos.insert(faces[r].photo);
+    }
+    grown
 }
 
 /// One "Who is this?" question: is face `row` person `person`?
@@ -454,6 +490,22 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_face_joins_a_person_that_grew_near_it() {
+        // person 1 is face 0; face 1 (earlier, unassigned) is at cosine 0.5 from it; the new
+        // face 2 joins person 1 and lies close to face 1, which then matches person 1 too
+        let mut faces: Vec<FaceInfo> = (0..3).map(|i| face(i, i)).collect();
+        faces[0].person = Some((1, Source::User));
+        let n = (0.75f32 * 0.75 + 0.66 * 0.66).sqrt();
+        let emb: Vec<f32> = [[1.0, 0.0, 0.0, 0.0], [0.5, 0.75f32.sqrt(), 0.0, 0.0], [0.75 / n, 0.66 / n, 0.0, 0.0]].concat();
+        let people = person_stats(4, &faces, row_vectors(&emb, 4));
+        let new = Rows { rows: &[2], emb: &emb[8..] };
+        let pool = Rows { rows: &[1], emb: &emb[4..8] };
+        let plan = plan_new(4, &faces, &people, new, pool, &Params::default());
+        assert_eq!(plan.assign, vec![(1, 1), (2, 1)]);
+        assert!(plan.new_people.is_empty());
+    }
+
+    #[test]
     fn a_face_may_join_only_people_it_is_allowed_to_among_many() {
         // 40 people, each one face on its own direction (dim 64); the new face matches person 0
         // best but was rejected from it, and person 1 next, whose photo it shares: it joins 2
@@ -466,8 +518,8 @@ mod tests {
         };
         let mut faces: Vec<FaceInfo> = (0..41).map(|i| face(i, i)).collect();
         let mut emb: Vec<f32> = Vec::new();
-        for p in 0..40 {
-            faces[p].person = Some((100 + p as i64, Source::User));
+        for (p, f) in faces.iter_mut().take(40).enumerate() {
+            f.person = Some((100 + p as i64, Source::User));
             emb.extend(unit(p, 63, 0.0));
         }
         // the new face: mostly towards 0, 1 and 2 (in that order)

@@ -6,7 +6,9 @@
 pub struct Rng(pub u64);
 
 impl Rng {
-    /// A generator for a named stream of a seed (e.g. epoch 3's shuffle).
+    /// A generator for a named stream of a seed (e.g. epoch 3's shuffle). `a` steps the state
+    /// as drawing does: stream `a` after `k` draws can be stream `a + k`, so streams
+    /// drawn per item (thousands of them, each drawn from many times) are keyed by `b`.
     pub fn stream(seed: u64, a: u64, b: u64) -> Self {
         let mut r = Rng(seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03));
         r.next_u64();
