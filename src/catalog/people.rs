@@ -311,9 +311,8 @@ impl Catalog {
         let t = self.face_table()?;
         let plan = if whole || !fresh.is_empty() {
             let infos = self.face_infos(&t)?;
-            let open = |r: usize| infos[r].person.is_none() && infos[r].eligible(params);
             let (new, pool): (Vec<usize>, Vec<usize>) =
-                (0..t.len()).filter(|&r| open(r)).partition(|&r| whole || fresh.contains(&t.face_id(r)));
+                (0..t.len()).filter(|&r| infos[r].waiting(params)).partition(|&r| whole || fresh.contains(&t.face_id(r)));
             let codes = t.codes();
             let decoded = |rows: &[usize]| rows.iter().flat_map(|&r| codes.decode(r)).collect::<Vec<f32>>();
             let people = people::person_stats(t.dim(), &infos, |r| std::borrow::Cow::Owned(codes.decode(r)));

@@ -1,10 +1,11 @@
 //! People: faces grouped into persons. Pure logic over embeddings and the user's decisions
 //! (who is whom, who is not whom); the catalog stores the result and the app edits it.
 //!
-//! After an index run, [`plan`] first assigns each unassigned face to an existing person whose
-//! faces it matches on average (clearly better than any other person), then clusters the faces
-//! left over with average linkage ([`cluster::average_linkage`]) and proposes every cluster of at
-//! least [`Params::min_faces`] faces as a new person. Rules that always hold: two faces of one
+//! After an index run, [`plan_new`] clusters the faces it added, with the unassigned faces of
+//! earlier runs near them, by average linkage ([`cluster::average_linkage`]); each group then
+//! joins the existing person its faces match on average (clearly better than any other), and
+//! the groups left of at least [`Params::min_faces`] faces become new people ([`plan`]: the
+//! same over a whole library). Rules that always hold: two faces of one
 //! photo are never one person; a face the user rejected from a person never goes back to it;
 //! faces the user put or confirmed somewhere are never moved (only unassigned faces are placed);
 //! small or low-score faces (strangers in the background) are left out unless the user assigns
@@ -109,6 +110,11 @@ impl FaceInfo {
     pub fn eligible(&self, p: &Params) -> bool {
         self.score >= p.min_score && self.size_px >= p.min_face_px
     }
+
+    /// In no person yet, and [`FaceInfo::eligible`]: grouping may place it.
+    pub fn waiting(&self, p: &Params) -> bool {
+        self.person.is_none() && self.eligible(p)
+    }
 }
 
 /// A person's faces summarised for matching: sum of unit embeddings, count, photos.
@@ -151,12 +157,13 @@ pub fn person_stats<'a>(dim: usize, faces: &[FaceInfo], vector: impl Fn(usize) -
     v
 }
 
-/// The best person for a face: (person, mean cosine, margin over the next best), skipping
-/// people it was rejected from and people already in its photo.
-pub fn best_person(people: &[PersonStats], e: &[f32], photo: i64, rejected: &[i64]) -> Option<(i64, f32, f32)> {
+/// The best person for a face (or a group of faces, `e` their mean): (person, mean cosine,
+/// margin over the next best), skipping people it was rejected from and people already in one
+/// of its `photos`.
+pub fn best_person(people: &[PersonStats], e: &[f32], photos: &[i64], rejected: &[i64]) -> Option<(i64, f32, f32)> {
     let (mut best, mut second): (Option<(i64, f32)>, f32) = (None, f32::NEG_INFINITY);
     for p in people {
-        if rejected.contains(&p.id) || p.photos.contains(&photo) {
+        if rejected.contains(&p.id) || photos.iter().any(|ph| p.photos.contains(ph)) {
             continue;
         }
         let s = p.mean_cosine(e);
@@ -189,30 +196,39 @@ impl Rows<'_> {
     }
 }
 
-/// People compared per face when placing it: the best of them that the face may join wins
-/// (were all of them ruled out, the face waits for the user).
+/// People compared per face or group when placing it: the best of them that it may join wins.
 const PEOPLE_COMPARED: usize = 16;
 
-/// Faces among `new` that are unassigned and eligible, placed with existing people: each face
-/// that clearly matches a person joins it; of several faces of one photo matching one person
-/// only the best joins. Returns (row, person).
-pub fn assign(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows, p: &Params) -> Vec<(usize, i64)> {
-    assert_eq!(new.emb.len(), new.rows.len() * dim);
-    let open: Vec<usize> = (0..new.rows.len()).filter(|&i| faces[new.rows[i]].person.is_none() && faces[new.rows[i]].eligible(p)).collect();
-    if open.is_empty() || people.is_empty() {
-        return Vec::new();
+/// Groups of faces (rows of `faces`; `vectors` holds each group's summed vectors, `dim` each)
+/// placed with existing people: a group joins the person whose mean cosine with all its faces
+/// is at least [`Params::assign`] and beats every other person it may join by
+/// [`Params::margin`], never a person that one of its faces was rejected from or that is
+/// already in one of its photos (so of several faces of one photo only the best-placed joins).
+/// Returns the person of each group, or `None`.
+fn place_groups(
+    people: &[PersonStats],
+    dim: usize,
+    faces: &[FaceInfo],
+    groups: &[Vec<usize>],
+    sums: &[f32],
+    p: &Params,
+) -> Vec<Option<i64>> {
+    let mut out = vec![None; groups.len()];
+    if people.is_empty() || groups.is_empty() {
+        return out;
     }
-    let queries: Vec<f32> = open.iter().flat_map(|&i| new.vector(i, dim).iter().copied()).collect();
-    // a face's mean cosine with a person is its dot product with the person's mean
+    // a group's mean cosine with a person is its mean vector's dot product with the person's mean
+    let queries: Vec<f32> =
+        groups.iter().enumerate().flat_map(|(g, rows)| sums[g * dim..(g + 1) * dim].iter().map(move |x| x / rows.len() as f32)).collect();
     let means: Vec<f32> = people.iter().flat_map(|s| s.sum.iter().map(move |x| x / s.count.max(1) as f32)).collect();
     let near = cluster::knn_between(&queries, &means, dim, PEOPLE_COMPARED, f32::NEG_INFINITY);
-    let mut out: Vec<(usize, i64, f32)> = Vec::new();
-    for (&i, list) in open.iter().zip(&near) {
-        let f = &faces[new.rows[i]];
-        let mut allowed = list.iter().filter(|&&(j, _)| {
-            let s = &people[j as usize];
-            !f.rejected.contains(&s.id) && !s.photos.contains(&f.photo)
-        });
+    let mut found: Vec<(usize, i64, f32)> = Vec::new();
+    for (g, list) in near.iter().enumerate() {
+        let rows = &groups[g];
+        let photos: Vec<i64> = rows.iter().map(|&r| faces[r].photo).collect();
+        let rejected: Vec<i64> = rows.iter().flat_map(|&r| faces[r].rejected.iter().copied()).collect();
+        let may = |s: &PersonStats| !rejected.contains(&s.id) && !photos.iter().any(|ph| s.photos.contains(ph));
+        let mut allowed = list.iter().filter(|&&(j, _)| may(&people[j as usize]));
         let truncated = list.len() == PEOPLE_COMPARED && people.len() > PEOPLE_COMPARED;
         let (id, s, margin) = match (allowed.next(), allowed.next()) {
             (Some(&(best, s)), Some(&(_, t))) => (people[best as usize].id, s, s - t),
@@ -220,21 +236,38 @@ pub fn assign(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows,
             (Some(&(best, s)), None) if truncated => (people[best as usize].id, s, s - list[PEOPLE_COMPARED - 1].1),
             (Some(&(best, s)), None) => (people[best as usize].id, s, f32::INFINITY),
             // every person compared is ruled out (a crowded photo, many rejections): all of them
-            (None, _) if truncated => match best_person(people, new.vector(i, dim), f.photo, &f.rejected) {
+            (None, _) if truncated => match best_person(people, &queries[g * dim..(g + 1) * dim], &photos, &rejected) {
                 Some(b) => b,
                 None => continue,
             },
             (None, _) => continue,
         };
         if s >= p.assign && margin >= p.margin {
-            out.push((new.rows[i], id, s));
+            found.push((g, id, s));
         }
     }
-    // one face per (photo, person): the best one
-    out.sort_by(|a, b| crate::pipeline::by_score_desc(a.2, b.2).then(a.0.cmp(&b.0)));
+    // best first; a person takes a photo once
+    found.sort_by(|a, b| crate::pipeline::by_score_desc(a.2, b.2).then(a.0.cmp(&b.0)));
     let mut taken: HashSet<(i64, i64)> = HashSet::new();
-    let mut v: Vec<(usize, i64)> =
-        out.into_iter().filter(|&(r, id, _)| taken.insert((faces[r].photo, id))).map(|(r, id, _)| (r, id)).collect();
+    for (g, id, _) in found {
+        let photos: Vec<(i64, i64)> = groups[g].iter().map(|&r| (faces[r].photo, id)).collect();
+        if photos.iter().all(|k| !taken.contains(k)) {
+            taken.extend(photos);
+            out[g] = Some(id);
+        }
+    }
+    out
+}
+
+/// Faces among `new` that are unassigned and eligible, each placed alone with existing people
+/// (see [`place_groups`]). Returns (row, person).
+pub fn assign(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows, p: &Params) -> Vec<(usize, i64)> {
+    assert_eq!(new.emb.len(), new.rows.len() * dim);
+    let open: Vec<usize> = (0..new.rows.len()).filter(|&i| faces[new.rows[i]].waiting(p)).collect();
+    let groups: Vec<Vec<usize>> = open.iter().map(|&i| vec![new.rows[i]]).collect();
+    let sums: Vec<f32> = open.iter().flat_map(|&i| new.vector(i, dim).iter().copied()).collect();
+    let placed = place_groups(people, dim, faces, &groups, &sums, p);
+    let mut v: Vec<(usize, i64)> = groups.iter().zip(placed).filter_map(|(g, id)| Some((g[0], id?))).collect();
     v.sort();
     v
 }
@@ -260,86 +293,99 @@ pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
 }
 
 /// Places the unassigned eligible faces among `new` (incremental grouping: only what an index
-/// run added is looked at): each joins an existing person (`people`) when it clearly matches
-/// one. The faces of `pool` (the unassigned faces of earlier runs) that come within
-/// [`Params::floor`] of a new face get another look: they join a person that now matches them
-/// (with this run's faces in it), else they are clustered with the new faces left, and every
-/// group of at least `min_faces` becomes a new person. `new` and `pool` hold different rows.
+/// run added is looked at), as average linkage over the whole library would: the new faces
+/// and the faces of `pool` (the unassigned faces of earlier runs) within [`Params::floor`] of
+/// one of them are clustered with average linkage first; then each group joins the existing
+/// person (`people`) that its faces match on average, clearly better than any other (see
+/// [`place_groups`]; a lone face the same way), and the groups left of at least `min_faces`
+/// become new people. `new` and `pool` hold different rows.
 pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Rows, pool: Rows, p: &Params) -> Plan {
+    assert_eq!(new.emb.len(), new.rows.len() * dim);
     assert_eq!(pool.emb.len(), pool.rows.len() * dim);
-    let assign = self::assign(people, dim, faces, new, p);
-    let placed: HashSet<usize> = assign.iter().map(|a| a.0).collect();
-    let open = |r: usize| faces[r].person.is_none() && faces[r].eligible(p) && !placed.contains(&r);
     let (mut rest, mut sub) = (Vec::new(), Vec::new());
     for (i, &r) in new.rows.iter().enumerate() {
-        if open(r) {
+        if faces[r].waiting(p) {
             rest.push(r);
             sub.extend_from_slice(new.vector(i, dim));
         }
     }
-    let mut assign = assign;
+    if rest.is_empty() {
+        return Plan::default();
+    }
     if !pool.rows.is_empty() {
-        // the earlier faces near a new face (placed or not) get another look: with the people
-        // as this run leaves them, then in the clustering
-        let eligible: Vec<usize> =
-            (0..new.rows.len()).filter(|&i| faces[new.rows[i]].person.is_none() && faces[new.rows[i]].eligible(p)).collect();
-        let queries: Vec<f32> = eligible.iter().flat_map(|&i| new.vector(i, dim).iter().copied()).collect();
-        let mut near: Vec<u32> =
-            cluster::knn_between(&queries, pool.emb, dim, p.k, p.floor).into_iter().flatten().map(|(j, _)| j).collect();
+        // the earlier faces near a new face get another look
+        let mut near: Vec<u32> = cluster::knn_between(&sub, pool.emb, dim, p.k, p.floor).into_iter().flatten().map(|(j, _)| j).collect();
         near.sort_unstable();
         near.dedup();
-        let near: Vec<u32> = near.into_iter().filter(|&j| open(pool.rows[j as usize])).collect();
-        let again: Vec<usize> = near.iter().map(|&j| pool.rows[j as usize]).collect();
-        let again_emb: Vec<f32> = near.iter().flat_map(|&j| pool.vector(j as usize, dim).iter().copied()).collect();
-        let grown = grown_people(people, dim, faces, new, &assign);
-        let joined = self::assign(&grown, dim, faces, Rows { rows: &again, emb: &again_emb }, p);
-        let joined_rows: HashSet<usize> = joined.iter().map(|a| a.0).collect();
-        assign.extend(joined);
-        assign.sort();
         let mut seen: HashSet<usize> = rest.iter().copied().collect();
-        for (&r, &j) in again.iter().zip(&near) {
-            if !joined_rows.contains(&r) && seen.insert(r) {
+        for j in near {
+            let r = pool.rows[j as usize];
+            if faces[r].waiting(p) && seen.insert(r) {
                 rest.push(r);
                 sub.extend_from_slice(pool.vector(j as usize, dim));
             }
         }
     }
-    if rest.is_empty() {
-        return Plan { assign, new_people: Vec::new() };
-    }
     let items: Vec<cluster::Item> =
         rest.iter().map(|&r| cluster::Item { photo: faces[r].photo, person: None, rejected: faces[r].rejected.clone() }).collect();
     let nb = cluster::knn(&sub, dim, p.k, p.floor);
     let labels = cluster::average_linkage(&sub, dim, &items, &nb, p.link);
-    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut by: HashMap<usize, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for (i, l) in labels.into_iter().enumerate() {
-        groups.entry(l).or_default().push(rest[i]);
+        let (rows, sum) = by.entry(l).or_insert_with(|| (Vec::new(), vec![0.0; dim]));
+        rows.push(rest[i]);
+        sum.iter_mut().zip(&sub[i * dim..(i + 1) * dim]).for_each(|(a, x)| *a += x);
     }
-    let mut new_people: Vec<Vec<usize>> = groups
+    let mut groups: Vec<(Vec<usize>, Vec<f32>)> = by
         .into_values()
-        .filter(|g| g.len() >= p.min_faces.max(1))
-        .map(|mut g| {
-            g.sort_unstable();
-            g
+        .map(|(mut rows, sum)| {
+            rows.sort_unstable();
+            (rows, sum)
         })
         .collect();
-    new_people.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
-    Plan { assign, new_people }
-}
-
-/// `people` with the faces of `new` that `assigned` puts in them.
-fn grown_people(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows, assigned: &[(usize, i64)]) -> Vec<PersonStats> {
-    let mut grown = people.to_vec();
-    let at: HashMap<i64, usize> = grown.iter().enumerate().map(|(k, s)| (s.id, k)).collect();
-    let pos: HashMap<usize, usize> = new.rows.iter().enumerate().map(|(i, &r)| (r, i)).collect();
-    for &(r, id) in assigned {
-        let (Some(&k), Some(&i)) = (at.get(&id), pos.get(&r)) else { continue };
-        let s = &mut grown[k];
-        s.sum.iter_mut().zip(new.vector(i, dim)).for_each(|(a, x)| *a += x);
-        s.count += 1;
-        s.photos.insert(faces[r].photo);
+    groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0[0].cmp(&b.0[0])));
+    let rows: Vec<Vec<usize>> = groups.iter().map(|g| g.0.clone()).collect();
+    let sums: Vec<f32> = groups.iter().flat_map(|g| g.1.iter().copied()).collect();
+    let placed = place_groups(people, dim, faces, &rows, &sums, p);
+    // a group kept from the person it matches best only by some of its faces (one rejected
+    // that person, or shares a photo with it) leaves those faces behind and tries again
+    let at: HashMap<usize, usize> = rest.iter().enumerate().map(|(i, &r)| (r, i)).collect();
+    let means: Vec<f32> = people.iter().flat_map(|s| s.sum.iter().map(move |x| x / s.count.max(1) as f32)).collect();
+    let mut plan = Plan::default();
+    for ((g, person), sum) in rows.into_iter().zip(placed).zip(sums.chunks_exact(dim)) {
+        if let Some(id) = person {
+            plan.assign.extend(g.iter().map(|&r| (r, id)));
+            continue;
+        }
+        let mean: Vec<f32> = sum.iter().map(|x| x / g.len() as f32).collect();
+        let top = cluster::knn_between(&mean, &means, dim, 1, p.assign).pop().unwrap_or_default();
+        let (stay, left): (Vec<usize>, Vec<usize>) = match top.first() {
+            Some(&(j, _)) if g.len() > 1 => {
+                let s = &people[j as usize];
+                g.iter().partition(|&&r| !faces[r].rejected.contains(&s.id) && !s.photos.contains(&faces[r].photo))
+            }
+            _ => (Vec::new(), g.clone()),
+        };
+        let joined = if !stay.is_empty() && !left.is_empty() {
+            let sum: Vec<f32> = (0..dim).map(|d| stay.iter().map(|r| sub[at[r] * dim + d]).sum()).collect();
+            place_groups(people, dim, faces, std::slice::from_ref(&stay), &sum, p)[0]
+        } else {
+            None
+        };
+        match joined {
+            Some(id) => {
+                plan.assign.extend(stay.iter().map(|&r| (r, id)));
+                if left.len() >= p.min_faces.max(1) {
+                    plan.new_people.push(left);
+                }
+            }
+            None if g.len() >= p.min_faces.max(1) => plan.new_people.push(g),
+            None => {}
+        }
     }
-    grown
+    plan.assign.sort();
+    plan.new_people.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    plan
 }
 
 /// One "Who is this?" question: is face `row` person `person`?
@@ -383,7 +429,7 @@ pub fn suggestions<'a>(
                     (score < p.assign + p.margin).then_some(Suggestion { row: r, person: id, score })
                 }
                 None if f.eligible(p) => {
-                    let (id, s, _) = best_person(&people, &vector(r), f.photo, &f.rejected)?;
+                    let (id, s, _) = best_person(&people, &vector(r), &[f.photo], &f.rejected)?;
                     (s >= p.suggest).then_some(Suggestion { row: r, person: id, score: s })
                 }
                 _ => None,
