@@ -196,6 +196,8 @@ impl App {
             if let Some(ix) = &f.indexing {
                 ix.cancel.store(true, Ordering::Relaxed);
             }
+            // the old catalog's results go, whether or not the folder opens again
+            self.clear_query();
             self.open_folder(f.path);
         }
     }

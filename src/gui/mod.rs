@@ -553,6 +553,9 @@ impl App {
         if let (Some(f), Some((q, _))) = (&self.folder, &self.query) {
             self.rank_busy = true;
             self.out.rank(f.lib.clone(), q.clone(), self.threshold, self.rank_seq);
+        } else {
+            // nothing to rank any more: nothing is waited for
+            self.ranked_seq = self.rank_seq;
         }
     }
 
@@ -568,6 +571,8 @@ impl App {
             }
             None if current => {
                 self.error("the search could not be ranked (the log says why)".to_string());
+                // the threshold moving below the last ranking does not ask again and again
+                self.ranking.exact_from = f32::NEG_INFINITY;
                 if !self.rank_again {
                     self.ranked_seq = self.rank_seq;
                 }

@@ -199,18 +199,19 @@ impl Rows<'_> {
 /// People compared per face or group when placing it: the best of them that it may join wins.
 const PEOPLE_COMPARED: usize = 16;
 
-/// Groups of faces (rows of `faces`; `vectors` holds each group's summed vectors, `dim` each)
+/// Groups of faces (rows of `faces`; `sums` holds each group's summed vectors, `dim` each)
 /// placed with existing people: a group joins the person whose mean cosine with all its faces
 /// is at least [`Params::assign`] and beats every other person it may join by
 /// [`Params::margin`], never a person that one of its faces was rejected from or that is
-/// already in one of its photos (so of several faces of one photo only the best-placed joins).
-/// Returns the person of each group, or `None`.
+/// already in one of its photos, nor one given a face of the same photo in this plan (`taken`:
+/// the (photo, person) pairs placed so far). Returns the person of each group, or `None`.
 fn place_groups(
     people: &[PersonStats],
     dim: usize,
     faces: &[FaceInfo],
     groups: &[Vec<usize>],
     sums: &[f32],
+    taken: &mut HashSet<(i64, i64)>,
     p: &Params,
 ) -> Vec<Option<i64>> {
     let mut out = vec![None; groups.len()];
@@ -248,7 +249,6 @@ fn place_groups(
     }
     // best first; a person takes a photo once
     found.sort_by(|a, b| crate::pipeline::by_score_desc(a.2, b.2).then(a.0.cmp(&b.0)));
-    let mut taken: HashSet<(i64, i64)> = HashSet::new();
     for (g, id, _) in found {
         let photos: Vec<(i64, i64)> = groups[g].iter().map(|&r| (faces[r].photo, id)).collect();
         if photos.iter().all(|k| !taken.contains(k)) {
@@ -266,7 +266,7 @@ pub fn assign(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows,
     let open: Vec<usize> = (0..new.rows.len()).filter(|&i| faces[new.rows[i]].waiting(p)).collect();
     let groups: Vec<Vec<usize>> = open.iter().map(|&i| vec![new.rows[i]]).collect();
     let sums: Vec<f32> = open.iter().flat_map(|&i| new.vector(i, dim).iter().copied()).collect();
-    let placed = place_groups(people, dim, faces, &groups, &sums, p);
+    let placed = place_groups(people, dim, faces, &groups, &sums, &mut HashSet::new(), p);
     let mut v: Vec<(usize, i64)> = groups.iter().zip(placed).filter_map(|(g, id)| Some((g[0], id?))).collect();
     v.sort();
     v
@@ -346,7 +346,8 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
     groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0[0].cmp(&b.0[0])));
     let rows: Vec<Vec<usize>> = groups.iter().map(|g| g.0.clone()).collect();
     let sums: Vec<f32> = groups.iter().flat_map(|g| g.1.iter().copied()).collect();
-    let placed = place_groups(people, dim, faces, &rows, &sums, p);
+    let mut taken: HashSet<(i64, i64)> = HashSet::new();
+    let placed = place_groups(people, dim, faces, &rows, &sums, &mut taken, p);
     // a group kept from the person it matches best only by some of its faces (one rejected
     // that person, or shares a photo with it) leaves those faces behind and tries again
     let at: HashMap<usize, usize> = rest.iter().enumerate().map(|(i, &r)| (r, i)).collect();
@@ -368,7 +369,7 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
         };
         let joined = if !stay.is_empty() && !left.is_empty() {
             let sum: Vec<f32> = (0..dim).map(|d| stay.iter().map(|r| sub[at[r] * dim + d]).sum()).collect();
-            place_groups(people, dim, faces, std::slice::from_ref(&stay), &sum, p)[0]
+            place_groups(people, dim, faces, std::slice::from_ref(&stay), &sum, &mut taken, p)[0]
         } else {
             None
         };
