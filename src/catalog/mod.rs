@@ -3,6 +3,7 @@
 
 pub mod codes;
 pub mod face_table;
+pub mod grouping;
 pub mod names;
 pub mod people;
 mod questions;

@@ -1,6 +1,5 @@
-//! People in the catalog: grouping after an index run ([`Catalog::group_people`]) and every
-//! edit the user makes (name, hide, merge, move, confirm, reject, new person), each in one
-//! short transaction that returns an [`Undo`]. Links and rejections hang off face ids, which
+//! People in the catalog: every edit the user makes (name, hide, merge, move, confirm,
+//! reject, new person), each in one short transaction that returns an [`Undo`]. Links and rejections hang off face ids, which
 //! survive re-processing (see [`Catalog::write_batch`]).
 
 use std::collections::{HashMap, HashSet};
@@ -9,7 +8,9 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::{schema::ONE_FACE_PER_PHOTO, Catalog, CatalogError, FaceTable};
-use crate::people::{self, FaceInfo, Params, Source};
+use crate::people::{FaceInfo, Source};
+
+pub use super::grouping::GroupSummary;
 
 /// A person as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,19 +56,6 @@ pub struct Undo {
     pub(super) not_same: Vec<(i64, i64)>,
     /// Every "not the same person" pair of the people above, as it was (a merge moves them).
     pub(super) not_same_rows: Vec<(i64, i64)>,
-}
-
-/// What [`Catalog::group_people`] did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct GroupSummary {
-    /// Faces that joined an existing person.
-    pub assigned: usize,
-    /// People created.
-    pub new_people: usize,
-    /// Unnamed people left without faces, removed.
-    pub removed_empty: usize,
-    /// Faces in no person after grouping.
-    pub unassigned: usize,
 }
 
 fn now() -> i64 {
@@ -144,12 +132,12 @@ pub(super) fn storage_rule(e: CatalogError) -> CatalogError {
     }
 }
 
-fn new_person(tx: &Transaction, name: Option<&str>) -> Sql<i64> {
+pub(super) fn new_person(tx: &Transaction, name: Option<&str>) -> Sql<i64> {
     tx.query_row("INSERT INTO people(name, created) VALUES (?1, ?2) RETURNING id", params![name, now()], |r| r.get(0))
 }
 
 impl Catalog {
-    fn tx_err(&self) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
+    pub(super) fn tx_err(&self) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
         move |error| CatalogError::Sqlite { path: self.path.clone(), error }
     }
 
@@ -274,110 +262,6 @@ impl Catalog {
         let rows =
             st.query_map([person], |r| Ok((r.get(0)?, Source::parse(&r.get::<_, String>(1)?).unwrap_or(Source::Auto)))).map_err(&e)?;
         rows.collect::<Sql<_>>().map_err(&e)
-    }
-
-    /// Groups faces into people after an index run that `changed` the catalog, when faces wait
-    /// to be grouped (a run cut short before grouping) or when the catalog was never grouped;
-    /// `None` when none of these.
-    pub fn group_people_if_needed(&mut self, changed: bool, params: &Params) -> Result<Option<GroupSummary>, CatalogError> {
-        let waiting: bool = self.conn.query_row("SELECT EXISTS (SELECT 1 FROM ungrouped)", [], |r| r.get(0)).map_err(self.tx_err())?;
-        if !changed && !waiting && self.meta("people_grouped")?.is_some() {
-            return Ok(None);
-        }
-        Ok(Some(self.group_people(params)?))
-    }
-
-    /// Faces written since people were last grouped.
-    fn ungrouped_faces(&self) -> Result<HashSet<i64>, CatalogError> {
-        let e = self.tx_err();
-        let mut st = self.conn.prepare("SELECT face_id FROM ungrouped").map_err(&e)?;
-        let ids = st.query_map([], |r| r.get(0)).map_err(&e)?.collect::<Sql<_>>().map_err(&e)?;
-        Ok(ids)
-    }
-
-    /// Groups faces into people (see [`crate::people::plan_new`]), in one transaction: the
-    /// faces written since the last grouping join existing people or form new ones, with each
-    /// other and with the unassigned faces of earlier runs they come close to; a catalog never
-    /// grouped is grouped whole. Faces the user placed since the plan was made keep their place.
-    /// Unnamed people left with no faces are removed.
-    ///
-    /// The work is the new faces against the people and against the unassigned faces: people
-    /// are compared by their means (summed from the face table's 8-bit codes, in memory),
-    /// earlier faces by their codes; only the new faces' exact embeddings are read, and nothing
-    /// is clustered but the new faces and the earlier faces near them.
-    pub fn group_people(&mut self, params: &Params) -> Result<GroupSummary, CatalogError> {
-        let whole = self.meta("people_grouped")?.is_none();
-        let fresh = self.ungrouped_faces()?;
-        let t = self.face_table()?;
-        let plan = if whole || !fresh.is_empty() {
-            let infos = self.face_infos(&t)?;
-            let (new, pool): (Vec<usize>, Vec<usize>) =
-                (0..t.len()).filter(|&r| infos[r].waiting(params)).partition(|&r| whole || fresh.contains(&t.face_id(r)));
-            let codes = t.codes();
-            let decoded = |rows: &[usize]| rows.iter().flat_map(|&r| codes.decode(r)).collect::<Vec<f32>>();
-            let people = people::person_stats(t.dim(), &infos, |r| std::borrow::Cow::Owned(codes.decode(r)));
-            let new_emb: Vec<f32> = new.iter().flat_map(|&r| t.embedding(r)).collect();
-            let pool_emb = decoded(&pool);
-            people::plan_new(
-                t.dim(),
-                &infos,
-                &people,
-                people::Rows { rows: &new, emb: &new_emb },
-                people::Rows { rows: &pool, emb: &pool_emb },
-                params,
-            )
-        } else {
-            people::Plan::default()
-        };
-        let path = self.path.clone();
-        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
-        let tx = self.conn.transaction().map_err(e)?;
-        let mut sum = GroupSummary::default();
-        {
-            let mut add = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO face_person(face_id, person_id, source)
-                     SELECT ?1, ?2, 'auto' WHERE EXISTS (SELECT 1 FROM people WHERE id=?2) AND EXISTS (SELECT 1 FROM faces WHERE id=?1)
-                     AND NOT EXISTS (SELECT 1 FROM rejections WHERE face_id=?1 AND person_id=?2)
-                     AND NOT EXISTS (SELECT 1 FROM faces f JOIN face_person fp ON fp.face_id = f.id
-                                     WHERE f.photo_id = (SELECT photo_id FROM faces WHERE id=?1) AND f.id != ?1 AND fp.person_id=?2)",
-                )
-                .map_err(e)?;
-            for &(r, person) in &plan.assign {
-                sum.assigned += add.execute(params![t.face_id(r), person]).map_err(e)?;
-            }
-            for group in &plan.new_people {
-                let id = new_person(&tx, None).map_err(e)?;
-                let mut n = 0;
-                for &r in group {
-                    n += add.execute(params![t.face_id(r), id]).map_err(e)?;
-                }
-                if n >= params.min_faces.max(1) {
-                    sum.new_people += 1;
-                } else {
-                    tx.execute("DELETE FROM people WHERE id=?1", [id]).map_err(e)?;
-                }
-            }
-            sum.removed_empty = tx
-                .execute(
-                    "DELETE FROM people WHERE name IS NULL AND NOT EXISTS (SELECT 1 FROM face_person WHERE person_id = people.id)
-                     AND NOT EXISTS (SELECT 1 FROM rejections WHERE person_id = people.id)",
-                    [],
-                )
-                .map_err(e)?;
-            sum.unassigned = tx
-                .query_row("SELECT count(*) FROM faces WHERE id NOT IN (SELECT face_id FROM face_person)", [], |r| r.get::<_, i64>(0))
-                .map_err(e)? as usize;
-            // the faces looked at here are grouped (one written meanwhile, or not in the table
-            // yet, waits for the next run)
-            let mut done = tx.prepare_cached("DELETE FROM ungrouped WHERE face_id = ?1").map_err(e)?;
-            for id in t.rows().iter().map(|r| r.face_id).filter(|id| fresh.contains(id)) {
-                done.execute([id]).map_err(e)?;
-            }
-            tx.execute("INSERT INTO meta(key, value) VALUES ('people_grouped', '1') ON CONFLICT(key) DO NOTHING", []).map_err(e)?;
-        }
-        tx.commit().map_err(e)?;
-        Ok(sum)
     }
 
     /// Runs one edit in a transaction, after snapshotting what it may touch.
