@@ -7,7 +7,8 @@
 //! how the library was built (grown in steps of STEP photos, each grouped incrementally) and its
 //! BCubed F against the planted people.
 //!   cargo bench --bench grouping [-- PHOTOS [NEW [STEP]]]   (default 1,000,000 1,000 50,000)
-//! `GROUPING_BENCH_DIR=DIR` keeps the library in DIR for the next run.
+//! `GROUPING_BENCH_DIR=DIR` keeps the library in DIR for the next run; `GROUPING_BENCH_MODES=
+//! incremental` runs one way only (`whole,incremental` by default).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -160,8 +161,12 @@ fn child(mode: &str, path: &Path) -> anyhow::Result<()> {
 
 /// Runs this bench as a child process in `mode` and returns its tab-separated line.
 fn run_child(mode: &str, path: &Path) -> anyhow::Result<Vec<String>> {
-    let out = std::process::Command::new(std::env::current_exe()?).args(["--child", mode]).arg(path).output()?;
-    anyhow::ensure!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--child", mode])
+        .arg(path)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{mode} failed ({})", out.status);
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with(mode)).ok_or_else(|| anyhow::anyhow!("{mode}: no result in {text}"))?;
     Ok(line.split('\t').map(str::to_string).collect())
@@ -229,7 +234,8 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("| grouping after {new} new photos | time | peak RSS | result |");
     println!("|---|---|---|---|");
-    for mode in ["whole", "incremental"] {
+    let modes = std::env::var("GROUPING_BENCH_MODES").unwrap_or_else(|_| "whole,incremental".into());
+    for mode in modes.split(',') {
         let f = run_child(mode, &work)?;
         let name = if mode == "whole" {
             "every face again (before: `people::plan`, all exact embeddings)"

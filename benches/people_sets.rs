@@ -8,7 +8,8 @@
 //! 20 index runs next to grouping whole; then person search with
 //! several exemplars: one mean query against the best of the exemplars' groups. Needs
 //! ../shared/faces.
-//!   cargo bench --bench people_sets [-- SEEDS]      (default 3 drawn sets)
+//!   cargo bench --bench people_sets [-- SEEDS] [methods|runs|user|search …]
+//! (default 3 drawn sets, every section).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -298,15 +299,9 @@ fn in_batches(set: &Set, batches: usize, seed: u64) -> (Prf, Prf) {
     for run in order.chunks(n.div_ceil(batches.max(1))) {
         let stats = people::person_stats(DIM, &faces, people::row_vectors(&set.emb, DIM));
         let pool: Vec<usize> = seen.iter().copied().filter(|&r: &usize| faces[r].person.is_none()).collect();
-        let (new_emb, pool_emb) = (rows(run), rows(&pool));
-        let plan = people::plan_new(
-            DIM,
-            &faces,
-            &stats,
-            people::Rows { rows: run, emb: &new_emb },
-            people::Rows { rows: &pool, emb: &pool_emb },
-            &p,
-        );
+        let (new_emb, pool_codes) = (rows(run), people::PackedCodes::quantized(DIM, &rows(&pool)));
+        let pool = people::Pool { rows: &pool, codes: &pool_codes };
+        let plan = people::plan_new(DIM, &faces, &stats, people::Rows { rows: run, emb: &new_emb }, Some(pool), &p);
         for (r, id) in plan.assign {
             faces[r].person = Some((id, Source::Auto));
         }
@@ -501,7 +496,10 @@ fn person_search_across_looks(set: &Set) -> (usize, f64, f64, f64) {
 
 fn main() {
     facefind::util::alloc::reuse_freed_memory();
-    let seeds: u64 = std::env::args().skip(1).find(|a| !a.starts_with('-')).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let seeds: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(3);
+    let named: Vec<&str> = args.iter().map(String::as_str).filter(|a| a.parse::<u64>().is_err()).collect();
+    let section = |name: &str| named.is_empty() || named.contains(&name);
     let p = common::cpu_pipeline();
     let faces_dir = common::faces_dir();
     let train = central_faces(&p, &faces_dir.join("lfw-train"), "people_sets_lfw_train.txt");
@@ -522,7 +520,7 @@ fn main() {
     }
     // per method: (worst BCubed F margin over the best components, worst pairwise precision)
     let mut worst: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::INFINITY); methods.len()];
-    for set in &sets {
+    for set in sets.iter().filter(|_| section("methods")) {
         let graphs = Graphs {
             wide: cluster::knn(&set.emb, DIM, 64.min(set.len()), 0.2),
             narrow: cluster::knn(&set.emb, DIM, defaults.k, defaults.floor),
@@ -555,7 +553,23 @@ fn main() {
             println!("| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |", m.name(), pw.precision, pw.recall, bc.precision, bc.recall, bc.f);
         }
     }
-    println!("\n### Across the {} sets (one setting each)", sets.len());
+    if section("methods") {
+        across(&methods, &worst, sets.len());
+    }
+    if section("runs") {
+        runs(&sets);
+    }
+    if section("user") {
+        user(&sets);
+    }
+    if section("search") {
+        search(&sets);
+    }
+}
+
+/// Each method's worst margin and precision over the sets.
+fn across(methods: &[Method], worst: &[(f64, f64)], sets: usize) {
+    println!("\n### Across the {sets} sets (one setting each)");
     println!("| method | worst BCubed F − best components | worst pairwise P |");
     println!("|---|---|---|");
     let mut order: Vec<usize> = (0..methods.len()).collect();
@@ -563,11 +577,14 @@ fn main() {
     for k in order {
         println!("| {} | {:+.3} | {:.3} |", methods[k].name(), worst[k].0, worst[k].1);
     }
+}
 
+/// Grouping grown over index runs next to grouping whole.
+fn runs(sets: &[Set]) {
     println!("\n### Grouped whole, and grown in index runs (faces in shuffled order, each run grouped incrementally)");
     println!("| set | runs | pairwise P | pairwise R | BCubed P | BCubed R | BCubed F |");
     println!("|---|---|---|---|---|---|---|");
-    for set in &sets {
+    for set in sets {
         for batches in [1usize, 5, 20] {
             let (pw, bc) = in_batches(set, batches, 1);
             println!(
@@ -576,20 +593,26 @@ fn main() {
             );
         }
     }
+}
 
+/// The simulated user's answers.
+fn user(sets: &[Set]) {
     println!("\n### A user answering Who is this? truthfully (first question each time; person questions first)");
     println!("| set | answers | of them yes | pairwise P | pairwise R | BCubed F |");
     println!("|---|---|---|---|---|---|");
-    for set in &sets {
+    for set in sets {
         for (answers, yes, pw, bc) in simulated_user(set, &[0, 5, 10, 20]) {
             println!("| {} | {answers} | {yes} | {:.3} | {:.3} | {:.3} |", set.name, pw.precision, pw.recall, bc.f);
         }
     }
+}
 
+/// Person search with several exemplars.
+fn search(sets: &[Set]) {
     println!("\n### Person search with 5 exemplars: one mean query, the best of the exemplar groups, the best exemplar (mAP)");
     println!("| set | queries | mean of exemplars | best group mean | best single exemplar |");
     println!("|---|---|---|---|---|");
-    for set in &sets {
+    for set in sets {
         let (n, mean, groups, best) = person_search(set, 5);
         println!("| {} | {n} | {mean:.3} | {groups:.3} | {best:.3} |", set.name);
     }
@@ -598,7 +621,7 @@ fn main() {
     );
     println!("| set | queries | mean of exemplars | best group mean | best single exemplar |");
     println!("|---|---|---|---|---|");
-    for set in &sets {
+    for set in sets {
         let (n, mean, groups, best) = person_search_across_looks(set);
         println!("| {} | {n} | {mean:.3} | {groups:.3} | {best:.3} |", set.name);
     }

@@ -2,6 +2,8 @@
 //! per device, padding, a bounds-checked single-thread GEMM, the run-time SIMD dispatch
 //! (`multiversion!`) and the uninitialised-output contract of the parallel layer kernels.
 
+pub mod int8;
+
 use std::mem::MaybeUninit;
 
 use candle_core::{Device, Result, Tensor};

@@ -16,23 +16,7 @@ pub struct Int8Index {
     max_error: f32,
 }
 
-/// Codes of one vector, its code step and the norm of its rounding error (0 for a vector that
-/// is not finite: its step is NaN and its codes 0).
-fn quantize(v: &[f32], codes: &mut Vec<i8>) -> (f32, f32) {
-    if !crate::pipeline::all_finite(v) {
-        codes.extend(std::iter::repeat_n(0i8, v.len()));
-        return (f32::NAN, 0.0);
-    }
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let step = if max > 0.0 { max / 127.0 } else { 1.0 };
-    let mut err = 0f32;
-    codes.extend(v.iter().map(|x| {
-        let c = (x / step).round().clamp(-127.0, 127.0);
-        err += (x - c * step).powi(2);
-        c as i8
-    }));
-    (step, err.sqrt())
-}
+use crate::kernels::int8::quantize;
 
 crate::kernels::multiversion! {
     /// `out[i] = codes[i·d..(i+1)·d] · q` for every row, in 32-bit integers (exact: 512 · 127²
@@ -115,6 +99,14 @@ impl Int8Index {
     pub fn decode(&self, i: usize) -> Vec<f32> {
         let step = self.steps[i];
         self.codes[i * self.dim..(i + 1) * self.dim].iter().map(|&c| c as f32 * step).collect()
+    }
+
+    /// Adds row `i` decoded to `sum` ([`Int8Index::decode`] without a vector of its own).
+    pub fn add_to(&self, i: usize, sum: &mut [f32]) {
+        let step = self.steps[i];
+        for (a, &c) in sum.iter_mut().zip(&self.codes[i * self.dim..(i + 1) * self.dim]) {
+            *a += c as f32 * step;
+        }
     }
 
     /// Approximate cosines of a unit `query` with every face, and a bound on their error: for

@@ -370,16 +370,21 @@ pub fn read_snapshot(path: &Path, stamp: &Stamp) -> std::io::Result<Option<FaceT
     }
     let n = h.rows;
     file.seek(SeekFrom::Start(HEADER + (n * h.dim * 4) as u64))?;
-    let mut rest = Vec::with_capacity(n * (ROW_BYTES + 4 + h.dim));
-    (&file).take(len).read_to_end(&mut rest)?;
-    if rest.len() != n * (ROW_BYTES + 4 + h.dim) {
-        return Ok(None);
+    // a file cut short since its length was checked reads as absent
+    let short = |e: std::io::Error| if e.kind() == std::io::ErrorKind::UnexpectedEof { Ok(None) } else { Err(e) };
+    let mut rest = vec![0u8; n * (ROW_BYTES + 4)];
+    if let Err(e) = file.read_exact(&mut rest) {
+        return short(e);
     }
-    let (rows_b, rest) = rest.split_at(n * ROW_BYTES);
-    let (steps_b, codes_b) = rest.split_at(n * 4);
+    let mut codes = vec![0i8; n * h.dim];
+    // SAFETY: i8 and u8 have one size and alignment and every bit pattern is valid for both,
+    // so the codes' buffer may be filled as bytes
+    if let Err(e) = file.read_exact(unsafe { std::slice::from_raw_parts_mut(codes.as_mut_ptr().cast::<u8>(), codes.len()) }) {
+        return short(e);
+    }
+    let (rows_b, steps_b) = rest.split_at(n * ROW_BYTES);
     let rows = rows_b.chunks_exact(ROW_BYTES).map(parse_row).collect();
     let steps = le_f32(steps_b);
-    let codes = codes_b.iter().map(|&c| c as i8).collect();
     let Some(codes) = Int8Index::from_parts(h.dim, codes, steps, h.max_error) else { return Ok(None) };
     Ok(Some(FaceTable { dim: h.dim, rows, codes, exact: Exact::File(Arc::new(file)), skipped_non_finite: h.skipped }))
 }

@@ -65,16 +65,18 @@ impl Catalog {
             let (new, pool): (Vec<usize>, Vec<usize>) =
                 (0..t.len()).filter(|&r| infos[r].waiting(params)).partition(|&r| whole || fresh.contains(&t.face_id(r)));
             let codes = t.codes();
-            let decoded = |rows: &[usize]| rows.iter().flat_map(|&r| codes.decode(r)).collect::<Vec<f32>>();
-            let people = people::person_stats(t.dim(), &infos, |r| std::borrow::Cow::Owned(codes.decode(r)));
+            let people = people::person_sums(t.dim(), &infos, |r, sum| codes.add_to(r, sum));
             let new_emb: Vec<f32> = new.iter().flat_map(|&r| t.embedding(r)).collect();
-            let pool_emb = decoded(&pool);
+            let (dim, err) = (t.dim(), codes.max_error());
+            let pool_codes = people::PackedCodes::pack(dim, pool.len(), |j| {
+                (&codes.codes()[pool[j] * dim..(pool[j] + 1) * dim], codes.steps()[pool[j]], err)
+            });
             people::plan_new(
                 t.dim(),
                 &infos,
                 &people,
                 people::Rows { rows: &new, emb: &new_emb },
-                people::Rows { rows: &pool, emb: &pool_emb },
+                Some(people::Pool { rows: &pool, codes: &pool_codes }),
                 params,
             )
         } else {
@@ -117,7 +119,8 @@ impl Catalog {
                 )
                 .map_err(e)?;
             sum.unassigned = tx
-                .query_row("SELECT count(*) FROM faces WHERE id NOT IN (SELECT face_id FROM face_person)", [], |r| r.get::<_, i64>(0))
+                // a face is in one person at most (face_person's key), and every link has its face
+                .query_row("SELECT (SELECT count(*) FROM faces) - (SELECT count(*) FROM face_person)", [], |r| r.get::<_, i64>(0))
                 .map_err(e)? as usize;
             // the faces looked at here are grouped (one written meanwhile, or not in the table
             // yet, waits for the next run)

@@ -3,9 +3,9 @@
 //!
 //! After an index run, [`plan_new`] clusters the faces it added, with the unassigned faces of
 //! earlier runs near them, by average linkage ([`cluster::average_linkage`]); each group then
-//! joins the existing person its faces match on average (clearly better than any other), and
-//! the groups left of at least [`Params::min_faces`] faces become new people ([`plan`]: the
-//! same over a whole library). Rules that always hold: two faces of one
+//! joins the existing person its faces match on average (clearly better than any other; a face
+//! of it that does not match the person it would make waits), and the groups left of at least
+//! [`Params::min_faces`] faces become new people ([`plan`]: the same over a whole library). Rules that always hold: two faces of one
 //! photo are never one person; a face the user rejected from a person never goes back to it;
 //! faces the user put or confirmed somewhere are never moved (only unassigned faces are placed);
 //! small or low-score faces (strangers in the background) are left out unless the user assigns
@@ -16,6 +16,8 @@ pub mod merges;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+
+pub use crate::kernels::int8::PackedCodes;
 
 /// Thresholds of people grouping (see README "People" for how they were chosen).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -141,13 +143,17 @@ pub fn row_vectors<'a>(emb: &'a [f32], dim: usize) -> impl Fn(usize) -> Cow<'a, 
 
 /// Per-person sums over `faces` (face `i`'s vector is `vector(i)`), by person id.
 pub fn person_stats<'a>(dim: usize, faces: &[FaceInfo], vector: impl Fn(usize) -> Cow<'a, [f32]>) -> Vec<PersonStats> {
+    person_sums(dim, faces, |i, sum| sum.iter_mut().zip(vector(i).iter()).for_each(|(a, x)| *a += x))
+}
+
+/// [`person_stats`] where `add(i, sum)` adds face `i`'s vector to `sum` (from 8-bit codes,
+/// without a vector per face).
+pub fn person_sums(dim: usize, faces: &[FaceInfo], add: impl Fn(usize, &mut [f32])) -> Vec<PersonStats> {
     let mut by: HashMap<i64, PersonStats> = HashMap::new();
     for (i, f) in faces.iter().enumerate() {
         if let Some((p, _)) = f.person {
             let s = by.entry(p).or_insert_with(|| PersonStats { id: p, sum: vec![0.0; dim], count: 0, photos: HashSet::new() });
-            for (a, x) in s.sum.iter_mut().zip(vector(i).iter()) {
-                *a += x;
-            }
+            add(i, &mut s.sum);
             s.count += 1;
             s.photos.insert(f.photo);
         }
@@ -194,6 +200,13 @@ impl Rows<'_> {
     fn vector(&self, i: usize, dim: usize) -> &[f32] {
         &self.emb[i * dim..(i + 1) * dim]
     }
+}
+
+/// Unassigned faces of earlier runs as 8-bit codes: row `rows[j]` is vector `j` of `codes`.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool<'a> {
+    pub rows: &'a [usize],
+    pub codes: &'a PackedCodes,
 }
 
 /// People compared per face or group when placing it: the best of them that it may join wins.
@@ -289,7 +302,7 @@ pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
     assert_eq!(emb.len(), faces.len() * dim);
     let people = person_stats(dim, faces, row_vectors(emb, dim));
     let rows: Vec<usize> = (0..faces.len()).collect();
-    plan_new(dim, faces, &people, Rows { rows: &rows, emb }, Rows::NONE, p)
+    plan_new(dim, faces, &people, Rows { rows: &rows, emb }, None, p)
 }
 
 /// Places the unassigned eligible faces among `new` (incremental grouping: only what an index
@@ -298,10 +311,13 @@ pub fn plan(emb: &[f32], dim: usize, faces: &[FaceInfo], p: &Params) -> Plan {
 /// one of them are clustered with average linkage first; then each group joins the existing
 /// person (`people`) that its faces match on average, clearly better than any other (see
 /// [`place_groups`]; a lone face the same way), and the groups left of at least `min_faces`
-/// become new people. `new` and `pool` hold different rows.
-pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Rows, pool: Rows, p: &Params) -> Plan {
+/// become new people. `new` and `pool` hold different rows; the pool is searched by 8-bit dot
+/// products ([`cluster::knn_codes`]), its faces near a new one clustered as their codes decode.
+pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Rows, pool: Option<Pool>, p: &Params) -> Plan {
     assert_eq!(new.emb.len(), new.rows.len() * dim);
-    assert_eq!(pool.emb.len(), pool.rows.len() * dim);
+    if let Some(pool) = pool {
+        assert!(pool.codes.len() == pool.rows.len() && pool.codes.dim() == dim, "the pool's codes are not one per row");
+    }
     let (mut rest, mut sub) = (Vec::new(), Vec::new());
     for (i, &r) in new.rows.iter().enumerate() {
         if faces[r].waiting(p) {
@@ -312,9 +328,9 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
     if rest.is_empty() {
         return Plan::default();
     }
-    if !pool.rows.is_empty() {
+    if let Some(pool) = pool {
         // the earlier faces near a new face get another look
-        let mut near: Vec<u32> = cluster::knn_between(&sub, pool.emb, dim, p.k, p.floor).into_iter().flatten().map(|(j, _)| j).collect();
+        let mut near: Vec<u32> = cluster::knn_codes(&sub, pool.codes, p.k, p.floor).into_iter().flatten().map(|(j, _)| j).collect();
         near.sort_unstable();
         near.dedup();
         let mut seen: HashSet<usize> = rest.iter().copied().collect();
@@ -322,13 +338,13 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
             let r = pool.rows[j as usize];
             if faces[r].waiting(p) && seen.insert(r) {
                 rest.push(r);
-                sub.extend_from_slice(pool.vector(j as usize, dim));
+                sub.extend(pool.codes.decode(j as usize));
             }
         }
     }
     let items: Vec<cluster::Item> =
         rest.iter().map(|&r| cluster::Item { photo: faces[r].photo, person: None, rejected: faces[r].rejected.clone() }).collect();
-    let nb = cluster::knn(&sub, dim, p.k, p.floor);
+    let nb = cluster::knn_quantized(&sub, dim, p.k, p.floor);
     let labels = cluster::average_linkage(&sub, dim, &items, &nb, p.link);
     let mut by: HashMap<usize, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for (i, l) in labels.into_iter().enumerate() {
@@ -352,16 +368,41 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
     // that person, or shares a photo with it) leaves those faces behind and tries again
     let at: HashMap<usize, usize> = rest.iter().enumerate().map(|(i, &r)| (r, i)).collect();
     let means: Vec<f32> = people.iter().flat_map(|s| s.sum.iter().map(move |x| x / s.count.max(1) as f32)).collect();
+    // the person each group of several faces left unplaced matches best, if any reaches `assign`
+    let unplaced: Vec<usize> = (0..rows.len()).filter(|&g| placed[g].is_none() && rows[g].len() > 1).collect();
+    let queries: Vec<f32> =
+        unplaced.iter().flat_map(|&g| sums[g * dim..(g + 1) * dim].iter().map(|x| x / rows[g].len() as f32).collect::<Vec<_>>()).collect();
+    let top: HashMap<usize, u32> = unplaced
+        .iter()
+        .zip(cluster::knn_between(&queries, &means, dim, 1, p.assign))
+        .filter_map(|(&g, best)| Some((g, best.first()?.0)))
+        .collect();
+    // a face joins with its group only when it matches the person the group makes with it (its
+    // mean cosine with the person's faces and the rest of the group at least `assign`), as
+    // average linkage over the whole library would need; one that does not waits
+    let index: HashMap<i64, usize> = people.iter().enumerate().map(|(j, s)| (s.id, j)).collect();
+    let fitting = |g: &[usize], id: i64| -> Vec<(usize, i64)> {
+        let s = &people[index[&id]];
+        let mut sum = s.sum.clone();
+        g.iter().for_each(|r| sum.iter_mut().zip(&sub[at[r] * dim..(at[r] + 1) * dim]).for_each(|(a, x)| *a += x));
+        let others = (s.count + g.len() - 1).max(1) as f32;
+        g.iter()
+            .filter(|r| {
+                let e = &sub[at[r] * dim..(at[r] + 1) * dim];
+                let own: f32 = e.iter().map(|x| x * x).sum();
+                (e.iter().zip(&sum).map(|(x, a)| x * a).sum::<f32>() - own) / others >= p.assign
+            })
+            .map(|&r| (r, id))
+            .collect()
+    };
     let mut plan = Plan::default();
-    for ((g, person), sum) in rows.into_iter().zip(placed).zip(sums.chunks_exact(dim)) {
+    for (i, (g, person)) in rows.into_iter().zip(placed).enumerate() {
         if let Some(id) = person {
-            plan.assign.extend(g.iter().map(|&r| (r, id)));
+            plan.assign.extend(fitting(&g, id));
             continue;
         }
-        let mean: Vec<f32> = sum.iter().map(|x| x / g.len() as f32).collect();
-        let top = cluster::knn_between(&mean, &means, dim, 1, p.assign).pop().unwrap_or_default();
-        let (stay, left): (Vec<usize>, Vec<usize>) = match top.first() {
-            Some(&(j, _)) if g.len() > 1 => {
+        let (stay, left): (Vec<usize>, Vec<usize>) = match top.get(&i) {
+            Some(&j) => {
                 let s = &people[j as usize];
                 g.iter().partition(|&&r| !faces[r].rejected.contains(&s.id) && !s.photos.contains(&faces[r].photo))
             }
@@ -375,7 +416,7 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
         };
         match joined {
             Some(id) => {
-                plan.assign.extend(stay.iter().map(|&r| (r, id)));
+                plan.assign.extend(fitting(&stay, id));
                 if left.len() >= p.min_faces.max(1) {
                     plan.new_people.push(left);
                 }
@@ -522,8 +563,9 @@ mod tests {
         let rows = |rs: &[usize]| -> Vec<f32> { rs.iter().flat_map(|&r| emb[r * 4..r * 4 + 4].to_vec()).collect() };
         let people = person_stats(4, &faces, row_vectors(&emb, 4));
         let (new, pool) = ([3, 4, 5], [2, 6, 7, 8]);
-        let (ne, pe) = (rows(&new), rows(&pool));
-        let grown = plan_new(4, &faces, &people, Rows { rows: &new, emb: &ne }, Rows { rows: &pool, emb: &pe }, &Params::default());
+        let (ne, pe) = (rows(&new), PackedCodes::quantized(4, &rows(&pool)));
+        let pool = Some(Pool { rows: &pool, codes: &pe });
+        let grown = plan_new(4, &faces, &people, Rows { rows: &new, emb: &ne }, pool, &Params::default());
         assert_eq!(grown.assign, vec![(3, 1)]);
         // 4 meets 2 and 7; 5 cannot join 6 (one photo); 8 is too small to be grouped
         assert_eq!(grown.new_people, vec![vec![2, 4, 7]]);
@@ -532,7 +574,7 @@ mod tests {
         assert_eq!(whole.assign, vec![(3, 1)]);
         assert_eq!(whole.new_people, vec![vec![2, 4, 7]]);
         // with nothing new, nothing happens, however many earlier faces wait
-        let none = plan_new(4, &faces, &people, Rows::NONE, Rows { rows: &pool, emb: &pe }, &Params::default());
+        let none = plan_new(4, &faces, &people, Rows::NONE, pool, &Params::default());
         assert_eq!(none, Plan::default());
     }
 
@@ -546,10 +588,27 @@ mod tests {
         let emb: Vec<f32> = [[1.0, 0.0, 0.0, 0.0], [0.5, 0.75f32.sqrt(), 0.0, 0.0], [0.75 / n, 0.66 / n, 0.0, 0.0]].concat();
         let people = person_stats(4, &faces, row_vectors(&emb, 4));
         let new = Rows { rows: &[2], emb: &emb[8..] };
-        let pool = Rows { rows: &[1], emb: &emb[4..8] };
-        let plan = plan_new(4, &faces, &people, new, pool, &Params::default());
+        let codes = PackedCodes::quantized(4, &emb[4..8]);
+        let plan = plan_new(4, &faces, &people, new, Some(Pool { rows: &[1], codes: &codes }), &Params::default());
         assert_eq!(plan.assign, vec![(1, 1), (2, 1)]);
         assert!(plan.new_people.is_empty());
+    }
+
+    #[test]
+    fn a_face_that_only_its_group_holds_near_a_person_waits() {
+        // person 1 is faces 0, 1 (axis 0); new faces 2, 3 lie 30° from it and face 4 85°, 55°
+        // from 2 and 3: average linkage groups 2, 3, 4 and the group matches person 1 on average,
+        // but face 4 alone does not match the person it would make (mean cosine 0.33)
+        let mut faces: Vec<FaceInfo> = (0..5).map(|i| face(i, i)).collect();
+        faces[0].person = Some((1, Source::User));
+        faces[1].person = Some((1, Source::User));
+        let at = |deg: f32| vec![deg.to_radians().cos(), deg.to_radians().sin(), 0.0, 0.0];
+        let emb: Vec<f32> = [at(0.0), at(0.0), at(30.0), at(30.0), at(85.0)].concat();
+        let people = person_stats(4, &faces, row_vectors(&emb, 4));
+        let grown = plan_new(4, &faces, &people, Rows { rows: &[2, 3, 4], emb: &emb[8..] }, None, &Params::default());
+        assert_eq!(grown.assign, vec![(2, 1), (3, 1)]);
+        assert!(grown.new_people.is_empty());
+        assert_eq!(plan(&emb, 4, &faces, &Params::default()), grown);
     }
 
     #[test]
