@@ -2,8 +2,8 @@
 //! per photo, a quarter of them strangers seen once, the rest 5,000 people; 192-d unit vectors,
 //! same-person cosine ~0.6) gets NEW more photos, then (each in its own process, for its peak
 //! memory) is grouped the way facefind groups after an index run (`Catalog::group_people`: the
-//! new faces only) and the way it grouped before (`people::plan` over every face: the whole
-//! unassigned pool clustered again, every exact embedding loaded; nothing written). Also prints
+//! new faces only) and the way a library is grouped whole (`people::plan` over every face: the
+//! whole unassigned pool clustered again, every exact embedding loaded; nothing written). Also prints
 //! how the library was built (grown in steps of STEP photos, each grouped incrementally) and its
 //! BCubed F against the planted people.
 //!   cargo bench --bench grouping [-- PHOTOS [NEW [STEP]]]   (default 1,000,000 1,000 50,000)
@@ -238,7 +238,7 @@ fn main() -> anyhow::Result<()> {
     for mode in modes.split(',') {
         let f = run_child(mode, &work)?;
         let name = if mode == "whole" {
-            "every face again (before: `people::plan`, all exact embeddings)"
+            "every face again (`people::plan`, all exact embeddings)"
         } else {
             "new faces only (`Catalog::group_people`, written)"
         };
