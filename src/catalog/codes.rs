@@ -54,12 +54,8 @@ impl Int8Index {
 
     /// An index from its stored parts; `None` when they do not fit together.
     pub fn from_parts(dim: usize, codes: Vec<i8>, steps: Vec<f32>, max_error: f32) -> Option<Self> {
-        (dim > 0 && codes.len() == steps.len() * dim && max_error.is_finite() && max_error >= 0.0).then_some(Self {
-            dim,
-            codes,
-            steps,
-            max_error,
-        })
+        (dim > 0 && dim <= crate::kernels::int8::MAX_DIM && codes.len() == steps.len() * dim && max_error.is_finite() && max_error >= 0.0)
+            .then_some(Self { dim, codes, steps, max_error })
     }
 
     pub fn dim(&self) -> usize {

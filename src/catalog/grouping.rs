@@ -76,7 +76,7 @@ impl Catalog {
                 &infos,
                 &people,
                 people::Rows { rows: &new, emb: &new_emb },
-                Some(people::Pool { rows: &pool, codes: &pool_codes }),
+                (!pool.is_empty()).then_some(people::Pool { rows: &pool, codes: &pool_codes }),
                 params,
             )
         } else {

@@ -33,7 +33,7 @@ pub const TILE_COLS: usize = LANES * PANELS;
 /// Query rows per tile.
 const TILE_ROWS: usize = 8;
 /// The largest dimension whose dot products fit 32-bit integers: 255 · 128 · dim < 2³¹.
-const MAX_DIM: usize = 65_536;
+pub const MAX_DIM: usize = 65_536;
 
 /// Coded vectors packed for [`scores`]: panel `p` holds columns `16p..16p + 16`, for each group
 /// of 4 components the 4 codes of each of its 16 columns (`[step][column][4]`, 64 bytes: one
@@ -57,7 +57,7 @@ impl PackedCodes {
     /// Packs `len` coded vectors of `dim` components: `row(j)` is vector `j`'s codes, its code
     /// step and its rounding error.
     pub fn pack<'a>(dim: usize, len: usize, row: impl Fn(usize) -> (&'a [i8], f32, f32)) -> Self {
-        assert!(dim > 0 && dim <= MAX_DIM, "dimension {dim} out of 1..={MAX_DIM}");
+        assert!(dim <= MAX_DIM && (dim > 0 || len == 0), "{len} vectors of dimension {dim} (1..={MAX_DIM})");
         let depth = dim.div_ceil(4) * 4;
         let cols = len.div_ceil(TILE_COLS) * TILE_COLS;
         let (mut panels, mut sums, mut steps) = (vec![0i8; cols * depth], vec![0i32; cols], vec![0f32; cols]);
@@ -143,7 +143,12 @@ impl Queries {
             steps[i] = step;
             max_error = max_error.max(error);
         }
-        Queries { dim, depth, len, codes, steps, max_error, exact: queries.to_vec() }
+        // a query that is not finite scores NaN on both paths (never a neighbour)
+        let exact = queries
+            .chunks_exact(dim)
+            .flat_map(|v| if v.iter().all(|x| x.is_finite()) { v.to_vec() } else { vec![f32::NAN; dim] })
+            .collect();
+        Queries { dim, depth, len, codes, steps, max_error, exact }
     }
 
     pub fn len(&self) -> usize {

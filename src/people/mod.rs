@@ -378,27 +378,37 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
         .filter_map(|(&g, best)| Some((g, best.first()?.0)))
         .collect();
     // a face joins with its group only when it matches the person the group makes with it (its
-    // mean cosine with the person's faces and the rest of the group at least `assign`), as
-    // average linkage over the whole library would need; one that does not waits
+    // mean cosine with the person's faces and the rest of the group that joins at least
+    // `assign`), as average linkage over the whole library would need; one that does not waits
+    // (dropped until every face left matches, and its photo is free for the person again)
     let index: HashMap<i64, usize> = people.iter().enumerate().map(|(j, s)| (s.id, j)).collect();
-    let fitting = |g: &[usize], id: i64| -> Vec<(usize, i64)> {
+    let fitting = |g: &[usize], id: i64, taken: &mut HashSet<(i64, i64)>| -> Vec<(usize, i64)> {
         let s = &people[index[&id]];
-        let mut sum = s.sum.clone();
-        g.iter().for_each(|r| sum.iter_mut().zip(&sub[at[r] * dim..(at[r] + 1) * dim]).for_each(|(a, x)| *a += x));
-        let others = (s.count + g.len() - 1).max(1) as f32;
-        g.iter()
-            .filter(|r| {
-                let e = &sub[at[r] * dim..(at[r] + 1) * dim];
+        let vector = |r: &usize| &sub[at[r] * dim..(at[r] + 1) * dim];
+        let mut kept: Vec<usize> = g.to_vec();
+        loop {
+            let mut sum = s.sum.clone();
+            kept.iter().for_each(|r| sum.iter_mut().zip(vector(r)).for_each(|(a, x)| *a += x));
+            let others = (s.count + kept.len()).saturating_sub(1).max(1) as f32;
+            let fits = |r: &usize| {
+                let e = vector(r);
                 let own: f32 = e.iter().map(|x| x * x).sum();
                 (e.iter().zip(&sum).map(|(x, a)| x * a).sum::<f32>() - own) / others >= p.assign
-            })
-            .map(|&r| (r, id))
-            .collect()
+            };
+            let (stay, out): (Vec<usize>, Vec<usize>) = kept.iter().partition(|r| fits(r));
+            out.iter().for_each(|&r| {
+                taken.remove(&(faces[r].photo, id));
+            });
+            kept = stay;
+            if out.is_empty() || kept.is_empty() {
+                return kept.into_iter().map(|r| (r, id)).collect();
+            }
+        }
     };
     let mut plan = Plan::default();
     for (i, (g, person)) in rows.into_iter().zip(placed).enumerate() {
         if let Some(id) = person {
-            plan.assign.extend(fitting(&g, id));
+            plan.assign.extend(fitting(&g, id, &mut taken));
             continue;
         }
         let (stay, left): (Vec<usize>, Vec<usize>) = match top.get(&i) {
@@ -416,7 +426,7 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
         };
         match joined {
             Some(id) => {
-                plan.assign.extend(fitting(&stay, id));
+                plan.assign.extend(fitting(&stay, id, &mut taken));
                 if left.len() >= p.min_faces.max(1) {
                     plan.new_people.push(left);
                 }
