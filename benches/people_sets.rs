@@ -509,7 +509,8 @@ fn main() {
     sets.push(people_set("lfw-train, all", &train, 1, usize::MAX));
 
     let defaults = Params::default();
-    let mut methods = Vec::new();
+    // connected components at one threshold for every set, next to the one setting of the others
+    let mut methods: Vec<Method> = (50..=70).step_by(5).map(|t| Method::Components(t as f32 / 100.0)).collect();
     for link in [0.45f32, 0.50, 0.55] {
         methods.push(Method::Linkage { link, join: 0.0, support: 0 });
         for join in [0.50f32, 0.55, 0.60, 0.65] {
