@@ -9,6 +9,8 @@ use decode::{decode_turn, is_jpeg, jpeg_frame, Segment};
 pub mod decode;
 pub mod heif;
 pub mod raw;
+pub mod taken;
+pub mod tiff;
 
 pub use decode::{PhotoError, BIG_DECODE_PIXELS, MAX_PIXELS};
 

@@ -20,6 +20,8 @@ pub fn is_raw_ext(ext: &str) -> bool {
     RAW_EXT.iter().any(|e| e.eq_ignore_ascii_case(ext))
 }
 
+use super::tiff::Tiff;
+
 /// The largest embedded JPEG preview of a RAW file, and the RAW's EXIF orientation (1..=8) when
 /// it has one.
 pub fn preview(data: &[u8]) -> Option<(&[u8], Option<u8>)> {
@@ -93,74 +95,6 @@ pub fn preview(data: &[u8]) -> Option<(&[u8], Option<u8>)> {
 fn baseline_jpeg_size(j: &[u8]) -> Option<(u32, u32)> {
     let f = super::decode::jpeg_frame(j)?;
     (matches!(f.marker, 0xC0..=0xC2) && f.width > 0 && f.height > 0).then_some((f.width, f.height))
-}
-
-struct Entry {
-    tag: u16,
-    kind: u16,
-    count: u32,
-    offset_or_value: u32,
-    /// Where the 4-byte value/offset field is.
-    at: usize,
-}
-
-/// A TIFF structure (either byte order), read with bounds checks only.
-struct Tiff<'a> {
-    d: &'a [u8],
-    le: bool,
-}
-
-impl<'a> Tiff<'a> {
-    fn new(d: &'a [u8]) -> Option<Self> {
-        let le = match d.get(..2)? {
-            b"II" => true,
-            b"MM" => false,
-            _ => return None,
-        };
-        // 42 for TIFF; Olympus (0x4F52, 0x5352) and Panasonic (0x55) use their own numbers
-        let magic = if le { u16::from_le_bytes([*d.get(2)?, *d.get(3)?]) } else { u16::from_be_bytes([*d.get(2)?, *d.get(3)?]) };
-        matches!(magic, 42 | 0x4F52 | 0x5352 | 0x55).then_some(Self { d, le })
-    }
-    fn u16_at(&self, i: usize) -> Option<u16> {
-        let b = self.d.get(i..i + 2)?;
-        Some(if self.le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
-    }
-    fn u32_at(&self, i: usize) -> Option<u32> {
-        let b = self.d.get(i..i + 4)?;
-        Some(if self.le { u32::from_le_bytes([b[0], b[1], b[2], b[3]]) } else { u32::from_be_bytes([b[0], b[1], b[2], b[3]]) })
-    }
-    fn entries(&self, ifd: usize) -> Option<Vec<Entry>> {
-        let n = self.u16_at(ifd)? as usize;
-        (0..n.min(512))
-            .map(|k| {
-                let e = ifd + 2 + 12 * k;
-                Some(Entry {
-                    tag: self.u16_at(e)?,
-                    kind: self.u16_at(e + 2)?,
-                    count: self.u32_at(e + 4)?,
-                    offset_or_value: self.u32_at(e + 8)?,
-                    at: e + 8,
-                })
-            })
-            .collect()
-    }
-    fn next_ifd(&self, ifd: usize) -> Option<usize> {
-        let n = self.u16_at(ifd)? as usize;
-        Some(self.u32_at(ifd + 2 + 12 * n)? as usize)
-    }
-    /// Value `i` of a SHORT or LONG (or IFD) entry.
-    fn value(&self, e: &Entry, i: usize) -> Option<u32> {
-        let (size, read): (usize, &dyn Fn(usize) -> Option<u32>) = match e.kind {
-            3 => (2, &|p| self.u16_at(p).map(u32::from)),
-            4 | 13 => (4, &|p| self.u32_at(p)),
-            _ => return None,
-        };
-        if i >= e.count as usize {
-            return None;
-        }
-        let base = if size * e.count as usize <= 4 { e.at } else { e.offset_or_value as usize };
-        read(base.checked_add(size * i)?)
-    }
 }
 
 #[cfg(test)]
