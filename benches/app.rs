@@ -71,6 +71,7 @@ fn write_catalog(path: &Path, photos: usize) -> anyhow::Result<()> {
             width: 4000,
             height: 2667,
             status: Status::Faces,
+            taken: None,
             reason: None,
             thumbnail: thumbs[i % thumbs.len()].clone(),
             faces,

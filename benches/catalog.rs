@@ -67,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             width: 64,
             height: 48,
             status: Status::Faces,
+            taken: None,
             reason: None,
             thumbnail: jpg.clone(),
             faces: vec![FaceRecord {

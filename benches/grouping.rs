@@ -73,6 +73,7 @@ fn records(range: std::ops::Range<usize>, centres: &[f32]) -> Vec<PhotoRecord> {
             width: 4000,
             height: 3000,
             status: Status::Faces,
+            taken: None,
             reason: None,
             thumbnail: Vec::new(),
             faces: photo_faces(i, centres)

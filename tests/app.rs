@@ -125,6 +125,7 @@ fn synthetic(dir: &Path) -> (PathBuf, PathBuf) {
             width: 320,
             height: 240,
             status: Status::Faces,
+            taken: None,
             reason: None,
             thumbnail: jpeg(256, 192, (i * 20) as u8),
             faces,

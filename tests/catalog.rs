@@ -426,6 +426,7 @@ fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
         width: 100,
         height: 100,
         status: Status::Faces,
+        taken: None,
         reason: None,
         thumbnail: Vec::new(),
         faces,

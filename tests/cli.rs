@@ -215,6 +215,8 @@ fn search_face_top_json_and_a_name_that_is_not_utf8() {
     #[cfg(not(unix))]
     let (copy, hex) = (photos.join("gruppe.jpg"), String::new());
     std::fs::copy(&group, &copy).unwrap();
+    // a sidecar ExifTool wrote, beside the copy (photo.xmp)
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dates/sidecar-a.xmp"), copy.with_extension("xmp")).unwrap();
     let run = |face: &str| {
         facefind()
             .arg("search")
@@ -235,6 +237,8 @@ fn search_face_top_json_and_a_name_that_is_not_utf8() {
     let scores: Vec<f64> = results.iter().map(|r| r["score"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     assert!(scores[0] > 0.99 && results[0]["face"] == 2, "{v}");
+    assert_eq!(results[0]["taken"], "2008-08-08T08:08:08", "{v}");
+    assert!(results[1..].iter().all(|r| r["taken"].is_null()), "{v}");
     if !hex.is_empty() {
         assert_eq!(results[0]["path_hex"], hex.as_str(), "{v}");
         assert!(results[1..].iter().all(|r| r.get("path_hex").is_none()), "{v}");
@@ -280,6 +284,7 @@ fn questions_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
                 width: 320,
                 height: 240,
                 status: Status::Faces,
+                taken: None,
                 reason: None,
                 thumbnail: Vec::new(),
                 faces: vec![FaceRecord {
@@ -362,4 +367,78 @@ fn people_questions_and_answers_from_the_command_line() {
         facefind().arg("people").arg(&folder).arg("--catalog").arg(&catalog).args(["--assign", "nope.jpg", "0", "Ann"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no photo nope.jpg"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `index` stores when each photo was taken as the photo (or its sidecar) records it, the same
+/// as ExifTool reads it (tests/data/dates); a catalog from before dates were kept gets them on
+/// its next index run, read once from each unchanged photo.
+#[test]
+fn index_keeps_capture_dates_and_an_older_catalog_gets_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dates");
+    let expected: std::collections::BTreeMap<String, Option<String>> =
+        serde_json::from_str(&std::fs::read_to_string(data.join("expected.json")).unwrap()).unwrap();
+    let mut want = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(t) = expected.get(&name) {
+            want.insert(name.clone(), t.clone());
+        }
+        if expected.contains_key(&name) || name.ends_with(".xmp") {
+            std::fs::copy(&p, photos.join(&name)).unwrap();
+        }
+    }
+    assert!(want.len() >= 14 && want.values().any(Option::is_none), "{want:?}");
+    let catalog = tmp.path().join("c.sqlite");
+    let index = || {
+        let out = facefind().arg("index").arg(&photos).arg("--catalog").arg(&catalog).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let stored = || {
+        let cat = facefind::catalog::Catalog::open(&catalog).unwrap();
+        let dates = cat.dates().unwrap();
+        let got: std::collections::BTreeMap<String, Option<String>> =
+            cat.photos().unwrap().into_iter().map(|p| (String::from_utf8_lossy(&p.path).into_owned(), dates.get(&p.id).cloned())).collect();
+        got
+    };
+    index();
+    assert_eq!(stored(), want);
+    // the catalog as the schema before dates left it
+    {
+        let c = rusqlite::Connection::open(&catalog).unwrap();
+        c.execute_batch("DROP TABLE taken; DROP TABLE dates_unread; UPDATE meta SET value = '8' WHERE key = 'schema_version';").unwrap();
+    }
+    assert!(stored().values().all(Option::is_none), "migrated: no dates yet");
+    index();
+    assert_eq!(stored(), want);
+    let cat = facefind::catalog::Catalog::open(&catalog).unwrap();
+    assert!(cat.dates_unread().unwrap().is_empty());
+}
+
+/// Real phone photos record when they were taken: `people --json` says so for each face (what
+/// ExifTool reads from these files: only img1.jpg records a date, with its offset).
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn people_json_says_when_each_photo_was_taken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    common::copy_photos("album/deepface", &photos, 6);
+    let out = facefind().arg("people").arg(&photos).arg("--json").arg("--catalog").arg(tmp.path().join("c.sqlite")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let faces: Vec<&serde_json::Value> = v["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["faces"].as_array().unwrap())
+        .chain(v["unassigned"].as_array().unwrap())
+        .collect();
+    assert!(faces.len() >= 6, "{v}");
+    for f in faces {
+        let want = if f["path"] == "img1.jpg" { serde_json::json!("2019-07-20T17:45:22-07:00") } else { serde_json::Value::Null };
+        assert_eq!(f["taken"], want, "{f}");
+    }
 }

@@ -485,6 +485,7 @@ fn synthetic_photo(name: &str, faces: Vec<facefind::catalog::FaceRecord>) -> fac
         width: 400,
         height: 200,
         status: facefind::catalog::Status::Faces,
+        taken: None,
         reason: None,
         thumbnail: vec![],
         faces,

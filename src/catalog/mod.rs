@@ -99,6 +99,7 @@ pub(crate) fn test_photo(path: &str, faces: &[([f32; 4], f32)]) -> PhotoRecord {
         width: 100,
         height: 100,
         status: Status::Faces,
+        taken: None,
         reason: None,
         thumbnail: Vec::new(),
         faces: faces
@@ -123,6 +124,8 @@ pub struct PhotoRecord {
     /// ~256 px JPEG.
     pub thumbnail: Vec<u8>,
     pub faces: Vec<FaceRecord>,
+    /// When it was taken, as `photo::taken::Taken` writes it; `None` when the photo records nothing.
+    pub taken: Option<String>,
 }
 
 /// The part of a photo row that decides whether a file must be processed again.

@@ -1,6 +1,7 @@
 //! What the app and the searches read: photos, the faces with their embeddings (through the
 //! face snapshot beside the catalog), thumbnails and chips.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::OptionalExtension;
@@ -17,6 +18,23 @@ const FACES_SQL: &str =
 
 impl Catalog {
     /// Every photo, ordered by path.
+    /// When each photo that records it was taken, by photo id (`photo::taken::Taken` text).
+    pub fn dates(&self) -> Result<HashMap<i64, String>, CatalogError> {
+        let e = |source| self.sql_err(source);
+        let mut st = self.conn.prepare("SELECT photo_id, taken FROM taken").map_err(e)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    /// Photos (id, path) whose date is still to be read (indexed before dates were).
+    pub fn dates_unread(&self) -> Result<Vec<(i64, Vec<u8>)>, CatalogError> {
+        let e = |source| self.sql_err(source);
+        let mut st =
+            self.conn.prepare("SELECT p.id, p.path FROM dates_unread d JOIN photos p ON p.id = d.photo_id ORDER BY p.path").map_err(e)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
     pub fn photos(&self) -> Result<Vec<PhotoInfo>, CatalogError> {
         let mut st = self.conn.prepare(PHOTOS_SQL).map_err(|e| self.sql_err(e))?;
         let rows = st

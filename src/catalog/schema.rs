@@ -10,8 +10,8 @@ use super::{path_bytes, CatalogError};
 
 /// Current schema. Versions 1–6 are migrated in place (1: no face chips, 2: no re-embedding
 /// queue, 3: no people, 4: no face generation, 5: no application id and no storage rule for
-/// people, 6: no "not the same person" pairs). A catalog whose version cannot be read is refused, never dropped.
-pub const SCHEMA_VERSION: i64 = 8;
+/// people, 6: no "not the same person" pairs, 7: no grouping queue, 8: no capture dates). A catalog whose version cannot be read is refused, never dropped.
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// `PRAGMA application_id` of every facefind catalog ("FFND"), written when it is created (and
 /// into older catalogs when they are migrated): the mark that a SQLite file is ours to change.
@@ -136,6 +136,15 @@ CREATE INDEX IF NOT EXISTS not_same_b ON not_same(b);
 /// older catalog count as grouped; a catalog never grouped is grouped whole.
 const SCHEMA_8: &str = "
 CREATE TABLE IF NOT EXISTS ungrouped (face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE);
+";
+
+/// Schema 9: when each photo was taken, as it records it (`photo::taken`; a photo that records
+/// nothing has no row), in a table of its own (reading a million dates reads no thumbnail), and
+/// the photos of an older catalog whose date is still to be read (the next index run reads them
+/// once, from the head of each file).
+const SCHEMA_9: &str = "
+CREATE TABLE IF NOT EXISTS taken (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE, taken TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dates_unread (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);
 ";
 
 /// The tables and columns by which a catalog written before the application id is known as
@@ -380,6 +389,11 @@ fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
     tx.execute_batch(SCHEMA_6)?;
     tx.execute_batch(SCHEMA_7)?;
     tx.execute_batch(SCHEMA_8)?;
+    let had_dates: bool = tx.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='taken'", [], |r| r.get(0))?;
+    tx.execute_batch(SCHEMA_9)?;
+    if !had_dates {
+        tx.execute_batch("INSERT OR IGNORE INTO dates_unread(photo_id) SELECT id FROM photos")?;
+    }
     Ok(repaired)
 }
 

@@ -212,6 +212,9 @@ impl Catalog {
                 .prepare_cached("INSERT INTO faces(photo_id, idx, x, y, w, h, score, landmarks, embedding, chip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
                 .map_err(e)?;
             let mut ungrouped = tx.prepare_cached("INSERT OR IGNORE INTO ungrouped(face_id) VALUES (?1)").map_err(e)?;
+            let mut taken = tx.prepare_cached("INSERT OR REPLACE INTO taken(photo_id, taken) VALUES (?1, ?2)").map_err(e)?;
+            let mut untaken = tx.prepare_cached("DELETE FROM taken WHERE photo_id=?1").map_err(e)?;
+            let mut read = tx.prepare_cached("DELETE FROM dates_unread WHERE photo_id=?1").map_err(e)?;
             let mut reuse = tx
                 .prepare_cached(
                     "UPDATE faces SET idx=?2, x=?3, y=?4, w=?5, h=?6, score=?7, landmarks=?8, embedding=?9, chip=?10 WHERE id=?1",
@@ -234,6 +237,11 @@ impl Catalog {
                         |r| r.get(0),
                     )
                     .map_err(e)?;
+                match &p.taken {
+                    Some(t) => taken.execute(params![id, t]).map_err(e)?,
+                    None => untaken.execute([id]).map_err(e)?,
+                };
+                read.execute([id]).map_err(e)?;
                 let before: Vec<(i64, [f32; 4])> = old
                     .query_map([id], |r| {
                         Ok((
@@ -274,6 +282,29 @@ impl Catalog {
                     // the next grouping looks at it
                     ungrouped.execute([face]).map_err(e)?;
                 }
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Records when photos of an older catalog were taken (`None`: they record nothing): their
+    /// dates are read.
+    pub fn set_taken(&mut self, dates: &[(i64, Option<String>)]) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let e = |source| CatalogError::Sqlite { path: path.clone(), error: source };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut set = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO taken(photo_id, taken) SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM photos WHERE id=?1)",
+                )
+                .map_err(e)?;
+            let mut read = tx.prepare_cached("DELETE FROM dates_unread WHERE photo_id=?1").map_err(e)?;
+            for (id, t) in dates {
+                if let Some(t) = t {
+                    set.execute(params![id, t]).map_err(e)?;
+                }
+                read.execute([id]).map_err(e)?;
             }
         }
         tx.commit().map_err(e)

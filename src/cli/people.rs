@@ -9,6 +9,8 @@ struct PeopleFaceJson {
     face: u32,
     #[serde(rename = "box")]
     bbox: [f32; 4],
+    /// When the photo was taken (as in `search --json`); null when it records nothing.
+    taken: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -117,10 +119,12 @@ pub(super) fn run_people(
     let table = cat.face_table()?;
     let photos: HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let links = cat.face_links()?;
+    let dates = cat.dates()?;
     let face_json = |r: usize| PeopleFaceJson {
         path: PathText::of_bytes(photos.get(&table.photo_id(r)).map(Vec::as_slice).unwrap_or_default()),
         face: table.face_index(r),
         bbox: table.bbox(r),
+        taken: dates.get(&table.photo_id(r)).cloned(),
     };
     let mut by_person: HashMap<i64, Vec<usize>> = HashMap::new();
     let mut unassigned = Vec::new();

@@ -36,6 +36,9 @@ struct ResultJson {
     bbox: [f32; 4],
     #[serde(rename = "match")]
     is_match: bool,
+    /// When the photo was taken (`YYYY-MM-DDTHH:MM:SS`, `±HH:MM` appended where the photo
+    /// records its offset); null when it records nothing.
+    taken: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -90,6 +93,7 @@ pub(super) fn run_search(
         }
         (None, Query::Photo(..)) => unreachable!("photo queries are embedded above"),
     };
+    let mut dates = cat.dates()?;
     let n = top.unwrap_or(hits.len()).min(hits.len());
     let results: Vec<ResultJson> = hits[..n]
         .iter()
@@ -99,6 +103,7 @@ pub(super) fn run_search(
             face: table.face_index(h.row),
             bbox: table.bbox(h.row),
             is_match: h.score >= threshold,
+            taken: dates.remove(&h.photo_id),
         })
         .collect();
     if json {

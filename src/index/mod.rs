@@ -283,6 +283,8 @@ struct Prepared {
     file: ScannedFile,
     fingerprint: Vec<u8>,
     decoded: Result<photo::Decoded, photo::PhotoError>,
+    /// When it was taken (`photo::taken`).
+    taken: Option<String>,
 }
 
 fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared> {
@@ -291,7 +293,7 @@ fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared>
         Ok(d) => d,
         // gone since the scan: nothing to record
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()) }),
+        Err(e) => return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()), taken: None }),
     };
     let fp = clocks.time(Stage::Fingerprint, || fingerprint_bytes(&data));
     let decoded = clocks.time(Stage::Decode, || {
@@ -301,8 +303,9 @@ fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared>
             photo::decode_scaled(&data, DECODE_LONG_SIDE)
         }
     });
+    let taken = photo::taken::read(&path, &data).map(|t| t.to_string());
     drop(data);
-    Some(Prepared { file: file.clone(), fingerprint: fp, decoded })
+    Some(Prepared { file: file.clone(), fingerprint: fp, decoded, taken })
 }
 
 /// A photo's record (embeddings still empty) and its faces' aligned crops.
@@ -356,6 +359,7 @@ fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded, clo
         reason: None,
         thumbnail: jpeg(&fit(&dec.rgb, THUMBNAIL), 80),
         faces: records,
+        taken: prep.taken.clone(),
     };
     clocks.0[Stage::Encode as usize].fetch_add(t_encode.elapsed().as_nanos() as u64, Ordering::Relaxed);
     Ok((record, crops))
@@ -397,6 +401,7 @@ fn process_batch(
                     reason: Some(e.to_string()),
                     thumbnail: Vec::new(),
                     faces: Vec::new(),
+                    taken: prep.taken.clone(),
                 };
                 (rec, Vec::new())
             }
@@ -425,6 +430,30 @@ pub enum IndexError {
     Folder(String),
     #[error("face pipeline failed: {0:#}")]
     Pipeline(anyhow::Error),
+}
+
+/// Bytes of a file's head read for a date the catalog does not have yet: EXIF and XMP sit at
+/// the start of a JPEG (APP1 segments of at most 64 KB each) and of most other formats.
+const DATE_HEAD: u64 = 256 * 1024;
+
+/// Reads the dates of photos indexed before the catalog kept dates (once per photo; from the
+/// head of each file and its sidecars).
+fn read_unread_dates(root: &Path, cat: &mut Catalog) -> Result<(), IndexError> {
+    use std::io::Read;
+    let unread = cat.dates_unread()?;
+    for chunk in unread.chunks(BATCH * 8) {
+        let dates: Vec<(i64, Option<String>)> = chunk
+            .par_iter()
+            .map(|(id, rel)| {
+                let path = root.join(crate::catalog::bytes_path(rel));
+                let mut head = Vec::new();
+                let read = std::fs::File::open(&path).and_then(|f| f.take(DATE_HEAD).read_to_end(&mut head));
+                (*id, read.ok().and_then(|_| photo::taken::read(&path, &head)).map(|t| t.to_string()))
+            })
+            .collect();
+        cat.set_taken(&dates)?;
+    }
+    Ok(())
 }
 
 /// Brings the catalog up to date with `root`. Calls `on` with progress; stops after the
@@ -544,6 +573,9 @@ pub fn index_folder_with(
         }
         Ok(())
     })?;
+    if !sum.cancelled {
+        clocks.time(Stage::Read, || read_unread_dates(root, cat))?;
+    }
     // Group new faces into people (one transaction; skipped when nothing changed).
     let changed = sum.processed + sum.removed + sum.reembedded > 0 || sum.rebuilt;
     if !sum.cancelled {
