@@ -418,11 +418,12 @@ fn index_keeps_capture_dates_and_an_older_catalog_gets_them() {
     assert!(cat.dates_unread().unwrap().is_empty());
 }
 
-/// Real phone photos record when they were taken: `people --json` says so for each face (what
-/// ExifTool reads from these files: only img1.jpg records a date, with its offset).
+/// Real phone photos record when they were taken: `people --json` and `search --json` say so
+/// for each face (what ExifTool reads from these files: only img1.jpg records a date, with its
+/// offset); `search --sort date`, `--from`, `--to`.
 #[test]
 #[ignore = "needs ../shared/faces"]
-fn people_json_says_when_each_photo_was_taken() {
+fn people_and_search_say_when_each_photo_was_taken() {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     common::copy_photos("album/deepface", &photos, 6);
@@ -441,4 +442,30 @@ fn people_json_says_when_each_photo_was_taken() {
         let want = if f["path"] == "img1.jpg" { serde_json::json!("2019-07-20T17:45:22-07:00") } else { serde_json::Value::Null };
         assert_eq!(f["taken"], want, "{f}");
     }
+    // search by date: the dated photo first; a range keeps only what it holds
+    let search = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = facefind()
+            .arg("search")
+            .arg(&photos)
+            .arg("--query")
+            .arg(photos.join("img10.jpg"))
+            .args(["--json", "--catalog"])
+            .arg(tmp.path().join("c.sqlite"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["results"].as_array().unwrap().clone()
+    };
+    let by_score = search(&[]);
+    let by_date = search(&["--sort", "date"]);
+    assert_eq!(by_date.len(), by_score.len());
+    assert_eq!(by_date[0]["path"], "img1.jpg", "{by_date:?}");
+    assert!(by_date[1..].iter().all(|r| r["taken"].is_null()));
+    let in_2019 = search(&["--from", "2019-07", "--to", "2019"]);
+    assert!(in_2019.len() == 1 && in_2019[0]["path"] == "img1.jpg", "{in_2019:?}");
+    assert!(search(&["--from", "2019-07-21"]).is_empty());
+    let out = facefind().arg("search").arg(&photos).arg("--query").arg(photos.join("img1.jpg")).args(["--from", "July"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("\"July\" is not a date"));
 }

@@ -7,7 +7,7 @@ mod train;
 
 use detect::{detect, run_verify};
 use people::{run_people, PeopleEdits};
-use search::{run_search, Query};
+use search::{run_search, Order, Query, SortBy};
 use train::run_train;
 
 use std::collections::HashMap;
@@ -113,6 +113,16 @@ pub enum Command {
         /// Show at most N results (default: all).
         #[arg(long)]
         top: Option<usize>,
+        /// Order of the results: by score (highest first) or by when the photo was taken
+        /// (oldest first; photos without a date last).
+        #[arg(long, value_enum, default_value_t = SortBy::Score)]
+        sort: SortBy,
+        /// Only photos taken on or after DATE (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Only photos taken on or before DATE (inclusive: --to 2019 takes all of 2019).
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
         #[arg(long)]
         catalog: Option<PathBuf>,
         #[arg(long)]
@@ -327,14 +337,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let nothing_read = sum.processed > 0 && sum.skipped.values().sum::<usize>() == sum.processed && sum.unchanged == 0;
             Ok(if nothing_read { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Search { folder, query, person, face, threshold, top, catalog, json } => {
+        Command::Search { folder, query, person, face, threshold, top, sort, from, to, catalog, json } => {
+            let bound = |d: &Option<String>| -> anyhow::Result<Option<String>> {
+                d.as_deref()
+                    .map(|s| {
+                        photo::taken::bound(s)
+                            .with_context(|| format!("{s:?} is not a date (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)"))
+                    })
+                    .transpose()
+            };
+            let order = Order { sort: *sort, from: bound(from)?, to: bound(to)? };
             let p = load_pipeline(&cli, Settings::default())?;
             let q = match (query, person) {
                 (Some(q), _) => Query::Photo(q.clone(), *face),
                 (None, Some(who)) => Query::Person(who.clone()),
                 (None, None) => anyhow::bail!("give --query PHOTO or --person NAME"),
             };
-            run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, *json, links(&cli))
+            run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, &order, *json, links(&cli))
         }
         Command::People { folder, catalog, name, merge, not_same, assign, reject, suggest, json } => {
             let edits = PeopleEdits {

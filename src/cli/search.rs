@@ -48,6 +48,21 @@ struct SearchJson {
     results: Vec<ResultJson>,
 }
 
+/// How `search` orders its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    Score,
+    Date,
+}
+
+/// Which results `search` lists, in which order.
+pub(super) struct Order {
+    pub sort: SortBy,
+    /// Bounds from `photo::taken::bound`.
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
 /// What `search` looks for: a face of a photo, or a person of the catalog.
 pub(super) enum Query {
     Photo(PathBuf, Option<usize>),
@@ -62,6 +77,7 @@ pub(super) fn run_search(
     query: &Query,
     threshold: f32,
     top: Option<usize>,
+    order: &Order,
     json: bool,
     links: ScanOptions,
 ) -> anyhow::Result<ExitCode> {
@@ -93,7 +109,16 @@ pub(super) fn run_search(
         }
         (None, Query::Photo(..)) => unreachable!("photo queries are embedded above"),
     };
-    let mut dates = cat.dates()?;
+    let dates = cat.dates()?;
+    let taken = |h: &crate::search::Hit| dates.get(&h.photo_id).and_then(|t| photo::taken::Taken::parse(t));
+    let mut hits = hits;
+    if order.from.is_some() || order.to.is_some() {
+        hits.retain(|h| taken(h).is_some_and(|t| photo::taken::within(&t, order.from.as_deref(), order.to.as_deref())));
+    }
+    if order.sort == SortBy::Date {
+        // oldest first, the undated last; ties by score (the sort is stable)
+        hits.sort_by_cached_key(|h| taken(h).map(|t| t.local().to_string()).unwrap_or_else(|| "~".into()));
+    }
     let n = top.unwrap_or(hits.len()).min(hits.len());
     let results: Vec<ResultJson> = hits[..n]
         .iter()
@@ -103,7 +128,7 @@ pub(super) fn run_search(
             face: table.face_index(h.row),
             bbox: table.bbox(h.row),
             is_match: h.score >= threshold,
-            taken: dates.remove(&h.photo_id),
+            taken: dates.get(&h.photo_id).cloned(),
         })
         .collect();
     if json {

@@ -42,6 +42,22 @@ impl std::fmt::Display for Taken {
     }
 }
 
+/// A date given to bound a search (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`, up to
+/// `YYYY-MM-DDTHH:MM:SS`; a space for the `T`), as the prefix of a local time it stands for.
+pub fn bound(s: &str) -> Option<String> {
+    const SHAPE: &[u8] = b"0000-00-00T00:00:00";
+    let s = s.trim().replacen(' ', "T", 1);
+    let ok = [4, 7, 10, 13, 16, 19].contains(&s.len())
+        && s.bytes().zip(SHAPE).all(|(c, &t)| if t == b'0' { c.is_ascii_digit() } else { c == t });
+    ok.then_some(s)
+}
+
+/// Whether `t` lies between the bounds (inclusive, each a prefix from [`bound`]: `--to 2019`
+/// takes all of 2019).
+pub fn within(t: &Taken, from: Option<&str>, to: Option<&str>) -> bool {
+    from.is_none_or(|f| t.local.as_str() >= f) && to.is_none_or(|u| &t.local[..u.len().min(19)] <= u)
+}
+
 /// `YYYY-MM-DDTHH:MM:SS` with digits where digits go, a month, day, hour, minute and second in
 /// range, and a year after 0.
 fn is_local(s: &str) -> bool {
@@ -320,6 +336,21 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn search_bounds_take_whole_years_and_days() {
+        assert_eq!(bound("2019").as_deref(), Some("2019"));
+        assert_eq!(bound("2019-07-14 18:03").as_deref(), Some("2019-07-14T18:03"));
+        for bad in ["19", "2019-7", "2019/07/14", "2019-07-14T18", "yesterday"] {
+            assert_eq!(bound(bad), None, "{bad}");
+        }
+        let t = Taken::parse("2019-07-14T18:03:12+02:00").unwrap();
+        assert!(within(&t, Some("2019"), Some("2019")));
+        assert!(within(&t, Some("2019-07-14"), Some("2019-07-14")));
+        assert!(!within(&t, Some("2019-07-15"), None));
+        assert!(!within(&t, None, Some("2019-07-13")));
+        assert!(within(&t, None, None));
     }
 
     #[test]
