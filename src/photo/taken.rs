@@ -342,7 +342,7 @@ mod tests {
     fn search_bounds_take_whole_years_and_days() {
         assert_eq!(bound("2019").as_deref(), Some("2019"));
         assert_eq!(bound("2019-07-14 18:03").as_deref(), Some("2019-07-14T18:03"));
-        for bad in ["19", "2019-7", "2019/07/14", "2019-07-14T18", "yesterday"] {
+        for bad in ["19", "2019-7", "2019/07/14", "2019-07-14T1", "2019-07-14X18", "yesterday"] {
             assert_eq!(bound(bad), None, "{bad}");
         }
         let t = Taken::parse("2019-07-14T18:03:12+02:00").unwrap();
