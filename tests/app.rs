@@ -125,7 +125,11 @@ fn synthetic(dir: &Path) -> (PathBuf, PathBuf) {
             width: 320,
             height: 240,
             status: Status::Faces,
-            taken: None,
+            taken: match i {
+                5 => Some("2001-01-01T00:00:00".to_string()),
+                7 => Some("1999-05-05T12:00:00+01:00".to_string()),
+                _ => None,
+            },
             reason: None,
             thumbnail: jpeg(256, 192, (i * 20) as u8),
             faces,
@@ -675,12 +679,32 @@ fn results_table_sorts_and_opens_a_photo_and_hidden_people_come_back() {
     h.get_by_label("file").click();
     h.run_steps(3);
     assert!(first_row(&h).contains(" p10.jpg "), "by name, descending: {}", first_row(&h));
+    // by capture date: oldest first, then newest first; the undated last both ways
+    let rows = |h: &Harness<'static, App>| -> Vec<String> {
+        h.query_all_by_label_contains("result row ").map(|n| n.accesskit_node().label().unwrap_or_default()).collect()
+    };
+    h.get_by_label("taken").click();
+    h.run_steps(3);
+    let by_date = rows(&h);
+    assert!(by_date[0].contains(" p07.jpg ") && by_date[1].contains(" p05.jpg "), "by date: {by_date:?}");
+    h.get_by_label("taken").click();
+    h.run_steps(3);
+    let by_date = rows(&h);
+    assert!(by_date[0].contains(" p05.jpg ") && by_date[1].contains(" p07.jpg ") && by_date.len() == 12, "newest first: {by_date:?}");
+    h.get_by_label("1999-05-05 12:00:00");
+    // back to by name, descending
+    h.get_by_label("file").click();
+    h.run_steps(3);
+    h.get_by_label("file").click();
+    h.run_steps(3);
     // the row of p03 opens it; → goes on in the table's order (p02, before it p04)
     let id =
         |h: &Harness<'static, App>, name: &str| h.state().library().unwrap().photos.iter().find(|p| p.path == name.as_bytes()).unwrap().id;
     h.get_by_label_contains(" p03.jpg ").click();
     settle(&mut h);
     assert_eq!(h.state().inspected(), Some(id(&h, "p03.jpg")));
+    // the inspector says when a photo was taken, or that it does not say
+    h.get_by_label("no capture date");
     h.key_press(egui::Key::ArrowRight);
     settle(&mut h);
     assert_eq!(h.state().inspected(), Some(id(&h, "p02.jpg")));

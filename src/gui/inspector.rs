@@ -130,7 +130,11 @@ pub(super) fn inspector(app: &mut App, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label(egui::RichText::new(&rel).strong());
         ui.label(format!("{} × {}", photo.width, photo.height));
-        ui.label(format_time(photo.mtime_ns));
+        // the capture date as the photo records it; the file's time only as what it is
+        match lib.taken(photo_id) {
+            Some(t) => ui.label(format!("taken {}", t.to_string().replacen('T', " ", 1))),
+            None => ui.weak("no capture date").on_hover_text(format!("file modified {}", format_time(photo.mtime_ns))),
+        };
         if let Some(r) = &photo.reason {
             ui.label(r);
         }

@@ -30,6 +30,8 @@ pub struct Library {
     pub suggestions: Vec<Suggestion>,
     /// "Who is this?": people who may be one person, most likely first.
     pub merges: Vec<MergeSuggestion>,
+    /// When each photo that records it was taken, by photo id.
+    pub dates: HashMap<i64, crate::photo::taken::Taken>,
     index_of: HashMap<i64, usize>,
     rows_of: HashMap<i64, Range<usize>>,
     row_of_face: HashMap<i64, usize>,
@@ -57,6 +59,7 @@ impl Library {
             faces: Vec::new(),
             suggestions: Vec::new(),
             merges: Vec::new(),
+            dates: HashMap::new(),
             index_of,
             rows_of,
             row_of_face,
@@ -70,6 +73,17 @@ impl Library {
         self.faces = faces;
         self.suggestions = suggestions;
         self
+    }
+
+    /// The same library with its photos' capture dates (as the catalog keeps them).
+    pub fn with_dates(mut self, dates: HashMap<i64, String>) -> Self {
+        self.dates = dates.into_iter().filter_map(|(id, t)| Some((id, crate::photo::taken::Taken::parse(&t)?))).collect();
+        self
+    }
+
+    /// When photo `id` was taken, if it records it.
+    pub fn taken(&self, id: i64) -> Option<&crate::photo::taken::Taken> {
+        self.dates.get(&id)
     }
 
     /// The same library with its merge questions.

@@ -84,6 +84,8 @@ pub(super) enum SortBy {
     Score,
     Name,
     Folder,
+    /// When the photo was taken (the undated after the dated, whichever the direction).
+    Taken,
 }
 
 /// (ranking serial, sort, descending).
@@ -122,9 +124,19 @@ impl ResultsTable {
                     (name, folder)
                 }),
                 SortBy::Folder => order.sort_by_cached_key(|&i| text(i)),
+                SortBy::Taken => {
+                    let taken = |i: u32| lib.taken(ranking.results[i as usize].hit.photo_id).map(|t| t.local().to_string());
+                    order.sort_by_cached_key(|&i| (taken(i).is_none(), taken(i)));
+                }
             }
             if self.descending {
                 order.reverse();
+                if self.sort == SortBy::Taken {
+                    // newest first, still the undated last
+                    let dated =
+                        order.iter().rposition(|&i| lib.taken(ranking.results[i as usize].hit.photo_id).is_none()).map_or(0, |p| p + 1);
+                    order.rotate_left(dated);
+                }
             }
             self.order = Some((key, order));
             self.shown = None;
@@ -169,7 +181,7 @@ fn header(ui: &mut egui::Ui, (sort, descending): (SortBy, bool), by: SortBy, lab
     .inner
 }
 
-/// The results as a table: rank, score, verdict, file name and folder; click a header to sort,
+/// The results as a table: rank, score, verdict, file name, capture date and folder; click a header to sort,
 /// a row to inspect the photo.
 pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
     if app.folder.is_none() {
@@ -193,6 +205,7 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
         .column(Column::exact(56.0))
         .column(Column::exact(34.0))
         .column(Column::initial(260.0).at_least(80.0).resizable(true).clip(true))
+        .column(Column::exact(150.0))
         .column(Column::remainder().clip(true))
         .header(ROW + 4.0, |mut h| {
             h.col(|ui| {
@@ -209,6 +222,11 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
             h.col(|ui| {
                 if header(ui, sorted, SortBy::Name, "file") {
                     sort_by = Some(SortBy::Name);
+                }
+            });
+            h.col(|ui| {
+                if header(ui, sorted, SortBy::Taken, "taken") {
+                    sort_by = Some(SortBy::Taken);
                 }
             });
             h.col(|ui| {
@@ -247,6 +265,12 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
                     l.widget_info(|| {
                         egui::WidgetInfo::labeled(Role::Button, true, format!("result row {} {path} {:.2}", i + 1, r.hit.score))
                     });
+                });
+                row.col(|ui| {
+                    match lib.taken(photo.id) {
+                        Some(t) => ui.label(t.local().replacen('T', " ", 1)),
+                        None => ui.weak("no date"),
+                    };
                 });
                 row.col(|ui| {
                     ui.weak(folder);

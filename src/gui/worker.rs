@@ -544,7 +544,7 @@ fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
             let second = Catalog::open(&path)?;
             let photos = second.photos()?;
             let photos_s = t0.elapsed().as_secs_f64();
-            Ok((photos, second.people()?, second.not_same()?, photos_s))
+            Ok((photos, second.people()?, second.not_same()?, second.dates()?, photos_s))
         });
         let faces = cat.face_table().and_then(|table| {
             let table_s = t0.elapsed().as_secs_f64();
@@ -552,7 +552,7 @@ fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
         });
         (others.join(), faces)
     });
-    let (photos, people, not_same, photos_s) = others.map_err(|_| anyhow::anyhow!("reading the catalog's photos failed"))??;
+    let (photos, people, not_same, dates, photos_s) = others.map_err(|_| anyhow::anyhow!("reading the catalog's photos failed"))??;
     let (infos, table, table_s) = faces?;
     let read_s = t0.elapsed().as_secs_f64();
     let named: std::collections::HashSet<i64> = people.iter().filter(|p| p.name.is_some()).map(|p| p.id).collect();
@@ -565,7 +565,8 @@ fn read_library(folder: &Path, cat: &Catalog) -> anyhow::Result<Library> {
             std::borrow::Cow::Owned(table.codes().decode(r))
         });
     let suggest_s = t0.elapsed().as_secs_f64();
-    let lib = Library::new(folder.to_path_buf(), photos, table).with_people(people, infos, suggestions).with_merges(merges);
+    let lib =
+        Library::new(folder.to_path_buf(), photos, table).with_people(people, infos, suggestions).with_merges(merges).with_dates(dates);
     tracing::info!(
         photos = lib.photos.len(),
         faces = lib.table.len(),
