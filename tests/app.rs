@@ -692,6 +692,29 @@ fn results_table_sorts_and_opens_a_photo_and_hidden_people_come_back() {
     let by_date = rows(&h);
     assert!(by_date[0].contains(" p05.jpg ") && by_date[1].contains(" p07.jpg ") && by_date.len() == 12, "newest first: {by_date:?}");
     h.get_by_label("1999-05-05 12:00:00");
+    // the year strip: a year's photos only, then all again; the thumbnails follow the same order
+    h.get_by_label("1999 · 1").click();
+    h.run_steps(3);
+    assert_eq!(rows(&h).len(), 1, "{:?}", rows(&h));
+    h.get_by_label("Thumbnails").click();
+    h.run_steps(3);
+    assert_eq!(
+        h.query_all_by_label_contains("result ")
+            .filter(|n| n.accesskit_node().label().unwrap_or_default().starts_with("result 8 p07"))
+            .count(),
+        1
+    );
+    h.get_by_label("1999 · 1").click();
+    h.get_by_label("oldest").click();
+    h.run_steps(3);
+    let thumbs: Vec<String> = h
+        .query_all_by_label_contains("result ")
+        .map(|n| n.accesskit_node().label().unwrap_or_default())
+        .filter(|l| !l.starts_with("result row"))
+        .collect();
+    assert!(thumbs.len() == 12 && thumbs[0].contains(" p07.jpg") && thumbs[1].contains(" p05.jpg"), "{thumbs:?}");
+    h.get_by_label("Table").click();
+    h.run_steps(3);
     // back to by name, descending
     h.get_by_label("file").click();
     h.run_steps(3);

@@ -55,15 +55,10 @@ pub(super) fn inspector(app: &mut App, ui: &mut egui::Ui) {
         app.inspect = None;
         return;
     };
-    // The list ←/→ move through: the results (as shown: in the table's order when it is on), or
-    // the album.
+    // The list ←/→ move through: the results as shown (their order and year), or the album.
     let list: Vec<i64> = if app.query.is_some() {
         let n = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(app.threshold) };
-        if app.prefs.results_table {
-            app.table.order(&lib, &app.ranking, n).iter().map(|&i| app.ranking.results[i as usize].hit.photo_id).collect()
-        } else {
-            app.ranking.results[..n].iter().map(|r| r.hit.photo_id).collect()
-        }
+        app.table.order(&lib, &app.ranking, n).iter().map(|&i| app.ranking.results[i as usize].hit.photo_id).collect()
     } else {
         lib.photos.iter().map(|p| p.id).collect()
     };

@@ -8,6 +8,8 @@ impl App {
     /// No query, no results (a ranking still being made for the last one is dropped).
     pub(crate) fn clear_query(&mut self) {
         self.query = None;
+        // the next query shows every year
+        self.table.year = None;
         self.clear_ranking();
     }
 

@@ -91,6 +91,9 @@ pub(super) enum SortBy {
 /// (ranking serial, sort, descending).
 type OrderKey = (u64, SortBy, bool);
 
+/// A year of the year strip: `Some(year)`, or `None` for the photos without a date.
+pub(super) type Year = Option<i32>;
+
 /// How the results table is sorted, and its row order for one ranking (made when either
 /// changes, never per frame: a ranking can hold a million photos).
 #[derive(Default)]
@@ -100,9 +103,14 @@ pub(super) struct ResultsTable {
     /// Every result's index into the ranking, in the table's order, and what it was made for
     /// (a threshold move only filters it: the rows shown are always a prefix of the ranking).
     order: Option<(OrderKey, Vec<u32>)>,
-    /// That order's indices below `shown`, for the `shown` they were filtered for (made again
-    /// when the slider moves, not every frame).
-    shown: Option<(usize, Vec<u32>)>,
+    /// That order's indices below `shown` (and of the chosen year), for the `shown` and year
+    /// they were filtered for (made again when the slider moves, not every frame).
+    shown: Option<((usize, Option<Year>), Vec<u32>)>,
+    /// Only the photos of this year (the year strip), when chosen.
+    pub(super) year: Option<Year>,
+    /// Photos per year among the first `shown` results, oldest first, the undated last, for
+    /// the (ranking serial, shown) they were counted for.
+    years: Option<((u64, usize), Vec<(Year, usize)>)>,
 }
 
 impl ResultsTable {
@@ -141,11 +149,39 @@ impl ResultsTable {
             self.order = Some((key, order));
             self.shown = None;
         }
-        if self.shown.as_ref().is_none_or(|(n, _)| *n != shown) {
+        if self.shown.as_ref().is_none_or(|(k, _)| *k != (shown, self.year)) {
             let all = self.order.as_ref().map_or(&[][..], |(_, o)| o);
-            self.shown = Some((shown, all.iter().copied().filter(|&i| (i as usize) < shown).collect()));
+            let year = self.year;
+            let of_year = |i: u32| year.is_none_or(|y| lib.taken(ranking.results[i as usize].hit.photo_id).map(|t| t.year()) == y);
+            self.shown = Some(((shown, year), all.iter().copied().filter(|&i| (i as usize) < shown && of_year(i)).collect()));
         }
         self.shown.as_ref().map_or(&[], |(_, o)| o)
+    }
+
+    /// Photos per year among the first `shown` results (the year strip), oldest first, the
+    /// undated last.
+    pub(super) fn years(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> &[(Year, usize)] {
+        let key = (ranking.serial, shown);
+        if self.years.as_ref().is_none_or(|(k, _)| *k != key) {
+            let mut count: std::collections::BTreeMap<(bool, i32), usize> = Default::default();
+            for r in &ranking.results[..shown.min(ranking.results.len())] {
+                let y = lib.taken(r.hit.photo_id).map(|t| t.year());
+                *count.entry((y.is_none(), y.unwrap_or_default())).or_default() += 1;
+            }
+            let years = count.into_iter().map(|((none, y), n)| ((!none).then_some(y), n)).collect();
+            self.years = Some((key, years));
+        }
+        self.years.as_ref().map_or(&[], |(_, y)| y)
+    }
+
+    /// The sort and its direction.
+    pub(super) fn sorting(&self) -> (SortBy, bool) {
+        (self.sort, self.descending)
+    }
+
+    /// Sorts by `by` in the given direction.
+    pub(super) fn sort_by(&mut self, by: SortBy, descending: bool) {
+        (self.sort, self.descending) = (by, descending);
     }
 
     /// A click on column `by`'s header: the sorted column flips its direction, another becomes

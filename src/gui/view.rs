@@ -5,7 +5,8 @@ use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Role, Sense, Strok
 use egui_extras::{Size, StripBuilder};
 
 use super::inspector::inspector;
-use super::library::{self, ExportMode, Verdict};
+use super::library::{self, ExportMode, Library, Verdict};
+use super::tables::SortBy;
 use super::widgets::*;
 use super::windows::{face_pick, settings};
 use super::worker::Pick;
@@ -27,10 +28,15 @@ pub(super) fn show(app: &mut App, ui: &mut egui::Ui) {
         egui::CentralPanel::default_margins().show(ui, |ui| {
             if app.inspect.is_some() {
                 inspector(app, ui);
-            } else if app.prefs.results_table {
-                super::tables::results(app, ui);
             } else {
-                results_grid(app, ui);
+                let lib = app.ranking.lib.clone();
+                let shown = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(app.threshold) };
+                year_strip(app, ui, &lib, shown);
+                if app.prefs.results_table {
+                    super::tables::results(app, ui);
+                } else {
+                    results_grid(app, ui);
+                }
             }
         });
     } else if app.show_people {
@@ -483,6 +489,19 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
         ui.selectable_value(&mut app.prefs.results_table, false, "Thumbnails");
         ui.selectable_value(&mut app.prefs.results_table, true, "Table");
     });
+    ui.horizontal(|ui| {
+        ui.label("Sort:");
+        let (by, descending) = app.table.sorting();
+        if ui.selectable_label(by == SortBy::Score && !descending, "score").clicked() {
+            app.table.sort_by(SortBy::Score, false);
+        }
+        if ui.selectable_label(by == SortBy::Taken && descending, "newest").clicked() {
+            app.table.sort_by(SortBy::Taken, true);
+        }
+        if ui.selectable_label(by == SortBy::Taken && !descending, "oldest").clicked() {
+            app.table.sort_by(SortBy::Taken, false);
+        }
+    });
     histogram(app, ui);
     ui.separator();
     ui.label(egui::RichText::new("Export matches").strong());
@@ -542,6 +561,29 @@ fn histogram(app: &mut App, ui: &mut egui::Ui) {
         });
 }
 
+/// Photos per year among the results shown, as buttons: a click shows only that year's photos,
+/// a second click all of them again.
+fn year_strip(app: &mut App, ui: &mut egui::Ui, lib: &Library, shown: usize) {
+    let years = app.table.years(lib, &app.ranking, shown).to_vec();
+    if years.iter().all(|(y, _)| y.is_none()) {
+        return;
+    }
+    let chosen = app.table.year;
+    egui::ScrollArea::horizontal().id_salt("year-strip").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            for (y, n) in years {
+                let label = match y {
+                    Some(y) => format!("{y} · {n}"),
+                    None => format!("no date · {n}"),
+                };
+                if ui.selectable_label(chosen == Some(y), label).clicked() {
+                    app.table.year = if chosen == Some(y) { None } else { Some(y) };
+                }
+            }
+        });
+    });
+}
+
 fn results_grid(app: &mut App, ui: &mut egui::Ui) {
     if app.folder.is_none() {
         return;
@@ -562,8 +604,12 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
         });
         return;
     }
+    let mut table = std::mem::take(&mut app.table);
+    let order = table.order(&lib, &app.ranking, shown).to_vec();
+    app.table = table;
     let mut open = None;
-    grid(ui, shown, "results", |ui, i, rect| {
+    grid(ui, order.len(), "results", |ui, k, rect| {
+        let i = order[k] as usize;
         let r = app.ranking.results[i];
         let Some(photo) = lib.photo(r.hit.photo_id) else { return };
         let rel = crate::catalog::names::display_rel(&photo.path);
