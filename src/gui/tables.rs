@@ -94,6 +94,9 @@ type OrderKey = (u64, SortBy, bool);
 /// A year of the year strip: `Some(year)`, or `None` for the photos without a date.
 pub(super) type Year = Option<i32>;
 
+/// What a cached list was made for, and the list.
+type Cached<K, T> = Option<(K, Vec<T>)>;
+
 /// How the results table is sorted, and its row order for one ranking (made when either
 /// changes, never per frame: a ranking can hold a million photos).
 #[derive(Default)]
@@ -105,12 +108,12 @@ pub(super) struct ResultsTable {
     order: Option<(OrderKey, Vec<u32>)>,
     /// That order's indices below `shown` (and of the chosen year), for the `shown` and year
     /// they were filtered for (made again when the slider moves, not every frame).
-    shown: Option<((usize, Option<Year>), Vec<u32>)>,
+    shown: Cached<(usize, Option<Year>), u32>,
     /// Only the photos of this year (the year strip), when chosen.
     pub(super) year: Option<Year>,
     /// Photos per year among the first `shown` results, oldest first, the undated last, for
     /// the (ranking serial, shown) they were counted for.
-    years: Option<((u64, usize), Vec<(Year, usize)>)>,
+    years: Cached<(u64, usize), (Year, usize)>,
 }
 
 impl ResultsTable {
