@@ -17,7 +17,6 @@ const FACES_SQL: &str =
                  WHERE f.photo_id NOT IN (SELECT photo_id FROM pending_embed) ORDER BY p.path, f.idx";
 
 impl Catalog {
-    /// Every photo, ordered by path.
     /// When each photo that records it was taken, by photo id (`photo::taken::Taken` text).
     pub fn dates(&self) -> Result<HashMap<i64, String>, CatalogError> {
         let e = |source| self.sql_err(source);
@@ -35,6 +34,7 @@ impl Catalog {
         rows.collect::<Result<_, _>>().map_err(e)
     }
 
+    /// Every photo, ordered by path.
     pub fn photos(&self) -> Result<Vec<PhotoInfo>, CatalogError> {
         let mut st = self.conn.prepare(PHOTOS_SQL).map_err(|e| self.sql_err(e))?;
         let rows = st

@@ -114,7 +114,7 @@ pub enum Command {
         #[arg(long)]
         top: Option<usize>,
         /// Order of the results: by score (highest first) or by when the photo was taken
-        /// (oldest first; photos without a date last).
+        /// (the matches oldest first, then the other photos; those without a date last).
         #[arg(long, value_enum, default_value_t = SortBy::Score)]
         sort: SortBy,
         /// Only photos taken on or after DATE (YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS).

@@ -115,9 +115,11 @@ pub(super) fn run_search(
     if order.from.is_some() || order.to.is_some() {
         hits.retain(|h| taken(h).is_some_and(|t| photo::taken::within(&t, order.from.as_deref(), order.to.as_deref())));
     }
+    let matches = crate::search::count_matches(&hits, threshold);
     if order.sort == SortBy::Date {
-        // oldest first, the undated last; ties by score (the sort is stable)
-        hits.sort_by_cached_key(|h| taken(h).map(|t| t.local().to_string()).unwrap_or_else(|| "~".into()));
+        // the matches, then the others, each oldest first with the undated last; ties by
+        // score (the sort is stable)
+        hits.sort_by_cached_key(|h| (h.score < threshold, taken(h).map(|t| t.local().to_string()).unwrap_or_else(|| "~".into())));
     }
     let n = top.unwrap_or(hits.len()).min(hits.len());
     let results: Vec<ResultJson> = hits[..n]
@@ -136,7 +138,6 @@ pub(super) fn run_search(
         serde_json::to_writer(std::io::stdout().lock(), &doc)?;
         println!();
     } else {
-        let matches = crate::search::count_matches(&hits, threshold);
         println!("{matches} of {} photos with faces match at >= {threshold:.2}", hits.len());
         for r in &results {
             let b = r.bbox;

@@ -514,6 +514,8 @@ impl App {
         self.query = Some((q, chip));
         self.threshold = self.prefs.threshold;
         self.inspect = None;
+        // a new query shows every year
+        self.table.year = None;
         // the last query's results are not this one's
         self.clear_ranking();
         self.rerank();

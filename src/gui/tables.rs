@@ -114,6 +114,8 @@ pub(super) struct ResultsTable {
     /// Photos per year among the first `shown` results, oldest first, the undated last, for
     /// the (ranking serial, shown) they were counted for.
     years: Cached<(u64, usize), (Year, usize)>,
+    /// Each result's year (`i32::MAX`: no date), for the ranking serial it was read for.
+    result_years: Cached<u64, i32>,
 }
 
 impl ResultsTable {
@@ -135,19 +137,18 @@ impl ResultsTable {
                     (name, folder)
                 }),
                 SortBy::Folder => order.sort_by_cached_key(|&i| text(i)),
+                // either way the undated last, and photos of one time in the ranking's order
                 SortBy::Taken => {
-                    let taken = |i: u32| lib.taken(ranking.results[i as usize].hit.photo_id).map(|t| t.local().to_string());
-                    order.sort_by_cached_key(|&i| (taken(i).is_none(), taken(i)));
+                    let taken = |i: u32| lib.taken(ranking.results[i as usize].hit.photo_id).map(|t| t.local());
+                    if self.descending {
+                        order.sort_by_key(|&i| (taken(i).is_none(), std::cmp::Reverse(taken(i))));
+                    } else {
+                        order.sort_by_key(|&i| (taken(i).is_none(), taken(i)));
+                    }
                 }
             }
-            if self.descending {
+            if self.descending && self.sort != SortBy::Taken {
                 order.reverse();
-                if self.sort == SortBy::Taken {
-                    // newest first, still the undated last
-                    let dated =
-                        order.iter().rposition(|&i| lib.taken(ranking.results[i as usize].hit.photo_id).is_none()).map_or(0, |p| p + 1);
-                    order.rotate_left(dated);
-                }
             }
             self.order = Some((key, order));
             self.shown = None;
@@ -162,16 +163,21 @@ impl ResultsTable {
     }
 
     /// Photos per year among the first `shown` results (the year strip), oldest first, the
-    /// undated last.
+    /// undated last. Each result's year is looked up once per ranking; a new `shown` (the
+    /// slider moving) only counts again.
     pub(super) fn years(&mut self, lib: &Library, ranking: &Ranking, shown: usize) -> &[(Year, usize)] {
+        if self.result_years.as_ref().is_none_or(|(k, _)| *k != ranking.serial) {
+            let years = ranking.results.iter().map(|r| lib.taken(r.hit.photo_id).map_or(i32::MAX, |t| t.year())).collect();
+            self.result_years = Some((ranking.serial, years));
+        }
         let key = (ranking.serial, shown);
         if self.years.as_ref().is_none_or(|(k, _)| *k != key) {
-            let mut count: std::collections::BTreeMap<(bool, i32), usize> = Default::default();
-            for r in &ranking.results[..shown.min(ranking.results.len())] {
-                let y = lib.taken(r.hit.photo_id).map(|t| t.year());
-                *count.entry((y.is_none(), y.unwrap_or_default())).or_default() += 1;
+            let all = self.result_years.as_ref().map_or(&[][..], |(_, y)| y);
+            let mut count: std::collections::BTreeMap<i32, usize> = Default::default();
+            for &y in &all[..shown.min(all.len())] {
+                *count.entry(y).or_default() += 1;
             }
-            let years = count.into_iter().map(|((none, y), n)| ((!none).then_some(y), n)).collect();
+            let years = count.into_iter().map(|(y, n)| ((y != i32::MAX).then_some(y), n)).collect();
             self.years = Some((key, years));
         }
         self.years.as_ref().map_or(&[], |(_, y)| y)

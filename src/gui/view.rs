@@ -564,11 +564,15 @@ fn histogram(app: &mut App, ui: &mut egui::Ui) {
 /// Photos per year among the results shown, as buttons: a click shows only that year's photos,
 /// a second click all of them again.
 fn year_strip(app: &mut App, ui: &mut egui::Ui, lib: &Library, shown: usize) {
-    let years = app.table.years(lib, &app.ranking, shown).to_vec();
-    if years.iter().all(|(y, _)| y.is_none()) {
+    let mut years = app.table.years(lib, &app.ranking, shown).to_vec();
+    let chosen = app.table.year;
+    if years.iter().all(|(y, _)| y.is_none()) && chosen.is_none() {
         return;
     }
-    let chosen = app.table.year;
+    // the chosen year stays on the strip (to be clicked off) when no result is of it any more
+    if let Some(c) = chosen.filter(|c| !years.iter().any(|(y, _)| y == c)) {
+        years.push((c, 0));
+    }
     egui::ScrollArea::horizontal().id_salt("year-strip").show(ui, |ui| {
         ui.horizontal(|ui| {
             for (y, n) in years {
@@ -604,9 +608,9 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
         });
         return;
     }
+    // the table's order, borrowed while drawing (no copy per frame)
     let mut table = std::mem::take(&mut app.table);
-    let order = table.order(&lib, &app.ranking, shown).to_vec();
-    app.table = table;
+    let order = table.order(&lib, &app.ranking, shown);
     let mut open = None;
     grid(ui, order.len(), "results", |ui, k, rect| {
         let i = order[k] as usize;
@@ -642,6 +646,7 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
             open = Some(photo.id);
         }
     });
+    app.table = table;
     if let Some(id) = open {
         app.inspect = Some(Inspect { photo_id: id, zoom: 1.0, ..Default::default() });
     }

@@ -432,25 +432,36 @@ pub enum IndexError {
     Pipeline(anyhow::Error),
 }
 
-/// Bytes of a file's head read for a date the catalog does not have yet: EXIF and XMP sit at
-/// the start of a JPEG (APP1 segments of at most 64 KB each) and of most other formats.
+/// Bytes of a file's head read first for a date the catalog does not have yet: EXIF and XMP
+/// sit at the start of a JPEG (APP1 segments of at most 64 KB each); a file whose head holds
+/// none is read whole (TIFF may keep its directory after the image, HEIF its Exif item in the
+/// media data).
 const DATE_HEAD: u64 = 256 * 1024;
 
-/// Reads the dates of photos indexed before the catalog kept dates (once per photo; from the
-/// head of each file and its sidecars).
-fn read_unread_dates(root: &Path, cat: &mut Catalog) -> Result<(), IndexError> {
+/// When the photo at `path` was taken (`Ok(None)`: it records nothing).
+fn date_of(path: &Path) -> std::io::Result<Option<String>> {
     use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::new();
+    (&mut file).take(DATE_HEAD).read_to_end(&mut head)?;
+    let mut taken = photo::taken::read(path, &head);
+    if taken.is_none() && head.len() as u64 == DATE_HEAD && !head.starts_with(&[0xFF, 0xD8]) {
+        file.read_to_end(&mut head)?;
+        taken = photo::taken::read(path, &head);
+    }
+    Ok(taken.map(|t| t.to_string()))
+}
+
+/// Reads the dates of photos indexed before the catalog kept dates (once per photo; a photo
+/// that cannot be read now is tried again by the next run). Stops between chunks on `cancel`.
+fn read_unread_dates(root: &Path, cat: &mut Catalog, cancel: &AtomicBool) -> Result<(), IndexError> {
     let unread = cat.dates_unread()?;
     for chunk in unread.chunks(BATCH * 8) {
-        let dates: Vec<(i64, Option<String>)> = chunk
-            .par_iter()
-            .map(|(id, rel)| {
-                let path = root.join(crate::catalog::bytes_path(rel));
-                let mut head = Vec::new();
-                let read = std::fs::File::open(&path).and_then(|f| f.take(DATE_HEAD).read_to_end(&mut head));
-                (*id, read.ok().and_then(|_| photo::taken::read(&path, &head)).map(|t| t.to_string()))
-            })
-            .collect();
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let dates: Vec<(i64, Option<String>)> =
+            chunk.par_iter().filter_map(|(id, rel)| Some((*id, date_of(&root.join(crate::catalog::bytes_path(rel))).ok()?))).collect();
         cat.set_taken(&dates)?;
     }
     Ok(())
@@ -574,7 +585,7 @@ pub fn index_folder_with(
         Ok(())
     })?;
     if !sum.cancelled {
-        clocks.time(Stage::Read, || read_unread_dates(root, cat))?;
+        clocks.time(Stage::Read, || read_unread_dates(root, cat, cancel))?;
     }
     // Group new faces into people (one transaction; skipped when nothing changed).
     let changed = sum.processed + sum.removed + sum.reembedded > 0 || sum.rebuilt;

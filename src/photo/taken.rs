@@ -207,13 +207,13 @@ fn png_metadata(d: &[u8]) -> Metadata<'_> {
 
 /// Every `needle` in `hay`, as the rest of `hay` from it.
 fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let i = hay.get(at..)?.windows(needle.len()).position(|w| w == needle)? + at;
-        at = i + needle.len();
-        Some(&hay[i..])
-    })
+    memchr::memmem::find_iter(hay, needle).map(move |i| &hay[i..])
 }
+
+/// Blocks and packets looked at in a file searched whole (a hostile file may repeat the marks).
+const MAX_BLOCKS: usize = 8;
+/// Bytes of an XMP packet looked at.
+const MAX_PACKET: usize = 1 << 20;
 
 /// The metadata of a photo file: by its container (JPEG, PNG, TIFF-based) or, for the others
 /// (HEIF, AVIF, other RAW containers), the EXIF blocks marked `Exif\0\0` and the XMP packets
@@ -229,17 +229,18 @@ fn metadata(d: &[u8]) -> Metadata<'_> {
         return Metadata { exif: vec![d], xmp: tiff_xmp(d).into_iter().collect(), ..Metadata::default() };
     }
     Metadata {
-        exif: find_all(d, b"Exif\0\0").map(|r| &r[6..]).filter(|t| Tiff::new(t).is_some()).collect(),
+        exif: find_all(d, b"Exif\0\0").map(|r| &r[6..]).filter(|t| Tiff::new(t).is_some()).take(MAX_BLOCKS).collect(),
         // Canon CR3 keeps its EXIF IFD as a TIFF structure in a CMT2 box
-        exif_ifds: find_all(d, b"CMT2").map(|r| &r[4..]).filter(|t| Tiff::new(t).is_some()).collect(),
-        xmp: find_all(d, b"<x:xmpmeta").collect(),
+        exif_ifds: find_all(d, b"CMT2").map(|r| &r[4..]).filter(|t| Tiff::new(t).is_some()).take(MAX_BLOCKS).collect(),
+        xmp: find_all(d, b"<x:xmpmeta").take(MAX_BLOCKS).collect(),
     }
 }
 
 /// The value of XMP property `name` (`prefix:Name`) in a packet, as an attribute or an element.
 fn xmp_property(xmp: &[u8], name: &str) -> Option<String> {
+    let xmp = &xmp[..xmp.len().min(MAX_PACKET)];
     let end = find_all(xmp, b"</x:xmpmeta>").next().map_or(xmp.len(), |r| xmp.len() - r.len());
-    let text = std::str::from_utf8(&xmp[..end]).ok()?;
+    let text = String::from_utf8_lossy(&xmp[..end]);
     let mut from = 0;
     while let Some(i) = text[from..].find(name) {
         let at = from + i;
@@ -249,8 +250,9 @@ fn xmp_property(xmp: &[u8], name: &str) -> Option<String> {
         if before.is_some_and(|c| c.is_whitespace()) {
             if let Some(v) = after.trim_start().strip_prefix('=') {
                 let v = v.trim_start();
-                let q = v.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-                return Some(v[1..].split(q).next()?.to_string());
+                if let Some(q) = v.chars().next().filter(|c| *c == '"' || *c == '\'') {
+                    return Some(v[1..].split(q).next()?.to_string());
+                }
             }
         } else if before == Some('<') {
             if let Some(v) = after.strip_prefix('>') {
@@ -361,5 +363,8 @@ mod tests {
         let e = b"<x:xmpmeta><exif:DateTimeOriginal>2008-08-08T08:08:08</exif:DateTimeOriginal></x:xmpmeta>";
         assert_eq!(xmp_property(e, "exif:DateTimeOriginal").as_deref(), Some("2008-08-08T08:08:08"));
         assert_eq!(xmp_property(e, "xmp:CreateDate"), None);
+        // a malformed mention does not hide a later value; bytes that are not UTF-8 do not hide it
+        let m = b"<x:xmpmeta> exif:DateTimeOriginal=oops \xff exif:DateTimeOriginal=\"2011-02-03T04:05:06\"/></x:xmpmeta>";
+        assert_eq!(xmp_property(m, "exif:DateTimeOriginal").as_deref(), Some("2011-02-03T04:05:06"));
     }
 }
