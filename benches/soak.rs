@@ -1,7 +1,7 @@
 //! Mutation soak on stable Rust (the stable counterpart of `fuzz/`): real album photos and the
-//! format fixtures (JPEG, PNG, TIFF, GIF, WebP, HEIC), mutated (bit flips, overwritten, inserted
+//! format fixtures (JPEG, PNG, TIFF, GIF, WebP, HEIC, the dated photos and camera RAW files), mutated (bit flips, overwritten, inserted
 //! and deleted runs, truncation, duplicated chunks, scrambled headers, splices of two files),
-//! through the index's decoder and, when it decodes, the detector. Every outcome must be a
+//! through the capture-date reader, the index's decoder and, when it decodes, the detector. Every outcome must be a
 //! decoded photo with finite faces or an error with a reason; a panic is counted and printed.
 //! `cargo bench --bench soak [MUTATIONS]` (default 100,000); `FACEFIND_FACES` as for the tests.
 
@@ -35,7 +35,25 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
         if p.is_dir() {
             files_under(&p, out);
         } else if p.extension().is_some_and(|e| {
-            matches!(e.to_string_lossy().to_lowercase().as_str(), "jpg" | "jpeg" | "png" | "tif" | "gif" | "webp" | "heic" | "heif")
+            matches!(
+                e.to_string_lossy().to_lowercase().as_str(),
+                "jpg"
+                    | "jpeg"
+                    | "png"
+                    | "tif"
+                    | "gif"
+                    | "webp"
+                    | "heic"
+                    | "heif"
+                    | "avif"
+                    | "dng"
+                    | "cr2"
+                    | "cr3"
+                    | "nef"
+                    | "raf"
+                    | "rw2"
+                    | "x3f"
+            )
         }) {
             out.push(p);
         }
@@ -107,6 +125,8 @@ fn main() -> anyhow::Result<()> {
     files_under(&faces.join("album"), &mut seeds);
     files_under(&root.join("tests/data/formats"), &mut seeds);
     files_under(&root.join("tests/data/heif"), &mut seeds);
+    files_under(&root.join("tests/data/dates"), &mut seeds);
+    files_under(&root.join("tests/data/raw"), &mut seeds);
     let seeds: Vec<(String, Vec<u8>)> =
         seeds.iter().filter_map(|p| Some((p.extension()?.to_string_lossy().to_lowercase(), std::fs::read(p).ok()?))).collect();
     anyhow::ensure!(!seeds.is_empty(), "no seed photos under {} or tests/data", faces.display());
@@ -122,6 +142,8 @@ fn main() -> anyhow::Result<()> {
         let other = &seeds[rng.below(seeds.len())].1;
         let m = mutate(&mut rng, a, other);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<usize, String> {
+            // when it was taken: a date or none
+            let _ = photo::taken::read(Path::new("/nonexistent/photo.jpg"), &m);
             let d = photo::decode_scaled(&m, 640).map_err(|e| e.kind().to_string())?;
             let faces = p.detect(&d.rgb).map_err(|e| format!("detector: {e}"))?;
             if faces.iter().any(|f| !f.bbox.iter().all(|v| v.is_finite()) || !f.score.is_finite()) {
