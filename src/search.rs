@@ -252,7 +252,7 @@ mod tests {
     fn top_faces_equal_the_exact_ranking() {
         let dim = EMBEDDING_DIM;
         // clustered data: near-ties around the cut, where a loose candidate set would show
-        let mut e = crate::catalog::codes::tests::random_units(4000, dim, 3);
+        let mut e = crate::kernels::int8::tests::random_units(4000, dim, 3);
         let centre = e[..dim].to_vec();
         for v in e.chunks_exact_mut(dim).skip(1).step_by(3) {
             v.iter_mut().zip(&centre).for_each(|(x, c)| *x = 0.6 * c + 0.8 * *x);
@@ -279,7 +279,7 @@ mod tests {
     #[test]
     fn face_scores_are_exact_above_the_floor() {
         let dim = EMBEDDING_DIM;
-        let e = crate::catalog::codes::tests::random_units(2000, dim, 5);
+        let e = crate::kernels::int8::tests::random_units(2000, dim, 5);
         let mut t = FaceTable::new(dim);
         for (i, v) in e.chunks_exact(dim).enumerate() {
             t.push(FaceRow { face_id: i as i64, photo_id: i as i64, index: 0, bbox: [0.0; 4], score: 0.9 }, v);

@@ -133,20 +133,10 @@ impl Int8Index {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::kernels::int8::tests::random_units;
     use crate::nets::mobilefacenet::EMBEDDING_DIM;
-
-    pub(crate) fn random_units(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut out = Vec::with_capacity(n * dim);
-        for i in 0..n {
-            let mut r = crate::util::rng::Rng::stream(seed, 0, i as u64);
-            let v: Vec<f32> = (0..dim).map(|_| r.normal()).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            out.extend(v.iter().map(|x| x / norm));
-        }
-        out
-    }
 
     /// Every 8-bit score is within the bound `scores` reports, and the bound is not vacuous.
     #[test]

@@ -247,10 +247,11 @@ unsafe fn scores_vnni(q: &Queries, r0: usize, h: usize, p: &PackedCodes, c0: usi
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn units(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    /// `n` random unit vectors of `dim` components (vector `i` from its own stream of `seed`).
+    pub(crate) fn random_units(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut out = Vec::with_capacity(n * dim);
         for i in 0..n {
             let mut r = crate::util::rng::Rng::stream(seed, 0, i as u64);
@@ -268,7 +269,7 @@ mod tests {
     fn int8_scores_match_exact_dot_products_within_their_bound() {
         for dim in [192, 37] {
             let (n, m) = (21, 77);
-            let (qs, vs) = (units(n, dim, 1), units(m, dim, 2));
+            let (qs, vs) = (random_units(n, dim, 1), random_units(m, dim, 2));
             let (q, p) = (Queries::new(dim, &qs), PackedCodes::quantized(dim, &vs));
             let bound = error_bound(&q, &p);
             assert!(bound > 0.0 && bound < 0.05, "bound {bound}");
@@ -298,7 +299,7 @@ mod tests {
     #[test]
     fn packed_vectors_decode_to_what_was_packed() {
         let dim = 10;
-        let vs = units(40, dim, 3);
+        let vs = random_units(40, dim, 3);
         let p = PackedCodes::quantized(dim, &vs);
         assert_eq!((p.len(), p.dim()), (40, dim));
         for j in [0, 15, 16, 39] {
