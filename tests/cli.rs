@@ -314,10 +314,15 @@ fn questions_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (folder, catalog)
 }
 
-fn suggest(folder: &Path, catalog: &Path) -> Vec<serde_json::Value> {
-    let out = facefind().arg("people").arg(folder).arg("--catalog").arg(catalog).args(["--suggest", "--json"]).output().unwrap();
+/// What a command that must succeed printed, as JSON.
+fn json_of(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn suggest(folder: &Path, catalog: &Path) -> Vec<serde_json::Value> {
+    let v = json_of(facefind().arg("people").arg(folder).arg("--catalog").arg(catalog).args(["--suggest", "--json"]));
     v["suggestions"].as_array().unwrap().clone()
 }
 
@@ -427,9 +432,7 @@ fn people_and_search_say_when_each_photo_was_taken() {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     common::copy_photos("album/deepface", &photos, 6);
-    let out = facefind().arg("people").arg(&photos).arg("--json").arg("--catalog").arg(tmp.path().join("c.sqlite")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(facefind().arg("people").arg(&photos).arg("--json").arg("--catalog").arg(tmp.path().join("c.sqlite")));
     let faces: Vec<&serde_json::Value> = v["people"]
         .as_array()
         .unwrap()
@@ -444,18 +447,16 @@ fn people_and_search_say_when_each_photo_was_taken() {
     }
     // search by date: the dated photo first; a range keeps only what it holds
     let search = |args: &[&str]| -> Vec<serde_json::Value> {
-        let out = facefind()
-            .arg("search")
-            .arg(&photos)
-            .arg("--query")
-            .arg(photos.join("img10.jpg"))
-            .args(["--json", "--catalog"])
-            .arg(tmp.path().join("c.sqlite"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = json_of(
+            facefind()
+                .arg("search")
+                .arg(&photos)
+                .arg("--query")
+                .arg(photos.join("img10.jpg"))
+                .args(["--json", "--catalog"])
+                .arg(tmp.path().join("c.sqlite"))
+                .args(args),
+        );
         v["results"].as_array().unwrap().clone()
     };
     let by_score = search(&[]);

@@ -55,14 +55,23 @@ pub(super) fn inspector(app: &mut App, ui: &mut egui::Ui) {
         app.inspect = None;
         return;
     };
-    // The list ←/→ move through: the results as shown (their order and year), or the album.
-    let list: Vec<i64> = if app.query.is_some() {
-        let n = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(app.threshold) };
-        app.table.order(&lib, &app.ranking, n).iter().map(|&i| app.ranking.results[i as usize].hit.photo_id).collect()
-    } else {
-        lib.photos.iter().map(|p| p.id).collect()
+    // The list ←/→ move through: the results as shown (their order and year), or the album;
+    // read in place (a million photos are not copied every frame). (position, length, the
+    // photos before and after.)
+    let around = |n: usize, id_at: &dyn Fn(usize) -> i64| {
+        let pos = (0..n).position(|k| id_at(k) == photo_id);
+        let prev = pos.and_then(|p| p.checked_sub(1)).map(id_at);
+        let next = pos.map(|p| p + 1).filter(|&k| k < n).map(id_at);
+        (pos, n, prev, next)
     };
-    let pos = list.iter().position(|&id| id == photo_id);
+    let (pos, len, prev, next) = if app.query.is_some() {
+        let n = if app.prefs.show_below { app.ranking.results.len() } else { app.ranking.match_count(app.threshold) };
+        let order = app.table.order(&lib, &app.ranking, n);
+        let results = &app.ranking.results;
+        around(order.len(), &|k| results[order[k] as usize].hit.photo_id)
+    } else {
+        around(lib.photos.len(), &|k| lib.photos[k].id)
+    };
     let mut go: Option<i64> = None;
     let typing = ui.ctx().memory(|m| m.focused().is_some());
     if !typing {
@@ -71,10 +80,10 @@ pub(super) fn inspector(app: &mut App, ui: &mut egui::Ui) {
             return;
         }
         if ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::ArrowRight)) {
-            go = pos.and_then(|p| list.get(p + 1)).copied();
+            go = next;
         }
         if ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::ArrowLeft)) {
-            go = pos.and_then(|p| p.checked_sub(1)).and_then(|p| list.get(p)).copied();
+            go = prev;
         }
     }
     let rel = crate::catalog::names::display_rel(&photo.path);
@@ -91,14 +100,14 @@ pub(super) fn inspector(app: &mut App, ui: &mut egui::Ui) {
         if ui.button("Back").on_hover_text("Esc").clicked() {
             app.inspect = None;
         }
-        if ui.add_enabled(pos.is_some_and(|p| p > 0), egui::Button::new("Previous")).on_hover_text("Left arrow key").clicked() {
-            go = pos.and_then(|p| p.checked_sub(1)).and_then(|p| list.get(p)).copied();
+        if ui.add_enabled(prev.is_some(), egui::Button::new("Previous")).on_hover_text("Left arrow key").clicked() {
+            go = prev;
         }
-        if ui.add_enabled(pos.is_some_and(|p| p + 1 < list.len()), egui::Button::new("Next")).on_hover_text("Right arrow key").clicked() {
-            go = pos.and_then(|p| list.get(p + 1)).copied();
+        if ui.add_enabled(next.is_some(), egui::Button::new("Next")).on_hover_text("Right arrow key").clicked() {
+            go = next;
         }
         if let Some(p) = pos {
-            ui.label(format!("{} / {}", p + 1, list.len()));
+            ui.label(format!("{} / {len}", p + 1));
         }
         ui.separator();
         if app.query.is_some() && best.is_some() {

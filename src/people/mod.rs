@@ -135,6 +135,12 @@ impl PersonStats {
     }
 }
 
+/// Each person's mean vector (their summed unit vectors over their count), row-major: a
+/// group's mean cosine with a person is its mean vector's dot product with this.
+pub fn person_means(people: &[PersonStats]) -> Vec<f32> {
+    people.iter().flat_map(|s| s.sum.iter().map(move |x| x / s.count.max(1) as f32)).collect()
+}
+
 /// Row `i` of a row-major matrix of `dim` columns, as [`person_stats`] and [`suggestions`]
 /// read their vectors.
 pub fn row_vectors<'a>(emb: &'a [f32], dim: usize) -> impl Fn(usize) -> Cow<'a, [f32]> + Sync + 'a {
@@ -212,15 +218,15 @@ pub struct Pool<'a> {
 /// People compared per face or group when placing it: the best of them that it may join wins.
 const PEOPLE_COMPARED: usize = 16;
 
-/// Groups of faces (rows of `faces`; `sums` holds each group's summed vectors, `dim` each)
-/// placed with existing people: a group joins the person whose mean cosine with all its faces
+/// Groups of faces (rows of `faces`; `sums` holds each group's summed vectors) placed with
+/// existing people (`means`: their [`person_means`]): a group joins the person whose mean cosine with all its faces
 /// is at least [`Params::assign`] and beats every other person it may join by
 /// [`Params::margin`], never a person that one of its faces was rejected from or that is
 /// already in one of its photos, nor one given a face of the same photo in this plan (`taken`:
 /// the (photo, person) pairs placed so far). Returns the person of each group, or `None`.
 fn place_groups(
     people: &[PersonStats],
-    dim: usize,
+    means: &[f32],
     faces: &[FaceInfo],
     groups: &[Vec<usize>],
     sums: &[f32],
@@ -231,11 +237,12 @@ fn place_groups(
     if people.is_empty() || groups.is_empty() {
         return out;
     }
+    // `means` holds one row per person
+    let dim = means.len() / people.len();
     // a group's mean cosine with a person is its mean vector's dot product with the person's mean
     let queries: Vec<f32> =
         groups.iter().enumerate().flat_map(|(g, rows)| sums[g * dim..(g + 1) * dim].iter().map(move |x| x / rows.len() as f32)).collect();
-    let means: Vec<f32> = people.iter().flat_map(|s| s.sum.iter().map(move |x| x / s.count.max(1) as f32)).collect();
-    let near = cluster::knn_between(&queries, &means, dim, PEOPLE_COMPARED, f32::NEG_INFINITY);
+    let near = cluster::knn_between(&queries, means, dim, PEOPLE_COMPARED, f32::NEG_INFINITY);
     let mut found: Vec<(usize, i64, f32)> = Vec::new();
     for (g, list) in near.iter().enumerate() {
         let rows = &groups[g];
@@ -279,7 +286,7 @@ pub fn assign(people: &[PersonStats], dim: usize, faces: &[FaceInfo], new: Rows,
     let open: Vec<usize> = (0..new.rows.len()).filter(|&i| faces[new.rows[i]].waiting(p)).collect();
     let groups: Vec<Vec<usize>> = open.iter().map(|&i| vec![new.rows[i]]).collect();
     let sums: Vec<f32> = open.iter().flat_map(|&i| new.vector(i, dim).iter().copied()).collect();
-    let placed = place_groups(people, dim, faces, &groups, &sums, &mut HashSet::new(), p);
+    let placed = place_groups(people, &person_means(people), faces, &groups, &sums, &mut HashSet::new(), p);
     let mut v: Vec<(usize, i64)> = groups.iter().zip(placed).filter_map(|(g, id)| Some((g[0], id?))).collect();
     v.sort();
     v
@@ -363,11 +370,11 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
     let rows: Vec<Vec<usize>> = groups.iter().map(|g| g.0.clone()).collect();
     let sums: Vec<f32> = groups.iter().flat_map(|g| g.1.iter().copied()).collect();
     let mut taken: HashSet<(i64, i64)> = HashSet::new();
-    let placed = place_groups(people, dim, faces, &rows, &sums, &mut taken, p);
+    let means = person_means(people);
+    let placed = place_groups(people, &means, faces, &rows, &sums, &mut taken, p);
     // a group kept from the person it matches best only by some of its faces (one rejected
     // that person, or shares a photo with it) leaves those faces behind and tries again
     let at: HashMap<usize, usize> = rest.iter().enumerate().map(|(i, &r)| (r, i)).collect();
-    let means: Vec<f32> = people.iter().flat_map(|s| s.sum.iter().map(move |x| x / s.count.max(1) as f32)).collect();
     // the person each group of several faces left unplaced matches best, if any reaches `assign`
     let unplaced: Vec<usize> = (0..rows.len()).filter(|&g| placed[g].is_none() && rows[g].len() > 1).collect();
     let queries: Vec<f32> =
@@ -420,7 +427,7 @@ pub fn plan_new(dim: usize, faces: &[FaceInfo], people: &[PersonStats], new: Row
         };
         let joined = if !stay.is_empty() && !left.is_empty() {
             let sum: Vec<f32> = (0..dim).map(|d| stay.iter().map(|r| sub[at[r] * dim + d]).sum()).collect();
-            place_groups(people, dim, faces, std::slice::from_ref(&stay), &sum, &mut taken, p)[0]
+            place_groups(people, &means, faces, std::slice::from_ref(&stay), &sum, &mut taken, p)[0]
         } else {
             None
         };
