@@ -5,11 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-fn facefind() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_facefind"));
-    c.env("FACEFIND_MODELS", common::models_dir()).args(["--device", "cpu"]);
-    c
-}
+use common::{facefind, json_of};
 
 /// Truncated JPEG, zero-byte file, text named .jpg, PNG claiming 20000x20000 pixels.
 fn write_bad_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -312,13 +308,6 @@ fn questions_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     c.assign_faces(&[b0], None, None).unwrap();
     c.assign_faces(&[c0, c1], None, Some("Bob")).unwrap();
     (folder, catalog)
-}
-
-/// What a command that must succeed printed, as JSON.
-fn json_of(cmd: &mut Command) -> serde_json::Value {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn suggest(folder: &Path, catalog: &Path) -> Vec<serde_json::Value> {

@@ -95,15 +95,23 @@ pub enum Command {
         #[arg(long)]
         rebuild: bool,
     },
-    /// Rank every photo of FOLDER by similarity to a face in the query image, or to a person.
+    /// Rank every photo of FOLDER by similarity to a face in the query image, or to a person;
+    /// or find photos of several people together (--person A --person B), or without someone
+    /// (--without C).
     Search {
         folder: PathBuf,
         /// Photo with the person to look for (inside or outside FOLDER).
         #[arg(long, required_unless_present = "person", conflicts_with = "person")]
         query: Option<PathBuf>,
         /// A person of `facefind people` (name or id): their confirmed faces are the query.
+        /// Repeat for photos of several people together: a different face must match each, and
+        /// a photo ranks by its weakest match.
         #[arg(long)]
-        person: Option<String>,
+        person: Vec<String>,
+        /// Leave out photos where a face matches this person (better than it matches anyone
+        /// wanted). Repeatable.
+        #[arg(long, value_name = "PERSON")]
+        without: Vec<String>,
         /// Which face of the query image (0 = first listed by `detect`; default: the largest).
         #[arg(long)]
         face: Option<usize>,
@@ -337,7 +345,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let nothing_read = sum.processed > 0 && sum.skipped.values().sum::<usize>() == sum.processed && sum.unchanged == 0;
             Ok(if nothing_read { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Search { folder, query, person, face, threshold, top, sort, from, to, catalog, json } => {
+        Command::Search { folder, query, person, without, face, threshold, top, sort, from, to, catalog, json } => {
             let bound = |d: &Option<String>| -> anyhow::Result<Option<String>> {
                 d.as_deref()
                     .map(|s| {
@@ -348,11 +356,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let order = Order { sort: *sort, from: bound(from)?, to: bound(to)? };
             let p = load_pipeline(&cli, Settings::default())?;
-            let q = match (query, person) {
-                (Some(q), _) => Query::Photo(q.clone(), *face),
-                (None, Some(who)) => Query::Person(who.clone()),
-                (None, None) => anyhow::bail!("give --query PHOTO or --person NAME"),
-            };
+            if query.is_none() && person.is_empty() {
+                anyhow::bail!("give --query PHOTO or --person NAME");
+            }
+            let q = Query { photo: query.clone().map(|q| (q, *face)), people: person.clone(), without: without.clone() };
             run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, &order, *json, links(&cli))
         }
         Command::People { folder, catalog, name, merge, not_same, assign, reject, suggest, json } => {

@@ -5,6 +5,20 @@ pub mod album;
 
 use std::path::PathBuf;
 
+/// The `facefind` binary of this build, on the CPU with the repository's models.
+pub fn facefind() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_facefind"));
+    c.env("FACEFIND_MODELS", models_dir()).args(["--device", "cpu"]);
+    c
+}
+
+/// What a command that must succeed printed, as JSON.
+pub fn json_of(cmd: &mut std::process::Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `$FACEFIND_FACES`, default `../shared/faces` beside the repository.
 pub fn faces_dir() -> PathBuf {
     std::env::var_os("FACEFIND_FACES")

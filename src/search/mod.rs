@@ -3,6 +3,8 @@
 //! that could matter is scored again exactly; pure functions shared by the command line and
 //! the app.
 
+pub mod together;
+
 use crate::catalog::codes::Int8Index;
 use crate::catalog::FaceTable;
 use crate::pipeline::by_score_desc;
