@@ -851,3 +851,46 @@ fn near_misses_are_offered_below_the_threshold() {
     assert_eq!(h.state().ranking().match_count(h.state().threshold()), 5);
     assert!(h.state().threshold() > 0.85 && h.state().threshold() < 0.87, "{}", h.state().threshold());
 }
+
+/// Ann with Bob (group.jpg, the one photo of both), then Bob taken off again; Ann without Bob
+/// (her photos, not the group photo).
+#[test]
+fn a_second_person_added_to_a_search_and_taken_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, catalog) = synthetic_with_ann(tmp.path());
+    {
+        let mut c = Catalog::open(&catalog).unwrap();
+        let other = c.people().unwrap().into_iter().find(|p| p.name.is_none() && p.faces == 5).expect("the other person of group.jpg");
+        c.name_person(other.id, Some("Bob")).unwrap();
+    }
+    let mut h = on_catalog(folder, catalog, tmp.path());
+    wait(&mut h, "the catalog", 30, |a| a.library().is_some_and(|l| l.people.len() == 3));
+    let ann = h.state().library().unwrap().people.iter().find(|p| p.name.as_deref() == Some("Ann")).unwrap().id;
+    h.state_mut().query_person(ann);
+    settle(&mut h);
+    h.get_by_label("5 photos ≥ 0.50");
+    h.get_by_label("With…").click();
+    h.run_steps(3);
+    h.get_by_label("Bob (5 photos)").click();
+    settle(&mut h);
+    h.get_by_label("Ann with Bob");
+    h.get_by_label("1 photo ≥ 0.50");
+    let matched: Vec<String> = h.state().ranking().matches(0.5).map(|r| h.state().library().unwrap().rel(r.hit.photo_id)).collect();
+    assert_eq!(matched, vec!["group.jpg"]);
+    h.get_by_label("with Bob ×").click();
+    settle(&mut h);
+    h.get_by_label("5 photos ≥ 0.50");
+    assert!(h.query_by_label("with Bob ×").is_none());
+    h.get_by_label("Without…").click();
+    h.run_steps(3);
+    h.get_by_label("Bob (5 photos)").click();
+    settle(&mut h);
+    h.get_by_label("Ann without Bob");
+    h.get_by_label("4 photos ≥ 0.50");
+    assert!(h.state().ranking().matches(0.5).all(|r| h.state().library().unwrap().rel(r.hit.photo_id) != "group.jpg"));
+    // the threshold moved: who is left out is found again at the new one
+    h.get_by_role_and_label(egui::Role::Slider, "threshold").set_value_accesskit(0.6);
+    settle(&mut h);
+    assert_eq!(h.state().ranking().left_out_at, Some(0.6));
+    h.get_by_label("4 photos ≥ 0.60");
+}

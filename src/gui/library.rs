@@ -5,14 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
+pub use super::query::{histogram, photo_face_scores, Query, QueryPerson, Ranked, Ranking, Verdict, EXACT_BELOW_THRESHOLD, HISTOGRAM_BIN};
 use crate::catalog::names::display_rel;
 use crate::catalog::people::Person;
 use crate::catalog::{bytes_path, FaceTable, PhotoInfo};
 use crate::people::merges::MergeSuggestion;
 use crate::people::{FaceInfo, Suggestion};
-use crate::search::{self, Hit};
 
 /// A snapshot of a catalog: every photo and every face embedding.
 #[derive(Debug, Default)]
@@ -152,226 +151,6 @@ impl Library {
     }
 }
 
-/// The user's verdict on a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Yes,
-    No,
-}
-
-/// What the user asked for: a face (from the catalog or an outside photo) and their
-/// corrections. Verdicts are kept by face id so they survive a library reload.
-#[derive(Debug, Clone)]
-pub struct Query {
-    /// What to call the query in the window.
-    pub label: String,
-    /// The face in the catalog, when the query came from it.
-    pub face_id: Option<i64>,
-    /// The query face's own embedding (unit length).
-    pub embedding: Vec<f32>,
-    /// Photo id → (the face the verdict is about, verdict).
-    pub verdicts: HashMap<i64, (i64, Verdict)>,
-    /// The person searched for, when the query is a person.
-    pub person: Option<i64>,
-}
-
-impl Query {
-    pub fn new(label: String, face_id: Option<i64>, embedding: Vec<f32>) -> Self {
-        Self { label, face_id, embedding, verdicts: HashMap::new(), person: None }
-    }
-
-    /// A person as the query: the normalised mean of their exemplar faces (see
-    /// [`crate::search::PERSON_FUSE`]). `None` when the person has no faces.
-    pub fn person(lib: &Library, id: i64) -> Option<Self> {
-        let rows = lib.exemplar_rows(id);
-        if rows.is_empty() {
-            return None;
-        }
-        let v = search::mean_direction(lib.table.dim(), rows.iter().map(|&r| lib.table.embedding(r)));
-        let label = lib.person(id).map(|p| p.label()).unwrap_or_default();
-        let face_id = lib.person(id).and_then(|p| p.cover_face);
-        Some(Self { label, face_id, embedding: v, verdicts: HashMap::new(), person: Some(id) })
-    }
-
-    /// Faces the user confirmed in this search (for "Save as person").
-    pub fn confirmed_faces(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.face_id.into_iter().collect();
-        v.extend(self.verdicts.values().filter(|v| v.1 == Verdict::Yes).map(|v| v.0));
-        v.sort();
-        v.dedup();
-        v
-    }
-
-    pub fn verdict(&self, photo_id: i64) -> Option<Verdict> {
-        self.verdicts.get(&photo_id).map(|v| v.1)
-    }
-
-    /// Sets (or with `None` clears) the verdict on a photo, about its face `face_id`.
-    pub fn set_verdict(&mut self, photo_id: i64, face_id: i64, verdict: Option<Verdict>) {
-        match verdict {
-            Some(v) => {
-                self.verdicts.insert(photo_id, (face_id, v));
-            }
-            None => {
-                self.verdicts.remove(&photo_id);
-            }
-        }
-    }
-
-    /// The vector to rank with: the normalised mean of the query face and every confirmed face.
-    pub fn vector(&self, lib: &Library) -> Vec<f32> {
-        let confirmed: Vec<Vec<f32>> = self
-            .verdicts
-            .values()
-            .filter(|v| v.1 == Verdict::Yes)
-            .filter_map(|&(face_id, _)| lib.row_of_face(face_id))
-            .map(|row| lib.table.embedding(row))
-            .collect();
-        if confirmed.is_empty() {
-            return self.embedding.clone();
-        }
-        search::mean_direction(self.embedding.len(), std::iter::once(self.embedding.clone()).chain(confirmed))
-    }
-}
-
-/// One ranked photo and the verdict on it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Ranked {
-    pub hit: Hit,
-    pub verdict: Option<Verdict>,
-}
-
-impl Ranked {
-    /// Confirmed photos always match, rejected never; the rest by score.
-    pub fn is_match(&self, threshold: f32) -> bool {
-        match self.verdict {
-            Some(Verdict::Yes) => true,
-            Some(Verdict::No) => false,
-            None => self.hit.score >= threshold,
-        }
-    }
-}
-
-/// How far below the threshold a ranking's scores are exact (see [`Ranking::exact_from`]): the
-/// slider moves that far down before the ranking is made again.
-pub const EXACT_BELOW_THRESHOLD: f32 = 0.1;
-
-/// A query's ranking over a library. Similarities are computed once here; the threshold only
-/// filters, down to [`Ranking::exact_from`].
-#[derive(Debug, Clone)]
-pub struct Ranking {
-    /// The library ranked (`Hit::row` is a row of its table; the app's may be newer).
-    pub lib: Arc<Library>,
-    /// Confirmed photos first, then by score, then rejected photos.
-    pub results: Vec<Ranked>,
-    /// Every photo's best score, in `results` order (for the histogram).
-    pub scores: Vec<f32>,
-    /// The vector ranked with ([`Query::vector`]), for scoring every face of a photo.
-    pub vector: Vec<f32>,
-    /// Scores at or above this are exact and in exact order; below it they come from the
-    /// 8-bit codes (within ~0.02, see [`search::face_scores`]). A threshold below it needs a
-    /// new ranking.
-    pub exact_from: f32,
-    /// [`histogram`] of `scores` in [`HISTOGRAM_BIN`] bins (made once, drawn every frame).
-    pub histogram: Vec<(f32, usize)>,
-    /// `results[..confirmed]` are confirmed, `results[rejected..]` rejected; the rest is by
-    /// score, so a match count is a binary search.
-    confirmed: usize,
-    rejected: usize,
-    /// Different for every ranking made (views keep per-ranking state by it).
-    pub serial: u64,
-}
-
-fn next_serial() -> u64 {
-    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Width of the score histogram's bins.
-pub const HISTOGRAM_BIN: f32 = 0.02;
-
-impl Default for Ranking {
-    fn default() -> Self {
-        Self {
-            lib: Arc::default(),
-            results: Vec::new(),
-            scores: Vec::new(),
-            vector: Vec::new(),
-            exact_from: f32::NEG_INFINITY,
-            histogram: Vec::new(),
-            confirmed: 0,
-            rejected: 0,
-            serial: next_serial(),
-        }
-    }
-}
-
-impl Ranking {
-    /// The ranking for a threshold of `threshold` (exact down to [`EXACT_BELOW_THRESHOLD`]
-    /// below it).
-    pub fn new(lib: &Arc<Library>, query: &Query, threshold: f32) -> Self {
-        debug_assert!(lib.table.is_empty() || query.embedding.len() == lib.table.dim());
-        let vector = query.vector(lib);
-        let exact_from = threshold - EXACT_BELOW_THRESHOLD;
-        let hits = search::rank_photos(&lib.table, &vector, exact_from);
-        // Confirmed, then the rest, then rejected; scores stay descending inside each (one pass:
-        // a million photos are ranked while a frame waits).
-        let (mut results, mut rest, mut rejected) = (Vec::new(), Vec::with_capacity(hits.len()), Vec::new());
-        for hit in hits {
-            let verdict = if query.verdicts.is_empty() { None } else { query.verdict(hit.photo_id) };
-            match verdict {
-                Some(Verdict::Yes) => results.push(Ranked { hit, verdict }),
-                None => rest.push(Ranked { hit, verdict }),
-                Some(Verdict::No) => rejected.push(Ranked { hit, verdict }),
-            }
-        }
-        results.append(&mut rest);
-        results.append(&mut rejected);
-        let scores: Vec<f32> = results.iter().map(|r| r.hit.score).collect();
-        let confirmed = results.partition_point(|r| r.verdict == Some(Verdict::Yes));
-        let rejected = confirmed + results[confirmed..].partition_point(|r| r.verdict.is_none());
-        let histogram = histogram(&scores, HISTOGRAM_BIN);
-        Self { lib: lib.clone(), results, scores, vector, exact_from, histogram, confirmed, rejected, serial: next_serial() }
-    }
-
-    /// Photos just below `threshold` that stand apart from the rest (see
-    /// [`search::near_misses`]; confirmed and rejected photos are not among them): how many, and
-    /// the threshold that takes them in.
-    pub fn near_misses(&self, threshold: f32) -> Option<(usize, f32)> {
-        search::near_misses(&self.scores[self.confirmed..self.rejected], threshold)
-    }
-
-    /// Photos that match at `threshold` (confirmed ones always, rejected ones never).
-    pub fn match_count(&self, threshold: f32) -> usize {
-        self.confirmed + self.results[self.confirmed..self.rejected].partition_point(|r| r.hit.score >= threshold)
-    }
-
-    pub fn matches(&self, threshold: f32) -> impl Iterator<Item = &Ranked> {
-        self.results.iter().filter(move |r| r.is_match(threshold))
-    }
-
-    pub fn position(&self, photo_id: i64) -> Option<usize> {
-        self.results.iter().position(|r| r.hit.photo_id == photo_id)
-    }
-}
-
-/// Similarity of every face of `photo_id` to `vector` (for the inspector), in face order.
-pub fn photo_face_scores(lib: &Library, photo_id: i64, vector: &[f32]) -> Vec<(usize, f32)> {
-    lib.rows_of(photo_id).map(|row| (row, crate::pipeline::cosine(&lib.table.embedding(row), vector))).collect()
-}
-
-/// Histogram of scores in fixed bins over [-0.2, 1.0]: (bin centres, counts).
-pub fn histogram(scores: &[f32], bin: f32) -> Vec<(f32, usize)> {
-    let lo = -0.2f32;
-    let n = ((1.0 - lo) / bin).ceil() as usize;
-    let mut counts = vec![0usize; n];
-    for &s in scores {
-        let i = (((s - lo) / bin).floor().max(0.0) as usize).min(n - 1);
-        counts[i] += 1;
-    }
-    counts.into_iter().enumerate().map(|(i, c)| (lo + (i as f32 + 0.5) * bin, c)).collect()
-}
-
 /// How matched photos land in an export folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportMode {
@@ -504,6 +283,7 @@ pub(crate) mod tests {
     use crate::catalog::FaceRow;
     use crate::catalog::Status;
     use crate::nets::mobilefacenet::EMBEDDING_DIM;
+    use std::sync::Arc;
 
     fn unit(seed: usize) -> Vec<f32> {
         let v: Vec<f32> =

@@ -8,6 +8,7 @@ mod messages;
 mod people_view;
 mod prefs;
 mod prompts;
+pub mod query;
 mod ranking;
 #[cfg(test)]
 mod state_tests;

@@ -144,6 +144,72 @@ pub(super) fn person_panel(app: &mut App, ui: &mut egui::Ui, person: i64) {
     }
 }
 
+/// People added to the query: a chip for each ("with Bob ×", "without Cy ×": a click takes
+/// it off), and menus to add more.
+pub(super) fn together_panel(app: &mut App, ui: &mut egui::Ui) {
+    let Some(lib) = app.library_arc() else { return };
+    let Some((q, _)) = &app.query else { return };
+    let (with, without) = (q.with.clone(), q.without.clone());
+    let mut changed = false;
+    if !with.is_empty() || !without.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            for (kind, list) in [("with", &with), ("without", &without)] {
+                for p in list {
+                    if ui.button(format!("{kind} {} ×", p.label)).on_hover_text("Take this person off the query").clicked() {
+                        if let Some((q, _)) = &mut app.query {
+                            q.with.retain(|x| x.id != p.id);
+                            q.without.retain(|x| x.id != p.id);
+                        }
+                        changed = true;
+                    }
+                }
+            }
+        });
+    }
+    let Some((q, _)) = &app.query else { return };
+    let others: Vec<_> = lib.people.iter().filter(|o| !o.hidden && !q.has_person(o.id)).collect();
+    let full = with.len() + 1 >= crate::search::together::MAX_WANTED;
+    if !others.is_empty() {
+        let mut add = None;
+        ui.horizontal(|ui| {
+            for (kind, together) in [("With…", true), ("Without…", false)] {
+                let hover =
+                    if together { "Only photos where this person is too (a different face)" } else { "Leave out photos of this person" };
+                ui.add_enabled_ui(!together || !full, |ui| {
+                    ui.menu_button(kind, |ui| {
+                        for o in &others {
+                            let name = o.name.clone().unwrap_or_else(|| format!("Unnamed #{}", o.id));
+                            if ui.button(format!("{name} ({} photos)", o.photos)).clicked() {
+                                add = Some((o.id, together));
+                            }
+                        }
+                    })
+                    .response
+                    .on_hover_text(hover);
+                });
+            }
+        });
+        if let Some((id, together)) = add {
+            match super::library::QueryPerson::new(&lib, id) {
+                Some(p) => {
+                    if let Some((q, _)) = &mut app.query {
+                        if together {
+                            q.with.push(p)
+                        } else {
+                            q.without.push(p)
+                        }
+                    }
+                    changed = true;
+                }
+                None => app.error("this person has no faces"),
+            }
+        }
+    }
+    if changed {
+        app.rerank();
+    }
+}
+
 /// "Save as person…": the query face and every face marked Yes become a person.
 pub(super) fn save_as_person(app: &mut App, ui: &mut egui::Ui) {
     let Some((q, _)) = &app.query else { return };

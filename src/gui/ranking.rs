@@ -62,6 +62,7 @@ impl App {
                 self.error("the search could not be ranked (the log says why)".to_string());
                 // the threshold moving below the last ranking does not ask again and again
                 self.ranking.exact_from = f32::NEG_INFINITY;
+                self.ranking.left_out_at = None;
                 if !self.rank_again {
                     self.ranked_seq = self.rank_seq;
                 }

@@ -431,7 +431,8 @@ fn faces_strip(app: &mut App, ui: &mut egui::Ui) {
 
 fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let Some((q, _)) = &app.query else { return };
-    let label = q.label.clone();
+    let label = q.title();
+    let together = q.is_together();
     let (yes, no) = q.verdicts.values().fold((0, 0), |(y, n), v| if v.1 == Verdict::Yes { (y + 1, n) } else { (y, n + 1) });
     if ui.button(if app.show_people { "Back to people" } else { "Back to album" }).clicked() {
         app.clear_query();
@@ -455,6 +456,7 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
             }
         });
     });
+    super::people_view::together_panel(app, ui);
     match app.query.as_ref().and_then(|q| q.0.person) {
         Some(id) => super::people_view::person_panel(app, ui, id),
         None => super::people_view::save_as_person(app, ui),
@@ -463,8 +465,10 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let total = app.ranking.results.len();
     ui.add(egui::Slider::new(&mut app.threshold, -0.2..=1.0).step_by(0.01).fixed_decimals(2).text("threshold"))
         .on_hover_text("Cosine similarity of a photo's best face to the query at or above which it counts as a match");
-    if app.threshold < app.ranking.exact_from && !app.ranking_pending() {
-        // scores this low were approximate: rank again, exact down to the new threshold
+    let left_out_moved = app.ranking.left_out_at.is_some_and(|t| t != app.threshold);
+    if (app.threshold < app.ranking.exact_from || left_out_moved) && !app.ranking_pending() {
+        // scores this low were approximate, or who is left out depends on the threshold: rank
+        // again
         app.rerank();
     }
     if app.ranking_pending() {
@@ -476,7 +480,7 @@ fn results_side(app: &mut App, ui: &mut egui::Ui) {
     let n = app.ranking.match_count(app.threshold);
     ui.label(egui::RichText::new(format!("{n} photo{} ≥ {:.2}", if n == 1 { "" } else { "s" }, app.threshold)).size(18.0).strong());
     ui.label(format!("of {total} photos with faces"));
-    if let Some((more, low)) = app.ranking.near_misses(app.threshold) {
+    if let Some((more, low)) = app.ranking.near_misses(app.threshold).filter(|_| !together) {
         let who = app.query.as_ref().map(|q| q.0.label.clone()).unwrap_or_default();
         let text = format!("{more} more photo{} may be {who} (from {low:.2})", if more == 1 { "" } else { "s" });
         if ui.button(text).on_hover_text("Just below the threshold and well above the rest: lower the threshold to them").clicked() {
