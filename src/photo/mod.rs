@@ -9,6 +9,7 @@ use decode::{decode_turn, is_jpeg, jpeg_frame, Segment};
 pub mod decode;
 pub mod heif;
 pub mod raw;
+pub mod regions;
 pub mod taken;
 pub mod tiff;
 

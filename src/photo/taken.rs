@@ -148,11 +148,11 @@ fn tiff_xmp(data: &[u8]) -> Option<&[u8]> {
 
 /// Where a photo keeps its metadata: EXIF blocks (TIFF structures) and XMP packets.
 #[derive(Default)]
-struct Metadata<'a> {
-    exif: Vec<&'a [u8]>,
+pub(super) struct Metadata<'a> {
+    pub exif: Vec<&'a [u8]>,
     /// TIFF structures whose first IFD is the EXIF IFD.
     exif_ifds: Vec<&'a [u8]>,
-    xmp: Vec<&'a [u8]>,
+    pub xmp: Vec<&'a [u8]>,
 }
 
 /// The EXIF blocks and XMP packets of a JPEG (APP1 segments before the image data).
@@ -213,12 +213,12 @@ fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = &'a [u8
 /// Blocks and packets looked at in a file searched whole (a hostile file may repeat the marks).
 const MAX_BLOCKS: usize = 8;
 /// Bytes of an XMP packet looked at.
-const MAX_PACKET: usize = 1 << 20;
+pub(super) const MAX_PACKET: usize = 1 << 20;
 
 /// The metadata of a photo file: by its container (JPEG, PNG, TIFF-based) or, for the others
 /// (HEIF, AVIF, other RAW containers), the EXIF blocks marked `Exif\0\0` and the XMP packets
 /// found in the file.
-fn metadata(d: &[u8]) -> Metadata<'_> {
+pub(super) fn metadata(d: &[u8]) -> Metadata<'_> {
     if d.starts_with(&[0xFF, 0xD8]) {
         return jpeg_metadata(d);
     }
@@ -261,6 +261,16 @@ fn xmp_property(xmp: &[u8], name: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The EXIF orientation (1 to 8) the first EXIF block of `m` records; 1 when none does.
+pub(super) fn orientation(m: &Metadata) -> u16 {
+    let read = |tiff: &[u8]| -> Option<u16> {
+        let t = Tiff::new(tiff)?;
+        let e = t.entries(t.u32_at(4)? as usize)?.into_iter().find(|e| e.tag == 0x0112)?;
+        u16::try_from(t.value(&e, 0)?).ok().filter(|o| (1..=8).contains(o))
+    };
+    m.exif.iter().find_map(|e| read(e)).unwrap_or(1)
 }
 
 /// The XMP sidecars of `path` that exist: `photo.xmp`, then `photo.jpg.xmp` (either case).
