@@ -72,6 +72,8 @@ fn write_catalog(path: &Path, photos: usize) -> anyhow::Result<()> {
             height: 2667,
             status: Status::Faces,
             taken: None,
+            regions: Vec::new(),
+            sidecar_sig: 0,
             reason: None,
             thumbnail: thumbs[i % thumbs.len()].clone(),
             faces,

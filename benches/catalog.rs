@@ -68,6 +68,8 @@ fn main() -> anyhow::Result<()> {
             height: 48,
             status: Status::Faces,
             taken: None,
+            regions: Vec::new(),
+            sidecar_sig: 0,
             reason: None,
             thumbnail: jpg.clone(),
             faces: vec![FaceRecord {

@@ -74,6 +74,8 @@ fn records(range: std::ops::Range<usize>, centres: &[f32]) -> Vec<PhotoRecord> {
             height: 3000,
             status: Status::Faces,
             taken: None,
+            regions: Vec::new(),
+            sidecar_sig: 0,
             reason: None,
             thumbnail: Vec::new(),
             faces: photo_faces(i, centres)

@@ -130,6 +130,8 @@ fn synthetic(dir: &Path) -> (PathBuf, PathBuf) {
                 7 => Some("1999-05-05T12:00:00+01:00".to_string()),
                 _ => None,
             },
+            regions: Vec::new(),
+            sidecar_sig: 0,
             reason: None,
             thumbnail: jpeg(256, 192, (i * 20) as u8),
             faces,

@@ -427,6 +427,8 @@ fn non_finite_embeddings_are_refused_when_written_and_left_out_when_read() {
         height: 100,
         status: Status::Faces,
         taken: None,
+        regions: Vec::new(),
+        sidecar_sig: 0,
         reason: None,
         thumbnail: Vec::new(),
         faces,

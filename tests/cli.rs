@@ -281,6 +281,8 @@ fn questions_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
                 height: 240,
                 status: Status::Faces,
                 taken: None,
+                regions: Vec::new(),
+                sidecar_sig: 0,
                 reason: None,
                 thumbnail: Vec::new(),
                 faces: vec![FaceRecord {

@@ -486,6 +486,8 @@ fn synthetic_photo(name: &str, faces: Vec<facefind::catalog::FaceRecord>) -> fac
         height: 200,
         status: facefind::catalog::Status::Faces,
         taken: None,
+        regions: Vec::new(),
+        sidecar_sig: 0,
         reason: None,
         thumbnail: vec![],
         faces,

@@ -8,6 +8,7 @@ pub mod names;
 pub mod people;
 mod questions;
 mod reads;
+pub mod regions;
 pub mod schema;
 mod undo;
 mod writes;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension};
 
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
-pub use writes::Identity;
+pub use writes::{Identity, MetadataRead};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -100,6 +101,8 @@ pub(crate) fn test_photo(path: &str, faces: &[([f32; 4], f32)]) -> PhotoRecord {
         height: 100,
         status: Status::Faces,
         taken: None,
+        regions: Vec::new(),
+        sidecar_sig: 0,
         reason: None,
         thumbnail: Vec::new(),
         faces: faces
@@ -126,6 +129,11 @@ pub struct PhotoRecord {
     pub faces: Vec<FaceRecord>,
     /// When it was taken, as `photo::taken::Taken` writes it; `None` when the photo records nothing.
     pub taken: Option<String>,
+    /// Named face regions other tools wrote into its metadata (`photo::regions`).
+    pub regions: Vec<crate::photo::regions::Region>,
+    /// The signature of the sidecars its metadata was read with (0: none; see
+    /// `index::sidecar_sig`).
+    pub sidecar_sig: i64,
 }
 
 /// The part of a photo row that decides whether a file must be processed again.

@@ -25,12 +25,16 @@ impl Catalog {
         rows.collect::<Result<_, _>>().map_err(e)
     }
 
-    /// Photos (id, path) whose date is still to be read (indexed before dates were).
-    pub fn dates_unread(&self) -> Result<Vec<(i64, Vec<u8>)>, CatalogError> {
+    /// Photos (id, path, (width, height)) whose metadata is still to be read (indexed before
+    /// dates or regions were kept, or their sidecars changed).
+    #[allow(clippy::type_complexity)]
+    pub fn dates_unread(&self) -> Result<Vec<(i64, Vec<u8>, (u32, u32))>, CatalogError> {
         let e = |source| self.sql_err(source);
-        let mut st =
-            self.conn.prepare("SELECT p.id, p.path FROM dates_unread d JOIN photos p ON p.id = d.photo_id ORDER BY p.path").map_err(e)?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(e)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT p.id, p.path, p.width, p.height FROM dates_unread d JOIN photos p ON p.id = d.photo_id ORDER BY p.path")
+            .map_err(e)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, (r.get(2)?, r.get(3)?)))).map_err(e)?;
         rows.collect::<Result<_, _>>().map_err(e)
     }
 

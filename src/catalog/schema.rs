@@ -10,8 +10,8 @@ use super::{path_bytes, CatalogError};
 
 /// Current schema. Versions 1–6 are migrated in place (1: no face chips, 2: no re-embedding
 /// queue, 3: no people, 4: no face generation, 5: no application id and no storage rule for
-/// people, 6: no "not the same person" pairs, 7: no grouping queue, 8: no capture dates). A catalog whose version cannot be read is refused, never dropped.
-pub const SCHEMA_VERSION: i64 = 9;
+/// people, 6: no "not the same person" pairs, 7: no grouping queue, 8: no capture dates, 9: no face regions from other tools). A catalog whose version cannot be read is refused, never dropped.
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// `PRAGMA application_id` of every facefind catalog ("FFND"), written when it is created (and
 /// into older catalogs when they are migrated): the mark that a SQLite file is ours to change.
@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS people (
 CREATE TABLE IF NOT EXISTS face_person (
     face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    source TEXT NOT NULL CHECK (source IN ('auto', 'confirmed', 'user'))
+    source TEXT NOT NULL CHECK (source IN ('auto', 'confirmed', 'user', 'imported'))
 );
 CREATE INDEX IF NOT EXISTS face_person_person ON face_person(person_id);
 CREATE TABLE IF NOT EXISTS rejections (
@@ -104,7 +104,7 @@ DELETE FROM face_person WHERE face_id IN (
   SELECT face_id FROM (
     SELECT fp.face_id, row_number() OVER (
       PARTITION BY fp.person_id, f.photo_id
-      ORDER BY CASE fp.source WHEN 'user' THEN 2 WHEN 'confirmed' THEN 1 ELSE 0 END DESC, fp.face_id) AS k
+      ORDER BY CASE fp.source WHEN 'user' THEN 2 WHEN 'confirmed' THEN 1 WHEN 'imported' THEN 1 ELSE 0 END DESC, fp.face_id) AS k
     FROM face_person fp JOIN faces f ON f.id = fp.face_id)
   WHERE k > 1)";
 
@@ -145,6 +145,40 @@ CREATE TABLE IF NOT EXISTS ungrouped (face_id INTEGER PRIMARY KEY REFERENCES fac
 const SCHEMA_9: &str = "
 CREATE TABLE IF NOT EXISTS taken (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE, taken TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dates_unread (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE);
+";
+
+/// Schema 10: named face regions other tools wrote (`photo::regions`), each with the face it
+/// was matched to and what came of it (`outcome` NULL: not applied yet); the sidecars each
+/// photo's metadata was read with (a signature of their sizes and times: a changed sidecar is
+/// read again). Faces may join a person with source 'imported' (see `FACE_PERSON_10`).
+const SCHEMA_10: &str = "
+CREATE TABLE IF NOT EXISTS regions (
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    scheme TEXT NOT NULL,
+    face_id INTEGER REFERENCES faces(id) ON DELETE SET NULL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS regions_photo ON regions(photo_id);
+CREATE INDEX IF NOT EXISTS regions_face ON regions(face_id);
+CREATE INDEX IF NOT EXISTS regions_pending ON regions(photo_id) WHERE outcome IS NULL;
+CREATE TABLE IF NOT EXISTS sidecars (photo_id INTEGER PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE, sig INTEGER NOT NULL);
+";
+
+/// Before schema 10 a face's source could not be 'imported': the table is made again with the
+/// wider check and every link copied (its triggers are made again after).
+const FACE_PERSON_10: &str = "
+CREATE TABLE face_person_10 (
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    source TEXT NOT NULL CHECK (source IN ('auto', 'confirmed', 'user', 'imported'))
+);
+INSERT INTO face_person_10(face_id, person_id, source) SELECT face_id, person_id, source FROM face_person;
+DROP TABLE face_person;
+ALTER TABLE face_person_10 RENAME TO face_person;
+CREATE INDEX IF NOT EXISTS face_person_person ON face_person(person_id);
 ";
 
 /// The tables and columns by which a catalog written before the application id is known as
@@ -384,6 +418,14 @@ fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
         tx.execute_batch("ALTER TABLE faces ADD COLUMN chip BLOB;")?;
     }
     tx.execute_batch(PEOPLE_SCHEMA)?;
+    let wide: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='face_person' AND sql LIKE '%imported%'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !wide {
+        tx.execute_batch(FACE_PERSON_10)?;
+    }
     tx.execute_batch(SCHEMA_5)?;
     let repaired = tx.execute(ONE_FACE_PER_PHOTO_REPAIR, [])?;
     tx.execute_batch(SCHEMA_6)?;
@@ -391,7 +433,11 @@ fn add_missing(tx: &rusqlite::Transaction) -> rusqlite::Result<usize> {
     tx.execute_batch(SCHEMA_8)?;
     let had_dates: bool = tx.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='taken'", [], |r| r.get(0))?;
     tx.execute_batch(SCHEMA_9)?;
-    if !had_dates {
+    let had_regions: bool =
+        tx.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type='table' AND name='regions'", [], |r| r.get(0))?;
+    tx.execute_batch(SCHEMA_10)?;
+    // photos indexed before read their metadata (date, regions) once on the next run
+    if !had_dates || !had_regions {
         tx.execute_batch("INSERT OR IGNORE INTO dates_unread(photo_id) SELECT id FROM photos")?;
     }
     Ok(repaired)

@@ -22,6 +22,15 @@ pub struct Identity {
     pub before_upscale: Option<(String, u32)>,
 }
 
+/// A photo's metadata read again (see [`Catalog::set_metadata`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataRead {
+    pub id: i64,
+    pub taken: Option<String>,
+    pub regions: Vec<crate::photo::regions::Region>,
+    pub sidecar_sig: i64,
+}
+
 impl Catalog {
     /// Makes sure the stored faces come from `detection` (detector digest + settings) and their
     /// embeddings from `embedding` (embedder digest + flip fusion). A new detection identity
@@ -242,6 +251,7 @@ impl Catalog {
                     None => untaken.execute([id]).map_err(e)?,
                 };
                 read.execute([id]).map_err(e)?;
+                super::regions::set_sig(&tx, id, p.sidecar_sig).map_err(e)?;
                 let before: Vec<(i64, [f32; 4])> = old
                     .query_map([id], |r| {
                         Ok((
@@ -282,30 +292,32 @@ impl Catalog {
                     // the next grouping looks at it
                     ungrouped.execute([face]).map_err(e)?;
                 }
+                // after the faces: a region's face may be one kept above
+                super::regions::replace_regions(&tx, id, &p.regions).map_err(e)?;
             }
         }
         tx.commit().map_err(e)
     }
 
-    /// Records when photos of an older catalog were taken (`None`: they record nothing): their
-    /// dates are read.
-    pub fn set_taken(&mut self, dates: &[(i64, Option<String>)]) -> Result<(), CatalogError> {
+    /// Records the metadata read again for photos (when they were taken, `None`: they record
+    /// nothing; their named regions; the sidecar signature it was read with): their metadata is
+    /// read.
+    pub fn set_metadata(&mut self, read: &[MetadataRead]) -> Result<(), CatalogError> {
         let path = self.path.clone();
         let e = |source| CatalogError::Sqlite { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(e)?;
-        {
-            let mut set = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO taken(photo_id, taken) SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM photos WHERE id=?1)",
-                )
-                .map_err(e)?;
-            let mut read = tx.prepare_cached("DELETE FROM dates_unread WHERE photo_id=?1").map_err(e)?;
-            for (id, t) in dates {
-                if let Some(t) = t {
-                    set.execute(params![id, t]).map_err(e)?;
+        for m in read {
+            let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM photos WHERE id=?1)", [m.id], |r| r.get(0)).map_err(e)?;
+            if exists {
+                match &m.taken {
+                    Some(t) => tx.execute("INSERT OR REPLACE INTO taken(photo_id, taken) VALUES (?1, ?2)", params![m.id, t]),
+                    None => tx.execute("DELETE FROM taken WHERE photo_id=?1", [m.id]),
                 }
-                read.execute([id]).map_err(e)?;
+                .map_err(e)?;
+                super::regions::replace_regions(&tx, m.id, &m.regions).map_err(e)?;
+                super::regions::set_sig(&tx, m.id, m.sidecar_sig).map_err(e)?;
             }
+            tx.execute("DELETE FROM dates_unread WHERE photo_id=?1", [m.id]).map_err(e)?;
         }
         tx.commit().map_err(e)
     }

@@ -11,6 +11,24 @@ struct PeopleFaceJson {
     bbox: [f32; 4],
     /// When the photo was taken (as in `search --json`); null when it records nothing.
     taken: Option<String>,
+    /// How the face came to its person ("auto", "confirmed", "user", "imported"); absent for
+    /// faces in no person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<crate::people::Source>,
+}
+
+/// A named region another tool wrote that names no face here.
+#[derive(Serialize)]
+struct RegionJson {
+    #[serde(flatten)]
+    path: PathText,
+    name: String,
+    /// Left, top, right, bottom as fractions of the photo as shown.
+    #[serde(rename = "box")]
+    bbox: [f32; 4],
+    /// Why it was not applied (regions skipped only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -25,6 +43,10 @@ struct PersonJson {
 struct PeopleJson {
     people: Vec<PersonJson>,
     unassigned: Vec<PeopleFaceJson>,
+    /// Named regions of other tools where no face was found.
+    regions_without_a_face: Vec<RegionJson>,
+    /// Named regions whose face was found but not put in that person, with why.
+    regions_skipped: Vec<RegionJson>,
 }
 
 /// The edits `people` makes before listing (no indexing then).
@@ -125,6 +147,7 @@ pub(super) fn run_people(
         face: table.face_index(r),
         bbox: table.bbox(r),
         taken: dates.get(&table.photo_id(r)).cloned(),
+        source: links.get(&table.face_id(r)).map(|l| l.1),
     };
     let mut by_person: HashMap<i64, Vec<usize>> = HashMap::new();
     let mut unassigned = Vec::new();
@@ -181,7 +204,20 @@ pub(super) fn run_people(
                 })
                 .collect(),
             unassigned: unassigned.iter().map(|&r| face_json(r)).collect(),
+            regions_without_a_face: Vec::new(),
+            regions_skipped: Vec::new(),
         };
+        let mut doc = doc;
+        for r in cat.regions()? {
+            let path = PathText::of_bytes(photos.get(&r.photo_id).map(Vec::as_slice).unwrap_or_default());
+            match r.outcome.as_deref() {
+                Some(crate::catalog::regions::outcome::NO_FACE) => {
+                    doc.regions_without_a_face.push(RegionJson { path, name: r.name, bbox: r.rect, reason: None })
+                }
+                Some(crate::catalog::regions::outcome::LINKED) | None => {}
+                Some(why) => doc.regions_skipped.push(RegionJson { path, name: r.name, bbox: r.rect, reason: Some(why.to_string()) }),
+            }
+        }
         serde_json::to_writer(std::io::stdout().lock(), &doc)?;
         println!();
     } else {

@@ -55,6 +55,8 @@ pub struct Summary {
     /// The embedder (or flip fusion) changed: photos re-embedded from their stored landmarks.
     pub reembedded: usize,
     pub cancelled: bool,
+    /// Named regions of other tools applied this run.
+    pub regions: crate::catalog::regions::ImportSummary,
     /// Grouping into people after the run (absent when nothing changed).
     pub people: Option<crate::catalog::people::GroupSummary>,
     pub seconds: f64,
@@ -285,6 +287,8 @@ struct Prepared {
     decoded: Result<photo::Decoded, photo::PhotoError>,
     /// When it was taken (`photo::taken`).
     taken: Option<String>,
+    /// Named face regions of other tools (`photo::regions`).
+    regions: Vec<photo::regions::Region>,
 }
 
 fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared> {
@@ -293,7 +297,9 @@ fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared>
         Ok(d) => d,
         // gone since the scan: nothing to record
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()), taken: None }),
+        Err(e) => {
+            return Some(Prepared { file: file.clone(), fingerprint: Vec::new(), decoded: Err(e.into()), taken: None, regions: Vec::new() })
+        }
     };
     let fp = clocks.time(Stage::Fingerprint, || fingerprint_bytes(&data));
     let decoded = clocks.time(Stage::Decode, || {
@@ -304,8 +310,12 @@ fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared>
         }
     });
     let taken = photo::taken::read(&path, &data).map(|t| t.to_string());
+    let regions = match &decoded {
+        Ok(d) => photo::regions::read(&path, &data, (d.full_width, d.full_height)),
+        Err(_) => Vec::new(),
+    };
     drop(data);
-    Some(Prepared { file: file.clone(), fingerprint: fp, decoded, taken })
+    Some(Prepared { file: file.clone(), fingerprint: fp, decoded, taken, regions })
 }
 
 /// A photo's record (embeddings still empty) and its faces' aligned crops.
@@ -360,6 +370,8 @@ fn analyse(p: &Pipeline, root: &Path, prep: &Prepared, dec: &photo::Decoded, clo
         thumbnail: jpeg(&fit(&dec.rgb, THUMBNAIL), 80),
         faces: records,
         taken: prep.taken.clone(),
+        regions: prep.regions.clone(),
+        sidecar_sig: prep.file.sidecar_sig,
     };
     clocks.0[Stage::Encode as usize].fetch_add(t_encode.elapsed().as_nanos() as u64, Ordering::Relaxed);
     Ok((record, crops))
@@ -402,6 +414,8 @@ fn process_batch(
                     thumbnail: Vec::new(),
                     faces: Vec::new(),
                     taken: prep.taken.clone(),
+                    regions: Vec::new(),
+                    sidecar_sig: prep.file.sidecar_sig,
                 };
                 (rec, Vec::new())
             }
@@ -438,8 +452,9 @@ pub enum IndexError {
 /// media data).
 const DATE_HEAD: u64 = 256 * 1024;
 
-/// When the photo at `path` was taken (`Ok(None)`: it records nothing).
-fn date_of(path: &Path) -> std::io::Result<Option<String>> {
+/// When the photo at `path` was taken (`None`: it records nothing) and its named regions, for
+/// a photo `shown` (width, height) as shown.
+fn metadata_of(path: &Path, shown: (u32, u32)) -> std::io::Result<(Option<String>, Vec<photo::regions::Region>)> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut head = Vec::new();
@@ -449,20 +464,26 @@ fn date_of(path: &Path) -> std::io::Result<Option<String>> {
         file.read_to_end(&mut head)?;
         taken = photo::taken::read(path, &head);
     }
-    Ok(taken.map(|t| t.to_string()))
+    Ok((taken.map(|t| t.to_string()), photo::regions::read(path, &head, shown)))
 }
 
-/// Reads the dates of photos indexed before the catalog kept dates (once per photo; a photo
-/// that cannot be read now is tried again by the next run). Stops between chunks on `cancel`.
-fn read_unread_dates(root: &Path, cat: &mut Catalog, cancel: &AtomicBool) -> Result<(), IndexError> {
+/// Reads the metadata (date, named regions) of photos indexed before the catalog kept it, or
+/// whose sidecars changed (once per photo; a photo that cannot be read now is tried again by
+/// the next run). Stops between chunks on `cancel`.
+fn read_unread_metadata(root: &Path, cat: &mut Catalog, sigs: &HashMap<Vec<u8>, i64>, cancel: &AtomicBool) -> Result<(), IndexError> {
     let unread = cat.dates_unread()?;
     for chunk in unread.chunks(BATCH * 8) {
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let dates: Vec<(i64, Option<String>)> =
-            chunk.par_iter().filter_map(|(id, rel)| Some((*id, date_of(&root.join(crate::catalog::bytes_path(rel))).ok()?))).collect();
-        cat.set_taken(&dates)?;
+        let read: Vec<crate::catalog::MetadataRead> = chunk
+            .par_iter()
+            .filter_map(|(id, rel, shown)| {
+                let (taken, regions) = metadata_of(&root.join(crate::catalog::bytes_path(rel)), *shown).ok()?;
+                Some(crate::catalog::MetadataRead { id: *id, taken, regions, sidecar_sig: sigs.get(rel).copied().unwrap_or(0) })
+            })
+            .collect();
+        cat.set_metadata(&read)?;
     }
     Ok(())
 }
@@ -517,9 +538,19 @@ pub fn index_folder_with(
     });
     let mut todo: Vec<ScannedFile> = Vec::new();
     let mut new_files: Vec<ScannedFile> = Vec::new();
+    // an unchanged photo whose sidecars changed has its metadata read again
+    let stored_sigs = cat.sidecar_sigs()?;
+    let sigs: HashMap<Vec<u8>, i64> =
+        scanned.files.iter().filter(|f| f.sidecar_sig != 0).map(|f| (path_bytes(&f.rel), f.sidecar_sig)).collect();
+    let mut reread = Vec::new();
     for f in scanned.files {
         match states.get(&path_bytes(&f.rel)) {
-            Some(st) if st.size == f.size && st.mtime_ns == f.mtime_ns => sum.unchanged += 1,
+            Some(st) if st.size == f.size && st.mtime_ns == f.mtime_ns => {
+                sum.unchanged += 1;
+                if stored_sigs.get(&st.id).copied().unwrap_or(0) != f.sidecar_sig {
+                    reread.push(st.id);
+                }
+            }
             Some(_) => todo.push(f),
             None => new_files.push(f),
         }
@@ -543,6 +574,7 @@ pub fn index_folder_with(
     } else {
         todo.extend(new_files);
     }
+    cat.mark_metadata_unread(&reread)?;
     let gone: Vec<i64> = missing.values().flatten().map(|&(id, _)| id).collect();
     cat.remove(&gone)?;
     sum.removed = gone.len();
@@ -585,10 +617,12 @@ pub fn index_folder_with(
         Ok(())
     })?;
     if !sum.cancelled {
-        clocks.time(Stage::Read, || read_unread_dates(root, cat, cancel))?;
+        clocks.time(Stage::Read, || read_unread_metadata(root, cat, &sigs, cancel))?;
+        // names other tools gave faces, before grouping places the rest around them
+        sum.regions = cat.import_regions()?;
     }
     // Group new faces into people (one transaction; skipped when nothing changed).
-    let changed = sum.processed + sum.removed + sum.reembedded > 0 || sum.rebuilt;
+    let changed = sum.processed + sum.removed + sum.reembedded + sum.regions.linked > 0 || sum.rebuilt;
     if !sum.cancelled {
         sum.people = clocks.time(Stage::People, || cat.group_people_if_needed(changed, &crate::people::Params::default()))?;
     }

@@ -9,6 +9,8 @@ pub struct ScannedFile {
     pub rel: PathBuf,
     pub size: u64,
     pub mtime_ns: i64,
+    /// The signature of its XMP sidecars (see [`sidecar_sig`]); 0 when it has none.
+    pub sidecar_sig: i64,
 }
 
 /// Folders that hold caches, previews or system data rather than photos.
@@ -51,6 +53,35 @@ fn file_key(path: &Path, _meta: &std::fs::Metadata) -> (u64, u64, PathBuf) {
 
 /// Recursively lists photo files under `root` (see [`scan_with`]; links leaving the folder are
 /// not followed).
+/// A signature of the XMP sidecars of photo `rel` among `sidecars` (path → size, mtime): the
+/// names [`crate::photo::taken::sidecars`] reads, with their sizes and times; 0 when there are
+/// none. A sidecar written, replaced or removed changes it.
+pub fn sidecar_sig(rel: &Path, sidecars: &std::collections::HashMap<PathBuf, (u64, i64)>) -> i64 {
+    if sidecars.is_empty() {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut any = false;
+    let mut mix = |x: u64| {
+        for b in x.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (k, candidate) in crate::photo::taken::sidecar_names(rel).into_iter().enumerate() {
+        if let Some(&(size, mtime)) = sidecars.get(&candidate) {
+            any = true;
+            mix(k as u64);
+            mix(size);
+            mix(mtime as u64);
+        }
+    }
+    if any {
+        (h as i64).max(1)
+    } else {
+        0
+    }
+}
+
 pub fn scan(root: &Path) -> Scan {
     scan_with(root, ScanOptions::default())
 }
@@ -80,6 +111,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
         true
     });
     let mut seen = std::collections::HashSet::new();
+    let mut sidecars: std::collections::HashMap<PathBuf, (u64, i64)> = std::collections::HashMap::new();
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
@@ -98,7 +130,8 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
         if name.starts_with('.') {
             continue;
         }
-        if !crate::photo::is_photo_path(Path::new(&*name)) {
+        let sidecar = name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(".xmp");
+        if !sidecar && !crate::photo::is_photo_path(Path::new(&*name)) {
             continue;
         }
         let meta = match entry.metadata() {
@@ -114,7 +147,14 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
         }
         let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path()).to_path_buf();
-        out.files.push(ScannedFile { rel, size: meta.len(), mtime_ns });
+        if sidecar {
+            sidecars.insert(rel, (meta.len(), mtime_ns));
+        } else {
+            out.files.push(ScannedFile { rel, size: meta.len(), mtime_ns, sidecar_sig: 0 });
+        }
+    }
+    for f in &mut out.files {
+        f.sidecar_sig = sidecar_sig(&f.rel, &sidecars);
     }
     out.outside_links = outside.get();
     if out.outside_links > 0 {

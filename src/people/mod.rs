@@ -70,6 +70,8 @@ pub enum Source {
     Confirmed,
     /// The user put it there (move, new person, save as person).
     User,
+    /// A named region another tool wrote into the photo's metadata put it there.
+    Imported,
 }
 
 impl Source {
@@ -78,6 +80,7 @@ impl Source {
             Source::Auto => "auto",
             Source::Confirmed => "confirmed",
             Source::User => "user",
+            Source::Imported => "imported",
         }
     }
     pub fn parse(s: &str) -> Option<Source> {
@@ -85,10 +88,11 @@ impl Source {
             "auto" => Some(Source::Auto),
             "confirmed" => Some(Source::Confirmed),
             "user" => Some(Source::User),
+            "imported" => Some(Source::Imported),
             _ => None,
         }
     }
-    /// The user vouched for it.
+    /// The user vouched for it (here, or by naming it in another tool).
     pub fn is_user(self) -> bool {
         self != Source::Auto
     }

@@ -285,7 +285,8 @@ mod tests {
         assert!(close(p.regions[0].rect, [0.4, 0.2, 0.6, 0.3]), "{:?}", p.regions[0]);
         assert!(close(p.regions[1].rect, [0.05, 0.4, 0.15, 0.6]), "{:?}", p.regions[1]);
         // other prefixes for the same namespaces read the same
-        let renamed = MWG.replace("mwg-rs:", "r:").replace("xmlns:mwg-rs", "xmlns:r").replace("stArea:", "a:").replace("xmlns:stArea", "xmlns:a");
+        let renamed =
+            MWG.replace("mwg-rs:", "r:").replace("xmlns:mwg-rs", "xmlns:r").replace("stArea:", "a:").replace("xmlns:stArea", "xmlns:a");
         assert_eq!(parse(renamed.as_bytes()).regions, p.regions);
         // a packet cut anywhere gives what came before, without a panic
         for cut in (0..MWG.len()).step_by(7) {

@@ -273,20 +273,26 @@ pub(super) fn orientation(m: &Metadata) -> u16 {
     m.exif.iter().find_map(|e| read(e)).unwrap_or(1)
 }
 
-/// The XMP sidecars of `path` that exist: `photo.xmp`, then `photo.jpg.xmp` (either case).
-pub fn sidecars(path: &Path) -> Vec<std::path::PathBuf> {
+/// The names an XMP sidecar of `path` may have: `photo.xmp`, then `photo.jpg.xmp` (either
+/// case).
+pub fn sidecar_names(path: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for ext in ["xmp", "XMP"] {
         let beside = path.with_extension(ext);
         let mut appended = path.as_os_str().to_owned();
         appended.push(format!(".{ext}"));
         for p in [beside, appended.into()] {
-            if p != path && p.is_file() && !out.contains(&p) {
+            if p != path && !out.contains(&p) {
                 out.push(p);
             }
         }
     }
     out
+}
+
+/// The XMP sidecars of `path` that exist (see [`sidecar_names`]).
+pub fn sidecars(path: &Path) -> Vec<std::path::PathBuf> {
+    sidecar_names(path).into_iter().filter(|p| p.is_file()).collect()
 }
 
 /// When the photo `data` (read from `path`) was taken; its sidecars are read from disk. `None`

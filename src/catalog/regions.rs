@@ -1,0 +1,333 @@
+//! Named face regions other tools wrote (`photo::regions`) in the catalog: kept as read,
+//! matched to detected faces by overlap, the faces joined to the person of that name (source
+//! 'imported'), never over what the user did here; every region listed with what came of it.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::people::new_person;
+use super::{Catalog, CatalogError};
+use crate::people::Source;
+use crate::photo::regions::{Region, Scheme};
+
+type Sql<T> = rusqlite::Result<T>;
+
+/// What came of a region (its `outcome`).
+pub mod outcome {
+    /// Its face is in the person of its name.
+    pub const LINKED: &str = "linked";
+    /// No detected face lies where it says.
+    pub const NO_FACE: &str = "no face";
+    /// Two or more people have its name.
+    pub const AMBIGUOUS: &str = "the name is several people's";
+    /// Another face of the photo is that person already.
+    pub const SAME_PHOTO: &str = "another face of this photo is that person";
+    /// The user put the face in another person.
+    pub const USER_MOVED: &str = "you put this face with someone else";
+    /// The user said the face is not that person.
+    pub const USER_REJECTED: &str = "you said this face is not that person";
+}
+
+/// How much a region and a detected face must overlap (intersection over union) to be one face;
+/// a pair whose centres each lie inside the other's box counts too (tools draw faces larger or
+/// smaller than the detector does).
+pub const MATCH_IOU: f32 = 0.3;
+
+/// One stored region.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRegion {
+    pub photo_id: i64,
+    pub name: String,
+    /// Left, top, right, bottom as fractions of the shown photo.
+    #[serde(rename = "box")]
+    pub rect: [f32; 4],
+    pub face_id: Option<i64>,
+    /// `None` until the next index run applies it.
+    pub outcome: Option<String>,
+}
+
+/// What one pass of [`Catalog::import_regions`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    pub linked: usize,
+    pub without_face: usize,
+    pub skipped: usize,
+}
+
+fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+fn centre_inside(a: [f32; 4], b: [f32; 4]) -> bool {
+    let (cx, cy) = ((a[0] + a[2]) / 2.0, (a[1] + a[3]) / 2.0);
+    cx >= b[0] && cx <= b[2] && cy >= b[1] && cy <= b[3]
+}
+
+/// Regions matched one to one to faces (both as left, top, right, bottom in one frame): the
+/// pairs that overlap enough (see [`MATCH_IOU`]), the most overlapping first. Each region's face
+/// index, if any.
+pub fn match_regions(regions: &[[f32; 4]], faces: &[[f32; 4]]) -> Vec<Option<usize>> {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (r, &a) in regions.iter().enumerate() {
+        for (f, &b) in faces.iter().enumerate() {
+            let o = iou(a, b);
+            if o >= MATCH_IOU || (o > 0.0 && centre_inside(a, b) && centre_inside(b, a)) {
+                pairs.push((o, r, f));
+            }
+        }
+    }
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    let mut out = vec![None; regions.len()];
+    let mut taken = vec![false; faces.len()];
+    for (_, r, f) in pairs {
+        if out[r].is_none() && !taken[f] {
+            out[r] = Some(f);
+            taken[f] = true;
+        }
+    }
+    out
+}
+
+fn scheme_str(s: Scheme) -> &'static str {
+    match s {
+        Scheme::Mwg => "mwg",
+        Scheme::Microsoft => "mp",
+    }
+}
+
+/// Replaces the regions of photo `id` with `regions` (kept, outcomes and all, when they are
+/// the same as stored): a face an old region linked ('imported') leaves that person, and the new
+/// regions wait for [`Catalog::import_regions`].
+pub(super) fn replace_regions(tx: &Transaction, id: i64, regions: &[Region]) -> Sql<()> {
+    let mut old = tx.prepare_cached("SELECT name, x0, y0, x1, y1, scheme, face_id FROM regions WHERE photo_id=?1 ORDER BY id")?;
+    let before: Vec<(String, [f32; 4], String, Option<i64>)> = old
+        .query_map([id], |r| {
+            Ok((
+                r.get(0)?,
+                [r.get::<_, f64>(1)? as f32, r.get::<_, f64>(2)? as f32, r.get::<_, f64>(3)? as f32, r.get::<_, f64>(4)? as f32],
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?
+        .collect::<Sql<_>>()?;
+    let same = before.len() == regions.len()
+        && before.iter().zip(regions).all(|(b, r)| b.0 == r.name && b.1 == r.rect && b.2 == scheme_str(r.scheme));
+    if same {
+        return Ok(());
+    }
+    for face in before.iter().filter_map(|b| b.3) {
+        tx.execute("DELETE FROM face_person WHERE face_id=?1 AND source='imported'", [face])?;
+    }
+    tx.execute("DELETE FROM regions WHERE photo_id=?1", [id])?;
+    let mut ins = tx.prepare_cached("INSERT INTO regions(photo_id, name, x0, y0, x1, y1, scheme) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+    for r in regions {
+        ins.execute(params![id, r.name, r.rect[0], r.rect[1], r.rect[2], r.rect[3], scheme_str(r.scheme)])?;
+    }
+    Ok(())
+}
+
+/// What to do with one region matched to `face`, and the person to link it to.
+fn decide(tx: &Transaction, face: i64, photo: i64, name: &str) -> Sql<Result<Option<i64>, &'static str>> {
+    let mut st = tx.prepare_cached("SELECT id FROM people WHERE name = ?1 COLLATE NOCASE ORDER BY id")?;
+    let ids: Vec<i64> = st.query_map([name], |r| r.get(0))?.collect::<Sql<_>>()?;
+    let person = match ids[..] {
+        [] => None,
+        [id] => Some(id),
+        _ => return Ok(Err(outcome::AMBIGUOUS)),
+    };
+    let now: Option<(i64, String)> =
+        tx.query_row("SELECT person_id, source FROM face_person WHERE face_id=?1", [face], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    if let Some((p, source)) = &now {
+        let by_user = Source::parse(source).is_some_and(|s| matches!(s, Source::User | Source::Confirmed));
+        if by_user && Some(*p) != person {
+            return Ok(Err(outcome::USER_MOVED));
+        }
+    }
+    let Some(person) = person else { return Ok(Ok(None)) };
+    let rejected: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM rejections WHERE face_id=?1 AND person_id=?2)", [face, person], |r| r.get(0))?;
+    if rejected {
+        return Ok(Err(outcome::USER_REJECTED));
+    }
+    let other: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM faces f JOIN face_person fp ON fp.face_id = f.id WHERE f.photo_id=?1 AND f.id != ?2 AND fp.person_id=?3)",
+        [photo, face, person],
+        |r| r.get(0),
+    )?;
+    if other {
+        return Ok(Err(outcome::SAME_PHOTO));
+    }
+    Ok(Ok(Some(person)))
+}
+
+impl Catalog {
+    /// Applies every region not applied yet, in one transaction: each is matched to a face of
+    /// its photo ([`match_regions`]; faces an applied region holds are not matched again), and
+    /// the face joins the person of the region's name (made when nobody has it) as 'imported',
+    /// unless the name is several people's, the user put the face elsewhere or said it is not
+    /// that person, or another face of the photo is that person (each recorded as its outcome).
+    pub fn import_regions(&mut self) -> Result<ImportSummary, CatalogError> {
+        let path = self.path.clone();
+        let e = |error| CatalogError::Sqlite { path: path.clone(), error };
+        let tx = self.conn.transaction().map_err(e)?;
+        let mut sum = ImportSummary::default();
+        {
+            let pending: Vec<(i64, i64, String, [f32; 4])> = tx
+                .prepare("SELECT id, photo_id, name, x0, y0, x1, y1 FROM regions WHERE outcome IS NULL ORDER BY photo_id, id")
+                .map_err(e)?
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        [r.get::<_, f64>(3)? as f32, r.get::<_, f64>(4)? as f32, r.get::<_, f64>(5)? as f32, r.get::<_, f64>(6)? as f32],
+                    ))
+                })
+                .map_err(e)?
+                .collect::<Sql<_>>()
+                .map_err(e)?;
+            let mut by_photo: HashMap<i64, Vec<(i64, String, [f32; 4])>> = HashMap::new();
+            for (id, photo, name, rect) in pending {
+                by_photo.entry(photo).or_default().push((id, name, rect));
+            }
+            let mut photos: Vec<_> = by_photo.into_iter().collect();
+            photos.sort_by_key(|p| p.0);
+            let mut set = tx.prepare_cached("UPDATE regions SET face_id=?2, outcome=?3 WHERE id=?1").map_err(e)?;
+            for (photo, regions) in photos {
+                let (w, h): (f64, f64) =
+                    tx.query_row("SELECT width, height FROM photos WHERE id=?1", [photo], |r| Ok((r.get(0)?, r.get(1)?))).map_err(e)?;
+                let faces: Vec<(i64, [f32; 4])> = tx
+                    .prepare_cached(
+                        "SELECT id, x, y, w, h FROM faces WHERE photo_id=?1
+                         AND id NOT IN (SELECT face_id FROM regions WHERE photo_id=?1 AND outcome IS NOT NULL AND face_id IS NOT NULL) ORDER BY idx",
+                    )
+                    .map_err(e)?
+                    .query_map([photo], |r| {
+                        let (x, y, bw, bh): (f64, f64, f64, f64) = (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                        let (w, h) = (w.max(1.0), h.max(1.0));
+                        Ok((r.get(0)?, [(x / w) as f32, (y / h) as f32, ((x + bw) / w) as f32, ((y + bh) / h) as f32]))
+                    })
+                    .map_err(e)?
+                    .collect::<Sql<_>>()
+                    .map_err(e)?;
+                let rects: Vec<[f32; 4]> = regions.iter().map(|r| r.2).collect();
+                let boxes: Vec<[f32; 4]> = faces.iter().map(|f| f.1).collect();
+                for ((id, name, _), m) in regions.iter().zip(match_regions(&rects, &boxes)) {
+                    let Some(k) = m else {
+                        set.execute(params![id, None::<i64>, outcome::NO_FACE]).map_err(e)?;
+                        sum.without_face += 1;
+                        continue;
+                    };
+                    let face = faces[k].0;
+                    let result = match decide(&tx, face, photo, name).map_err(e)? {
+                        Ok(person) => {
+                            let person = match person {
+                                Some(p) => p,
+                                None => new_person(&tx, Some(name)).map_err(e)?,
+                            };
+                            tx.execute(
+                                "INSERT INTO face_person(face_id, person_id, source) VALUES (?1, ?2, 'imported')
+                                 ON CONFLICT(face_id) DO UPDATE SET person_id=excluded.person_id,
+                                   source=CASE WHEN face_person.person_id = excluded.person_id AND face_person.source IN ('user', 'confirmed')
+                                               THEN face_person.source ELSE 'imported' END",
+                                params![face, person],
+                            )
+                            .map_err(e)?;
+                            sum.linked += 1;
+                            outcome::LINKED
+                        }
+                        Err(why) => {
+                            sum.skipped += 1;
+                            why
+                        }
+                    };
+                    set.execute(params![id, face, result]).map_err(e)?;
+                }
+            }
+        }
+        tx.commit().map_err(e)?;
+        Ok(sum)
+    }
+
+    /// Every stored region, by photo.
+    pub fn regions(&self) -> Result<Vec<StoredRegion>, CatalogError> {
+        let e = |source| self.sql_err(source);
+        let mut st =
+            self.conn.prepare("SELECT photo_id, name, x0, y0, x1, y1, face_id, outcome FROM regions ORDER BY photo_id, id").map_err(e)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(StoredRegion {
+                    photo_id: r.get(0)?,
+                    name: r.get(1)?,
+                    rect: [r.get::<_, f64>(2)? as f32, r.get::<_, f64>(3)? as f32, r.get::<_, f64>(4)? as f32, r.get::<_, f64>(5)? as f32],
+                    face_id: r.get(6)?,
+                    outcome: r.get(7)?,
+                })
+            })
+            .map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    /// The sidecar signature each photo's metadata was last read with (photos without sidecars
+    /// have none).
+    pub fn sidecar_sigs(&self) -> Result<HashMap<i64, i64>, CatalogError> {
+        let e = |source| self.sql_err(source);
+        let mut st = self.conn.prepare("SELECT photo_id, sig FROM sidecars").map_err(e)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(e)?;
+        rows.collect::<Result<_, _>>().map_err(e)
+    }
+
+    /// Photos whose metadata (date, regions) is read again by the next index run.
+    pub fn mark_metadata_unread(&mut self, ids: &[i64]) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let e = |source| CatalogError::Sqlite { path: path.clone(), error: source };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut st = tx.prepare_cached("INSERT OR IGNORE INTO dates_unread(photo_id) SELECT id FROM photos WHERE id=?1").map_err(e)?;
+            for id in ids {
+                st.execute([id]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+}
+
+/// Records the sidecar signature a photo's metadata was read with (0: no sidecar).
+pub(super) fn set_sig(tx: &Transaction, id: i64, sig: i64) -> Sql<()> {
+    if sig == 0 {
+        tx.execute("DELETE FROM sidecars WHERE photo_id=?1", [id])?;
+    } else {
+        tx.execute("INSERT OR REPLACE INTO sidecars(photo_id, sig) VALUES (?1, ?2)", [id, sig])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_match_faces_one_to_one_by_overlap() {
+        let faces = [[0.1, 0.1, 0.3, 0.3], [0.5, 0.1, 0.7, 0.3], [0.8, 0.8, 0.9, 0.9]];
+        let regions = [
+            [0.52, 0.12, 0.72, 0.32], // face 1, shifted a little
+            [0.05, 0.05, 0.35, 0.35], // face 0, drawn larger (IoU 0.44)
+            [0.15, 0.15, 0.25, 0.25], // inside face 0 too, but face 0 is taken
+            [0.4, 0.6, 0.5, 0.7],     // nobody there
+            [0.75, 0.75, 0.95, 0.95], // face 2, drawn twice as large (IoU 0.25; centres inside)
+        ];
+        assert_eq!(match_regions(&regions, &faces), vec![Some(1), Some(0), None, None, Some(2)]);
+        assert_eq!(match_regions(&regions, &[]), vec![None; 5]);
+    }
+}
