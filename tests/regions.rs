@@ -61,3 +61,72 @@ fn regions_read_as_exiftool_reads_them() {
     assert!(r6[0].rect[1] < 0.5 && r6[0].rect[3] < 0.5, "{:?}", r6[0]);
     assert!(read(Path::new("/nonexistent.jpg"), b"not a photo", (1, 1)).is_empty());
 }
+
+/// `n` photos of an lfw-train person, from the `skip`-th on (by name).
+fn lfw(person: &str, skip: usize, n: usize) -> Vec<image::RgbImage> {
+    let dir = common::faces_dir().join("lfw-train").join(person);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files[skip..skip + n].iter().map(|p| image::open(p).unwrap().to_rgb8()).collect()
+}
+
+/// Names from ExifTool-written sidecars (`composite.xmp`: Ann left, Bob right, Cy where no face
+/// is) on photos of two people side by side, in both sidecar namings: the faces join Ann and Bob
+/// as imported, grouping adds their other photos, Cy is listed without a face; a sidecar changed
+/// afterwards (names swapped) moves its faces.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn names_from_sidecars_become_people_and_a_changed_sidecar_moves_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    let catalog = tmp.path().join("c.sqlite");
+    let (a, b) = (lfw("Tony_Blair", 0, 7), lfw("Serena_Williams", 0, 7));
+    let sidecar = std::fs::read_to_string(data().join("composite.xmp")).unwrap();
+    for i in 0..3 {
+        let mut both = image::RgbImage::new(500, 250);
+        image::imageops::replace(&mut both, &a[i], 0, 0);
+        image::imageops::replace(&mut both, &b[i], 250, 0);
+        let name = format!("ab{i}.png");
+        both.save(folder.join(&name)).unwrap();
+        // photo.xmp and photo.png.xmp
+        let side = if i == 1 { folder.join(format!("{name}.xmp")) } else { folder.join(format!("ab{i}.xmp")) };
+        std::fs::write(side, &sidecar).unwrap();
+    }
+    for i in 3..7 {
+        a[i].save(folder.join(format!("a{i}.png"))).unwrap();
+        b[i].save(folder.join(format!("b{i}.png"))).unwrap();
+    }
+    let people = |folder: &Path| common::json_of(common::facefind().arg("people").arg(folder).arg("--catalog").arg(&catalog).arg("--json"));
+    let v = people(&folder);
+    let person = |v: &serde_json::Value, name: &str| -> Vec<(String, u64, String)> {
+        let p = v["people"].as_array().unwrap().iter().filter(|p| p["name"] == name).collect::<Vec<_>>();
+        assert_eq!(p.len(), 1, "one {name}: {v}");
+        p[0]["faces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap().to_string(), f["face"].as_u64().unwrap(), f["source"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (ann, bob) = (person(&v, "Ann"), person(&v, "Bob"));
+    let imported = |faces: &[(String, u64, String)]| faces.iter().filter(|f| f.2 == "imported").map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(imported(&ann), ["ab0.png", "ab1.png", "ab2.png"], "{v}");
+    assert_eq!(imported(&bob), ["ab0.png", "ab1.png", "ab2.png"], "{v}");
+    // grouping put their photos alone with them
+    let alone = |faces: &[(String, u64, String)], p: char| faces.iter().filter(|f| f.0.starts_with(p) && !f.0.starts_with("ab")).count();
+    assert_eq!((alone(&ann, 'a'), alone(&ann, 'b'), alone(&bob, 'b'), alone(&bob, 'a')), (4, 0, 4, 0), "{v}");
+    let without: Vec<&str> = v["regions_without_a_face"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(without, ["Cy", "Cy", "Cy"], "{v}");
+    assert!(v["regions_skipped"].as_array().unwrap().is_empty(), "{v}");
+
+    // the sidecar of ab0 now names them the other way round
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(folder.join("ab0.xmp"), sidecar.replace("Ann", "Tmp").replace("Bob", "Ann").replace("Tmp", "Bob")).unwrap();
+    let v = people(&folder);
+    let (ann, bob) = (person(&v, "Ann"), person(&v, "Bob"));
+    let face_in = |faces: &[(String, u64, String)], photo: &str| faces.iter().find(|f| f.0 == photo).map(|f| f.1);
+    let (ann0, bob0) = (face_in(&ann, "ab0.png").unwrap(), face_in(&bob, "ab0.png").unwrap());
+    let (ann1, bob1) = (face_in(&ann, "ab1.png").unwrap(), face_in(&bob, "ab1.png").unwrap());
+    assert_eq!((ann0, bob0), (bob1, ann1), "ab0's faces swapped people: {v}");
+}

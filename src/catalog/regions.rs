@@ -330,4 +330,86 @@ mod tests {
         assert_eq!(match_regions(&regions, &faces), vec![Some(1), Some(0), None, None, Some(2)]);
         assert_eq!(match_regions(&regions, &[]), vec![None; 5]);
     }
+
+    use crate::catalog::{test_photo, Catalog};
+    use crate::photo::regions::{Region, Scheme};
+
+    fn region(name: &str, rect: [f32; 4]) -> Region {
+        Region { name: name.into(), rect, scheme: Scheme::Mwg }
+    }
+
+    /// The rules of applying regions: a face joins the person of its name (made if needed), a
+    /// region with no face waits in the list, the user's moves and rejections stand, a name of
+    /// two people is not guessed, one photo never gives a person two faces; a changed region
+    /// list takes its old links back.
+    #[test]
+    fn regions_join_people_and_never_undo_what_the_user_did() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&tmp.path().join("c.sqlite")).unwrap();
+        // photo a: two faces (left, right); photo b: one face
+        let mut a = test_photo("a.jpg", &[([10.0, 10.0, 20.0, 20.0], 0.9), ([60.0, 10.0, 20.0, 20.0], 0.9)]);
+        a.regions = vec![region("Ann", [0.1, 0.1, 0.3, 0.3]), region("Bob", [0.6, 0.1, 0.8, 0.3]), region("Cy", [0.4, 0.7, 0.5, 0.8])];
+        let mut b = test_photo("b.jpg", &[([40.0, 40.0, 20.0, 20.0], 0.9)]);
+        b.regions = vec![region("ann", [0.38, 0.38, 0.62, 0.62])];
+        cat.write_batch(&[a.clone(), b.clone()]).unwrap();
+        let sum = cat.import_regions().unwrap();
+        assert_eq!(sum, ImportSummary { linked: 3, without_face: 1, skipped: 0 });
+        let people = cat.people().unwrap();
+        let named = |n: &str| people.iter().filter(|p| p.name.as_deref() == Some(n)).map(|p| (p.id, p.faces)).collect::<Vec<_>>();
+        let (ann, bob) = (named("Ann"), named("Bob"));
+        assert_eq!((ann.len(), ann[0].1, bob.len(), bob[0].1), (1, 2, 1, 1), "{people:?}");
+        let links = cat.face_links().unwrap();
+        assert!(links.values().all(|l| l.1 == Source::Imported));
+        let regions = cat.regions().unwrap();
+        assert_eq!(
+            regions.iter().filter(|r| r.outcome.as_deref() == Some(outcome::NO_FACE)).map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["Cy"]
+        );
+        // applied once: a second pass does nothing
+        assert_eq!(cat.import_regions().unwrap(), ImportSummary::default());
+
+        // the user moves b's face to Bob and says a's right face is not Bob; then the sidecars
+        // change (b: Ann again but drawn anew; a: the names swapped)
+        let face_of = |cat: &Catalog, path: &str, k: u32| {
+            let t = cat.face_table().unwrap();
+            let photo = cat.photos().unwrap().into_iter().find(|p| p.path == path.as_bytes()).unwrap().id;
+            (0..t.len()).find(|&r| t.photo_id(r) == photo && t.face_index(r) == k).map(|r| t.face_id(r)).unwrap()
+        };
+        let (a0, a1, b0) = (face_of(&cat, "a.jpg", 0), face_of(&cat, "a.jpg", 1), face_of(&cat, "b.jpg", 0));
+        cat.assign_faces(&[b0], Some(bob[0].0), None).unwrap();
+        cat.reject_face(a1, bob[0].0).unwrap();
+        b.regions = vec![region("Ann", [0.39, 0.39, 0.61, 0.61])];
+        a.regions = vec![region("Bob", [0.1, 0.1, 0.3, 0.3]), region("Ann", [0.6, 0.1, 0.8, 0.3])];
+        cat.write_batch(&[a.clone(), b]).unwrap();
+        let sum = cat.import_regions().unwrap();
+        let outcome_of = |cat: &Catalog, name: &str, photo: &str| {
+            let id = cat.photos().unwrap().into_iter().find(|p| p.path == photo.as_bytes()).unwrap().id;
+            cat.regions().unwrap().into_iter().find(|r| r.name == name && r.photo_id == id).and_then(|r| r.outcome).unwrap()
+        };
+        // b's face stays with Bob, where the user put it
+        assert_eq!(outcome_of(&cat, "Ann", "b.jpg"), outcome::USER_MOVED);
+        assert_eq!(cat.face_links().unwrap()[&b0], (bob[0].0, Source::User));
+        // a's faces follow the new names
+        assert_eq!((outcome_of(&cat, "Bob", "a.jpg"), outcome_of(&cat, "Ann", "a.jpg")), (outcome::LINKED.into(), outcome::LINKED.into()));
+        assert_eq!(cat.face_links().unwrap()[&a0], (bob[0].0, Source::Imported));
+        assert_eq!(cat.face_links().unwrap()[&a1], (ann[0].0, Source::Imported));
+        assert_eq!(sum, ImportSummary { linked: 2, without_face: 0, skipped: 1 });
+        // back to Bob on the right: the user said that face is not Bob
+        a.regions = vec![region("Ann", [0.1, 0.1, 0.3, 0.3]), region("Bob", [0.6, 0.1, 0.8, 0.3])];
+        cat.write_batch(&[a]).unwrap();
+        assert_eq!(cat.import_regions().unwrap(), ImportSummary { linked: 1, without_face: 0, skipped: 1 });
+        assert_eq!(outcome_of(&cat, "Bob", "a.jpg"), outcome::USER_REJECTED);
+        assert!(!cat.face_links().unwrap().contains_key(&a1));
+
+        // a name two people have is not guessed
+        let mut c = test_photo("c.jpg", &[([10.0, 10.0, 20.0, 20.0], 0.9), ([60.0, 10.0, 20.0, 20.0], 0.9)]);
+        cat.write_batch(std::slice::from_ref(&c)).unwrap();
+        let c1 = face_of(&cat, "c.jpg", 1);
+        let (_, second_bob) = cat.assign_faces(&[c1], None, Some("Bob")).unwrap();
+        assert_ne!(second_bob, bob[0].0);
+        c.regions = vec![region("Bob", [0.1, 0.1, 0.3, 0.3])];
+        cat.write_batch(&[c]).unwrap();
+        assert_eq!(cat.import_regions().unwrap(), ImportSummary { linked: 0, without_face: 0, skipped: 1 });
+        assert_eq!(outcome_of(&cat, "Bob", "c.jpg"), outcome::AMBIGUOUS);
+    }
 }

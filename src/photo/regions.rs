@@ -140,11 +140,7 @@ fn parse(xmp: &[u8]) -> Packet {
             }
         }
     };
-    loop {
-        let (resolved, event) = match reader.read_resolved_event() {
-            Ok(x) => x,
-            Err(_) => break,
-        };
+    while let Ok((resolved, event)) = reader.read_resolved_event() {
         let element_ns = ns(&resolved).to_vec();
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
