@@ -129,4 +129,57 @@ fn names_from_sidecars_become_people_and_a_changed_sidecar_moves_them() {
     let (ann0, bob0) = (face_in(&ann, "ab0.png").unwrap(), face_in(&bob, "ab0.png").unwrap());
     let (ann1, bob1) = (face_in(&ann, "ab1.png").unwrap(), face_in(&bob, "ab1.png").unwrap());
     assert_eq!((ann0, bob0), (bob1, ann1), "ab0's faces swapped people: {v}");
+
+    // export: one sidecar per photo with a named face, mirroring the folder; imported into an
+    // empty catalog of a copy of the photos, the same people come back
+    let out = tmp.path().join("xmp");
+    let e = common::json_of(
+        common::facefind().arg("people").arg(&folder).arg("--catalog").arg(&catalog).arg("--export-xmp").arg(&out).arg("--json"),
+    );
+    let named: usize =
+        v["people"].as_array().unwrap().iter().filter(|p| !p["name"].is_null()).map(|p| p["faces"].as_array().unwrap().len()).sum();
+    assert_eq!((e["written"].as_u64(), e["faces"].as_u64()), (Some(11), Some(named as u64)), "{e}");
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in std::fs::read_dir(&folder).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|x| x == "png") {
+            std::fs::copy(&f, copy.join(f.file_name().unwrap())).unwrap();
+            let side = out.join(format!("{}.xmp", f.file_name().unwrap().to_string_lossy()));
+            assert!(side.is_file(), "{side:?}");
+            std::fs::copy(&side, copy.join(side.file_name().unwrap())).unwrap();
+        }
+    }
+    let again =
+        common::json_of(common::facefind().arg("people").arg(&copy).arg("--catalog").arg(tmp.path().join("again.sqlite")).arg("--json"));
+    let set = |v: &serde_json::Value, name: &str| -> std::collections::BTreeSet<(String, u64)> {
+        person(v, name).into_iter().map(|f| (f.0, f.1)).collect()
+    };
+    for name in ["Ann", "Bob"] {
+        assert_eq!(set(&again, name), set(&v, name), "{name}: {again}");
+        assert!(person(&again, name).iter().all(|f| f.2 == "imported"));
+    }
+    // beside the photos: another program's sidecars are left alone
+    let before = std::fs::read(folder.join("ab1.png.xmp")).unwrap();
+    let b = common::json_of(common::facefind().arg("people").arg(&folder).arg("--catalog").arg(&catalog).args([
+        "--export-xmp",
+        "--beside",
+        "--json",
+    ]));
+    assert_eq!(b["written"].as_u64(), Some(8), "{b}");
+    let skipped: Vec<&str> = b["skipped"].as_array().unwrap().iter().map(|s| s["path"].as_str().unwrap()).collect();
+    assert_eq!(skipped, ["ab0.png", "ab1.png", "ab2.png"], "{b}");
+    assert_eq!(std::fs::read(folder.join("ab1.png.xmp")).unwrap(), before);
+    assert!(folder.join("a3.png.xmp").is_file() && !folder.join("ab0.png.xmp").exists());
+    // a folder inside the photo folder is refused
+    let inside = common::facefind()
+        .arg("people")
+        .arg(&folder)
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("--export-xmp")
+        .arg(folder.join("x"))
+        .output()
+        .unwrap();
+    assert!(!inside.status.success() && String::from_utf8_lossy(&inside.stderr).contains("inside the photo folder"));
 }

@@ -1,6 +1,7 @@
 //! The `facefind` command line: `detect` and `verify` (more subcommands build on these).
 
 mod detect;
+mod export;
 mod people;
 mod search;
 mod train;
@@ -161,6 +162,14 @@ pub enum Command {
         /// first: people who may be one person, then faces near a named person.
         #[arg(long)]
         suggest: bool,
+        /// Write the names of faces as XMP sidecars (MWG regions, `photo.jpg.xmp`) that other
+        /// tools read, into DIR mirroring the folder (after indexing). Photos are never changed.
+        #[arg(long, value_name = "DIR", num_args = 0..=1, conflicts_with_all = ["edit", "suggest"])]
+        export_xmp: Option<Option<PathBuf>>,
+        /// With --export-xmp: write each sidecar next to its photo instead (never over a sidecar
+        /// another program wrote).
+        #[arg(long, requires = "export_xmp")]
+        beside: bool,
         #[arg(long)]
         json: bool,
     },
@@ -362,7 +371,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let q = Query { photo: query.clone().map(|q| (q, *face)), people: person.clone(), without: without.clone() };
             run_search(&p, folder, catalog.as_deref(), &q, *threshold, *top, &order, *json, links(&cli))
         }
-        Command::People { folder, catalog, name, merge, not_same, assign, reject, suggest, json } => {
+        Command::People { folder, catalog, name, merge, not_same, assign, reject, suggest, export_xmp, beside, json } => {
             let edits = PeopleEdits {
                 name: name.as_deref(),
                 merge: merge.as_deref(),
@@ -370,7 +379,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 assign: assign.as_deref(),
                 reject: reject.as_deref(),
             };
-            run_people(&cli, folder, catalog.as_deref(), edits, *suggest, *json)
+            let export = match (export_xmp, beside) {
+                (None, _) => None,
+                (Some(Some(_)), true) => anyhow::bail!("give --export-xmp DIR or --export-xmp --beside, not both"),
+                (Some(Some(d)), false) => Some(Some(d.as_path())),
+                (Some(None), true) => Some(None),
+                (Some(None), false) => anyhow::bail!("--export-xmp needs DIR (or --beside to write next to the photos)"),
+            };
+            run_people(&cli, folder, catalog.as_deref(), edits, *suggest, export, *json)
         }
         Command::Verify { pairs, images, threshold, json } => {
             let p = load_pipeline(&cli, Settings::default())?;

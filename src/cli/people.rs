@@ -102,6 +102,7 @@ pub(super) fn run_people(
     catalog: Option<&Path>,
     edits: PeopleEdits,
     suggest: bool,
+    export_xmp: Option<Option<&Path>>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let cat = if edits.any() || suggest {
@@ -138,6 +139,9 @@ pub(super) fn run_people(
         let p = load_pipeline(cli, Settings::default())?;
         run_index(&p, folder, catalog, json, links(cli), false)?.1
     };
+    if let Some(dest) = export_xmp {
+        return super::export::export_xmp(folder, &cat, dest, json);
+    }
     let table = cat.face_table()?;
     let photos: HashMap<i64, Vec<u8>> = cat.photos()?.into_iter().map(|ph| (ph.id, ph.path)).collect();
     let links = cat.face_links()?;

@@ -159,45 +159,7 @@ pub enum ExportMode {
     Link,
 }
 
-/// Copies (or links) the matched photos into `dest`, never overwriting: a name that exists gets
-/// a numeric suffix. Returns how many photos were exported and a line per failure.
-/// The path as it will be on disk: the nearest existing ancestor canonicalised (links and
-/// `..` resolved), the rest appended with `.` and `..` applied; relative paths are taken from
-/// the current directory.
-pub fn resolved(p: &Path) -> PathBuf {
-    let abs =
-        if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) };
-    let mut base = abs.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(c) = base.canonicalize() {
-            let mut out = c;
-            for part in rest.iter().rev() {
-                match part {
-                    std::path::Component::ParentDir => {
-                        out.pop();
-                    }
-                    std::path::Component::Normal(n) => out.push(n),
-                    _ => {}
-                }
-            }
-            return out;
-        }
-        match (base.parent(), base.components().next_back()) {
-            (Some(parent), Some(last)) => {
-                rest.push(last);
-                base = parent;
-            }
-            _ => return abs,
-        }
-    }
-}
-
-/// True when `dest` is `folder` or inside it, however either is written (links, `..`,
-/// relative paths): facefind never writes into the photo folder.
-pub fn inside_folder(folder: &Path, dest: &Path) -> bool {
-    resolved(dest).starts_with(resolved(folder))
-}
+pub use crate::util::paths::{inside_folder, resolved};
 
 /// Copies (or links) the photos that match at `threshold` into `dest`.
 pub fn export_photos(ranking: &Ranking, threshold: f32, dest: &Path, mode: ExportMode) -> std::io::Result<(usize, Vec<String>)> {

@@ -75,10 +75,11 @@ pub fn sidecar_sig(rel: &Path, sidecars: &std::collections::HashMap<PathBuf, (u6
             mix(mtime as u64);
         }
     }
-    if any {
-        (h as i64).max(1)
-    } else {
-        0
+    match (any, h as i64) {
+        (false, _) => 0,
+        // 0 means "no sidecar"
+        (true, 0) => 1,
+        (true, s) => s,
     }
 }
 
@@ -194,6 +195,25 @@ mod tests {
         assert_eq!(names, ["a.jpg", "phone.heic", "sub/b.PNG", "sub/deeper/c.webp", "sub/raw.CR2", "web.avif"]);
         #[cfg(unix)]
         assert!(s.unreadable.iter().any(|(_, why)| why.contains("loop")), "{:?}", s.unreadable);
+    }
+
+    /// A sidecar's signature changes with its size or time, under either naming; no sidecar
+    /// is 0.
+    #[test]
+    fn sidecar_signatures_change_with_their_files() {
+        let rel = Path::new("sub/p.jpg");
+        let mut map = std::collections::HashMap::new();
+        assert_eq!(sidecar_sig(rel, &map), 0);
+        map.insert(PathBuf::from("other.xmp"), (10, 5));
+        assert_eq!(sidecar_sig(rel, &map), 0);
+        let mut seen = std::collections::HashSet::new();
+        for t in 0..1000i64 {
+            map.insert(PathBuf::from("sub/p.xmp"), (100, 1_700_000_000_000_000_000 + t * 1_000_000));
+            let s = sidecar_sig(rel, &map);
+            assert!(s != 0 && seen.insert(s), "time {t}: {s}");
+        }
+        map.insert(PathBuf::from("sub/p.jpg.xmp"), (7, 1));
+        assert!(seen.insert(sidecar_sig(rel, &map)));
     }
 
     /// Links inside the folder are followed, a file reached twice is listed once, links that

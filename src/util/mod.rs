@@ -3,4 +3,5 @@
 
 pub mod alloc;
 pub mod digest;
+pub mod paths;
 pub mod rng;
