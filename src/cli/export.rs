@@ -26,6 +26,9 @@ struct ExportJson {
     skipped: Vec<Skipped>,
 }
 
+/// A face's name and box (left, top, right, bottom as fractions of the photo as shown).
+type NamedFace = (String, [f32; 4]);
+
 /// The EXIF orientation of the photo at `path`, from its head.
 fn orientation(path: &Path) -> std::io::Result<u16> {
     use std::io::Read;
@@ -48,7 +51,7 @@ pub(super) fn export_xmp(folder: &Path, cat: &Catalog, dest: Option<&Path>, json
     let names: HashMap<i64, String> = cat.people()?.into_iter().filter_map(|p| Some((p.id, p.name?))).collect();
     let links = cat.face_links()?;
     let photos: HashMap<i64, crate::catalog::PhotoInfo> = cat.photos()?.into_iter().map(|p| (p.id, p)).collect();
-    let mut by_photo: std::collections::BTreeMap<Vec<u8>, (i64, Vec<(String, [f32; 4])>)> = std::collections::BTreeMap::new();
+    let mut by_photo: std::collections::BTreeMap<Vec<u8>, (i64, Vec<NamedFace>)> = std::collections::BTreeMap::new();
     for r in 0..table.len() {
         let Some(name) = links.get(&table.face_id(r)).and_then(|l| names.get(&l.0)) else { continue };
         let Some(p) = photos.get(&table.photo_id(r)) else { continue };
