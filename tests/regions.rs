@@ -55,7 +55,7 @@ fn regions_read_as_exiftool_reads_them() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 7);
+    assert_eq!(checked, 8);
     // turned 90° clockwise (6): Ann, left of centre in the stored pixels, is above centre as shown
     let r6 = read(&data().join("rotated6.jpg"), &std::fs::read(data().join("rotated6.jpg")).unwrap(), (32, 64));
     assert!(r6[0].rect[1] < 0.5 && r6[0].rect[3] < 0.5, "{:?}", r6[0]);
@@ -182,4 +182,53 @@ fn names_from_sidecars_become_people_and_a_changed_sidecar_moves_them() {
         .output()
         .unwrap();
     assert!(!inside.status.success() && String::from_utf8_lossy(&inside.stderr).contains("inside the photo folder"));
+}
+
+/// The APP1 segments (EXIF, XMP) of a JPEG.
+fn app1_segments(jpeg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF && jpeg[i + 1] != 0xDA {
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        if jpeg[i + 1] == 0xE1 {
+            out.extend_from_slice(&jpeg[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    out
+}
+
+/// A photo stored turned (EXIF orientation 6) with MWG regions embedded for its stored pixels,
+/// as ExifTool wrote them (`turned-composite.jpg`'s segments on the pixels of two LFW photos side
+/// by side, turned a quarter counter-clockwise): each name lands on its face as the photo is
+/// shown.
+#[test]
+#[ignore = "needs ../shared/faces"]
+fn regions_of_a_turned_photo_land_on_their_faces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    let (a, b) = (lfw("Tony_Blair", 0, 1), lfw("Serena_Williams", 0, 1));
+    let mut shown = image::RgbImage::new(500, 250);
+    image::imageops::replace(&mut shown, &a[0], 0, 0);
+    image::imageops::replace(&mut shown, &b[0], 250, 0);
+    let stored = image::imageops::rotate270(&shown);
+    let mut encoded = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 92).encode_image(&stored).unwrap();
+    let fixture = std::fs::read(data().join("turned-composite.jpg")).unwrap();
+    let mut jpeg = encoded[..2].to_vec();
+    jpeg.extend(app1_segments(&fixture));
+    jpeg.extend_from_slice(&encoded[2..]);
+    std::fs::write(folder.join("turned.jpg"), &jpeg).unwrap();
+    let v = common::json_of(common::facefind().arg("people").arg(&folder).arg("--catalog").arg(tmp.path().join("c.sqlite")).arg("--json"));
+    let face = |name: &str| -> Vec<f64> {
+        let p = v["people"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name}: {v}"));
+        let f = &p["faces"][0];
+        assert_eq!(f["source"], "imported", "{v}");
+        f["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    // shown 500 wide: Ann (Tony Blair) on the left half, Bob (Serena Williams) on the right
+    let (ann, bob) = (face("Ann"), face("Bob"));
+    assert!(ann[0] + ann[2] / 2.0 < 250.0 && bob[0] + bob[2] / 2.0 > 250.0, "{v}");
+    assert!(v["regions_skipped"].as_array().unwrap().is_empty() && v["regions_without_a_face"].as_array().unwrap().is_empty(), "{v}");
 }

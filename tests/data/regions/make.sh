@@ -5,7 +5,9 @@
 # photos turned by EXIF orientation 6 and 8, in `photo.xmp` and in `photo.jpg.xmp` sidecars;
 # Microsoft regions (XMP-MP RegionInfoMP) in a JPEG. `composite.xmp` names the two faces of a
 # 500x250 photo of two 250x250 LFW photos side by side (left Ann, right Bob) and one place with
-# no face (Cy), for the tests that make such photos. The pictures are 64x32 gradients
+# no face (Cy), for the tests that make such photos; `turned-composite.jpg` carries the same
+# two names for such a photo stored turned (orientation 6), its EXIF and XMP for the tests to
+# put on those pixels. The pictures are 64x32 gradients
 # (ImageMagick). Run by hand (Debian: apt-get install libimage-exiftool-perl imagemagick):
 #   bash tests/data/regions/make.sh
 set -euo pipefail
@@ -23,6 +25,9 @@ cp base.jpg sidecar-b.jpg && exiftool -q -o sidecar-b.jpg.xmp -RegionInfo="$two"
 cp base.jpg microsoft.jpg && et -RegionInfoMP='{Regions=[{PersonDisplayName=Cy,Rectangle=0.1|, 0.2|, 0.3|, 0.4},{PersonDisplayName=Di,Rectangle=0.5|, 0.25|, 0.25|, 0.5}]}' microsoft.jpg
 cp base.jpg none.jpg
 exiftool -q -o composite.xmp -RegionInfo='{AppliedToDimensions={W=500,H=250,Unit=pixel},RegionList=[{Area={X=0.25,Y=0.48,W=0.2,H=0.44,Unit=normalized},Name=Ann,Type=Face},{Area={X=0.75,Y=0.48,W=0.2,H=0.44,Unit=normalized},Name=Bob,Type=Face},{Area={X=0.5,Y=0.08,W=0.06,H=0.1,Unit=normalized},Name=Cy,Type=Face}]}' base.jpg
+# the same two faces on a photo stored turned (EXIF orientation 6): the regions are for the
+# stored 250x500 pixels; the tests put these segments on such pixels
+cp base.jpg turned-composite.jpg && et -Orientation#=6 -RegionInfo='{AppliedToDimensions={W=250,H=500,Unit=pixel},RegionList=[{Area={X=0.48,Y=0.75,W=0.44,H=0.2,Unit=normalized},Name=Ann,Type=Face},{Area={X=0.48,Y=0.25,W=0.44,H=0.2,Unit=normalized},Name=Bob,Type=Face}]}' turned-composite.jpg
 rm base.jpg
 
 python3 - <<'PY'
