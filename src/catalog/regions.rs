@@ -56,19 +56,6 @@ pub struct ImportSummary {
     pub skipped: usize,
 }
 
-fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
 fn centre_inside(a: [f32; 4], b: [f32; 4]) -> bool {
     let (cx, cy) = ((a[0] + a[2]) / 2.0, (a[1] + a[3]) / 2.0);
     cx >= b[0] && cx <= b[2] && cy >= b[1] && cy <= b[3]
@@ -81,7 +68,7 @@ pub fn match_regions(regions: &[[f32; 4]], faces: &[[f32; 4]]) -> Vec<Option<usi
     let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
     for (r, &a) in regions.iter().enumerate() {
         for (f, &b) in faces.iter().enumerate() {
-            let o = iou(a, b);
+            let o = crate::photo::regions::overlap(a, b);
             if o >= MATCH_IOU || (o > 0.0 && centre_inside(a, b) && centre_inside(b, a)) {
                 pairs.push((o, r, f));
             }
@@ -106,38 +93,57 @@ fn scheme_str(s: Scheme) -> &'static str {
     }
 }
 
-/// Replaces the regions of photo `id` with `regions` (kept, outcomes and all, when they are
-/// the same as stored): a face an old region linked ('imported') leaves that person, and the new
-/// regions wait for [`Catalog::import_regions`].
-pub(super) fn replace_regions(tx: &Transaction, id: i64, regions: &[Region]) -> Sql<()> {
-    let mut old = tx.prepare_cached("SELECT name, x0, y0, x1, y1, scheme, face_id FROM regions WHERE photo_id=?1 ORDER BY id")?;
-    let before: Vec<(String, [f32; 4], String, Option<i64>)> = old
+/// A stored region (id, name, box, scheme, face) and whether a region read again is it.
+type OldRegion = (i64, String, [f32; 4], String, Option<i64>, bool);
+
+/// Replaces the regions of photo `id` with `regions`: a region read again unchanged keeps its
+/// face and outcome (so a person renamed or merged since keeps the face); a region gone takes
+/// back the 'imported' link it made (the face waits for grouping again); new regions wait for
+/// [`Catalog::import_regions`]. After the photo's faces were detected again (`redetected`),
+/// kept regions whose face is gone, or that found none, are tried again.
+pub(super) fn replace_regions(tx: &Transaction, id: i64, regions: &[Region], redetected: bool) -> Sql<()> {
+    let mut old = tx.prepare_cached("SELECT id, name, x0, y0, x1, y1, scheme, face_id FROM regions WHERE photo_id=?1 ORDER BY id")?;
+    let mut before: Vec<OldRegion> = old
         .query_map([id], |r| {
             Ok((
                 r.get(0)?,
-                [r.get::<_, f64>(1)? as f32, r.get::<_, f64>(2)? as f32, r.get::<_, f64>(3)? as f32, r.get::<_, f64>(4)? as f32],
-                r.get(5)?,
+                r.get(1)?,
+                [r.get::<_, f64>(2)? as f32, r.get::<_, f64>(3)? as f32, r.get::<_, f64>(4)? as f32, r.get::<_, f64>(5)? as f32],
                 r.get(6)?,
+                r.get(7)?,
+                false,
             ))
         })?
         .collect::<Sql<_>>()?;
-    let same = before.len() == regions.len()
-        && before.iter().zip(regions).all(|(b, r)| b.0 == r.name && b.1 == r.rect && b.2 == scheme_str(r.scheme));
-    if same {
-        return Ok(());
-    }
-    for face in before.iter().filter_map(|b| b.3) {
-        tx.execute("DELETE FROM face_person WHERE face_id=?1 AND source='imported'", [face])?;
-    }
-    tx.execute("DELETE FROM regions WHERE photo_id=?1", [id])?;
     let mut ins = tx.prepare_cached("INSERT INTO regions(photo_id, name, x0, y0, x1, y1, scheme) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
     for r in regions {
-        ins.execute(params![id, r.name, r.rect[0], r.rect[1], r.rect[2], r.rect[3], scheme_str(r.scheme)])?;
+        let same = before.iter_mut().find(|b| !b.5 && b.1 == r.name && b.2 == r.rect && b.3 == scheme_str(r.scheme));
+        match same {
+            Some(b) => {
+                b.5 = true;
+                if redetected && b.4.is_none() {
+                    tx.execute("UPDATE regions SET outcome=NULL WHERE id=?1", [b.0])?;
+                }
+            }
+            None => {
+                ins.execute(params![id, r.name, r.rect[0], r.rect[1], r.rect[2], r.rect[3], scheme_str(r.scheme)])?;
+            }
+        }
+    }
+    for (rid, _, _, _, face, _) in before.iter().filter(|b| !b.5) {
+        if let Some(face) = face {
+            if tx.execute("DELETE FROM face_person WHERE face_id=?1 AND source='imported'", [face])? > 0 {
+                tx.execute("INSERT OR IGNORE INTO ungrouped(face_id) VALUES (?1)", [face])?;
+            }
+        }
+        tx.execute("DELETE FROM regions WHERE id=?1", [rid])?;
     }
     Ok(())
 }
 
 /// What to do with one region matched to `face`, and the person to link it to.
+/// (`Ok(None)`: nobody has the name yet; another face of the photo that grouping alone put in
+/// that person gives way.)
 fn decide(tx: &Transaction, face: i64, photo: i64, name: &str) -> Sql<Result<Option<i64>, &'static str>> {
     let mut st = tx.prepare_cached("SELECT id FROM people WHERE name = ?1 COLLATE NOCASE ORDER BY id")?;
     let ids: Vec<i64> = st.query_map([name], |r| r.get(0))?.collect::<Sql<_>>()?;
@@ -160,13 +166,21 @@ fn decide(tx: &Transaction, face: i64, photo: i64, name: &str) -> Sql<Result<Opt
     if rejected {
         return Ok(Err(outcome::USER_REJECTED));
     }
-    let other: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM faces f JOIN face_person fp ON fp.face_id = f.id WHERE f.photo_id=?1 AND f.id != ?2 AND fp.person_id=?3)",
-        [photo, face, person],
-        |r| r.get(0),
-    )?;
-    if other {
-        return Ok(Err(outcome::SAME_PHOTO));
+    let other: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT f.id, fp.source FROM faces f JOIN face_person fp ON fp.face_id = f.id WHERE f.photo_id=?1 AND f.id != ?2 AND fp.person_id=?3",
+            [photo, face, person],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match other {
+        // grouping's guess gives way to a name; the face waits for grouping again
+        Some((f, source)) if source == "auto" => {
+            tx.execute("DELETE FROM face_person WHERE face_id=?1", [f])?;
+            tx.execute("INSERT OR IGNORE INTO ungrouped(face_id) VALUES (?1)", [f])?;
+        }
+        Some(_) => return Ok(Err(outcome::SAME_PHOTO)),
+        None => {}
     }
     Ok(Ok(Some(person)))
 }
@@ -237,10 +251,11 @@ impl Catalog {
                                 None => new_person(&tx, Some(name)).map_err(e)?,
                             };
                             tx.execute(
+                                // a face already in that person keeps how it came there (a
+                                // sidecar facefind wrote names grouping's guesses too)
                                 "INSERT INTO face_person(face_id, person_id, source) VALUES (?1, ?2, 'imported')
                                  ON CONFLICT(face_id) DO UPDATE SET person_id=excluded.person_id,
-                                   source=CASE WHEN face_person.person_id = excluded.person_id AND face_person.source IN ('user', 'confirmed')
-                                               THEN face_person.source ELSE 'imported' END",
+                                   source=CASE WHEN face_person.person_id = excluded.person_id THEN face_person.source ELSE 'imported' END",
                                 params![face, person],
                             )
                             .map_err(e)?;

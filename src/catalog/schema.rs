@@ -175,7 +175,8 @@ CREATE TABLE face_person_10 (
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     source TEXT NOT NULL CHECK (source IN ('auto', 'confirmed', 'user', 'imported'))
 );
-INSERT INTO face_person_10(face_id, person_id, source) SELECT face_id, person_id, source FROM face_person;
+INSERT INTO face_person_10(face_id, person_id, source) SELECT face_id, person_id, source FROM face_person
+    WHERE face_id IN (SELECT id FROM faces) AND person_id IN (SELECT id FROM people);
 DROP TABLE face_person;
 ALTER TABLE face_person_10 RENAME TO face_person;
 CREATE INDEX IF NOT EXISTS face_person_person ON face_person(person_id);

@@ -293,7 +293,7 @@ impl Catalog {
                     ungrouped.execute([face]).map_err(e)?;
                 }
                 // after the faces: a region's face may be one kept above
-                super::regions::replace_regions(&tx, id, &p.regions).map_err(e)?;
+                super::regions::replace_regions(&tx, id, &p.regions, true).map_err(e)?;
             }
         }
         tx.commit().map_err(e)
@@ -314,7 +314,7 @@ impl Catalog {
                     None => tx.execute("DELETE FROM taken WHERE photo_id=?1", [m.id]),
                 }
                 .map_err(e)?;
-                super::regions::replace_regions(&tx, m.id, &m.regions).map_err(e)?;
+                super::regions::replace_regions(&tx, m.id, &m.regions, false).map_err(e)?;
                 super::regions::set_sig(&tx, m.id, m.sidecar_sig).map_err(e)?;
             }
             tx.execute("DELETE FROM dates_unread WHERE photo_id=?1", [m.id]).map_err(e)?;

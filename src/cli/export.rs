@@ -4,7 +4,8 @@
 
 use super::*;
 
-/// How much of a photo is read for its orientation.
+/// How much of a JPEG is read for its orientation (its EXIF comes before the image data;
+/// other files are read whole: their EXIF may sit anywhere).
 const HEAD: u64 = 256 * 1024;
 
 /// The mark of a sidecar facefind wrote (the XMP toolkit it names).
@@ -32,8 +33,12 @@ type NamedFace = (String, [f32; 4]);
 /// The EXIF orientation of the photo at `path`, from its head.
 fn orientation(path: &Path) -> std::io::Result<u16> {
     use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
     let mut head = Vec::new();
-    std::fs::File::open(path)?.take(HEAD).read_to_end(&mut head)?;
+    (&mut file).take(HEAD).read_to_end(&mut head)?;
+    if !head.starts_with(&[0xFF, 0xD8]) {
+        file.read_to_end(&mut head)?;
+    }
     Ok(photo::regions::orientation_of(&head))
 }
 
@@ -48,7 +53,8 @@ pub(super) fn export_xmp(folder: &Path, cat: &Catalog, dest: Option<&Path>, json
         }
     }
     let table = cat.face_table()?;
-    let names: HashMap<i64, String> = cat.people()?.into_iter().filter_map(|p| Some((p.id, p.name?))).collect();
+    // hidden people stay out of what other tools see
+    let names: HashMap<i64, String> = cat.people()?.into_iter().filter(|p| !p.hidden).filter_map(|p| Some((p.id, p.name?))).collect();
     let links = cat.face_links()?;
     let photos: HashMap<i64, crate::catalog::PhotoInfo> = cat.photos()?.into_iter().map(|p| (p.id, p)).collect();
     let mut by_photo: std::collections::BTreeMap<Vec<u8>, (i64, Vec<NamedFace>)> = std::collections::BTreeMap::new();
@@ -84,6 +90,11 @@ pub(super) fn export_xmp(folder: &Path, cat: &Catalog, dest: Option<&Path>, json
             None => photo::taken::sidecar_names(&photo_path),
             Some(_) => vec![target.clone()],
         };
+        // a folder that holds the photo folder could mirror a sidecar into it
+        if dest.is_some() && crate::util::paths::inside_folder(folder, &target) {
+            sum.skipped.push(skip(format!("{} would be inside the photo folder", target.display())));
+            continue;
+        }
         if let Some(p) = others.iter().find(|p| theirs(p)) {
             sum.skipped.push(skip(format!("{} exists and was not written by facefind", p.display())));
             continue;

@@ -156,6 +156,9 @@ pub(super) fn run_search(
     let mut people = Vec::new();
     for who in &query.people {
         let (pj, v) = person_query(&cat, &table, &infos, who)?;
+        if people.iter().any(|w: &PersonJson| w.person == pj.person) {
+            anyhow::bail!("person {who} is wanted twice (one face cannot stand for two people)");
+        }
         people.push(pj);
         wanted.push(v);
     }

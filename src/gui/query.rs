@@ -183,6 +183,9 @@ pub struct Ranking {
     /// The threshold at which faces were taken for people the query leaves out (they depend on
     /// it): another threshold needs a new ranking. `None` when nobody is left out.
     pub left_out_at: Option<f32>,
+    /// With other people in the query: the faces that stand for them in each photo that could
+    /// match (rows of `lib`'s table), beside the one of `Hit::row`.
+    pub others: HashMap<i64, Vec<usize>>,
     /// `results[..confirmed]` are confirmed, `results[rejected..]` rejected or left out; the rest is by
     /// score, so a match count is a binary search.
     confirmed: usize,
@@ -208,6 +211,7 @@ impl Default for Ranking {
             vector: Vec::new(),
             exact_from: f32::NEG_INFINITY,
             left_out_at: None,
+            others: HashMap::new(),
             histogram: Vec::new(),
             confirmed: 0,
             rejected: 0,
@@ -225,12 +229,19 @@ impl Ranking {
         let exact_from = threshold - EXACT_BELOW_THRESHOLD;
         // with other people in the query, photos are matched to all of them (ranked by the
         // weakest match); the ones holding someone left out go last
+        let mut others = HashMap::new();
         let ranked: Vec<Ranked> = if query.is_together() {
             let wanted: Vec<Vec<f32>> = std::iter::once(vector.clone()).chain(query.with.iter().map(|p| p.vector.clone())).collect();
             let unwanted: Vec<Vec<f32>> = query.without.iter().map(|p| p.vector.clone()).collect();
             search::together::rank_together(&lib.table, &wanted, &unwanted, threshold, exact_from)
                 .into_iter()
-                .map(|m| Ranked { left_out: m.unwanted.is_some(), hit: m.hit, verdict: None })
+                .map(|m| {
+                    let rows: Vec<usize> = m.faces.iter().skip(1).flatten().map(|f| f.0).collect();
+                    if !rows.is_empty() && m.hit.score >= exact_from {
+                        others.insert(m.hit.photo_id, rows);
+                    }
+                    Ranked { left_out: m.unwanted.is_some(), hit: m.hit, verdict: None }
+                })
                 .collect()
         } else {
             search::rank_photos(&lib.table, &vector, exact_from)
@@ -256,7 +267,19 @@ impl Ranking {
         let rejected = confirmed + results[confirmed..].partition_point(|r| r.verdict.is_none() && !r.left_out);
         let histogram = histogram(&scores, HISTOGRAM_BIN);
         let left_out_at = (!query.without.is_empty()).then_some(threshold);
-        Self { lib: lib.clone(), results, scores, vector, exact_from, left_out_at, histogram, confirmed, rejected, serial: next_serial() }
+        Self {
+            lib: lib.clone(),
+            results,
+            scores,
+            vector,
+            exact_from,
+            left_out_at,
+            others,
+            histogram,
+            confirmed,
+            rejected,
+            serial: next_serial(),
+        }
     }
 
     /// Photos just below `threshold` that stand apart from the rest (see

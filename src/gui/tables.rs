@@ -293,7 +293,11 @@ pub(super) fn results(app: &mut App, ui: &mut egui::Ui) {
                     ui.label(format!("{}", i + 1));
                 });
                 row.col(|ui| {
-                    ui.colored_label(score_color(r.hit.score, thr), format!("{:.3}", r.hit.score));
+                    let color = if r.left_out { Color32::from_gray(140) } else { score_color(r.hit.score, thr) };
+                    ui.colored_label(
+                        color,
+                        if r.left_out { format!("{:.3} left out", r.hit.score) } else { format!("{:.3}", r.hit.score) },
+                    );
                 });
                 row.col(|ui| {
                     ui.label(match r.verdict {

@@ -630,15 +630,26 @@ fn results_grid(app: &mut App, ui: &mut egui::Ui) {
         let tint = if matched { Color32::WHITE } else { Color32::from_white_alpha(70) };
         let img = draw_thumb(app, ui, photo, Rect::from_min_size(rect.min, Vec2::splat(CELL)).shrink(4.0), tint);
         let b = box_rect(img, photo, lib.table.bbox(r.hit.row));
-        let color = score_color(r.hit.score, thr);
+        // a photo that holds someone left out is no match, however well the rest scores
+        let color = if r.left_out { Color32::from_gray(140) } else { score_color(r.hit.score, thr) };
         ui.painter_at(img).rect_stroke(b, 1.0, Stroke::new(2.0, color), StrokeKind::Outside);
-        let mark = match r.verdict {
-            Some(Verdict::Yes) => "yes · ",
-            Some(Verdict::No) => "no · ",
-            None => "",
+        for &row in app.ranking.others.get(&photo.id).into_iter().flatten() {
+            ui.painter_at(img).rect_stroke(box_rect(img, photo, lib.table.bbox(row)), 1.0, Stroke::new(2.0, color), StrokeKind::Outside);
+        }
+        let mark = match (r.verdict, r.left_out) {
+            (Some(Verdict::Yes), _) => "yes · ",
+            (Some(Verdict::No), _) => "no · ",
+            (None, true) => "left out · ",
+            (None, false) => "",
         };
         let text_pos = Pos2::new(rect.min.x + 6.0, rect.max.y - CELL_TEXT / 2.0);
-        ui.painter_at(rect).text(text_pos, Align2::LEFT_CENTER, format!("{mark}{:.2}", r.hit.score), FontId::proportional(15.0), color);
+        ui.painter_at(rect).text(
+            text_pos,
+            Align2::LEFT_CENTER,
+            format!("{mark}{}", score_text(r.hit.score)),
+            FontId::proportional(15.0),
+            color,
+        );
         ui.painter_at(rect.with_min_x(rect.min.x + 62.0)).text(
             Pos2::new(rect.min.x + 62.0, text_pos.y),
             Align2::LEFT_CENTER,

@@ -59,6 +59,16 @@ pub(super) fn box_rect(rect: Rect, photo: &PhotoInfo, b: [f32; 4]) -> Rect {
     Rect::from_min_size(rect.min + Vec2::new(b[0] * sx, b[1] * sy), Vec2::new(b[2] * sx, b[3] * sy))
 }
 
+/// A result's score as shown: "–" for a photo with fewer faces than the people wanted in it
+/// ([`crate::search::together::ABSENT`]).
+pub(super) fn score_text(score: f32) -> String {
+    if score <= crate::search::together::ABSENT {
+        "–".to_string()
+    } else {
+        format!("{score:.2}")
+    }
+}
+
 /// Colour for a score: green above the threshold, amber just below, grey far below.
 pub(super) fn score_color(score: f32, threshold: f32) -> Color32 {
     if score >= threshold {

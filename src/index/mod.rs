@@ -464,6 +464,10 @@ fn metadata_of(path: &Path, shown: (u32, u32)) -> std::io::Result<(Option<String
         file.read_to_end(&mut head)?;
         taken = photo::taken::read(path, &head);
     }
+    // regions may sit anywhere in a file that is not a JPEG (TIFF, RAW, HEIF keep XMP late)
+    if !head.starts_with(&[0xFF, 0xD8]) && head.len() as u64 == DATE_HEAD {
+        file.read_to_end(&mut head)?;
+    }
     Ok((taken.map(|t| t.to_string()), photo::regions::read(path, &head, shown)))
 }
 

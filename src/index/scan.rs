@@ -51,8 +51,6 @@ fn file_key(path: &Path, _meta: &std::fs::Metadata) -> (u64, u64, PathBuf) {
     (0, 0, path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
 }
 
-/// Recursively lists photo files under `root` (see [`scan_with`]; links leaving the folder are
-/// not followed).
 /// A signature of the XMP sidecars of photo `rel` among `sidecars` (path → size, mtime): the
 /// names [`crate::photo::taken::sidecars`] reads, with their sizes and times; 0 when there are
 /// none. A sidecar written, replaced or removed changes it.
@@ -83,6 +81,8 @@ pub fn sidecar_sig(rel: &Path, sidecars: &std::collections::HashMap<PathBuf, (u6
     }
 }
 
+/// Recursively lists photo files under `root` (see [`scan_with`]; links leaving the folder are
+/// not followed).
 pub fn scan(root: &Path) -> Scan {
     scan_with(root, ScanOptions::default())
 }
@@ -131,7 +131,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
         if name.starts_with('.') {
             continue;
         }
-        let sidecar = name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(".xmp");
+        let sidecar = Path::new(&*name).extension().is_some_and(|e| e.eq_ignore_ascii_case("xmp"));
         if !sidecar && !crate::photo::is_photo_path(Path::new(&*name)) {
             continue;
         }

@@ -9,7 +9,7 @@ use quick_xml::events::Event;
 use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::NsReader;
 
-use super::taken::{metadata, orientation, sidecars, MAX_PACKET};
+use super::taken::{metadata, orientation, read_sidecars, MAX_PACKET};
 
 const MWG_RS: &[u8] = b"http://www.metadataworkinggroup.com/schemas/regions/";
 const ST_AREA: &[u8] = b"http://ns.adobe.com/xmp/sType/Area#";
@@ -20,6 +20,8 @@ const RDF: &[u8] = b"http://www.w3.org/1999/02/22-rdf-syntax-ns#";
 
 /// Regions read from one file at most (a hostile packet may repeat them).
 const MAX_REGIONS: usize = 1000;
+/// Elements nested deeper than this end the reading of a packet (regions sit at depth ~8).
+const MAX_DEPTH: usize = 64;
 
 /// Which standard a region was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +162,9 @@ fn parse(xmp: &[u8]) -> Packet {
                         region = Some(Open { depth: stack.len(), scheme, ..Open::default() });
                     }
                 }
+                if stack.len() >= MAX_DEPTH {
+                    break;
+                }
                 stack.push((element_ns, local));
                 for a in e.attributes().flatten() {
                     let (rn, local) = reader.resolver().resolve_attribute(a.key);
@@ -206,6 +211,19 @@ fn parse(xmp: &[u8]) -> Packet {
     }
     out.dims = dim_w.zip(dim_h).filter(|(w, h)| *w > 0.0 && *h > 0.0);
     out
+}
+
+/// Intersection over union of two rectangles (left, top, right, bottom).
+pub fn overlap(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - w * h;
+    if union > 0.0 {
+        w * h / union
+    } else {
+        0.0
+    }
 }
 
 /// A normalised rectangle of the stored pixels in the frame shown after EXIF orientation `o`.
@@ -279,7 +297,7 @@ pub fn sidecar_xmp(faces: &[(String, [f32; 4])], shown: (u32, u32), orientation:
 pub fn read(path: &Path, data: &[u8], shown: (u32, u32)) -> Vec<Region> {
     let m = metadata(data);
     let o = orientation(&m);
-    let sidecars: Vec<Vec<u8>> = sidecars(path).iter().filter_map(|p| std::fs::read(p).ok()).collect();
+    let sidecars = read_sidecars(path);
     let mut out: Vec<Region> = Vec::new();
     for packet in m.xmp.iter().copied().chain(sidecars.iter().map(Vec::as_slice)) {
         let p = parse(packet);
@@ -288,7 +306,9 @@ pub fn read(path: &Path, data: &[u8], shown: (u32, u32)) -> Vec<Region> {
         for w in p.regions {
             let rect = if for_shown { w.rect } else { oriented(w.rect, o) };
             let r = Region { name: w.name, rect, scheme: w.scheme };
-            if !out.contains(&r) && out.len() < MAX_REGIONS {
+            // the same face named twice (both standards, or the photo and a sidecar) is read once
+            let twice = out.iter().any(|o| o.name == r.name && overlap(o.rect, r.rect) > 0.8);
+            if !twice && out.len() < MAX_REGIONS {
                 out.push(r);
             }
         }

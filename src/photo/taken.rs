@@ -290,6 +290,17 @@ pub fn sidecar_names(path: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The first [`MAX_PACKET`] bytes of each XMP sidecar of `path` that can be read.
+pub(super) fn read_sidecars(path: &Path) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let read = |p: &std::path::PathBuf| -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        std::fs::File::open(p)?.take(MAX_PACKET as u64).read_to_end(&mut out)?;
+        Ok(out)
+    };
+    sidecars(path).iter().filter_map(|p| read(p).ok()).collect()
+}
+
 /// The XMP sidecars of `path` that exist (see [`sidecar_names`]).
 pub fn sidecars(path: &Path) -> Vec<std::path::PathBuf> {
     sidecar_names(path).into_iter().filter(|p| p.is_file()).collect()
@@ -303,7 +314,7 @@ pub fn read(path: &Path, data: &[u8]) -> Option<Taken> {
     if let Some(t) = exif.into_iter().find_map(|(e, first)| from_exif(e, first)) {
         return Some(t);
     }
-    let sidecars: Vec<Vec<u8>> = sidecars(path).iter().filter_map(|p| std::fs::read(p).ok()).collect();
+    let sidecars = read_sidecars(path);
     let packets: Vec<&[u8]> = m.xmp.iter().copied().chain(sidecars.iter().map(Vec::as_slice)).collect();
     ["exif:DateTimeOriginal", "xmp:CreateDate"]
         .iter()
