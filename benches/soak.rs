@@ -127,6 +127,7 @@ fn main() -> anyhow::Result<()> {
     files_under(&root.join("tests/data/heif"), &mut seeds);
     files_under(&root.join("tests/data/dates"), &mut seeds);
     files_under(&root.join("tests/data/raw"), &mut seeds);
+    files_under(&root.join("tests/data/regions"), &mut seeds);
     let seeds: Vec<(String, Vec<u8>)> =
         seeds.iter().filter_map(|p| Some((p.extension()?.to_string_lossy().to_lowercase(), std::fs::read(p).ok()?))).collect();
     anyhow::ensure!(!seeds.is_empty(), "no seed photos under {} or tests/data", faces.display());
@@ -144,6 +145,12 @@ fn main() -> anyhow::Result<()> {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<usize, String> {
             // when it was taken: a date or none
             let _ = photo::taken::read(Path::new("/nonexistent/photo.jpg"), &m);
+            // named regions: inside the photo as shown, or none
+            for r in photo::regions::read(Path::new("/nonexistent/photo.jpg"), &m, (640, 480)) {
+                if !r.rect.iter().all(|v| v.is_finite()) || r.name.trim().is_empty() {
+                    return Err(format!("bad region {r:?}"));
+                }
+            }
             let d = photo::decode_scaled(&m, 640).map_err(|e| e.kind().to_string())?;
             let faces = p.detect(&d.rgb).map_err(|e| format!("detector: {e}"))?;
             if faces.iter().any(|f| !f.bbox.iter().all(|v| v.is_finite()) || !f.score.is_finite()) {
