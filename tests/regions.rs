@@ -62,14 +62,6 @@ fn regions_read_as_exiftool_reads_them() {
     assert!(read(Path::new("/nonexistent.jpg"), b"not a photo", (1, 1)).is_empty());
 }
 
-/// `n` photos of an lfw-train person, from the `skip`-th on (by name).
-fn lfw(person: &str, skip: usize, n: usize) -> Vec<image::RgbImage> {
-    let dir = common::faces_dir().join("lfw-train").join(person);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files[skip..skip + n].iter().map(|p| image::open(p).unwrap().to_rgb8()).collect()
-}
-
 /// Names from ExifTool-written sidecars (`composite.xmp`: Ann left, Bob right, Cy where no face
 /// is) on photos of two people side by side, in both sidecar namings: the faces join Ann and Bob
 /// as imported, grouping adds their other photos, Cy is listed without a face; a sidecar changed
@@ -81,12 +73,10 @@ fn names_from_sidecars_become_people_and_a_changed_sidecar_moves_them() {
     let folder = tmp.path().join("photos");
     std::fs::create_dir_all(&folder).unwrap();
     let catalog = tmp.path().join("c.sqlite");
-    let (a, b) = (lfw("Tony_Blair", 0, 7), lfw("Serena_Williams", 0, 7));
+    let (a, b) = (common::lfw_photos("Tony_Blair", 0, 7), common::lfw_photos("Serena_Williams", 0, 7));
     let sidecar = std::fs::read_to_string(data().join("composite.xmp")).unwrap();
     for i in 0..3 {
-        let mut both = image::RgbImage::new(500, 250);
-        image::imageops::replace(&mut both, &a[i], 0, 0);
-        image::imageops::replace(&mut both, &b[i], 250, 0);
+        let both = common::side_by_side(&[&a[i], &b[i]]);
         let name = format!("ab{i}.png");
         both.save(folder.join(&name)).unwrap();
         // photo.xmp and photo.png.xmp
@@ -208,10 +198,8 @@ fn regions_of_a_turned_photo_land_on_their_faces() {
     let tmp = tempfile::tempdir().unwrap();
     let folder = tmp.path().join("photos");
     std::fs::create_dir_all(&folder).unwrap();
-    let (a, b) = (lfw("Tony_Blair", 0, 1), lfw("Serena_Williams", 0, 1));
-    let mut shown = image::RgbImage::new(500, 250);
-    image::imageops::replace(&mut shown, &a[0], 0, 0);
-    image::imageops::replace(&mut shown, &b[0], 250, 0);
+    let (a, b) = (common::lfw_photos("Tony_Blair", 0, 1), common::lfw_photos("Serena_Williams", 0, 1));
+    let shown = common::side_by_side(&[&a[0], &b[0]]);
     let stored = image::imageops::rotate270(&shown);
     let mut encoded = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 92).encode_image(&stored).unwrap();

@@ -7,27 +7,6 @@ use common::{facefind, json_of};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// `n` photos of an lfw-train person, from the `skip`-th on (by name).
-fn photos_of(person: &str, skip: usize, n: usize) -> Vec<image::RgbImage> {
-    let dir = common::faces_dir().join("lfw-train").join(person);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files[skip..skip + n].iter().map(|p| image::open(p).unwrap().to_rgb8()).collect()
-}
-
-/// The photos side by side, as one photo.
-fn side_by_side(parts: &[&image::RgbImage]) -> image::RgbImage {
-    let w = parts.iter().map(|p| p.width()).sum();
-    let h = parts.iter().map(|p| p.height()).max().unwrap();
-    let mut out = image::RgbImage::new(w, h);
-    let mut x = 0;
-    for p in parts {
-        image::imageops::replace(&mut out, *p, x, 0);
-        x += i64::from(p.width());
-    }
-    out
-}
-
 fn search(folder: &Path, catalog: &Path, args: &[&str]) -> BTreeSet<String> {
     let v = json_of(facefind().arg("search").arg(folder).arg("--catalog").arg(catalog).arg("--json").args(args));
     let results = v["results"].as_array().unwrap();
@@ -49,7 +28,8 @@ fn two_people_together_and_one_without_another() {
     let folder = tmp.path().join("photos");
     std::fs::create_dir_all(&folder).unwrap();
     let catalog = tmp.path().join("c.sqlite");
-    let (a, b, c) = (photos_of("Tony_Blair", 0, 10), photos_of("Serena_Williams", 0, 9), photos_of("Hugo_Chavez", 0, 8));
+    let (a, b, c) =
+        (common::lfw_photos("Tony_Blair", 0, 10), common::lfw_photos("Serena_Williams", 0, 9), common::lfw_photos("Hugo_Chavez", 0, 8));
     let save = |name: &str, img: &image::RgbImage| img.save(folder.join(name)).unwrap();
     // alone: enough for each to become a person
     for i in 0..4 {
@@ -59,13 +39,13 @@ fn two_people_together_and_one_without_another() {
     }
     // together: A and B (three times), A and C (twice), B and C, and all three; each face a
     // photo of its own
-    save("ab0.png", &side_by_side(&[&a[4], &b[4]]));
-    save("ab1.png", &side_by_side(&[&b[5], &a[5]]));
-    save("ab2.png", &side_by_side(&[&a[6], &b[6]]));
-    save("ac0.png", &side_by_side(&[&a[7], &c[4]]));
-    save("ac1.png", &side_by_side(&[&c[5], &a[8]]));
-    save("bc0.png", &side_by_side(&[&b[7], &c[6]]));
-    save("abc.png", &side_by_side(&[&a[9], &b[8], &c[7]]));
+    save("ab0.png", &common::side_by_side(&[&a[4], &b[4]]));
+    save("ab1.png", &common::side_by_side(&[&b[5], &a[5]]));
+    save("ab2.png", &common::side_by_side(&[&a[6], &b[6]]));
+    save("ac0.png", &common::side_by_side(&[&a[7], &c[4]]));
+    save("ac1.png", &common::side_by_side(&[&c[5], &a[8]]));
+    save("bc0.png", &common::side_by_side(&[&b[7], &c[6]]));
+    save("abc.png", &common::side_by_side(&[&a[9], &b[8], &c[7]]));
     // name the person of each alone photo
     let v = json_of(facefind().arg("people").arg(&folder).arg("--catalog").arg(&catalog).arg("--json"));
     for (name, photo) in [("Ann", "a0.png"), ("Bob", "b0.png"), ("Cy", "c0.png")] {

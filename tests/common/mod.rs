@@ -19,6 +19,27 @@ pub fn json_of(cmd: &mut std::process::Command) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `n` photos of an lfw-train person, from the `skip`-th on (by name).
+pub fn lfw_photos(person: &str, skip: usize, n: usize) -> Vec<image::RgbImage> {
+    let dir = faces_dir().join("lfw-train").join(person);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files[skip..skip + n].iter().map(|p| image::open(p).unwrap().to_rgb8()).collect()
+}
+
+/// The photos side by side, as one photo.
+pub fn side_by_side(parts: &[&image::RgbImage]) -> image::RgbImage {
+    let w = parts.iter().map(|p| p.width()).sum();
+    let h = parts.iter().map(|p| p.height()).max().unwrap();
+    let mut out = image::RgbImage::new(w, h);
+    let mut x = 0;
+    for p in parts {
+        image::imageops::replace(&mut out, *p, x, 0);
+        x += i64::from(p.width());
+    }
+    out
+}
+
 /// `$FACEFIND_FACES`, default `../shared/faces` beside the repository.
 pub fn faces_dir() -> PathBuf {
     std::env::var_os("FACEFIND_FACES")
