@@ -514,4 +514,11 @@ fn print_summary(s: &crate::index::Summary) {
     if s.duplicates > 0 {
         println!("{} files are reachable by a second path (a link): each was indexed once", s.duplicates);
     }
+    let r = &s.regions;
+    if r.linked + r.without_face + r.skipped > 0 {
+        println!(
+            "names from other tools: {} faces named, {} regions without a face, {} skipped (`people --json` lists them)",
+            r.linked, r.without_face, r.skipped
+        );
+    }
 }

@@ -246,6 +246,14 @@ fn status_bar(app: &mut App, ui: &mut egui::Ui) {
                         s.seconds,
                         if s.cancelled { " (cancelled)" } else { "" }
                     ));
+                    let r = &s.regions;
+                    if r.linked + r.without_face + r.skipped > 0 {
+                        ui.separator();
+                        ui.label(format!("names from other tools: {} faces named", r.linked)).on_hover_text(format!(
+                            "Face regions with names in the photos' XMP or their sidecars: {} joined their person, {} have no face detected where they say, {} were skipped (a name of two people, another face of the photo already that person, or a face you moved or said is not them). `facefind people FOLDER --json` lists them.",
+                            r.linked, r.without_face, r.skipped
+                        ));
+                    }
                 }
                 ui.separator();
                 ui.label(format!("catalog: {}", f.catalog.display()));
