@@ -116,19 +116,35 @@ pub(super) fn replace_regions(tx: &Transaction, id: i64, regions: &[Region], red
         })?
         .collect::<Sql<_>>()?;
     let mut ins = tx.prepare_cached("INSERT INTO regions(photo_id, name, x0, y0, x1, y1, scheme) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+    // the same region as stored, else one of the same name redrawn a little (a tool writing its
+    // regions again): kept with its face and outcome, its box brought up to date
+    let mut pending: Vec<&Region> = Vec::new();
     for r in regions {
-        let same = before.iter_mut().find(|b| !b.5 && b.1 == r.name && b.2 == r.rect && b.3 == scheme_str(r.scheme));
-        match same {
+        match before.iter_mut().find(|b| !b.5 && b.1 == r.name && b.2 == r.rect && b.3 == scheme_str(r.scheme)) {
+            Some(b) => b.5 = true,
+            None => pending.push(r),
+        }
+    }
+    for r in pending {
+        let redrawn = before
+            .iter_mut()
+            .find(|b| !b.5 && b.1.to_lowercase() == r.name.to_lowercase() && crate::photo::regions::overlap(b.2, r.rect) > 0.8);
+        match redrawn {
             Some(b) => {
                 b.5 = true;
-                if redetected && b.4.is_none() {
-                    tx.execute("UPDATE regions SET outcome=NULL WHERE id=?1", [b.0])?;
-                }
+                tx.execute(
+                    "UPDATE regions SET name=?2, x0=?3, y0=?4, x1=?5, y1=?6, scheme=?7 WHERE id=?1",
+                    params![b.0, r.name, r.rect[0], r.rect[1], r.rect[2], r.rect[3], scheme_str(r.scheme)],
+                )?;
             }
             None => {
                 ins.execute(params![id, r.name, r.rect[0], r.rect[1], r.rect[2], r.rect[3], scheme_str(r.scheme)])?;
             }
         }
+    }
+    if redetected {
+        // a kept region whose face went (or that found none) looks again among the new faces
+        tx.execute("UPDATE regions SET outcome=NULL WHERE photo_id=?1 AND face_id IS NULL", [id])?;
     }
     for (rid, _, _, _, face, _) in before.iter().filter(|b| !b.5) {
         if let Some(face) = face {
@@ -139,6 +155,11 @@ pub(super) fn replace_regions(tx: &Transaction, id: i64, regions: &[Region], red
         tx.execute("DELETE FROM regions WHERE id=?1", [rid])?;
     }
     Ok(())
+}
+
+/// Whether a region already applied holds face `f` (its link stays, whatever its source).
+fn held_by_region(tx: &Transaction, f: i64) -> Sql<bool> {
+    tx.query_row("SELECT EXISTS (SELECT 1 FROM regions WHERE face_id=?1 AND outcome='linked')", [f], |r| r.get(0))
 }
 
 /// What to do with one region matched to `face`, and the person to link it to.
@@ -175,7 +196,7 @@ fn decide(tx: &Transaction, face: i64, photo: i64, name: &str) -> Sql<Result<Opt
         .optional()?;
     match other {
         // grouping's guess gives way to a name; the face waits for grouping again
-        Some((f, source)) if source == "auto" => {
+        Some((f, source)) if source == "auto" && !held_by_region(tx, f)? => {
             tx.execute("DELETE FROM face_person WHERE face_id=?1", [f])?;
             tx.execute("INSERT OR IGNORE INTO ungrouped(face_id) VALUES (?1)", [f])?;
         }
@@ -278,10 +299,20 @@ impl Catalog {
     /// Every stored region, by photo.
     pub fn regions(&self) -> Result<Vec<StoredRegion>, CatalogError> {
         let e = |source| self.sql_err(source);
-        let mut st =
-            self.conn.prepare("SELECT photo_id, name, x0, y0, x1, y1, face_id, outcome FROM regions ORDER BY photo_id, id").map_err(e)?;
+        // a face linked by a region that the user has since moved elsewhere (or taken out) says so
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT r.photo_id, r.name, r.x0, r.y0, r.x1, r.y1, r.face_id,
+                   CASE WHEN r.outcome = 'linked' AND NOT EXISTS (
+                     SELECT 1 FROM face_person fp JOIN people p ON p.id = fp.person_id
+                     WHERE fp.face_id = r.face_id AND (fp.source = 'imported' OR p.name = r.name COLLATE NOCASE))
+                   THEN ?1 ELSE r.outcome END
+                 FROM regions r ORDER BY r.photo_id, r.id",
+            )
+            .map_err(e)?;
         let rows = st
-            .query_map([], |r| {
+            .query_map([outcome::USER_MOVED], |r| {
                 Ok(StoredRegion {
                     photo_id: r.get(0)?,
                     name: r.get(1)?,
@@ -408,7 +439,8 @@ mod tests {
         assert_eq!((outcome_of(&cat, "Bob", "a.jpg"), outcome_of(&cat, "Ann", "a.jpg")), (outcome::LINKED.into(), outcome::LINKED.into()));
         assert_eq!(cat.face_links().unwrap()[&a0], (bob[0].0, Source::Imported));
         assert_eq!(cat.face_links().unwrap()[&a1], (ann[0].0, Source::Imported));
-        assert_eq!(sum, ImportSummary { linked: 2, without_face: 0, skipped: 1 });
+        // (b's region, redrawn a little, is the one applied before: not applied again)
+        assert_eq!(sum, ImportSummary { linked: 2, without_face: 0, skipped: 0 });
         // back to Bob on the right: the user said that face is not Bob
         a.regions = vec![region("Ann", [0.1, 0.1, 0.3, 0.3]), region("Bob", [0.6, 0.1, 0.8, 0.3])];
         cat.write_batch(&[a]).unwrap();
@@ -426,5 +458,24 @@ mod tests {
         cat.write_batch(&[c]).unwrap();
         assert_eq!(cat.import_regions().unwrap(), ImportSummary { linked: 0, without_face: 0, skipped: 1 });
         assert_eq!(outcome_of(&cat, "Bob", "c.jpg"), outcome::AMBIGUOUS);
+
+        // a person renamed here keeps the face when the other tool redraws its region a little
+        let mut d = test_photo("d.jpg", &[([40.0, 40.0, 20.0, 20.0], 0.9)]);
+        d.regions = vec![region("Dee", [0.4, 0.4, 0.6, 0.6])];
+        cat.write_batch(std::slice::from_ref(&d)).unwrap();
+        cat.import_regions().unwrap();
+        let d0 = face_of(&cat, "d.jpg", 0);
+        let dee = cat.face_links().unwrap()[&d0].0;
+        cat.name_person(dee, Some("Deirdre")).unwrap();
+        d.regions = vec![region("Dee", [0.41, 0.4, 0.61, 0.6])];
+        cat.set_metadata(&[crate::catalog::MetadataRead { id: d0_photo(&cat), taken: None, regions: d.regions.clone(), sidecar_sig: 7 }])
+            .unwrap();
+        cat.import_regions().unwrap();
+        assert_eq!(cat.face_links().unwrap()[&d0], (dee, Source::Imported));
+        assert!(!cat.people().unwrap().iter().any(|p| p.name.as_deref() == Some("Dee")));
+    }
+
+    fn d0_photo(cat: &Catalog) -> i64 {
+        cat.photos().unwrap().into_iter().find(|p| p.path == b"d.jpg").unwrap().id
     }
 }

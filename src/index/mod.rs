@@ -571,6 +571,10 @@ pub fn index_folder_with(
                 Some((id, _)) => {
                     cat.rename(id, &path_bytes(&f.rel), f.size, f.mtime_ns)?;
                     sum.renamed += 1;
+                    // moved with sidecars of its own (or away from them)
+                    if stored_sigs.get(&id).copied().unwrap_or(0) != f.sidecar_sig {
+                        reread.push(id);
+                    }
                 }
                 _ => todo.push(f),
             }
