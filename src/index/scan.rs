@@ -51,9 +51,19 @@ fn file_key(path: &Path, _meta: &std::fs::Metadata) -> (u64, u64, PathBuf) {
     (0, 0, path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
 }
 
-/// A signature of the XMP sidecars of photo `rel` among `sidecars` (path → size, mtime): the
-/// names [`crate::photo::taken::sidecars`] reads, with their sizes and times; 0 when there are
-/// none. A sidecar written, replaced or removed changes it.
+/// A signature of the XMP sidecars of photo `rel` among `sidecars` (path → size, mtime, keys
+/// lowercased by [`sidecar_key`]): the names [`crate::photo::taken::sidecars`] reads, with
+/// their sizes and times; 0 when there are none. A sidecar written, replaced or removed changes
+/// it. Names are compared without case, as a file system that ignores case finds them.
+/// A sidecar path as [`sidecar_sig`] looks it up: lowercased (a name that is not UTF-8 is
+/// kept as it is).
+pub fn sidecar_key(p: &Path) -> PathBuf {
+    match p.to_str() {
+        Some(s) => PathBuf::from(s.to_lowercase()),
+        None => p.to_path_buf(),
+    }
+}
+
 pub fn sidecar_sig(rel: &Path, sidecars: &std::collections::HashMap<PathBuf, (u64, i64)>) -> i64 {
     if sidecars.is_empty() {
         return 0;
@@ -66,7 +76,7 @@ pub fn sidecar_sig(rel: &Path, sidecars: &std::collections::HashMap<PathBuf, (u6
         }
     };
     for (k, candidate) in crate::photo::taken::sidecar_names(rel).into_iter().enumerate() {
-        if let Some(&(size, mtime)) = sidecars.get(&candidate) {
+        if let Some(&(size, mtime)) = sidecars.get(&sidecar_key(&candidate)) {
             any = true;
             mix(k as u64);
             mix(size);
@@ -149,7 +159,7 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Scan {
         let mtime_ns = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path()).to_path_buf();
         if sidecar {
-            sidecars.insert(rel, (meta.len(), mtime_ns));
+            sidecars.insert(sidecar_key(&rel), (meta.len(), mtime_ns));
         } else {
             out.files.push(ScannedFile { rel, size: meta.len(), mtime_ns, sidecar_sig: 0 });
         }
@@ -204,16 +214,23 @@ mod tests {
         let rel = Path::new("sub/p.jpg");
         let mut map = std::collections::HashMap::new();
         assert_eq!(sidecar_sig(rel, &map), 0);
-        map.insert(PathBuf::from("other.xmp"), (10, 5));
+        map.insert(sidecar_key(Path::new("other.xmp")), (10, 5));
         assert_eq!(sidecar_sig(rel, &map), 0);
         let mut seen = std::collections::HashSet::new();
         for t in 0..1000i64 {
-            map.insert(PathBuf::from("sub/p.xmp"), (100, 1_700_000_000_000_000_000 + t * 1_000_000));
+            map.insert(sidecar_key(Path::new("sub/p.xmp")), (100, 1_700_000_000_000_000_000 + t * 1_000_000));
             let s = sidecar_sig(rel, &map);
             assert!(s != 0 && seen.insert(s), "time {t}: {s}");
         }
-        map.insert(PathBuf::from("sub/p.jpg.xmp"), (7, 1));
+        map.insert(sidecar_key(Path::new("sub/p.jpg.xmp")), (7, 1));
         assert!(seen.insert(sidecar_sig(rel, &map)));
+        // sidecars named in another case than the photo count (a file system that ignores case
+        // finds them), and one written in upper case replaces the same name
+        let upper = Path::new("SUB/P.JPG");
+        assert_eq!(sidecar_sig(upper, &map), sidecar_sig(rel, &map));
+        let before = sidecar_sig(rel, &map);
+        map.insert(sidecar_key(Path::new("SUB/P.JPG.XMP")), (8, 2));
+        assert_ne!(sidecar_sig(rel, &map), before);
     }
 
     /// Links inside the folder are followed, a file reached twice is listed once, links that
