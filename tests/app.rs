@@ -466,7 +466,7 @@ fn index_and_search_real_photos() {
     let top = h.state().inspected().expect("inspector open");
     h.get_by_label("Yes, this person").click();
     settle(&mut h);
-    assert_eq!(h.state().query().and_then(|q| q.verdict(top)), Some(facefind::gui::library::Verdict::Yes));
+    assert_eq!(h.state().query().and_then(|q| q.verdict(top)), Some(facefind::gui::query::Verdict::Yes));
     h.key_press(egui::Key::Escape);
     settle(&mut h);
     assert_eq!(h.state().inspected(), None);

@@ -1,8 +1,8 @@
 //! The inspector: one photo with every face boxed and scored against the query, zoom and
 //! pan, the matched face, refine, the file's place on disk.
 
-use super::library::{self, Verdict};
 use super::loader::ImageKey;
+use super::query::{self, Verdict};
 use super::widgets::*;
 use super::{App, Inspect};
 use eframe::egui::{self, Align2, Color32, FontId, Key, Modifiers, Rect, Sense, Stroke, StrokeKind, Vec2};
@@ -89,7 +89,7 @@ pub(super) fn inspector(app: &mut App, ui: &mut egui::Ui) {
     let rel = crate::catalog::names::display_rel(&photo.path);
     let abs = lib.abs_path(photo_id).unwrap_or_default();
     let scores: Vec<(usize, Option<f32>)> = if app.query.is_some() {
-        library::photo_face_scores(&lib, photo_id, &app.ranking.vector).into_iter().map(|(r, s)| (r, Some(s))).collect()
+        query::photo_face_scores(&lib, photo_id, &app.ranking.vector).into_iter().map(|(r, s)| (r, Some(s))).collect()
     } else {
         lib.rows_of(photo_id).map(|r| (r, None)).collect()
     };

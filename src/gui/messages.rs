@@ -1,8 +1,8 @@
 //! The app's reducer: every message from the background threads, dropped when it belongs to
 //! an earlier opening, run, load or query; and the choices that reload, reopen or re-index.
 
+use super::query::Query;
 use eframe::egui;
-use library::Query;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -266,7 +266,7 @@ impl App {
         }
         let dest = PathBuf::from(dest);
         if let Some(f) = &self.folder {
-            if library::inside_folder(&f.path, &dest) {
+            if crate::util::paths::inside_folder(&f.path, &dest) {
                 self.error("export into a folder outside the photo folder (facefind never writes into your photos)");
                 return;
             }

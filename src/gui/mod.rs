@@ -1,6 +1,7 @@
 //! The desktop app (eframe/egui): open a folder, watch it index, click a face, see every photo
 //! of that person ranked with a live threshold, inspect, refine and export.
 
+pub mod export;
 mod inspector;
 pub mod library;
 mod loader;
@@ -29,9 +30,11 @@ use eframe::egui;
 
 use crate::index::Summary;
 use crate::pipeline::DeviceChoice;
-use library::{ExportMode, Library, Query, Ranking, Verdict};
+use export::ExportMode;
+use library::Library;
 use loader::Loader;
 pub use prefs::Prefs;
+use query::{Query, Ranking, Verdict};
 use textures::Textures;
 use worker::{Msg, Outbox, Pick, PipelineInfo, QueryFace, Tag};
 

@@ -190,7 +190,7 @@ pub(super) fn together_panel(app: &mut App, ui: &mut egui::Ui) {
             }
         });
         if let Some((id, together)) = add {
-            match super::library::QueryPerson::new(&lib, id) {
+            match super::query::QueryPerson::new(&lib, id) {
                 Some(p) => {
                     if let Some((q, _)) = &mut app.query {
                         if together {

@@ -319,3 +319,50 @@ pub fn histogram(scores: &[f32], bin: f32) -> Vec<(f32, usize)> {
     }
     counts.into_iter().enumerate().map(|(i, c)| (lo + (i as f32 + 0.5) * bin, c)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gui::library::tests::{synthetic, unit};
+
+    #[test]
+    fn ranking_and_threshold() {
+        let lib = Arc::new(synthetic(9));
+        let q = Query::new("q".into(), Some(10), unit(0));
+        let r = Ranking::new(&lib, &q, 0.5);
+        assert_eq!(r.results.len(), 9);
+        assert!(r.scores.windows(2).all(|w| w[0] >= w[1]));
+        // Photos 1, 4, 7 (i % 3 == 0) hold the query direction exactly.
+        let top: Vec<i64> = r.results[..3].iter().map(|x| x.hit.photo_id).collect();
+        assert_eq!(top, vec![1, 4, 7]);
+        assert!((r.results[0].hit.score - 1.0).abs() < 1e-5);
+        assert_eq!(r.match_count(0.99), 3);
+        assert_eq!(r.match_count(-1.0), 9);
+    }
+
+    #[test]
+    fn verdicts_move_results_and_change_the_query() {
+        let lib = Arc::new(synthetic(9));
+        let mut q = Query::new("q".into(), Some(10), unit(0));
+        q.set_verdict(4, 40, Some(Verdict::No));
+        q.set_verdict(2, 20, Some(Verdict::Yes));
+        let r = Ranking::new(&lib, &q, 0.5);
+        assert_eq!(r.results[0].hit.photo_id, 2, "confirmed first");
+        assert_eq!(r.results.last().map(|x| x.hit.photo_id), Some(4), "rejected last");
+        assert!(!r.results.last().is_some_and(|x| x.is_match(-1.0)));
+        // The query is now the mean of two directions: photo 7 (direction 0) scores below 1.
+        let p7 = r.results.iter().find(|x| x.hit.photo_id == 7).map(|x| x.hit.score).unwrap_or(0.0);
+        assert!(p7 < 0.95, "{p7}");
+        let v = q.vector(&lib);
+        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+        q.set_verdict(2, 20, None);
+        assert_eq!(q.vector(&lib), unit(0));
+    }
+
+    #[test]
+    fn histogram_bins_cover_every_score() {
+        let h = histogram(&[-0.5, -0.2, 0.0, 0.42, 0.999, 1.0, 1.3], 0.05);
+        assert_eq!(h.iter().map(|b| b.1).sum::<usize>(), 7);
+        assert_eq!(h.len(), 24);
+    }
+}

@@ -1,7 +1,7 @@
 //! The app's ranking of the current query: made off the UI thread one at a time (the newest
 //! request next), shown when it is the current query's and newer than the one on screen.
 
-use super::library::Ranking;
+use super::query::Ranking;
 use super::App;
 
 impl App {

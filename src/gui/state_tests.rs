@@ -168,7 +168,7 @@ fn late_rankings_never_show_another_querys_results() {
     app.query_face(0);
     assert!(app.ranking_pending() && app.rank_busy);
     let (first, q0) = (app.rank_seq, app.query().unwrap().clone());
-    let ranking = || Some(Box::new(super::library::Ranking::new(&lib, &q0, 0.5)));
+    let ranking = || Some(Box::new(super::query::Ranking::new(&lib, &q0, 0.5)));
     // asked again while the first is being made: it waits
     app.rerank();
     assert!(app.rank_again && app.rank_seq == first + 1);

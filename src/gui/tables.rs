@@ -8,7 +8,8 @@ use egui_extras::{Column, TableBuilder};
 use crate::catalog::names::display_rel;
 use crate::catalog::people::Person;
 
-use super::library::{Library, Ranking, Verdict};
+use super::library::Library;
+use super::query::{Ranking, Verdict};
 use super::widgets::score_color;
 use super::{App, Inspect};
 

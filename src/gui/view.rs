@@ -4,8 +4,10 @@
 use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Role, Sense, Stroke, StrokeKind, Vec2};
 use egui_extras::{Size, StripBuilder};
 
+use super::export::ExportMode;
 use super::inspector::inspector;
-use super::library::{self, ExportMode, Library, Verdict};
+use super::library::Library;
+use super::query::{self, Verdict};
 use super::tables::SortBy;
 use super::widgets::*;
 use super::windows::{face_pick, settings};
@@ -549,7 +551,7 @@ fn histogram(app: &mut App, ui: &mut egui::Ui) {
         .iter()
         .filter(|b| b.1 > 0)
         .map(|&(x, c)| {
-            Bar::new(x as f64, c as f64).width(0.9 * library::HISTOGRAM_BIN as f64).fill(if x >= thr {
+            Bar::new(x as f64, c as f64).width(0.9 * query::HISTOGRAM_BIN as f64).fill(if x >= thr {
                 Color32::from_rgb(70, 180, 90)
             } else {
                 Color32::from_gray(130)

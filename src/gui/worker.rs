@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use eframe::egui;
 
-use super::library::{self, ExportMode, Library, Query, Ranking};
+use super::export::{self, ExportMode};
+use super::library::Library;
+use super::query::{Query, Ranking};
 use crate::catalog::people::Undo;
 use crate::catalog::{Catalog, CatalogError};
 use crate::index::{self, Event, Summary};
@@ -437,7 +439,7 @@ impl Outbox {
         self.spawn("export", move |out| {
             let result = (|| -> anyhow::Result<String> {
                 if photos {
-                    let (n, failed) = library::export_photos(&ranking, threshold, &dest, mode)?;
+                    let (n, failed) = export::export_photos(&ranking, threshold, &dest, mode)?;
                     for f in &failed {
                         out.send(Msg::Error(format!("export: {f}")));
                     }
@@ -450,7 +452,7 @@ impl Outbox {
                         .find(|p| !p.exists())
                         .unwrap_or_else(|| dest.join("facefind-results.csv"));
                     let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
-                    library::write_csv(&ranking, threshold, &mut w)?;
+                    export::write_csv(&ranking, threshold, &mut w)?;
                     std::io::Write::flush(&mut w)?;
                     Ok(format!("saved {}", file.display()))
                 }
