@@ -309,11 +309,11 @@ fn prepare(root: &Path, file: &ScannedFile, clocks: &Clocks) -> Option<Prepared>
             photo::decode_scaled(&data, DECODE_LONG_SIDE)
         }
     });
-    let taken = photo::taken::read(&path, &data).map(|t| t.to_string());
-    let regions = match &decoded {
-        Ok(d) => photo::regions::read(&path, &data, (d.full_width, d.full_height)),
-        Err(_) => Vec::new(),
+    let (taken, regions) = match &decoded {
+        Ok(d) => photo::regions::read_with_date(&path, &data, (d.full_width, d.full_height)),
+        Err(_) => (photo::taken::read(&path, &data), Vec::new()),
     };
+    let taken = taken.map(|t| t.to_string());
     drop(data);
     Some(Prepared { file: file.clone(), fingerprint: fp, decoded, taken, regions })
 }
@@ -459,16 +459,13 @@ fn metadata_of(path: &Path, shown: (u32, u32)) -> std::io::Result<(Option<String
     let mut file = std::fs::File::open(path)?;
     let mut head = Vec::new();
     (&mut file).take(DATE_HEAD).read_to_end(&mut head)?;
-    let mut taken = photo::taken::read(path, &head);
-    if taken.is_none() && head.len() as u64 == DATE_HEAD && !head.starts_with(&[0xFF, 0xD8]) {
-        file.read_to_end(&mut head)?;
-        taken = photo::taken::read(path, &head);
-    }
-    // regions may sit anywhere in a file that is not a JPEG (TIFF, RAW, HEIF keep XMP late)
+    // a JPEG's metadata comes before its image data; other files (TIFF, RAW, HEIF) may keep
+    // their EXIF or XMP anywhere
     if !head.starts_with(&[0xFF, 0xD8]) && head.len() as u64 == DATE_HEAD {
         file.read_to_end(&mut head)?;
     }
-    Ok((taken.map(|t| t.to_string()), photo::regions::read(path, &head, shown)))
+    let (taken, regions) = photo::regions::read_with_date(path, &head, shown);
+    Ok((taken.map(|t| t.to_string()), regions))
 }
 
 /// Reads the metadata (date, named regions) of photos indexed before the catalog kept it, or

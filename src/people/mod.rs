@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 pub use crate::kernels::int8::PackedCodes;
 
-/// Thresholds of people grouping (see README "People" for how they were chosen).
+/// Thresholds of people grouping (see docs/people.md and docs/benchmarks.md for how they were chosen).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Params {
     /// Average-linkage threshold: two groups merge while the mean cosine of all their pairs of

@@ -295,9 +295,18 @@ pub fn sidecar_xmp(faces: &[(String, [f32; 4])], shown: (u32, u32), orientation:
 /// was written for the shown frame and is taken as it is. Sidecars are read after the photo;
 /// a region the same as one already read is read once.
 pub fn read(path: &Path, data: &[u8], shown: (u32, u32)) -> Vec<Region> {
-    let m = metadata(data);
-    let o = orientation(&m);
-    let sidecars = read_sidecars(path);
+    from_parts(&metadata(data), &read_sidecars(path), shown)
+}
+
+/// When photo `data` (read from `path`) was taken ([`super::taken::read`]) and its named
+/// regions ([`read`]), its metadata parsed and its sidecars read once for both.
+pub fn read_with_date(path: &Path, data: &[u8], shown: (u32, u32)) -> (Option<super::taken::Taken>, Vec<Region>) {
+    let (m, sidecars) = (metadata(data), read_sidecars(path));
+    (super::taken::from_parts(&m, &sidecars), from_parts(&m, &sidecars, shown))
+}
+
+fn from_parts(m: &super::taken::Metadata, sidecars: &[Vec<u8>], shown: (u32, u32)) -> Vec<Region> {
+    let o = orientation(m);
     let mut out: Vec<Region> = Vec::new();
     for packet in m.xmp.iter().copied().chain(sidecars.iter().map(Vec::as_slice)) {
         let p = parse(packet);

@@ -309,12 +309,15 @@ pub fn sidecars(path: &Path) -> Vec<std::path::PathBuf> {
 /// When the photo `data` (read from `path`) was taken; its sidecars are read from disk. `None`
 /// when neither records it.
 pub fn read(path: &Path, data: &[u8]) -> Option<Taken> {
-    let m = metadata(data);
+    from_parts(&metadata(data), &read_sidecars(path))
+}
+
+/// [`read`] from a photo's parsed metadata and its sidecars' bytes.
+pub(super) fn from_parts(m: &Metadata, sidecars: &[Vec<u8>]) -> Option<Taken> {
     let exif = m.exif.iter().map(|e| (e, false)).chain(m.exif_ifds.iter().map(|e| (e, true)));
     if let Some(t) = exif.into_iter().find_map(|(e, first)| from_exif(e, first)) {
         return Some(t);
     }
-    let sidecars = read_sidecars(path);
     let packets: Vec<&[u8]> = m.xmp.iter().copied().chain(sidecars.iter().map(Vec::as_slice)).collect();
     ["exif:DateTimeOriginal", "xmp:CreateDate"]
         .iter()

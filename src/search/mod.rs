@@ -64,7 +64,7 @@ fn candidate_cut(approx: &[f32], margin: f32, k: usize, floor: f32) -> f32 {
 }
 
 /// How a person's faces are fused in a search: the mean ranks as well as the max on the
-/// album and LFW (README "People") and costs one pass.
+/// album and LFW (docs/benchmarks.md) and costs one pass.
 pub const PERSON_FUSE: Fuse = Fuse::Mean;
 
 /// How several query faces (a person's exemplars) score one face.
