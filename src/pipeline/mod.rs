@@ -4,6 +4,7 @@ pub mod align;
 pub mod detector;
 pub mod embedder;
 pub mod models;
+pub mod onnx;
 pub mod ops;
 pub mod stream;
 

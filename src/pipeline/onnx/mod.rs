@@ -1,0 +1,269 @@
+//! ONNX face-embedding networks (insightface's ArcFace exports, converters' output): the file
+//! read into a plain graph of named constants and nodes, checked against the operators facefind
+//! maps onto its own layers; anything else is refused with the operator's name and where it is.
+
+pub mod proto;
+
+use std::collections::HashMap;
+
+/// Operators an embedding network may use (after constant folding, converters' spellings
+/// included: see the list).
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Abs",
+    "Add",
+    "BatchNormalization",
+    "Cast",
+    "Concat",
+    "Constant",
+    "Conv",
+    "Div",
+    "Dropout",
+    "Flatten",
+    "Gather",
+    "Gemm",
+    "Identity",
+    "LeakyRelu",
+    "MatMul",
+    "Mul",
+    "Neg",
+    "Pad",
+    "PRelu",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Slice",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Transpose",
+    "Unsqueeze",
+];
+
+/// Why an ONNX file cannot be used (shown after the file's name).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OnnxError {
+    #[error("not an ONNX model (or cut short): {0}")]
+    Decode(String),
+    #[error("the model has no graph, or its graph has no nodes")]
+    Empty,
+    #[error("tensor `{0}` keeps its data in another file (external data), which facefind does not read")]
+    ExternalData(String),
+    #[error("tensor `{name}` has data type {data_type}, not one facefind reads (float, double, int32, int64)")]
+    DataType { name: String, data_type: i32 },
+    #[error("tensor `{name}` holds {got} values where its shape {dims:?} says {want}")]
+    Size { name: String, dims: Vec<i64>, want: usize, got: usize },
+    #[error("unsupported ONNX op `{op}` (node `{node}`, #{index} of {count})")]
+    Unsupported { op: String, node: String, index: usize, count: usize },
+    #[error("the graph has {0} inputs besides its weights; an embedder takes one image")]
+    Inputs(usize),
+    #[error("the graph has {0} outputs; an embedder gives one vector")]
+    Outputs(usize),
+}
+
+/// A constant: its shape and values (integers kept as floats are exact up to 2^24, ample for
+/// shapes and indices).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Const {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// An attribute of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attr {
+    Int(i64),
+    Float(f32),
+    Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    Text(String),
+    Tensor(Const),
+}
+
+/// One node of the graph, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub op: String,
+    pub name: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub attrs: HashMap<String, Attr>,
+}
+
+/// A model read from an ONNX file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub consts: HashMap<String, Const>,
+    /// The image input: its name and shape (`None` for a dimension named, not fixed).
+    pub input: (String, Vec<Option<usize>>),
+    pub output: String,
+}
+
+fn tensor(t: &proto::TensorProto) -> Result<Const, OnnxError> {
+    use proto::data_type as dt;
+    if t.data_location == 1 || !t.external_data.is_empty() {
+        return Err(OnnxError::ExternalData(t.name.clone()));
+    }
+    let raw = &t.raw_data;
+    let data: Vec<f32> = match t.data_type {
+        dt::FLOAT if !raw.is_empty() => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        dt::FLOAT => t.float_data.clone(),
+        dt::DOUBLE if !raw.is_empty() => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32).collect(),
+        dt::DOUBLE => t.double_data.iter().map(|&v| v as f32).collect(),
+        dt::INT64 if !raw.is_empty() => raw.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32).collect(),
+        dt::INT64 => t.int64_data.iter().map(|&v| v as f32).collect(),
+        dt::INT32 if !raw.is_empty() => raw.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect(),
+        dt::INT32 => t.int32_data.iter().map(|&v| v as f32).collect(),
+        other => return Err(OnnxError::DataType { name: t.name.clone(), data_type: other }),
+    };
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+    if want != data.len() {
+        return Err(OnnxError::Size { name: t.name.clone(), dims: t.dims.clone(), want, got: data.len() });
+    }
+    Ok(Const { dims, data })
+}
+
+fn attr(a: &proto::AttributeProto) -> Result<Attr, OnnxError> {
+    // AttributeProto.type: FLOAT 1, INT 2, STRING 3, TENSOR 4, FLOATS 6, INTS 7
+    Ok(match a.r#type {
+        1 => Attr::Float(a.f),
+        3 => Attr::Text(String::from_utf8_lossy(&a.s).into_owned()),
+        4 => Attr::Tensor(a.t.as_ref().map(tensor).transpose()?.unwrap_or(Const { dims: vec![0], data: Vec::new() })),
+        6 => Attr::Floats(a.floats.clone()),
+        7 => Attr::Ints(a.ints.clone()),
+        _ => Attr::Int(a.i),
+    })
+}
+
+/// Reads an ONNX model: its weights, nodes, one image input and one output. Every node's
+/// operator must be one of [`SUPPORTED_OPS`] (in the default domain).
+pub fn read(bytes: &[u8]) -> Result<Graph, OnnxError> {
+    let model = proto::decode(bytes).map_err(|e| OnnxError::Decode(e.to_string()))?;
+    let g = model.graph.ok_or(OnnxError::Empty)?;
+    if g.node.is_empty() {
+        return Err(OnnxError::Empty);
+    }
+    let count = g.node.len();
+    for (index, n) in g.node.iter().enumerate() {
+        let standard = n.domain.is_empty() || n.domain == "ai.onnx";
+        if !standard || !SUPPORTED_OPS.contains(&n.op_type.as_str()) {
+            let op = if standard { n.op_type.clone() } else { format!("{}:{}", n.domain, n.op_type) };
+            return Err(OnnxError::Unsupported { op, node: n.name.clone(), index: index + 1, count });
+        }
+    }
+    let mut consts = HashMap::new();
+    for t in &g.initializer {
+        consts.insert(t.name.clone(), tensor(t)?);
+    }
+    let inputs: Vec<&proto::ValueInfoProto> = g.input.iter().filter(|i| !consts.contains_key(&i.name)).collect();
+    let [input] = inputs[..] else { return Err(OnnxError::Inputs(inputs.len())) };
+    let [output] = &g.output[..] else { return Err(OnnxError::Outputs(g.output.len())) };
+    let shape = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.iter().map(|d| d.dim_value.filter(|&v| v > 0).map(|v| v as usize)).collect())
+        .unwrap_or_default();
+    let nodes = g
+        .node
+        .iter()
+        .map(|n| {
+            Ok(Node {
+                op: n.op_type.clone(),
+                name: n.name.clone(),
+                inputs: n.input.clone(),
+                outputs: n.output.clone(),
+                attrs: n.attribute.iter().map(|a| Ok((a.name.clone(), attr(a)?))).collect::<Result<_, OnnxError>>()?,
+            })
+        })
+        .collect::<Result<_, OnnxError>>()?;
+    Ok(Graph { nodes, consts, input: (input.name.clone(), shape), output: output.name.clone() })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::proto::*;
+    use super::*;
+    use prost::Message;
+
+    pub fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim =
+            dims.iter().map(|&d| Dimension { dim_value: (d > 0).then_some(d), dim_param: (d <= 0).then(|| "N".to_string()) }).collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto { tensor_type: Some(TypeTensor { elem_type: 1, shape: Some(TensorShapeProto { dim }) }) }),
+        }
+    }
+
+    pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: name.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn weights(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: data_type::FLOAT,
+            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A 1x1 convolution and a flatten: the smallest graph of the right shape.
+    pub fn tiny() -> ModelProto {
+        let mut conv = node("Conv", "conv0", &["x", "w"], &["y"]);
+        conv.attribute.push(AttributeProto { name: "kernel_shape".into(), ints: vec![1, 1], r#type: 7, ..Default::default() });
+        ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto {
+                node: vec![conv, node("Flatten", "flat", &["y"], &["emb"])],
+                initializer: vec![weights("w", &[2, 3, 1, 1], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0])],
+                input: vec![value("x", &[-1, 3, 1, 1]), value("w", &[2, 3, 1, 1])],
+                output: vec![value("emb", &[-1, 2])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_model_reads_with_its_weights_input_and_output() {
+        let g = read(&tiny().encode_to_vec()).unwrap();
+        assert_eq!(g.nodes.len(), 2);
+        assert_eq!(g.nodes[0].attrs["kernel_shape"], Attr::Ints(vec![1, 1]));
+        assert_eq!(g.consts["w"].dims, vec![2, 3, 1, 1]);
+        assert_eq!(g.consts["w"].data[4], 1.0);
+        assert_eq!(g.input, ("x".to_string(), vec![None, Some(3), Some(1), Some(1)]));
+        assert_eq!(g.output, "emb");
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let bytes = tiny().encode_to_vec();
+        for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(matches!(read(&bytes[..cut]), Err(OnnxError::Decode(_)) | Err(OnnxError::Empty)), "cut at {cut}");
+        }
+        assert!(read(b"just some text, not a model").is_err());
+        let mut m = tiny();
+        m.graph.as_mut().unwrap().node[1].op_type = "Softmax".into();
+        let e = read(&m.encode_to_vec()).unwrap_err();
+        assert_eq!(e.to_string(), "unsupported ONNX op `Softmax` (node `flat`, #2 of 2)");
+        let mut m = tiny();
+        m.graph.as_mut().unwrap().initializer[0].data_location = 1;
+        assert!(matches!(read(&m.encode_to_vec()), Err(OnnxError::ExternalData(n)) if n == "w"));
+        let mut m = tiny();
+        m.graph.as_mut().unwrap().initializer[0].dims = vec![2, 3, 1, 2];
+        assert!(matches!(read(&m.encode_to_vec()), Err(OnnxError::Size { want: 12, got: 6, .. })));
+        let mut m = tiny();
+        m.graph.as_mut().unwrap().output.push(value("other", &[1, 2]));
+        assert_eq!(read(&m.encode_to_vec()), Err(OnnxError::Outputs(2)));
+    }
+}
