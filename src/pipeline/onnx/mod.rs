@@ -2,6 +2,7 @@
 //! read into a plain graph of named constants and nodes, checked against the operators facefind
 //! maps onto its own layers; anything else is refused with the operator's name and where it is.
 
+pub mod eval;
 pub mod proto;
 
 use std::collections::HashMap;

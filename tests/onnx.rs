@@ -1,0 +1,47 @@
+//! ONNX embedders: random-weight networks made by `tests/onnx_reference.py` (PyTorch, exported
+//! to ONNX) give onnxruntime's embeddings.
+
+use candle_core::{Device, Tensor};
+use facefind::pipeline::onnx;
+use std::path::PathBuf;
+
+fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx")
+}
+
+/// The script's images, (x - 127.5) / 127.5, NCHW.
+fn images(n: usize) -> Tensor {
+    let s = 112;
+    let mut v = vec![0f32; n * 3 * s * s];
+    for k in 0..n {
+        for c in 0..3 {
+            for y in 0..s {
+                for x in 0..s {
+                    let p = ((x * 7 + y * 13 + c * 29 + k * 31) % 256) as f32;
+                    v[((k * 3 + c) * s + y) * s + x] = (p - 127.5) / 127.5;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(v, (n, 3, s, s), &Device::Cpu).unwrap()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+#[test]
+fn random_weight_networks_give_onnxruntimes_embeddings() {
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(data().join("reference.json")).unwrap()).unwrap();
+    for name in ["iresnet", "mobilefacenet"] {
+        let g = onnx::read(&std::fs::read(data().join(format!("{name}.onnx"))).unwrap()).unwrap();
+        let want: Vec<Vec<f32>> = serde_json::from_value(reference[name]["embeddings"].clone()).unwrap();
+        let got = onnx::eval::run(&g, &images(want.len())).unwrap().to_vec2::<f32>().unwrap();
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            let c = cosine(g, w);
+            assert!(c >= 0.9999, "{name} image {k}: cosine {c}");
+        }
+    }
+}
