@@ -45,3 +45,47 @@ fn random_weight_networks_give_onnxruntimes_embeddings() {
         }
     }
 }
+
+mod common;
+
+/// `--embedder FILE.onnx` runs the network for every command; a bad file is a one-line error
+/// naming it, and nothing is written to the catalog.
+#[test]
+fn an_onnx_embedder_runs_and_bad_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::write(photos.join("a.png"), common::png_claiming(64, 48)).ok();
+    let good = data().join("mobilefacenet.onnx");
+    let out = common::facefind()
+        .arg("--embedder")
+        .arg(&good)
+        .arg("index")
+        .arg(&photos)
+        .arg("--catalog")
+        .arg(tmp.path().join("c.sqlite"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.code() != Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = tmp.path().join("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let text = tmp.path().join("text.onnx");
+    std::fs::write(&text, b"not a model").unwrap();
+    let wrong = tmp.path().join("wrong.onnx");
+    std::fs::copy(&good, &wrong).unwrap();
+    std::fs::write(
+        tmp.path().join("wrong.json"),
+        br#"{"input_size": 112, "channels": "RGB", "mean": [127.5], "std": [127.5], "embedding_dim": 512}"#,
+    )
+    .unwrap();
+    for bad in [&cut, &text, &wrong] {
+        let catalog = tmp.path().join("bad.sqlite");
+        let out = common::facefind().arg("--embedder").arg(bad).arg("index").arg(&photos).arg("--catalog").arg(&catalog).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(err.contains(&bad.display().to_string()) && err.trim().lines().count() == 1, "{bad:?}: {err}");
+        assert!(!catalog.exists(), "{bad:?} wrote a catalog");
+    }
+}

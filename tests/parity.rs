@@ -106,6 +106,7 @@ fn raw_embedding(p: &facefind::pipeline::Pipeline, t: &candle_core::Tensor) -> V
     let y = match p.embedder() {
         facefind::pipeline::Embedder::Kernels(m) => m.forward_raw(t).unwrap(),
         facefind::pipeline::Embedder::Graph { net, .. } => net.forward(t, facefind::nets::Mode::Eval).unwrap(),
+        facefind::pipeline::Embedder::Onnx(_) => unreachable!("the shipped embedder is not an ONNX file"),
     };
     y.flatten_all().unwrap().to_vec1().unwrap()
 }

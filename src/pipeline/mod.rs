@@ -106,7 +106,12 @@ pub type Face = Detection;
 /// architectures without CPU kernels).
 pub enum Embedder {
     Kernels(embedder::MobileFaceNet),
-    Graph { net: crate::nets::Net, arch: crate::nets::Arch },
+    Graph {
+        net: crate::nets::Net,
+        arch: crate::nets::Arch,
+    },
+    /// A network read from an ONNX file.
+    Onnx(Box<onnx::OnnxNet>),
 }
 
 impl Embedder {
@@ -114,7 +119,7 @@ impl Embedder {
     pub fn kernels(&self) -> Option<&embedder::MobileFaceNet> {
         match self {
             Embedder::Kernels(m) => Some(m),
-            Embedder::Graph { .. } => None,
+            Embedder::Graph { .. } | Embedder::Onnx(_) => None,
         }
     }
 
@@ -122,6 +127,17 @@ impl Embedder {
     pub fn embed(&self, crops: &[RgbImage], flip: bool, device: &Device) -> candle_core::Result<Vec<Vec<f32>>> {
         match self {
             Embedder::Kernels(m) => m.embed(crops, flip),
+            Embedder::Onnx(net) => {
+                if crops.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let refs: Vec<&RgbImage> = crops.iter().collect();
+                let mut e = net.forward(&refs, false, device)?;
+                if flip {
+                    e = (e + net.forward(&refs, true, device)?)?;
+                }
+                crate::nets::layers::l2_normalize(&e)?.to_vec2()
+            }
             Embedder::Graph { net, arch } => {
                 use crate::nets::input::{batch_tensor, Augment};
                 if crops.is_empty() {
@@ -175,6 +191,20 @@ impl Pipeline {
         let det_path = models.path(&DETECTOR_MODEL);
         let vb = weights(models.read(&DETECTOR_MODEL)?.into_owned(), &det_path, &device)?;
         let detector = detector::RetinaFace::load(vb).map_err(|source| ModelError::Load { path: det_path, source })?;
+        if let Some(f) = embedder_file.filter(|f| f.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))) {
+            let bad = |reason: String| ModelError::Embedder { path: f.to_path_buf(), reason };
+            let manifest = f.with_extension("json");
+            let pre: Option<onnx::Preprocess> = match std::fs::read(&manifest) {
+                Ok(text) => Some(serde_json::from_slice(&text).map_err(|e| bad(format!("manifest {}: {e}", manifest.display())))?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(bad(format!("manifest {}: {e}", manifest.display()))),
+            };
+            let (bytes, digest) = models::read_verified(f, pre.as_ref().and_then(|p| p.sha256.as_deref()), "face embedder")?;
+            let net = onnx::OnnxNet::load(&bytes, pre, &device).map_err(bad)?;
+            // the embeddings depend on the preprocessing too
+            let digest = crate::util::digest::sha256_hex(format!("{digest} {}", net.pre.key()).as_bytes());
+            return Ok(Self { detector, embedder: Embedder::Onnx(Box::new(net)), embedder_sha256: digest, device, settings });
+        }
         let (path, arch, bytes, digest) = match embedder_file {
             None => {
                 let bytes = models.read(&EMBEDDER_MODEL)?.into_owned();

@@ -40,6 +40,128 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Unsqueeze",
 ];
 
+/// How crops become the network's input: the manifest beside an ONNX file (`FILE.json`), or
+/// insightface's convention without one (112×112 RGB, (x − 127.5) / 127.5).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// Side of the square input; without a manifest, the graph's.
+    pub input_size: u32,
+    /// "RGB" or "BGR".
+    pub channels: String,
+    /// Subtracted from each 0–255 value, one for all channels or one per channel.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// Checked when given.
+    #[serde(default)]
+    pub arch: Option<String>,
+    #[serde(default)]
+    pub embedding_dim: Option<usize>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// What `train` writes; ignored here.
+    #[serde(default)]
+    pub training: Option<serde_json::Value>,
+}
+
+impl Preprocess {
+    /// insightface's convention, at `input_size`.
+    pub fn insightface(input_size: u32) -> Self {
+        Self {
+            input_size,
+            channels: "RGB".into(),
+            mean: vec![127.5],
+            std: vec![127.5],
+            arch: None,
+            embedding_dim: None,
+            sha256: None,
+            training: None,
+        }
+    }
+
+    /// What the embeddings depend on besides the weights (for the catalog's embedder digest).
+    pub fn key(&self) -> String {
+        format!("{} {} {:?} {:?}", self.input_size, self.channels, self.mean, self.std)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let per = |v: &[f32]| v.len() == 1 || v.len() == 3;
+        if !per(&self.mean) || !per(&self.std) || self.std.iter().any(|&s| s == 0.0 || !s.is_finite()) {
+            return Err("mean and std need 1 or 3 values, std not 0".into());
+        }
+        if self.channels != "RGB" && self.channels != "BGR" {
+            return Err(format!("channels {:?} is not \"RGB\" or \"BGR\"", self.channels));
+        }
+        if !(16..=1024).contains(&self.input_size) {
+            return Err(format!("input_size {} is not a face crop size", self.input_size));
+        }
+        Ok(())
+    }
+}
+
+/// An ONNX embedder ready to run: its graph and how crops become its input.
+#[derive(Debug, Clone)]
+pub struct OnnxNet {
+    pub graph: Graph,
+    pub pre: Preprocess,
+}
+
+impl OnnxNet {
+    /// Reads the model and checks it against `pre` (from its manifest, or insightface's
+    /// convention at the graph's input size) by running one blank crop.
+    pub fn load(bytes: &[u8], pre: Option<Preprocess>, device: &candle_core::Device) -> Result<Self, String> {
+        let graph = read(bytes).map_err(|e| e.to_string())?;
+        let size = graph.input.1.get(2).copied().flatten().unwrap_or(112) as u32;
+        let pre = pre.unwrap_or_else(|| Preprocess::insightface(size));
+        pre.check()?;
+        if graph.input.1.len() != 4 {
+            return Err(format!("input `{}` is not an image batch (N, C, H, W)", graph.input.0));
+        }
+        let net = Self { graph, pre };
+        let probe = image::RgbImage::new(112, 112);
+        let out = net.forward(&[&probe], false, device).map_err(|e| format!("{e}"))?;
+        let dim = out.dims().get(1).copied().unwrap_or(0);
+        if let Some(want) = net.pre.embedding_dim.filter(|&d| d != dim) {
+            return Err(format!("the manifest says embedding_dim {want}, the network gives {dim}"));
+        }
+        if dim < 2 {
+            return Err(format!("output `{}` is not an embedding vector", net.graph.output));
+        }
+        Ok(net)
+    }
+
+    /// The network's raw output for aligned 112×112 crops (mirrored when `flip`).
+    pub fn forward(
+        &self,
+        crops: &[&image::RgbImage],
+        flip: bool,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let s = self.pre.input_size;
+        let bgr = self.pre.channels == "BGR";
+        let at = |v: &[f32], c: usize| if v.len() == 3 { v[c] } else { v[0] };
+        let plane = (s * s) as usize;
+        let mut data = vec![0f32; crops.len() * 3 * plane];
+        for (k, crop) in crops.iter().enumerate() {
+            let img = if crop.width() == s && crop.height() == s {
+                std::borrow::Cow::Borrowed(*crop)
+            } else {
+                std::borrow::Cow::Owned(image::imageops::resize(*crop, s, s, image::imageops::FilterType::Triangle))
+            };
+            for (x, y, p) in img.enumerate_pixels() {
+                let x = if flip { s - 1 - x } else { x };
+                for c in 0..3 {
+                    let src = if bgr { 2 - c } else { c };
+                    let v = (p.0[src] as f32 - at(&self.pre.mean, c)) / at(&self.pre.std, c);
+                    data[(k * 3 + c) * plane + (y * s + x) as usize] = v;
+                }
+            }
+        }
+        let x = candle_core::Tensor::from_vec(data, (crops.len(), 3, s as usize, s as usize), device)?;
+        eval::run(&self.graph, &x)
+    }
+}
+
 /// Why an ONNX file cannot be used (shown after the file's name).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OnnxError {
