@@ -130,8 +130,30 @@ impl OnnxNet {
         Ok(net)
     }
 
-    /// The network's raw output for aligned 112×112 crops (mirrored when `flip`).
+    /// The network's raw output for aligned 112×112 crops (mirrored when `flip`). A graph made
+    /// for a fixed batch (converters write one) runs on batches of that size, the last one
+    /// filled up with its first crop.
     pub fn forward(
+        &self,
+        crops: &[&image::RgbImage],
+        flip: bool,
+        device: &candle_core::Device,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        match self.graph.input.1.first().copied().flatten() {
+            Some(b) if b != crops.len() && b > 0 && !crops.is_empty() => {
+                let mut outs = Vec::new();
+                for chunk in crops.chunks(b) {
+                    let mut batch: Vec<&image::RgbImage> = chunk.to_vec();
+                    batch.resize(b, chunk[0]);
+                    outs.push(self.forward_batch(&batch, flip, device)?.narrow(0, 0, chunk.len())?);
+                }
+                candle_core::Tensor::cat(&outs, 0)
+            }
+            _ => self.forward_batch(crops, flip, device),
+        }
+    }
+
+    fn forward_batch(
         &self,
         crops: &[&image::RgbImage],
         flip: bool,
