@@ -36,12 +36,18 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 fn random_weight_networks_give_onnxruntimes_embeddings() {
     let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(data().join("reference.json")).unwrap()).unwrap();
     for name in ["iresnet", "mobilefacenet"] {
-        let g = onnx::read(&std::fs::read(data().join(format!("{name}.onnx"))).unwrap()).unwrap();
+        let bytes = std::fs::read(data().join(format!("{name}.onnx"))).unwrap();
         let want: Vec<Vec<f32>> = serde_json::from_value(reference[name]["embeddings"].clone()).unwrap();
-        let got = onnx::eval::run(&g, &images(want.len())).unwrap().to_vec2::<f32>().unwrap();
-        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-            let c = cosine(g, w);
-            assert!(c >= 0.9999, "{name} image {k}: cosine {c}");
+        let x = images(want.len());
+        // the plain evaluation, and the network mapped onto facefind's layers
+        let plain = onnx::eval::run(&onnx::read(&bytes).unwrap(), &x).unwrap().to_vec2::<f32>().unwrap();
+        let net = onnx::OnnxNet::load(&bytes, None, &Device::Cpu).unwrap();
+        let mapped = net.plan.run(facefind::kernels::to_native(&x).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+        for (how, got) in [("plain", plain), ("mapped", mapped)] {
+            for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                let c = cosine(g, w);
+                assert!(c >= 0.9999, "{name} {how} image {k}: cosine {c}");
+            }
         }
     }
 }

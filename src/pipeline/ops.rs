@@ -500,6 +500,23 @@ impl ConvAct {
             ActKind::Leaky(a) => Activation::Leaky(a),
             ActKind::PRelu => Activation::PRelu(vb.get(spec.c_out, "alpha")?.to_vec1()?),
         };
+        Self::new(weight, bias, spec, act)
+    }
+
+    /// A layer from its weight (OIHW; depthwise (C, 1, k, k)), bias and activation, checked
+    /// against `spec`.
+    pub fn new(weight: Tensor, bias: Tensor, spec: ConvSpec, act: Activation) -> Result<Self> {
+        let w_in = if spec.depthwise { 1 } else { spec.c_in };
+        if weight.dims() != [spec.c_out, w_in, spec.k, spec.k] || bias.dims() != [spec.c_out] || !act.fits(spec.c_out) {
+            candle_core::bail!(
+                "a {k}x{k} convolution {ci} -> {co} was given weights {:?}, bias {:?} and an activation for other channels",
+                weight.dims(),
+                bias.dims(),
+                k = spec.k,
+                ci = spec.c_in,
+                co = spec.c_out
+            );
+        }
         // OIHW -> (ky, kx, i) x O for the GEMM; depthwise (C,1,k,k) -> (ky, kx) x C.
         let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
         let host = HostParams { weight: host_w, bias: bias.to_vec1()? };

@@ -3,6 +3,8 @@
 //! maps onto its own layers; anything else is refused with the operator's name and where it is.
 
 pub mod eval;
+pub mod lower;
+pub mod plan;
 pub mod proto;
 
 use std::collections::HashMap;
@@ -99,61 +101,43 @@ impl Preprocess {
     }
 }
 
-/// An ONNX embedder ready to run: its graph and how crops become its input.
+/// An ONNX embedder ready to run: its network mapped onto facefind's layers and how crops
+/// become its input.
 #[derive(Debug, Clone)]
 pub struct OnnxNet {
-    pub graph: Graph,
+    pub plan: plan::Plan,
     pub pre: Preprocess,
 }
 
 impl OnnxNet {
-    /// Reads the model and checks it against `pre` (from its manifest, or insightface's
-    /// convention at the graph's input size) by running one blank crop.
+    /// Reads the model, maps it onto facefind's layers and checks it against `pre` (from its
+    /// manifest, or insightface's convention at the graph's input size) by running one blank crop.
     pub fn load(bytes: &[u8], pre: Option<Preprocess>, device: &candle_core::Device) -> Result<Self, String> {
         let graph = read(bytes).map_err(|e| e.to_string())?;
-        let size = graph.input.1.get(2).copied().flatten().unwrap_or(112) as u32;
-        let pre = pre.unwrap_or_else(|| Preprocess::insightface(size));
-        pre.check()?;
-        if graph.input.1.len() != 4 {
+        let dims = &graph.input.1;
+        if dims.len() != 4 {
             return Err(format!("input `{}` is not an image batch (N, C, H, W)", graph.input.0));
         }
-        let net = Self { graph, pre };
+        let side = if dims[1] == Some(3) { dims[2] } else { dims[1] };
+        let pre = pre.unwrap_or_else(|| Preprocess::insightface(side.unwrap_or(112) as u32));
+        pre.check()?;
+        if side.is_some_and(|s| s != pre.input_size as usize) {
+            return Err(format!("the manifest says input_size {}, the network takes {}", pre.input_size, side.unwrap_or(0)));
+        }
+        let plan = lower::lower(&graph, pre.input_size as usize)?;
+        drop(graph);
+        let net = Self { plan, pre };
         let probe = image::RgbImage::new(112, 112);
         let out = net.forward(&[&probe], false, device).map_err(|e| format!("{e}"))?;
         let dim = out.dims().get(1).copied().unwrap_or(0);
         if let Some(want) = net.pre.embedding_dim.filter(|&d| d != dim) {
             return Err(format!("the manifest says embedding_dim {want}, the network gives {dim}"));
         }
-        if dim < 2 {
-            return Err(format!("output `{}` is not an embedding vector", net.graph.output));
-        }
         Ok(net)
     }
 
-    /// The network's raw output for aligned 112×112 crops (mirrored when `flip`). A graph made
-    /// for a fixed batch (converters write one) runs on batches of that size, the last one
-    /// filled up with its first crop.
+    /// The network's raw output for aligned 112×112 crops (mirrored when `flip`).
     pub fn forward(
-        &self,
-        crops: &[&image::RgbImage],
-        flip: bool,
-        device: &candle_core::Device,
-    ) -> candle_core::Result<candle_core::Tensor> {
-        match self.graph.input.1.first().copied().flatten() {
-            Some(b) if b != crops.len() && b > 0 && !crops.is_empty() => {
-                let mut outs = Vec::new();
-                for chunk in crops.chunks(b) {
-                    let mut batch: Vec<&image::RgbImage> = chunk.to_vec();
-                    batch.resize(b, chunk[0]);
-                    outs.push(self.forward_batch(&batch, flip, device)?.narrow(0, 0, chunk.len())?);
-                }
-                candle_core::Tensor::cat(&outs, 0)
-            }
-            _ => self.forward_batch(crops, flip, device),
-        }
-    }
-
-    fn forward_batch(
         &self,
         crops: &[&image::RgbImage],
         flip: bool,
@@ -162,7 +146,9 @@ impl OnnxNet {
         let s = self.pre.input_size;
         let bgr = self.pre.channels == "BGR";
         let at = |v: &[f32], c: usize| if v.len() == 3 { v[c] } else { v[0] };
+        let (scale, shift): (Vec<f32>, Vec<f32>) = (0..3).map(|c| (1.0 / at(&self.pre.std, c), -at(&self.pre.mean, c) / at(&self.pre.std, c))).unzip();
         let plane = (s * s) as usize;
+        let last = crate::kernels::channels_last(device);
         let mut data = vec![0f32; crops.len() * 3 * plane];
         for (k, crop) in crops.iter().enumerate() {
             let img = if crop.width() == s && crop.height() == s {
@@ -170,17 +156,19 @@ impl OnnxNet {
             } else {
                 std::borrow::Cow::Owned(image::imageops::resize(*crop, s, s, image::imageops::FilterType::Triangle))
             };
+            let dst = &mut data[k * 3 * plane..(k + 1) * 3 * plane];
             for (x, y, p) in img.enumerate_pixels() {
                 let x = if flip { s - 1 - x } else { x };
+                let at = (y * s + x) as usize;
                 for c in 0..3 {
-                    let src = if bgr { 2 - c } else { c };
-                    let v = (p.0[src] as f32 - at(&self.pre.mean, c)) / at(&self.pre.std, c);
-                    data[(k * 3 + c) * plane + (y * s + x) as usize] = v;
+                    let v = p.0[if bgr { 2 - c } else { c }] as f32 * scale[c] + shift[c];
+                    dst[if last { at * 3 + c } else { c * plane + at }] = v;
                 }
             }
         }
-        let x = candle_core::Tensor::from_vec(data, (crops.len(), 3, s as usize, s as usize), device)?;
-        eval::run(&self.graph, &x)
+        let (n, s) = (crops.len(), s as usize);
+        let x = if last { candle_core::Tensor::from_vec(data, (n, s, s, 3), device)? } else { candle_core::Tensor::from_vec(data, (n, 3, s, s), device)? };
+        self.plan.run(x)
     }
 }
 
