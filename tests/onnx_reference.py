@@ -8,7 +8,11 @@ conv, Linear, BN1d). Each is exported to ONNX (`tests/data/onnx/*.onnx`) and run
 on images made from a formula the Rust test repeats; the outputs go to
 `tests/data/onnx/reference.json`. Needs torch, onnx, onnxruntime, numpy:
     python3 tests/onnx_reference.py
+With `--iresnet50 OUT.onnx` it writes an iresnet-50-sized network instead (insightface's r50:
+widths 64-512, blocks 3-4-14-3, 512-d; about 170 MB, not committed) and `OUT.json` with
+onnxruntime's embeddings of the same images, for `tools/bench_onnx.sh`.
 """
+import argparse
 import json
 import os
 
@@ -121,13 +125,28 @@ def images(n, size=112):
     return ((x * 7 + y * 13 + c * 29 + k * 31) % 256).astype(np.float32)
 
 
+class IResNet50(IResNet):
+    """insightface's iresnet50 layout: a stride-1 stem at 112 px, then four stages from 56 px."""
+
+    def __init__(self):
+        super().__init__(widths=(64, 128, 256, 512), blocks=(3, 4, 14, 3), dim=512)
+
+
 def main():
-    os.makedirs(HERE, exist_ok=True)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iresnet50", help="write an iresnet-50-sized network here (and its embeddings beside it)")
+    args = ap.parse_args()
     raw = images(3)
     x = ((raw - 127.5) / 127.5).transpose(0, 3, 1, 2).copy()
     out = {"images": "pixel (y, x, c) of image k = (x*7 + y*13 + c*29 + k*31) % 256; input (v - 127.5) / 127.5, NCHW RGB"}
-    for name, net in [("iresnet", randomise(IResNet(), 1)), ("mobilefacenet", randomise(MobileFaceNet(), 2))]:
-        path = os.path.join(HERE, f"{name}.onnx")
+    if args.iresnet50:
+        nets = [(os.path.splitext(args.iresnet50)[0], randomise(IResNet50(), 3))]
+    else:
+        os.makedirs(HERE, exist_ok=True)
+        nets = [(os.path.join(HERE, name), net) for name, net in [("iresnet", randomise(IResNet(), 1)), ("mobilefacenet", randomise(MobileFaceNet(), 2))]]
+    for stem, net in nets:
+        name = os.path.basename(stem)
+        path = stem + ".onnx"
         torch.onnx.export(net, torch.from_numpy(x[:1]), path, input_names=["input"], output_names=["embedding"],
                           dynamic_axes={"input": {0: "N"}, "embedding": {0: "N"}}, opset_version=13, dynamo=False)
         sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -136,7 +155,8 @@ def main():
             want = net(torch.from_numpy(x)).numpy()
         assert np.abs(got - want).max() < 1e-3 * (1 + np.abs(want).max()), (name, np.abs(got - want).max())
         out[name] = {"file": f"{name}.onnx", "bytes": os.path.getsize(path), "embeddings": got.tolist()}
-    with open(os.path.join(HERE, "reference.json"), "w") as f:
+    where = os.path.splitext(args.iresnet50)[0] + ".json" if args.iresnet50 else os.path.join(HERE, "reference.json")
+    with open(where, "w") as f:
         json.dump(out, f)
 
 
