@@ -49,7 +49,7 @@ pub struct Cli {
     /// Folder holding the two shipped .safetensors files, checked against their digests (default: $FACEFIND_MODELS, else the copies built into facefind).
     #[arg(long, global = true)]
     pub models: Option<PathBuf>,
-    /// Face embedder written by `facefind train` (its embedder.json must sit beside it); default: the shipped MobileFaceNet.
+    /// Face embedder: a file written by `facefind train` (its .json manifest beside it), or an ONNX face-embedding network (FILE.onnx, with an optional FILE.json saying its preprocessing); default: the shipped MobileFaceNet.
     #[arg(long, global = true)]
     pub embedder: Option<PathBuf>,
     /// Follow symbolic links that lead outside the photo folder (default: not followed; links

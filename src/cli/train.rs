@@ -19,6 +19,9 @@ pub(super) fn run_train(cli: &Cli, a: &TrainArgs) -> anyhow::Result<ExitCode> {
     let init = match a.init.as_str() {
         "shipped" => InitFrom::Shipped,
         "scratch" => InitFrom::Scratch,
+        f if f.to_ascii_lowercase().ends_with(".onnx") => {
+            anyhow::bail!("--init {f}: training starts from `shipped`, `scratch` or a .safetensors file written by `facefind train`, not from an ONNX file")
+        }
         f => InitFrom::File(PathBuf::from(f)),
     };
     let adam = a.optimizer == train::optim::OptimizerKind::Adamw;

@@ -282,10 +282,28 @@ fn embedder_report(path: &Path) -> Result<String, String> {
         return Err("not a file".into());
     }
     let manifest = path.with_extension("json");
+    let onnx = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
     let Ok(text) = std::fs::read_to_string(&manifest) else {
-        return Ok(format!("No manifest ({}) beside it: nothing says how well it works.", manifest.display()));
+        return Ok(if onnx {
+            format!(
+                "No manifest ({}) beside it: its faces go in as insightface's networks take them (RGB, (x − 127.5) / 127.5, the size the network says). Nothing says how well it works.",
+                manifest.display()
+            )
+        } else {
+            format!("No manifest ({}) beside it: nothing says how well it works.", manifest.display())
+        });
     };
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    if onnx && !v["training"].is_object() {
+        let list = |x: &serde_json::Value| x.as_array().map(|a| a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        return Ok(format!(
+            "Its manifest says: {} px {}, (x − {}) / {}. Nothing says how well it works.",
+            v["input_size"],
+            v["channels"].as_str().unwrap_or("?"),
+            list(&v["mean"]),
+            list(&v["std"])
+        ));
+    }
     let val = &v["training"]["validation"];
     let pct = |x: &serde_json::Value| x.as_f64().map_or("-".to_string(), |x| format!("{:.2} %", x * 100.0));
     Ok(if val.is_object() {

@@ -76,7 +76,7 @@ pub(super) fn settings(app: &mut App, ctx: &egui::Context) {
             ui.label("Embedder");
             ui.vertical(|ui| {
                 let shown = app.prefs.embedder.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "shipped MobileFaceNet (default)".into());
-                ui.label(shown).on_hover_text("A file written by `facefind train`; changing it re-embeds the folder");
+                ui.label(shown).on_hover_text("A file written by `facefind train`, or an ONNX face-embedding network; changing it re-embeds the folder");
                 ui.horizontal(|ui| {
                     if ui.button("Choose…").clicked() {
                         app.out.pick(Pick::EmbedderFile);

@@ -481,7 +481,7 @@ impl Outbox {
                 Pick::ExportFolder => dialog.set_title("Export matches to").pick_folder(),
                 Pick::CatalogDir => dialog.set_title("Keep catalogs in").pick_folder(),
                 Pick::EmbedderFile => {
-                    dialog.set_title("Face embedder (from facefind train)").add_filter("Embedder", &["safetensors"]).pick_file()
+                    dialog.set_title("Face embedder (from facefind train, or ONNX)").add_filter("Embedder", &["safetensors", "onnx"]).pick_file()
                 }
                 Pick::QueryFile => dialog
                     .set_title("Query from a photo")

@@ -613,3 +613,7 @@ fn reshape(x: Val, to: &[usize], batch: usize) -> Option<Val> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+#[path = "lower_tests.rs"]
+mod tests;
