@@ -86,12 +86,34 @@ fn an_onnx_embedder_runs_and_bad_files_are_refused() {
         br#"{"input_size": 112, "channels": "RGB", "mean": [127.5], "std": [127.5], "embedding_dim": 512}"#,
     )
     .unwrap();
-    for bad in [&cut, &text, &wrong] {
+    // an operator facefind does not read, and an output that is a feature map, not a vector
+    let model = onnx::proto::decode(&bytes).unwrap();
+    let mut softmax = model.clone();
+    softmax.graph.as_mut().unwrap().node[3].op_type = "Softmax".into();
+    let unsupported = tmp.path().join("softmax.onnx");
+    std::fs::write(&unsupported, prost::Message::encode_to_vec(&softmax)).unwrap();
+    let mut map = model.clone();
+    let g = map.graph.as_mut().unwrap();
+    g.output[0].name = g.node[0].output[0].clone();
+    let not_vector = tmp.path().join("map.onnx");
+    std::fs::write(&not_vector, prost::Message::encode_to_vec(&map)).unwrap();
+    let size = tmp.path().join("size.onnx");
+    std::fs::copy(&good, &size).unwrap();
+    std::fs::write(tmp.path().join("size.json"), br#"{"input_size": 96, "channels": "RGB", "mean": [127.5], "std": [127.5]}"#).unwrap();
+    let reasons = [
+        (&cut, "not an ONNX model"),
+        (&text, "not an ONNX model"),
+        (&wrong, "embedding_dim 512"),
+        (&unsupported, "unsupported ONNX op `Softmax`"),
+        (&not_vector, "is not an embedding vector"),
+        (&size, "input_size 96"),
+    ];
+    for (bad, reason) in reasons {
         let catalog = tmp.path().join("bad.sqlite");
         let out = common::facefind().arg("--embedder").arg(bad).arg("index").arg(&photos).arg("--catalog").arg(&catalog).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
-        assert!(err.contains(&bad.display().to_string()) && err.trim().lines().count() == 1, "{bad:?}: {err}");
+        assert!(err.contains(&bad.display().to_string()) && err.contains(reason) && err.trim().lines().count() == 1, "{bad:?}: {err}");
         assert!(!catalog.exists(), "{bad:?} wrote a catalog");
     }
 }
