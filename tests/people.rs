@@ -359,8 +359,8 @@ fn renames_beside_an_index_run_never_fail() {
     assert_eq!(c.photo_count().unwrap(), 12 + 120, "the index run completed");
 }
 
-/// Names, confirmations and rejections survive editing a photo, a new embedder and going
-/// back, flip fusion off, and kill -9 while a run (indexing, then grouping) is in flight.
+/// Names, confirmations and rejections survive editing a photo, a new embedder (trained, or
+/// an ONNX network) and going back, flip fusion off, and kill -9 while a run (indexing, then grouping) is in flight.
 #[test]
 #[ignore = "needs ../shared/faces"]
 fn names_and_corrections_survive_reindexing() {
@@ -421,6 +421,12 @@ fn names_and_corrections_survive_reindexing() {
     check("a new embedder");
     people_json(&photos, &cat, None);
     check("going back to the shipped embedder");
+    // an ONNX network (random weights: it groups nobody well), and back
+    let onnx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx/iresnet.onnx");
+    people_json(&photos, &cat, Some(&onnx));
+    check("an ONNX embedder");
+    people_json(&photos, &cat, None);
+    check("going back from the ONNX embedder");
 
     // 3. flip fusion off (the app's setting), through the library
     {
