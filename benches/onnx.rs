@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     };
     let batch: usize = rest.first().map(|b| b.parse()).transpose()?.unwrap_or(8);
     let t = Instant::now();
-    let net = OnnxNet::load(&std::fs::read(net)?, None, &Device::Cpu).map_err(anyhow::Error::msg)?;
+    let net = OnnxNet::load(std::fs::read(net)?, None, &Device::Cpu).map_err(anyhow::Error::msg)?;
     println!("loaded in {:.2} s: {} layers", t.elapsed().as_secs_f64(), net.plan.layers());
     let want: serde_json::Value = serde_json::from_slice(&std::fs::read(reference)?)?;
     let want = want.as_object().and_then(|o| o.values().find_map(|v| v.get("embeddings"))).cloned().unwrap_or_default();

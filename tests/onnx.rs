@@ -41,7 +41,7 @@ fn random_weight_networks_give_onnxruntimes_embeddings() {
         let x = images(want.len());
         // the plain evaluation, and the network mapped onto facefind's layers
         let plain = onnx::eval::run(&onnx::read(&bytes).unwrap(), &x).unwrap().to_vec2::<f32>().unwrap();
-        let net = onnx::OnnxNet::load(&bytes, None, &Device::Cpu).unwrap();
+        let net = onnx::OnnxNet::load(bytes, None, &Device::Cpu).unwrap();
         let mapped = net.plan.run(facefind::kernels::to_native(&x).unwrap()).unwrap().to_vec2::<f32>().unwrap();
         for (how, got) in [("plain", plain), ("mapped", mapped)] {
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {

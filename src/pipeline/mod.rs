@@ -200,7 +200,7 @@ impl Pipeline {
                 Err(e) => return Err(bad(format!("manifest {}: {e}", manifest.display()))),
             };
             let (bytes, digest) = models::read_verified(f, pre.as_ref().and_then(|p| p.sha256.as_deref()), "face embedder")?;
-            let net = onnx::OnnxNet::load(&bytes, pre, &device).map_err(bad)?;
+            let net = onnx::OnnxNet::load(bytes, pre, &device).map_err(bad)?;
             // the embeddings depend on the preprocessing too
             let digest = crate::util::digest::sha256_hex(format!("{digest} {}", net.pre.key()).as_bytes());
             return Ok(Self { detector, embedder: Embedder::Onnx(Box::new(net)), embedder_sha256: digest, device, settings });

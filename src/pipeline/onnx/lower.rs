@@ -97,9 +97,9 @@ struct Lowering {
 }
 
 /// Maps `g` (its image input `size`×`size`) onto facefind's layers.
-pub fn lower(g: &Graph, size: usize) -> Result<Plan, String> {
-    let nodes = prelu_spellings(g);
-    let live = live_nodes(g, &nodes);
+pub fn lower(mut g: Graph, size: usize) -> Result<Plan, String> {
+    let nodes = prelu_spellings(&g);
+    let live = live_nodes(&g, &nodes);
     let nodes: Vec<(usize, Node)> = nodes.into_iter().zip(live).filter(|(_, l)| *l).map(|(n, _)| n).collect();
     let mut name_uses: HashMap<String, usize> = HashMap::new();
     for (_, n) in &nodes {
@@ -108,10 +108,9 @@ pub fn lower(g: &Graph, size: usize) -> Result<Plan, String> {
         }
     }
     *name_uses.entry(g.output.clone()).or_default() += 1;
-    let consts = g
-        .consts
-        .iter()
-        .map(|(k, c)| Ok((k.clone(), Tensor::from_vec(c.data.clone(), c.dims.clone(), &Device::Cpu)?)))
+    let consts = std::mem::take(&mut g.consts)
+        .into_iter()
+        .map(|(k, c)| Ok((k, Tensor::from_vec(c.data, c.dims, &Device::Cpu)?)))
         .collect::<candle_core::Result<_>>()
         .map_err(|e| e.to_string())?;
     let dims = &g.input.1;
@@ -293,6 +292,17 @@ impl Lowering {
     fn constant(&self, node: &Node, i: usize) -> Result<&Tensor, String> {
         let name = node.inputs.get(i).filter(|n| !n.is_empty()).ok_or_else(|| format!("input {i} missing"))?;
         self.consts.get(name).ok_or_else(|| format!("input `{name}` must be a constant (weights), not computed from the image"))
+    }
+
+    /// A layer's weights as values, dropped from the constants when nothing else reads them
+    /// (so a large network's weights are not held twice).
+    fn weights(&mut self, node: &Node, i: usize) -> Result<(Vec<usize>, Vec<f32>), String> {
+        let t = self.constant(node, i)?;
+        let got = (t.dims().to_vec(), values(t)?);
+        if self.name_uses.get(&node.inputs[i]) == Some(&1) {
+            self.consts.remove(&node.inputs[i]);
+        }
+        Ok(got)
     }
 
     fn node(&mut self, node: &Node) -> Result<(), String> {
@@ -492,9 +502,8 @@ impl Lowering {
     }
 
     fn conv(&mut self, node: &Node, x: Val) -> Result<(), String> {
-        let w = self.constant(node, 1)?;
-        let [co, ci, kh, kw] = w.dims()[..] else { return Err(format!("weights of shape {:?}", w.dims())) };
-        let weight = values(w)?;
+        let (dims, weight) = self.weights(node, 1)?;
+        let [co, ci, kh, kw] = dims[..] else { return Err(format!("weights of shape {dims:?}")) };
         let bias = match node.inputs.get(2).filter(|n| !n.is_empty()) {
             Some(_) => values(self.constant(node, 2)?)?,
             None => vec![0.0; co],
@@ -513,7 +522,7 @@ impl Lowering {
         let (k, s) = (kh, strides[0] as usize);
         let depthwise = group == x.c && ci == 1 && co == x.c && group > 1;
         if !depthwise && !(group == 1 && ci == x.c) {
-            return Err(format!("a convolution of {} channels in {group} groups with weights {:?}", x.c, w.dims()));
+            return Err(format!("a convolution of {} channels in {group} groups with weights {dims:?}", x.c));
         }
         let same = |n: usize, lower: bool| {
             let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
@@ -555,15 +564,14 @@ impl Lowering {
         if gemm && int(node, "transA", 0) != 0 {
             return Err("transA".into());
         }
-        let b = self.constant(node, 1)?;
-        let [r, c] = b.dims()[..] else { return Err(format!("weights of shape {:?}", b.dims())) };
+        let (dims, bv) = self.weights(node, 1)?;
+        let [r, c] = dims[..] else { return Err(format!("weights of shape {dims:?}")) };
         let trans = gemm && int(node, "transB", 0) == 1;
         let (k_in, n_out) = if trans { (c, r) } else { (r, c) };
         let inner = x.c * x.h * x.w;
         if k_in != inner {
-            return Err(format!("weights of shape {:?} for {inner} inputs", b.dims()));
+            return Err(format!("weights of shape {dims:?} for {inner} inputs"));
         }
-        let bv = values(b)?;
         let alpha = if gemm { float(node, "alpha", 1.0) } else { 1.0 };
         let at = |o: usize, i: usize| alpha * if trans { bv[o * k_in + i] } else { bv[i * n_out + o] };
         let (hw, chw) = (x.h * x.w, x.in_order(true));

@@ -63,7 +63,7 @@ fn same_as_plain(g: &Graph, layers: usize) {
     let nhwc = g.input.1.get(3) == Some(&Some(3));
     let graph_x = if nhwc { x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap() } else { x.clone() };
     let want = eval::run(g, &graph_x).unwrap();
-    let plan = lower(g, 8).unwrap();
+    let plan = lower(g.clone(), 8).unwrap();
     assert_eq!(plan.layers(), layers, "layers");
     let got = plan.run(crate::kernels::to_native(&x).unwrap()).unwrap();
     assert_eq!(got.dims(), want.dims());
@@ -145,7 +145,7 @@ fn an_insightface_style_graph_maps_with_its_folds() {
 }
 
 fn refusal(nodes: Vec<Node>, c: Consts, output: &str) -> String {
-    lower(&graph(nodes, c, vec![None, Some(3), Some(8), Some(8)], output), 8).err().expect("refused")
+    lower(graph(nodes, c, vec![None, Some(3), Some(8), Some(8)], output), 8).err().expect("refused")
 }
 
 #[test]
