@@ -43,7 +43,11 @@ fn random_weight_networks_give_onnxruntimes_embeddings() {
         let plain = onnx::eval::run(&onnx::read(&bytes).unwrap(), &x).unwrap().to_vec2::<f32>().unwrap();
         let net = onnx::OnnxNet::load(bytes, None, &Device::Cpu).unwrap();
         let mapped = net.plan.run(facefind::kernels::to_native(&x).unwrap()).unwrap().to_vec2::<f32>().unwrap();
-        for (how, got) in [("plain", plain), ("mapped", mapped)] {
+        // the path CUDA and Metal take: NCHW, candle's ops
+        let generic = facefind::kernels::with_generic_ops(|| net.plan.run(facefind::kernels::to_native(&x).unwrap()).unwrap());
+        assert_eq!(generic.dims()[1..], [want[0].len()], "the GPU path ran NCHW");
+        let generic = generic.to_vec2::<f32>().unwrap();
+        for (how, got) in [("plain", plain), ("mapped", mapped), ("GPU path", generic)] {
             for (k, (g, w)) in got.iter().zip(&want).enumerate() {
                 let c = cosine(g, w);
                 assert!(c >= 0.9999, "{name} {how} image {k}: cosine {c}");

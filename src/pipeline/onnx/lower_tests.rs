@@ -67,6 +67,9 @@ fn same_as_plain(g: &Graph, layers: usize) {
     assert_eq!(plan.layers(), layers, "layers");
     let got = plan.run(crate::kernels::to_native(&x).unwrap()).unwrap();
     assert_eq!(got.dims(), want.dims());
+    let generic = crate::kernels::with_generic_ops(|| plan.run(crate::kernels::to_native(&x).unwrap()).unwrap());
+    let diff = (&generic - &want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff <= 1e-4, "the GPU path differs by {diff}");
     let diff = (got - &want).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     let size = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
     assert!(diff <= 1e-4 * (1.0 + size), "differs by {diff} (values up to {size})");
