@@ -61,6 +61,11 @@ impl Plan {
         self.steps.iter().filter(|s| matches!(s, Step::Conv { .. })).count()
     }
 
+    /// How many adds no layer could take (for logs and tests).
+    pub fn plain_adds(&self) -> usize {
+        self.steps.iter().filter(|s| matches!(s, Step::Add { .. })).count()
+    }
+
     /// Runs on `x`, an image batch in the device's layout ([`crate::kernels::to_native`]);
     /// returns (N, dim).
     pub fn run(&self, x: Tensor) -> Result<Tensor> {
