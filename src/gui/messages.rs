@@ -34,9 +34,17 @@ impl App {
         match m {
             Msg::Pipeline { gen, result: Ok(p) } if gen == self.pipeline_gen => {
                 self.pipeline = PipelineState::Ready(p);
+                self.embedder_before = None;
                 if let Some(path) = self.pending_query_file.take() {
                     self.query_from_file(path);
                 }
+            }
+            Msg::Pipeline { gen, result: Err(e) } if gen == self.pipeline_gen && self.embedder_before.is_some() => {
+                // a newly chosen embedder that does not load: the one before it stays
+                let bad = std::mem::replace(&mut self.prefs.embedder, self.embedder_before.take().flatten());
+                let bad = bad.map(|p| p.display().to_string()).unwrap_or_default();
+                self.error(format!("cannot use {bad} as the embedder ({e}); the one before stays"));
+                self.reload_pipeline();
             }
             Msg::Pipeline { gen, result: Err(e) } if gen == self.pipeline_gen => {
                 self.error(format!("the face models did not load: {e}"));
@@ -185,7 +193,7 @@ impl App {
     /// Switches to the embedder offered (after the user saw its validation numbers).
     pub(crate) fn accept_embedder(&mut self) {
         if let Some((p, _)) = self.embedder_offer.take() {
-            self.prefs.embedder = Some(p);
+            self.embedder_before = Some(self.prefs.embedder.replace(p));
             self.reload_pipeline();
         }
     }
@@ -295,7 +303,9 @@ fn embedder_report(path: &Path) -> Result<String, String> {
     };
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
     if onnx && !v["training"].is_object() {
-        let list = |x: &serde_json::Value| x.as_array().map(|a| a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        let list = |x: &serde_json::Value| {
+            x.as_array().map(|a| a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        };
         return Ok(format!(
             "Its manifest says: {} px {}, (x − {}) / {}. Nothing says how well it works.",
             v["input_size"],

@@ -214,6 +214,8 @@ pub struct App {
     path_prompt: Option<(Pick, String)>,
     /// A trained embedder the user picked, with its validation numbers, until they confirm.
     embedder_offer: Option<(PathBuf, String)>,
+    /// The embedder in use before the one being loaded, to go back to if it fails to load.
+    embedder_before: Option<Option<PathBuf>>,
 }
 
 impl App {
@@ -273,6 +275,7 @@ impl App {
             vectors,
             path_prompt: None,
             embedder_offer: None,
+            embedder_before: None,
         };
         let start = app.options.folder.clone().or_else(|| app.prefs.recent.first().filter(|p| p.is_dir()).cloned());
         if let Some(f) = start {

@@ -15,7 +15,7 @@ fn title(what: Pick) -> &'static str {
         Pick::QueryFile => "Query from a photo",
         Pick::ExportFolder => "Export matches to",
         Pick::CatalogDir => "Keep catalogs in",
-        Pick::EmbedderFile => "Face embedder (from facefind train, or ONNX)",
+        Pick::EmbedderFile => "Face embedder file",
     }
 }
 

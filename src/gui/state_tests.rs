@@ -133,7 +133,18 @@ fn an_embedder_change_never_mixes_old_and_new_vectors() {
     let report = app.embedder_offer.as_ref().map(|o| o.1.clone()).unwrap_or_default();
     assert!(report.contains("99.00 %") && report.contains("97.00 %") && report.contains("330 pairs"), "{report}");
     app.accept_embedder();
-    assert_eq!(app.prefs.embedder, Some(emb));
+    assert_eq!(app.prefs.embedder, Some(emb.clone()));
+    // one that does not load (an ONNX file with an operator facefind does not map): the one
+    // before stays, and is loaded again
+    app.handle(&ctx, Msg::Pipeline { gen: app.pipeline_gen, result: Err("unsupported ONNX op `Softmax`".into()) });
+    assert_eq!(app.prefs.embedder, None);
+    assert!(matches!(app.pipeline, PipelineState::Loading));
+    assert!(app.errors().iter().any(|e| e.contains("Softmax") && e.contains("the one before stays")), "{:?}", app.errors());
+    app.handle(&ctx, Msg::Picked(Pick::EmbedderFile, emb.clone()));
+    app.accept_embedder();
+    app.handle(&ctx, Msg::Pipeline { gen: app.pipeline_gen, result: Err("again".into()) });
+    app.handle(&ctx, Msg::Pipeline { gen: app.pipeline_gen, result: Err("the default failed too".into()) });
+    assert!(matches!(app.pipeline, PipelineState::Failed(_)), "no endless reloads");
 }
 
 /// Where no file dialog can open, the window asks for the path; a typed folder opens.

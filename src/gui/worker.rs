@@ -480,9 +480,10 @@ impl Outbox {
                 Pick::Folder => dialog.set_title("Open a photo folder").pick_folder(),
                 Pick::ExportFolder => dialog.set_title("Export matches to").pick_folder(),
                 Pick::CatalogDir => dialog.set_title("Keep catalogs in").pick_folder(),
-                Pick::EmbedderFile => {
-                    dialog.set_title("Face embedder (from facefind train, or ONNX)").add_filter("Embedder", &["safetensors", "onnx"]).pick_file()
-                }
+                Pick::EmbedderFile => dialog
+                    .set_title("Face embedder (from facefind train, or ONNX)")
+                    .add_filter("Embedder", &["safetensors", "onnx"])
+                    .pick_file(),
                 Pick::QueryFile => dialog
                     .set_title("Query from a photo")
                     .add_filter("Photos", &crate::photo::photo_extensions().collect::<Vec<_>>())

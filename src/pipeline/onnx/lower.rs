@@ -136,7 +136,8 @@ pub fn lower(mut g: Graph, size: usize) -> Result<Plan, String> {
     let nodes = std::mem::take(&mut l.nodes);
     let count = l.count;
     for (index, node) in &nodes {
-        l.node(node).map_err(|why| format!("unsupported ONNX op `{}` (node `{}`, #{} of {count}): {why}", node.op, node.name, index + 1))?;
+        l.node(node)
+            .map_err(|why| format!("unsupported ONNX op `{}` (node `{}`, #{} of {count}): {why}", node.op, node.name, index + 1))?;
     }
     let out = *l.vals.get(&g.output).ok_or_else(|| format!("output `{}` does not depend on the image", g.output))?;
     if out.h * out.w != 1 || out.pad.is_some() || out.c < 2 {
@@ -371,11 +372,14 @@ impl Lowering {
             }
             "Transpose" => {
                 let from = x.shape(self.batch);
-                let perm: Vec<usize> = ints(node, "perm").map(|p| p.iter().map(|&v| v as usize).collect()).unwrap_or_else(|| (0..from.len()).rev().collect());
+                let perm: Vec<usize> =
+                    ints(node, "perm").map(|p| p.iter().map(|&v| v as usize).collect()).unwrap_or_else(|| (0..from.len()).rev().collect());
                 let to: Vec<usize> = perm.iter().map(|&p| from.get(p).copied().unwrap_or(0)).collect();
                 let moved: Vec<usize> = perm.iter().copied().filter(|&p| from.get(p).is_some_and(|&d| d > 1)).collect();
                 let v = match (x.view, perm.as_slice()) {
-                    _ if moved.windows(2).all(|w| w[0] < w[1]) && to.iter().product::<usize>() == from.iter().product::<usize>() => reshape(x, &to, self.batch),
+                    _ if moved.windows(2).all(|w| w[0] < w[1]) && to.iter().product::<usize>() == from.iter().product::<usize>() => {
+                        reshape(x, &to, self.batch)
+                    }
                     (View::Nchw, [0, 2, 3, 1]) => Some(Val { view: View::Nhwc, ..x }),
                     (View::Nhwc, [0, 3, 1, 2]) => Some(Val { view: View::Nchw, ..x }),
                     _ => None,
@@ -397,7 +401,8 @@ impl Lowering {
                     return Err("only zero padding of an (N, C, H, W) map is read".into());
                 }
                 let p = x.pad.unwrap_or(Pad::same(0));
-                let pad = Pad { top: p.top + t as usize, left: p.left + l as usize, bottom: p.bottom + b as usize, right: p.right + r as usize };
+                let pad =
+                    Pad { top: p.top + t as usize, left: p.left + l as usize, bottom: p.bottom + b as usize, right: p.right + r as usize };
                 self.alias(&out_name, Val { pad: Some(pad), ..x });
             }
             _ => return Err("not an operation facefind maps onto its layers when applied to the image".into()),
@@ -557,7 +562,8 @@ impl Lowering {
     /// A fully connected layer (Gemm, or MatMul by a constant) on a flattened map: a
     /// convolution whose kernel covers the whole map.
     fn dense(&mut self, node: &Node, x: Val) -> Result<(), String> {
-        if !matches!(x.view, View::FlatChw | View::FlatHwc) || x.h != x.w || !node.inputs.first().is_some_and(|n| self.vals.contains_key(n)) {
+        if !matches!(x.view, View::FlatChw | View::FlatHwc) || x.h != x.w || !node.inputs.first().is_some_and(|n| self.vals.contains_key(n))
+        {
             return Err(format!("a fully connected layer on a value of shape {:?}", x.shape(self.batch)));
         }
         let gemm = node.op == "Gemm";
@@ -597,7 +603,15 @@ impl Lowering {
             }
             None => vec![0.0; n_out],
         };
-        let layer = Layer { weight, bias, spec: ConvSpec::dense(x.c, n_out, x.h, 1, 0), act: Activation::Linear, input: x.slot, residual: None, out: 0 };
+        let layer = Layer {
+            weight,
+            bias,
+            spec: ConvSpec::dense(x.c, n_out, x.h, 1, 0),
+            act: Activation::Linear,
+            input: x.slot,
+            residual: None,
+            out: 0,
+        };
         let out = self.push(Op::Conv(layer), &node.outputs[0]);
         self.output_of(node, Val { slot: out, c: n_out, h: 1, w: 1, view: View::FlatChw, pad: None })
     }

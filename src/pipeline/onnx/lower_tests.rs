@@ -89,7 +89,12 @@ fn a_tflite2onnx_graph_maps_onto_three_layers() {
     c.values("alpha_shape", &[4], &[1.0, 4.0, 1.0, 1.0]).add("dw", &[4, 1, 3, 3], -0.5, 0.5).add("dwb", &[4], -0.1, 0.1);
     c.values("flat", &[2], &[2.0, -1.0]).add("fc", &[64, 5], -0.3, 0.3);
     let nodes = vec![
-        node("Conv", "c1", &["x", "w1", "b1"], vec![("pads", ints(&[0, 0, 1, 1])), ("strides", ints(&[2, 2])), ("kernel_shape", ints(&[3, 3]))]),
+        node(
+            "Conv",
+            "c1",
+            &["x", "w1", "b1"],
+            vec![("pads", ints(&[0, 0, 1, 1])), ("strides", ints(&[2, 2])), ("kernel_shape", ints(&[3, 3]))],
+        ),
         node("Relu", "relu", &["c1"], vec![]),
         node("Abs", "abs", &["c1"], vec![]),
         node("Sub", "sub", &["c1", "abs"], vec![]),
@@ -138,7 +143,12 @@ fn an_insightface_style_graph_maps_with_its_folds() {
         node("Unsqueeze", "n1", &["n", "axes"], vec![]),
         node("Concat", "target", &["n1", "minus1"], vec![("axis", Attr::Int(0))]),
         node("Reshape", "flat", &["drop", "target"], vec![]),
-        node("Gemm", "fc1", &["flat", "fc", "fcb"], vec![("transB", Attr::Int(1)), ("alpha", Attr::Float(0.5)), ("beta", Attr::Float(2.0))]),
+        node(
+            "Gemm",
+            "fc1",
+            &["flat", "fc", "fcb"],
+            vec![("transB", Attr::Int(1)), ("alpha", Attr::Float(0.5)), ("beta", Attr::Float(2.0))],
+        ),
         bn("bn4", "fc1"),
         node("Identity", "emb", &["bn4"], vec![]),
     ];
@@ -159,7 +169,8 @@ fn what_cannot_be_mapped_is_refused_with_the_op_and_where_it_is() {
         c.add("w", &[4, 3, 3, 3], -0.5, 0.5).add("w2", &[4, 2, 3, 3], -0.5, 0.5);
         c
     };
-    let e = refusal(vec![conv("c", "x", vec![]), node("Abs", "abs", &["c"], vec![]), node("Flatten", "f", &["abs"], vec![])], consts(), "f");
+    let e =
+        refusal(vec![conv("c", "x", vec![]), node("Abs", "abs", &["c"], vec![]), node("Flatten", "f", &["abs"], vec![])], consts(), "f");
     assert!(e.starts_with("unsupported ONNX op `Abs` (node `abs`, #2 of 3)"), "{e}");
     let e = refusal(vec![conv("c", "x", vec![])], consts(), "c");
     assert!(e.contains("output `c` is not an embedding vector"), "{e}");

@@ -149,7 +149,8 @@ impl OnnxNet {
         let s = self.pre.input_size;
         let bgr = self.pre.channels == "BGR";
         let at = |v: &[f32], c: usize| if v.len() == 3 { v[c] } else { v[0] };
-        let (scale, shift): (Vec<f32>, Vec<f32>) = (0..3).map(|c| (1.0 / at(&self.pre.std, c), -at(&self.pre.mean, c) / at(&self.pre.std, c))).unzip();
+        let (scale, shift): (Vec<f32>, Vec<f32>) =
+            (0..3).map(|c| (1.0 / at(&self.pre.std, c), -at(&self.pre.mean, c) / at(&self.pre.std, c))).unzip();
         let plane = (s * s) as usize;
         let last = crate::kernels::channels_last(device);
         let mut data = vec![0f32; crops.len() * 3 * plane];
@@ -170,7 +171,11 @@ impl OnnxNet {
             }
         }
         let (n, s) = (crops.len(), s as usize);
-        let x = if last { candle_core::Tensor::from_vec(data, (n, s, s, 3), device)? } else { candle_core::Tensor::from_vec(data, (n, 3, s, s), device)? };
+        let x = if last {
+            candle_core::Tensor::from_vec(data, (n, s, s, 3), device)?
+        } else {
+            candle_core::Tensor::from_vec(data, (n, 3, s, s), device)?
+        };
         self.plan.run(x)
     }
 }
