@@ -7,6 +7,7 @@ pub mod models;
 pub mod onnx;
 pub mod ops;
 pub mod stream;
+mod winograd;
 
 use std::path::Path;
 

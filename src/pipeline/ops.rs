@@ -341,6 +341,14 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
+    if let Some(u) = &l.wino {
+        let shape = super::winograd::Shape { n, h, w, c, c_out, pad };
+        let (out, oh, ow) = super::winograd::conv(x, &shape, u, |dst, at| {
+            bias_act(dst, c_out, Some(&l.host.bias), &l.act);
+            add_residual(dst, residual, at);
+        })?;
+        return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
+    }
     if k == 3 && s == 1 && pad == Pad::same(1) && c >= 32 {
         // Stride-1 3x3 from 32 channels up: per output row, nine products of a run of input
         // pixels (contiguous in NHWC: one matrix, no im2col copy) and one tap's weights. The
@@ -452,6 +460,18 @@ pub struct ConvAct {
     pub(super) depthwise: bool,
     pub(super) c_out: usize,
     pub(super) host: HostParams,
+    /// Winograd-transformed filters of a stride-1 3×3 dense layer from 32 channels up.
+    wino: Option<std::sync::Arc<Vec<f32>>>,
+}
+
+/// The Winograd filters of a layer that takes that path (see [`super::winograd`]).
+fn winograd_filters(weight: &Tensor, spec_k: usize, stride: usize, depthwise: bool) -> Result<Option<std::sync::Arc<Vec<f32>>>> {
+    let (c_out, c_in) = (weight.dim(0)?, weight.dim(1)?);
+    if spec_k != 3 || stride != 1 || depthwise || c_in < 32 {
+        return Ok(None);
+    }
+    let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+    Ok(Some(std::sync::Arc::new(super::winograd::filters(&w, c_in, c_out))))
 }
 
 /// How a convolution layer is shaped; `pad` is applied before the kernel.
@@ -520,7 +540,8 @@ impl ConvAct {
         // OIHW -> (ky, kx, i) x O for the GEMM; depthwise (C,1,k,k) -> (ky, kx) x C.
         let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
         let host = HostParams { weight: host_w, bias: bias.to_vec1()? };
-        Ok(Self { weight, bias, act, k: spec.k, stride: spec.stride, pad: spec.pad, depthwise: spec.depthwise, c_out: spec.c_out, host })
+        let wino = winograd_filters(&weight, spec.k, spec.stride, spec.depthwise)?;
+        Ok(Self { weight, bias, act, k: spec.k, stride: spec.stride, pad: spec.pad, depthwise: spec.depthwise, c_out: spec.c_out, host, wino })
     }
 
     /// Several convolutions of the same input, run as one (their outputs concatenated along
@@ -546,6 +567,7 @@ impl ConvAct {
         let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
         Ok(Self {
             c_out: weight.dim(0)?,
+            wino: winograd_filters(&weight, first.k, first.stride, false)?,
             host: HostParams { weight: host_w, bias: bias.to_vec1()? },
             weight,
             bias,

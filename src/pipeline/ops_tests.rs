@@ -107,15 +107,20 @@ fn fast_cpu_kernels_match_candle_generic_ops() {
         assert_eq!(fast.dims(), slow.dims(), "{spec:?}");
         assert!(max_diff(&fast, &slow) < 1e-5, "{spec:?} {act:?}: {}", max_diff(&fast, &slow));
     }
-    // 3x3 stride 1 from 32 channels up runs as nine shifted products (no im2col), down to
-    // one pixel wide or high
-    for (h, w) in [(9, 11), (5, 1), (1, 4), (1, 1)] {
+    // 3x3 stride 1 from 32 channels up runs as Winograd F(2x2, 3x3): odd and even sizes, down
+    // to one pixel wide or high, maps of several bands of tile rows, other paddings
+    let pads = [Pad::same(1), Pad::same(0), Pad { top: 0, left: 0, bottom: 1, right: 1 }, Pad { top: 2, left: 1, bottom: 0, right: 2 }];
+    for ((h, w), pad) in [(9, 11), (5, 1), (1, 4), (1, 1), (30, 7), (13, 70)].into_iter().zip(pads.into_iter().cycle()).chain([((9, 11), pads[2]), ((12, 9), pads[3]), ((8, 8), pads[1])]) {
+        if h + pad.top + pad.bottom < 3 || w + pad.left + pad.right < 3 {
+            continue;
+        }
         let x = Tensor::from_vec(random(&[2 * 40 * h * w], 5), (2, 40, h, w), &dev).unwrap();
-        let l = layer(ConvSpec::dense(40, 24, 3, 1, 1), ActKind::PRelu);
+        let l = layer(ConvSpec::dense(40, 24, 3, 1, 1).with_pad(pad), ActKind::PRelu);
+        let (h, w) = (h + pad.top + pad.bottom - 2, w + pad.left + pad.right - 2);
         let fast = l.forward(&to_native(&x).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
         let slow = l.forward_generic(&x).unwrap();
         assert_eq!(fast.dims(), slow.dims());
-        assert!(max_diff(&fast, &slow) < 1e-4, "{h}x{w}: {}", max_diff(&fast, &slow));
+        assert!(max_diff(&fast, &slow) < 1e-4, "{h}x{w} {pad:?}: {}", max_diff(&fast, &slow));
         let r = Tensor::from_vec(random(&[2 * 24 * h * w], 6), (2, 24, h, w), &dev).unwrap();
         let fused = l.forward_add(&to_native(&x).unwrap(), &to_native(&r).unwrap()).unwrap().permute((0, 3, 1, 2)).unwrap();
         assert!(max_diff(&fused, &(slow + r).unwrap()) < 1e-4, "{h}x{w} with a residual");
