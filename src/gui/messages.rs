@@ -193,8 +193,14 @@ impl App {
     /// Switches to the embedder offered (after the user saw its validation numbers).
     pub(crate) fn accept_embedder(&mut self) {
         if let Some((p, _)) = self.embedder_offer.take() {
-            self.embedder_before = Some(self.prefs.embedder.replace(p));
+            // the last embedder known to load: the one in use, or the one before a choice still loading
+            let before = match self.embedder_before.take() {
+                Some(b) => b,
+                None => self.prefs.embedder.clone(),
+            };
+            self.prefs.embedder = Some(p);
             self.reload_pipeline();
+            self.embedder_before = Some(before);
         }
     }
 
@@ -225,6 +231,8 @@ impl App {
     /// ones: outside photos still being read are dropped, and a face search is cleared with a
     /// word (a person's search is rebuilt from the re-embedded catalog as it comes).
     pub(super) fn reload_pipeline(&mut self) {
+        // a reload for another reason (device, flip, the default embedder) is no new choice to undo
+        self.embedder_before = None;
         let vectors = (self.prefs.flip, self.prefs.embedder.clone());
         if vectors != self.vectors {
             self.vectors = vectors;

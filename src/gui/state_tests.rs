@@ -145,6 +145,14 @@ fn an_embedder_change_never_mixes_old_and_new_vectors() {
     app.handle(&ctx, Msg::Pipeline { gen: app.pipeline_gen, result: Err("again".into()) });
     app.handle(&ctx, Msg::Pipeline { gen: app.pipeline_gen, result: Err("the default failed too".into()) });
     assert!(matches!(app.pipeline, PipelineState::Failed(_)), "no endless reloads");
+    // a reload for another reason (the device) while a new embedder loads: its failure is no
+    // reason to undo the user's choice of embedder
+    app.handle(&ctx, Msg::Picked(Pick::EmbedderFile, emb.clone()));
+    app.accept_embedder();
+    app.prefs.device = crate::pipeline::DeviceChoice::Cpu;
+    app.reload_pipeline();
+    app.handle(&ctx, Msg::Pipeline { gen: app.pipeline_gen, result: Err("no device".into()) });
+    assert_eq!(app.prefs.embedder, Some(emb));
 }
 
 /// Where no file dialog can open, the window asks for the path; a typed folder opens.

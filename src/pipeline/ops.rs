@@ -541,7 +541,18 @@ impl ConvAct {
         let host_w = weight.permute((2, 3, 1, 0))?.contiguous()?.flatten_all()?.to_vec1()?;
         let host = HostParams { weight: host_w, bias: bias.to_vec1()? };
         let wino = winograd_filters(&weight, spec.k, spec.stride, spec.depthwise)?;
-        Ok(Self { weight, bias, act, k: spec.k, stride: spec.stride, pad: spec.pad, depthwise: spec.depthwise, c_out: spec.c_out, host, wino })
+        Ok(Self {
+            weight,
+            bias,
+            act,
+            k: spec.k,
+            stride: spec.stride,
+            pad: spec.pad,
+            depthwise: spec.depthwise,
+            c_out: spec.c_out,
+            host,
+            wino,
+        })
     }
 
     /// Several convolutions of the same input, run as one (their outputs concatenated along

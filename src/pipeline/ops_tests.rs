@@ -110,7 +110,11 @@ fn fast_cpu_kernels_match_candle_generic_ops() {
     // 3x3 stride 1 from 32 channels up runs as Winograd F(2x2, 3x3): odd and even sizes, down
     // to one pixel wide or high, maps of several bands of tile rows, other paddings
     let pads = [Pad::same(1), Pad::same(0), Pad { top: 0, left: 0, bottom: 1, right: 1 }, Pad { top: 2, left: 1, bottom: 0, right: 2 }];
-    for ((h, w), pad) in [(9, 11), (5, 1), (1, 4), (1, 1), (30, 7), (13, 70)].into_iter().zip(pads.into_iter().cycle()).chain([((9, 11), pads[2]), ((12, 9), pads[3]), ((8, 8), pads[1])]) {
+    for ((h, w), pad) in [(9, 11), (5, 1), (1, 4), (1, 1), (30, 7), (13, 70)].into_iter().zip(pads.into_iter().cycle()).chain([
+        ((9, 11), pads[2]),
+        ((12, 9), pads[3]),
+        ((8, 8), pads[1]),
+    ]) {
         if h + pad.top + pad.bottom < 3 || w + pad.left + pad.right < 3 {
             continue;
         }

@@ -67,16 +67,15 @@ pub(super) struct Shape {
 /// The convolution of NHWC `x` with filters `u` (from [`filters`]), (n, oh, ow, c_out) out;
 /// `finish(dst, first value's index in the output)` runs on each band's rows once written
 /// (bias, activation, residual).
-pub(super) fn conv(
-    x: &[f32],
-    s: &Shape,
-    u: &[f32],
-    finish: impl Fn(&mut [f32], usize) + Sync,
-) -> Result<(Vec<f32>, usize, usize)> {
+pub(super) fn conv(x: &[f32], s: &Shape, u: &[f32], finish: impl Fn(&mut [f32], usize) + Sync) -> Result<(Vec<f32>, usize, usize)> {
     let Shape { n, h, w, c, c_out, pad } = *s;
     let (oh, ow) = ((h + pad.top + pad.bottom).saturating_sub(2), (w + pad.left + pad.right).saturating_sub(2));
     if x.len() != n * h * w * c || u.len() != 16 * c * c_out || oh == 0 || ow == 0 || c == 0 || c_out == 0 {
-        candle_core::bail!("a 3x3 Winograd convolution {c} -> {c_out} on ({n}, {h}, {w}) given {} inputs, {} filter values", x.len(), u.len());
+        candle_core::bail!(
+            "a 3x3 Winograd convolution {c} -> {c_out} on ({n}, {h}, {w}) given {} inputs, {} filter values",
+            x.len(),
+            u.len()
+        );
     }
     let (tiles_y, tiles_x) = (oh.div_ceil(2), ow.div_ceil(2));
     // bands of `r` tile rows: at least ~24 tiles per product (its rows), where the map allows
@@ -152,7 +151,11 @@ fn band_tiles<'a>(
         }
     }
     for xi in 0..16 {
-        let (vm, mm, um) = (&v[xi * tiles * c..(xi + 1) * tiles * c], &mut m[xi * tiles * c_out..(xi + 1) * tiles * c_out], &u[xi * c * c_out..(xi + 1) * c * c_out]);
+        let (vm, mm, um) = (
+            &v[xi * tiles * c..(xi + 1) * tiles * c],
+            &mut m[xi * tiles * c_out..(xi + 1) * tiles * c_out],
+            &u[xi * c * c_out..(xi + 1) * c * c_out],
+        );
         matmul_strided(tiles, c_out, c, mm, (c_out, 1), false, vm, (c, 1), um, (c_out, 1))?;
     }
     // output transform: Y = Aᵀ M A, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]

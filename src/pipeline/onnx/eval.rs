@@ -73,6 +73,11 @@ pub fn run(g: &Graph, x: &Tensor) -> candle_core::Result<Tensor> {
     y.reshape((n, ()))
 }
 
+/// The most padding read on any side (a hostile file could ask for terabytes).
+pub const MAX_PAD: i64 = 64;
+/// The most values a computed constant may hold.
+const MAX_VALUES: usize = 1 << 26;
+
 /// A tensor's values as integers (shapes, axes, indices).
 fn int_values(t: &Tensor) -> candle_core::Result<Vec<i64>> {
     Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?.iter().map(|&v| v as i64).collect())
@@ -85,6 +90,13 @@ fn axis(a: i64, rank: usize) -> usize {
     } else {
         a as usize
     }
+}
+
+/// What a Shape node gives for a value of shape `dims` (its `start` and `end`, opset 15).
+pub fn shape_of(node: &Node, dims: &[usize]) -> Vec<f32> {
+    let rank = dims.len();
+    let (a, b) = (axis(int(node, "start", 0), rank).min(rank), axis(int(node, "end", rank as i64), rank).min(rank));
+    dims[a.min(b)..b].iter().map(|&d| d as f32).collect()
 }
 
 /// Axes given as an input (opset 13) or an attribute (before).
@@ -106,14 +118,17 @@ pub fn node_output(node: &Node, inputs: &[Option<Tensor>], device: &Device) -> c
         "Identity" | "Dropout" => input(0)?,
         "Conv" => {
             let (xin, w) = (input(0)?, input(1)?);
-            let group = int(node, "group", 1) as usize;
+            let group = int(node, "group", 1).max(0) as usize;
             let strides = ints(node, "strides").unwrap_or(vec![1, 1]);
             let pads = ints(node, "pads").unwrap_or(vec![0, 0, 0, 0]);
             if ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
                 return Err(err(node, "dilated convolutions are not supported"));
             }
-            if strides.len() != 2 || strides[0] != strides[1] || pads.len() != 4 {
+            if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 || pads.len() != 4 || group < 1 {
                 return Err(err(node, "only 2-d convolutions with equal strides"));
+            }
+            if pads.iter().any(|&p| !(0..=MAX_PAD).contains(&p)) {
+                return Err(err(node, format!("pads {pads:?}")));
             }
             let (t, l, b, r) = (pads[0] as usize, pads[1] as usize, pads[2] as usize, pads[3] as usize);
             let (xin, pad) = if t == b && l == r && t == l { (xin, t) } else { (xin.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?, 0) };
@@ -155,13 +170,18 @@ pub fn node_output(node: &Node, inputs: &[Option<Tensor>], device: &Device) -> c
         "Div" => input(0)?.broadcast_div(&input(1)?)?,
         "Flatten" => {
             let xin = input(0)?;
-            let axis = int(node, "axis", 1).clamp(0, xin.rank() as i64) as usize;
+            let axis = axis(int(node, "axis", 1), xin.rank()).min(xin.rank());
             let lead: usize = xin.dims()[..axis].iter().product();
             xin.reshape((lead, ()))?
         }
         "Reshape" => {
             let xin = input(0)?;
             let shape: Vec<i64> = input(1)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?.iter().map(|&v| v as i64).collect();
+            if shape.iter().enumerate().any(|(i, &d)| d < -1 || (d == 0 && i >= xin.rank()))
+                || shape.iter().filter(|&&d| d == -1).count() > 1
+            {
+                return Err(err(node, format!("shape {shape:?} for a value of shape {:?}", xin.dims())));
+            }
             let mut dims: Vec<usize> =
                 shape.iter().enumerate().map(|(i, &d)| if d == 0 { xin.dims()[i] } else { d.max(1) as usize }).collect();
             if let Some(k) = shape.iter().position(|&d| d == -1) {
@@ -205,18 +225,17 @@ pub fn node_output(node: &Node, inputs: &[Option<Tensor>], device: &Device) -> c
                 _ => return Err(err(node, "a constant without a value")),
             },
         },
-        "Shape" => {
-            let dims: Vec<f32> = input(0)?.dims().iter().map(|&d| d as f32).collect();
-            let rank = dims.len() as i64;
-            let (a, b) = (axis(int(node, "start", 0), dims.len()), axis(int(node, "end", rank), dims.len()).min(dims.len()));
-            Tensor::new(&dims[a.min(b)..b], device)?
-        }
+        "Shape" => Tensor::new(shape_of(node, input(0)?.dims()), device)?,
         "Cast" => input(0)?,
         "Gather" => {
             let (data, idx) = (input(0)?, input(1)?);
             let ax = axis(int(node, "axis", 0), data.rank());
             let n = data.dim(ax)? as i64;
-            let flat: Vec<u32> = int_values(&idx)?.iter().map(|&i| if i < 0 { i + n } else { i } as u32).collect();
+            let flat: Vec<i64> = int_values(&idx)?.iter().map(|&i| if i < 0 { i + n } else { i }).collect();
+            if flat.iter().any(|&i| !(0..n).contains(&i)) || flat.len().saturating_mul(data.elem_count() / n.max(1) as usize) > MAX_VALUES {
+                return Err(err(node, "indices past the data, or too many"));
+            }
+            let flat: Vec<u32> = flat.iter().map(|&i| i as u32).collect();
             let picked = data.index_select(&Tensor::new(flat.as_slice(), device)?, ax)?;
             let mut dims = data.dims().to_vec();
             dims.splice(ax..=ax, idx.dims().iter().copied());
@@ -273,6 +292,9 @@ pub fn node_output(node: &Node, inputs: &[Option<Tensor>], device: &Device) -> c
             let mode = text(node, "mode").is_none_or(|m| m == "constant");
             if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) || !zero || !mode {
                 return Err(err(node, format!("only zero padding of every side is read (pads {pads:?})")));
+            }
+            if pads.iter().any(|&p| p > MAX_PAD) {
+                return Err(err(node, format!("pads {pads:?}")));
             }
             let mut t = data;
             for a in 0..r {

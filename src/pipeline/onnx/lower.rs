@@ -114,7 +114,12 @@ pub fn lower(mut g: Graph, size: usize) -> Result<Plan, String> {
         .collect::<candle_core::Result<_>>()
         .map_err(|e| e.to_string())?;
     let dims = &g.input.1;
-    let batch = dims.first().copied().flatten().unwrap_or(2);
+    // shapes are worked out for the graph's batch size (a dynamic one as 3, so that a
+    // reshape merging the batch does not pass for a per-face one)
+    let batch = dims.first().copied().flatten().unwrap_or(3);
+    if batch > 64 || g.input.0.is_empty() {
+        return Err(format!("input `{}` of a fixed batch of {batch} (at most 64 are read)", g.input.0));
+    }
     let view = match dims.as_slice() {
         [_, Some(3), ..] => View::Nchw,
         [_, _, _, Some(3)] => View::Nhwc,
@@ -257,7 +262,7 @@ impl Lowering {
 
     /// `name` is `v` seen another way (same slot).
     fn alias(&mut self, name: &str, v: Val) {
-        self.uses[v.slot] = self.uses[v.slot] + self.name_uses.get(name).copied().unwrap_or(0) - 1;
+        self.uses[v.slot] = (self.uses[v.slot] + self.name_uses.get(name).copied().unwrap_or(0)).saturating_sub(1);
         self.vals.insert(name.to_string(), v);
     }
 
@@ -307,7 +312,7 @@ impl Lowering {
     }
 
     fn node(&mut self, node: &Node) -> Result<(), String> {
-        let out_name = node.outputs.first().cloned().ok_or("no output")?;
+        let out_name = node.outputs.first().cloned().filter(|n| !n.is_empty()).ok_or("no output")?;
         let dynamic: Vec<Option<Val>> = node.inputs.iter().map(|i| self.vals.get(i).copied()).collect();
         let Some(&Some(x)) = dynamic.iter().find(|v| v.is_some()) else {
             // only constants in: fold
@@ -326,10 +331,10 @@ impl Lowering {
         match node.op.as_str() {
             "Identity" | "Dropout" | "Cast" => self.alias(&out_name, x),
             "Shape" => {
-                let dims: Vec<f32> = x.shape(self.batch).iter().map(|&d| d as f32).collect();
+                let dims = eval::shape_of(node, &x.shape(self.batch));
                 self.consts.insert(out_name, Tensor::new(dims, &Device::Cpu).map_err(|e| e.to_string())?);
                 // a shape is read without reading the values
-                self.uses[x.slot] -= 1;
+                self.uses[x.slot] = self.uses[x.slot].saturating_sub(1);
             }
             "Conv" => self.conv(node, x)?,
             "Gemm" | "MatMul" => self.dense(node, x)?,
@@ -337,7 +342,7 @@ impl Lowering {
                 let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| self.constant(node, i).and_then(values));
                 let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
                 let eps = float(node, "epsilon", 1e-5);
-                if [&scale, &bias, &mean, &var].iter().any(|v| v.len() != x.c) || x.channel_axis().is_none() {
+                if [&scale, &bias, &mean, &var].iter().any(|v| v.len() != x.c) || x.channel_axis() != Some(1) {
                     return Err(format!("batch norm of {} channels on a value of shape {:?}", scale.len(), x.shape(self.batch)));
                 }
                 let k: Vec<f32> = scale.iter().zip(&var).map(|(s, v)| s / (v + eps).sqrt()).collect();
@@ -351,7 +356,7 @@ impl Lowering {
                 self.activation(node, x, Activation::PRelu(slope))?;
             }
             "Neg" => self.affine(node, x, &vec![-1.0; x.c], &vec![0.0; x.c])?,
-            "Add" if both => self.residual(node)?,
+            "Add" if both => self.residual(node, &dynamic)?,
             "Add" | "Sub" | "Mul" | "Div" => {
                 let first = dynamic.first().is_some_and(|v| v.is_some());
                 let k = self.per_channel(node, x, if first { 1 } else { 0 })?;
@@ -397,7 +402,7 @@ impl Lowering {
                 };
                 let constant = !matches!(node.attrs.get("mode"), Some(Attr::Text(m)) if m != "constant");
                 let [0, 0, t, l, 0, 0, b, r] = pads[..] else { return Err(format!("pads {pads:?} beyond height and width")) };
-                if x.view != View::Nchw || !zero || !constant || [t, l, b, r].iter().any(|&p| p < 0) {
+                if x.view != View::Nchw || !zero || !constant || [t, l, b, r].iter().any(|&p| !(0..=eval::MAX_PAD).contains(&p)) {
                     return Err("only zero padding of an (N, C, H, W) map is read".into());
                 }
                 let p = x.pad.unwrap_or(Pad::same(0));
@@ -486,8 +491,8 @@ impl Lowering {
 
     /// `a + b`, both from the image: added by the layer that wrote one of them (moved here, so
     /// the other is ready), or a plain add.
-    fn residual(&mut self, node: &Node) -> Result<(), String> {
-        let [a, b] = [0, 1].map(|i| self.vals[&node.inputs[i]]);
+    fn residual(&mut self, node: &Node, dynamic: &[Option<Val>]) -> Result<(), String> {
+        let [Some(a), Some(b)] = dynamic[..] else { return Err("an add of other than two values".into()) };
         if a.shape(self.batch) != b.shape(self.batch) || a.in_order(true) != b.in_order(true) || b.pad.is_some() {
             return Err(format!("adds {:?} and {:?}", a.shape(self.batch), b.shape(self.batch)));
         }
@@ -521,7 +526,7 @@ impl Lowering {
         if ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
             return Err("dilated convolution".into());
         }
-        if kh != kw || strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 || bias.len() != co {
+        if kh != kw || kh == 0 || co == 0 || strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 || bias.len() != co {
             return Err(format!("a {kh}x{kw} kernel with strides {strides:?}"));
         }
         let (k, s) = (kh, strides[0] as usize);
@@ -529,8 +534,9 @@ impl Lowering {
         if !depthwise && !(group == 1 && ci == x.c) {
             return Err(format!("a convolution of {} channels in {group} groups with weights {dims:?}", x.c));
         }
+        let p = x.pad.unwrap_or(Pad::same(0));
         let same = |n: usize, lower: bool| {
-            let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
+            let total = ((n.div_ceil(s).max(1) - 1) * s + k).saturating_sub(n);
             if lower {
                 (total - total / 2, total / 2)
             } else {
@@ -539,14 +545,17 @@ impl Lowering {
         };
         let (t, l, b, r) = match (node.attrs.get("auto_pad"), ints(node, "pads")) {
             (Some(Attr::Text(m)), _) if m.starts_with("SAME") => {
-                let ((t, b), (l, r)) = (same(x.h, m == "SAME_LOWER"), same(x.w, m == "SAME_LOWER"));
+                // of the map as a Pad node before it left it
+                let lower = m == "SAME_LOWER";
+                let ((t, b), (l, r)) = (same(x.h + p.top + p.bottom, lower), same(x.w + p.left + p.right, lower));
                 (t, l, b, r)
             }
-            (_, Some(p)) if p.len() == 4 && p.iter().all(|&v| v >= 0) => (p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize),
+            (_, Some(q)) if q.len() == 4 && q.iter().all(|&v| (0..=eval::MAX_PAD).contains(&v)) => {
+                (q[0] as usize, q[1] as usize, q[2] as usize, q[3] as usize)
+            }
             (_, None) => (0, 0, 0, 0),
-            (_, Some(p)) => return Err(format!("pads {p:?}")),
+            (_, Some(q)) => return Err(format!("pads {q:?}")),
         };
-        let p = x.pad.unwrap_or(Pad::same(0));
         let pad = Pad { top: p.top + t, left: p.left + l, bottom: p.bottom + b, right: p.right + r };
         let (hp, wp) = (x.h + pad.top + pad.bottom, x.w + pad.left + pad.right);
         if hp < k || wp < k {
@@ -575,7 +584,7 @@ impl Lowering {
         let trans = gemm && int(node, "transB", 0) == 1;
         let (k_in, n_out) = if trans { (c, r) } else { (r, c) };
         let inner = x.c * x.h * x.w;
-        if k_in != inner {
+        if k_in != inner || n_out == 0 {
             return Err(format!("weights of shape {dims:?} for {inner} inputs"));
         }
         let alpha = if gemm { float(node, "alpha", 1.0) } else { 1.0 };

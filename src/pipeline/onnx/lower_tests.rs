@@ -183,3 +183,43 @@ fn what_cannot_be_mapped_is_refused_with_the_op_and_where_it_is() {
     let e = refusal(vec![conv("c", "x", vec![("dilations", ints(&[2, 2]))])], consts(), "c");
     assert!(e.contains("dilated"), "{e}");
 }
+
+/// Hostile files are refused, never a panic or an allocation the size of their numbers.
+#[test]
+fn hostile_graphs_are_refused_without_panics() {
+    let conv = |name: &str, x: &str, attrs| node("Conv", name, &[x, "w"], attrs);
+    let consts = || {
+        let mut c = Consts(HashMap::new(), 0);
+        c.add("w", &[4, 3, 3, 3], -0.5, 0.5).values("none", &[0, 3, 3, 3], &[]).values("five", &[5], &[0.0; 5]);
+        c.values("huge", &[8], &[0.0, 0.0, 1e6, 1e6, 0.0, 0.0, 1e6, 1e6]);
+        c
+    };
+    let flat = |x: &str| node("Flatten", "f", &[x], vec![]);
+    let cases: Vec<(Vec<Node>, &str)> = vec![
+        // an add of three inputs, two from the image
+        (vec![conv("c", "x", vec![]), node("Add", "a", &["w", "c", "c"], vec![]), flat("a")], "`Add`"),
+        // a convolution to no channels
+        (vec![node("Conv", "c", &["x", "none"], vec![]), flat("c")], "`Conv`"),
+        // a reshape keeping five dimensions of a two-dimensional value
+        (vec![conv("c", "x", vec![]), flat("c"), node("Reshape", "r", &["f", "five"], vec![])], "`Reshape`"),
+        // padding of a million pixels
+        (vec![node("Pad", "p", &["x", "huge"], vec![]), conv("c", "p", vec![]), flat("c")], "`Pad`"),
+        (vec![conv("c", "x", vec![("pads", ints(&[1_000_000, 0, 0, 0]))]), flat("c")], "`Conv`"),
+    ];
+    for (nodes, op) in cases {
+        let out = nodes.last().map(|n| n.name.clone()).unwrap();
+        let e = refusal(nodes, consts(), &out);
+        assert!(e.contains(op), "{e}");
+    }
+    // a batch norm reads axis 1: on an (N, H, W, C) view that is H, even when H == C
+    let mut c = Consts(HashMap::new(), 0);
+    c.bn("bn", 8).add("w8", &[8, 3, 1, 1], -0.5, 0.5);
+    let nodes = vec![
+        node("Conv", "c", &["x", "w8"], vec![]),
+        node("Transpose", "t", &["c"], vec![("perm", ints(&[0, 2, 3, 1]))]),
+        bn("bn", "t"),
+        flat("bn"),
+    ];
+    let e = refusal(nodes, c, "f");
+    assert!(e.contains("`BatchNormalization`"), "{e}");
+}

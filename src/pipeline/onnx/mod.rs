@@ -122,7 +122,11 @@ impl OnnxNet {
         if dims.len() != 4 {
             return Err(format!("input `{}` is not an image batch (N, C, H, W)", graph.input.0));
         }
-        let side = if dims[1] == Some(3) { dims[2] } else { dims[1] };
+        let (side, other) = if dims[1] == Some(3) { (dims[2], dims[3]) } else { (dims[1], dims[2]) };
+        if side.is_some() && other.is_some() && side != other {
+            return Err(format!("input `{}` is not square ({} x {})", graph.input.0, side.unwrap_or(0), other.unwrap_or(0)));
+        }
+        let side = side.or(other);
         let pre = pre.unwrap_or_else(|| Preprocess::insightface(side.unwrap_or(112) as u32));
         pre.check()?;
         if side.is_some_and(|s| s != pre.input_size as usize) {
@@ -246,6 +250,18 @@ fn tensor(t: &proto::TensorProto) -> Result<Const, OnnxError> {
         return Err(OnnxError::ExternalData(t.name.clone()));
     }
     let raw = &t.raw_data;
+    let width = match t.data_type {
+        dt::DOUBLE | dt::INT64 => 8,
+        _ => 4,
+    };
+    if raw.len() % width != 0 {
+        return Err(OnnxError::Size {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            want: raw.len().div_ceil(width),
+            got: raw.len() / width,
+        });
+    }
     let data: Vec<f32> = match t.data_type {
         dt::FLOAT if !raw.is_empty() => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         dt::FLOAT => t.float_data.clone(),
@@ -266,8 +282,17 @@ fn tensor(t: &proto::TensorProto) -> Result<Const, OnnxError> {
 }
 
 fn attr(a: &proto::AttributeProto) -> Result<Attr, OnnxError> {
-    // AttributeProto.type: FLOAT 1, INT 2, STRING 3, TENSOR 4, FLOATS 6, INTS 7
-    Ok(match a.r#type {
+    // AttributeProto.type: FLOAT 1, INT 2, STRING 3, TENSOR 4, FLOATS 6, INTS 7; a file without
+    // it is read by which field holds a value
+    let kind = match a.r#type {
+        0 if !a.ints.is_empty() => 7,
+        0 if !a.floats.is_empty() => 6,
+        0 if a.t.is_some() => 4,
+        0 if !a.s.is_empty() => 3,
+        0 if a.f != 0.0 => 1,
+        k => k,
+    };
+    Ok(match kind {
         1 => Attr::Float(a.f),
         3 => Attr::Text(String::from_utf8_lossy(&a.s).into_owned()),
         4 => Attr::Tensor(a.t.as_ref().map(tensor).transpose()?.unwrap_or(Const { dims: vec![0], data: Vec::new() })),
