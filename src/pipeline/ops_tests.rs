@@ -1,7 +1,7 @@
 //! The CPU layer kernels against candle's generic ops, and their refusals of bad shapes.
 
 use super::*;
-use crate::kernels::to_native;
+use crate::kernels::{matmul_strided, to_native};
 use candle_core::{Device, Var};
 
 pub(crate) fn random(shape: &[usize], seed: u64) -> Vec<f32> {
@@ -107,13 +107,17 @@ fn fast_cpu_kernels_match_candle_generic_ops() {
         assert_eq!(fast.dims(), slow.dims(), "{spec:?}");
         assert!(max_diff(&fast, &slow) < 1e-5, "{spec:?} {act:?}: {}", max_diff(&fast, &slow));
     }
-    // 3x3 stride 1 from 32 channels up runs as Winograd F(2x2, 3x3): odd and even sizes, down
-    // to one pixel wide or high, maps of several bands of tile rows, other paddings
+    // 3x3 stride 1 from 32 channels up runs as Winograd F(2x2, 3x3) (maps of under 2x2 outputs
+    // as im2col): odd and even sizes, down to one pixel wide or high, maps of several bands of
+    // tile rows, other paddings
     let pads = [Pad::same(1), Pad::same(0), Pad { top: 0, left: 0, bottom: 1, right: 1 }, Pad { top: 2, left: 1, bottom: 0, right: 2 }];
     for ((h, w), pad) in [(9, 11), (5, 1), (1, 4), (1, 1), (30, 7), (13, 70)].into_iter().zip(pads.into_iter().cycle()).chain([
         ((9, 11), pads[2]),
         ((12, 9), pads[3]),
         ((8, 8), pads[1]),
+        ((5, 1), pads[0]),
+        ((1, 4), pads[0]),
+        ((2, 2), pads[0]),
     ]) {
         if h + pad.top + pad.bottom < 3 || w + pad.left + pad.right < 3 {
             continue;

@@ -531,7 +531,7 @@ impl Lowering {
         }
         let (k, s) = (kh, strides[0] as usize);
         let depthwise = group == x.c && ci == 1 && co == x.c && group > 1;
-        if !depthwise && !(group == 1 && ci == x.c) {
+        if !(depthwise || group == 1 && ci == x.c) {
             return Err(format!("a convolution of {} channels in {group} groups with weights {dims:?}", x.c));
         }
         let p = x.pad.unwrap_or(Pad::same(0));

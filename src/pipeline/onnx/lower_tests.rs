@@ -158,7 +158,7 @@ fn an_insightface_style_graph_maps_with_its_folds() {
 }
 
 fn refusal(nodes: Vec<Node>, c: Consts, output: &str) -> String {
-    lower(graph(nodes, c, vec![None, Some(3), Some(8), Some(8)], output), 8).err().expect("refused")
+    lower(graph(nodes, c, vec![None, Some(3), Some(8), Some(8)], output), 8).expect_err("refused")
 }
 
 #[test]

@@ -254,7 +254,7 @@ fn tensor(t: &proto::TensorProto) -> Result<Const, OnnxError> {
         dt::DOUBLE | dt::INT64 => 8,
         _ => 4,
     };
-    if raw.len() % width != 0 {
+    if !raw.len().is_multiple_of(width) {
         return Err(OnnxError::Size {
             name: t.name.clone(),
             dims: t.dims.clone(),
