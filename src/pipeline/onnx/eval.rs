@@ -11,14 +11,15 @@ fn err(node: &Node, what: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(format!("node `{}` ({}): {what}", node.name, node.op))
 }
 
-fn ints(node: &Node, name: &str) -> Option<Vec<i64>> {
+/// An attribute's value, or `None` / the default when the node does not give it.
+pub(super) fn ints(node: &Node, name: &str) -> Option<Vec<i64>> {
     match node.attrs.get(name) {
         Some(Attr::Ints(v)) => Some(v.clone()),
         _ => None,
     }
 }
 
-fn int(node: &Node, name: &str, default: i64) -> i64 {
+pub(super) fn int(node: &Node, name: &str, default: i64) -> i64 {
     match node.attrs.get(name) {
         Some(Attr::Int(v)) => *v,
         _ => default,
@@ -32,7 +33,7 @@ fn text<'a>(node: &'a Node, name: &str) -> Option<&'a str> {
     }
 }
 
-fn float(node: &Node, name: &str, default: f32) -> f32 {
+pub(super) fn float(node: &Node, name: &str, default: f32) -> f32 {
     match node.attrs.get(name) {
         Some(Attr::Float(v)) => *v,
         _ => default,

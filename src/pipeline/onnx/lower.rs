@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use candle_core::{Device, Tensor};
 
+use super::eval::{float, int, ints};
 use super::plan::{Plan, Step};
 use super::{eval, Attr, Graph, Node};
 use crate::kernels::Pad;
@@ -227,27 +228,6 @@ fn live_nodes(g: &Graph, nodes: &[(usize, Node)]) -> Vec<bool> {
         }
     }
     live
-}
-
-fn ints(node: &Node, name: &str) -> Option<Vec<i64>> {
-    match node.attrs.get(name) {
-        Some(Attr::Ints(v)) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn int(node: &Node, name: &str, default: i64) -> i64 {
-    match node.attrs.get(name) {
-        Some(Attr::Int(v)) => *v,
-        _ => default,
-    }
-}
-
-fn float(node: &Node, name: &str, default: f32) -> f32 {
-    match node.attrs.get(name) {
-        Some(Attr::Float(v)) => *v,
-        _ => default,
-    }
 }
 
 fn values(t: &Tensor) -> Result<Vec<f32>, String> {
