@@ -166,12 +166,12 @@ impl Fpn {
 }
 
 /// Single Stage Headless context module: 3x3, "5x5" and "7x7" branches, concatenated, ReLU.
-/// The ReLU after the concatenation is folded into the last conv of each branch, and the two
-/// convolutions reading the module input (conv3x3, conv5x5_1) run as one.
+/// The ReLU after the concatenation is folded into the last conv of each branch, and the
+/// convolutions reading the same input run as one: conv3x3 with conv5x5_1 (the module's
+/// input), conv5x5_2 with conv7x7_2 (conv5x5_1's output).
 struct Ssh {
     conv3x3_and_5x5_1: ConvAct,
-    conv5x5_2: ConvAct,
-    conv7x7_2: ConvAct,
+    conv5x5_2_and_7x7_2: ConvAct,
     conv7x7_3: ConvAct,
 }
 
@@ -181,8 +181,7 @@ impl Ssh {
             |name: &str, c_in: usize, c_out: usize, act: ActKind| ConvAct::load(vb.pp(name), ConvSpec::dense(c_in, c_out, 3, 1, 1), act);
         Ok(Self {
             conv3x3_and_5x5_1: ConvAct::fuse(&[c("conv3x3", 64, 32, ActKind::Relu)?, c("conv5x5_1", 64, 16, LEAKY)?])?,
-            conv5x5_2: c("conv5x5_2", 16, 16, ActKind::Relu)?,
-            conv7x7_2: c("conv7x7_2", 16, 16, LEAKY)?,
+            conv5x5_2_and_7x7_2: ConvAct::fuse(&[c("conv5x5_2", 16, 16, ActKind::Relu)?, c("conv7x7_2", 16, 16, LEAKY)?])?,
             conv7x7_3: c("conv7x7_3", 16, 16, ActKind::Relu)?,
         })
     }
@@ -193,9 +192,9 @@ impl Module for Ssh {
         let ch = channel_dim(x.device());
         let y = self.conv3x3_and_5x5_1.forward(x)?;
         let a = y.narrow(ch, 0, 32)?;
-        let b1 = y.narrow(ch, 32, 16)?;
-        let b = self.conv5x5_2.forward(&b1)?;
-        let c = self.conv7x7_3.forward(&self.conv7x7_2.forward(&b1)?)?;
+        let z = self.conv5x5_2_and_7x7_2.forward(&y.narrow(ch, 32, 16)?)?;
+        let b = z.narrow(ch, 0, 16)?;
+        let c = self.conv7x7_3.forward(&z.narrow(ch, 16, 16)?)?;
         Tensor::cat(&[a, b, c], ch)
     }
 }

@@ -299,11 +299,14 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         let (wt, bias) = (&l.host.weight, &l.host.bias);
         // Stride 1: each (output row, tap) is one multiply-add over a contiguous run of
         // ow*c values, with the tap's weights tiled along the row.
-        let tiled: Vec<f32> = if s == 1 {
-            (0..k * k).flat_map(|t| (0..ow).flat_map(move |_| wt[t * c..(t + 1) * c].iter().copied())).collect()
-        } else {
-            Vec::new()
-        };
+        let mut tiled: Vec<f32> = Vec::with_capacity(if s == 1 { k * k * ow * c } else { 0 });
+        if s == 1 {
+            for tap in wt.chunks_exact(c) {
+                for _ in 0..ow {
+                    tiled.extend_from_slice(tap);
+                }
+            }
+        }
         let g = Geom { h, w, c, ow, k, s, pad };
         // SAFETY: the chunk is zeroed first, so every value is written.
         let out = unsafe {

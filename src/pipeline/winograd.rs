@@ -33,11 +33,56 @@ pub(super) fn filters(w: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
     u
 }
 
+/// `dst = a + sb·b + sc·c`, element by element (sb, sc are ±1 or 0).
+#[inline(always)]
+fn comb(dst: &mut [f32], a: &[f32], b: &[f32], sb: f32, c: &[f32], sc: f32) {
+    for (((d, a), b), c) in dst.iter_mut().zip(a).zip(b).zip(c) {
+        *d = a + sb * b + sc * c;
+    }
+}
+
 multiversion! {
-    /// `dst = a + sb·b + sc·c`, element by element (sb, sc are ±1 or 0).
-    fn comb(dst: &mut [f32], a: &[f32], b: &[f32], sb: f32, c: &[f32], sc: f32) {
-        for (((d, a), b), c) in dst.iter_mut().zip(a).zip(b).zip(c) {
-            *d = a + sb * b + sc * c;
+    /// One tile's input transform, `V = Bᵀ d B` with Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0],
+    /// [0, −1, 1, 0], [0, 1, 0, −1]]: `d` its 16 pixels (row-major channel vectors) into
+    /// position `p` of the 16 matrices of `v` (tiles × c each); `t` holds 16·c.
+    fn input_tile(d: &[&[f32]; 16], t: &mut [f32], v: &mut [f32], tiles: usize, p: usize, zeros: &[f32]) {
+        let c = zeros.len();
+        for j in 0..4 {
+            let (d0, d1, d2, d3) = (d[j], d[4 + j], d[8 + j], d[12 + j]);
+            comb(&mut t[j * c..(j + 1) * c], d0, d2, -1.0, zeros, 0.0);
+            comb(&mut t[(4 + j) * c..(5 + j) * c], d1, d2, 1.0, zeros, 0.0);
+            comb(&mut t[(8 + j) * c..(9 + j) * c], d2, d1, -1.0, zeros, 0.0);
+            comb(&mut t[(12 + j) * c..(13 + j) * c], d1, d3, -1.0, zeros, 0.0);
+        }
+        for i in 0..4 {
+            let row = |j: usize| &t[(i * 4 + j) * c..(i * 4 + j + 1) * c];
+            let at = |j: usize| ((i * 4 + j) * tiles + p) * c;
+            let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+            comb(&mut v[at(0)..at(0) + c], r0, r2, -1.0, zeros, 0.0);
+            comb(&mut v[at(1)..at(1) + c], r1, r2, 1.0, zeros, 0.0);
+            comb(&mut v[at(2)..at(2) + c], r2, r1, -1.0, zeros, 0.0);
+            comb(&mut v[at(3)..at(3) + c], r1, r3, -1.0, zeros, 0.0);
+        }
+    }
+}
+
+multiversion! {
+    /// One tile's output transform, `Y = Aᵀ M A` with Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]: from
+    /// position `p` of the 16 matrices of `m` (tiles × c_out each) into `y`, its 2×2 outputs
+    /// (row-major channel vectors of `y.len() / 4`); `t` holds 8·c_out.
+    fn output_tile(m: &[f32], tiles: usize, p: usize, t: &mut [f32], y: &mut [f32]) {
+        let c = y.len() / 4;
+        let mv = |xi: usize| &m[(xi * tiles + p) * c..(xi * tiles + p + 1) * c];
+        let (s0, s1) = t.split_at_mut(4 * c);
+        for j in 0..4 {
+            comb(&mut s0[j * c..(j + 1) * c], mv(j), mv(4 + j), 1.0, mv(8 + j), 1.0);
+            comb(&mut s1[j * c..(j + 1) * c], mv(4 + j), mv(8 + j), -1.0, mv(12 + j), -1.0);
+        }
+        for (r, s) in [&*s0, &*s1].into_iter().enumerate() {
+            let sv = |j: usize| &s[j * c..(j + 1) * c];
+            let (y0, y1) = y[2 * r * c..(2 * r + 2) * c].split_at_mut(c);
+            comb(y0, sv(0), sv(1), 1.0, sv(2), 1.0);
+            comb(y1, sv(1), sv(2), -1.0, sv(3), -1.0);
         }
     }
 }
@@ -116,38 +161,21 @@ fn band_tiles<'a>(
     let tiles = (ty1 - ty0) * tiles_x;
     sc.v.resize(16 * tiles * c, 0.0);
     sc.m.resize(16 * tiles * c_out, 0.0);
-    sc.t.resize(16 * c.max(c_out), 0.0);
+    sc.t.resize(16 * c.max(c_out).max(1), 0.0);
     sc.zeros.resize(c, 0.0);
     let Scratch { v, m, t, zeros } = sc;
     let zeros: &[f32] = zeros;
-    // input transform: V = Bᵀ d B, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]
     for ty in ty0..ty1 {
         for tx in 0..tiles_x {
-            let p = (ty - ty0) * tiles_x + tx;
-            let pixel = |i: usize, j: usize| -> &[f32] {
-                let iy = (2 * ty + i).checked_sub(pad.top).filter(|&y| y < h);
-                let ix = (2 * tx + j).checked_sub(pad.left).filter(|&x| x < w);
+            let pixel = |k: usize| -> &[f32] {
+                let iy = (2 * ty + k / 4).checked_sub(pad.top).filter(|&y| y < h);
+                let ix = (2 * tx + k % 4).checked_sub(pad.left).filter(|&x| x < w);
                 match (iy, ix) {
                     (Some(y), Some(x)) => &img[(y * w + x) * c..(y * w + x + 1) * c],
                     _ => zeros,
                 }
             };
-            for j in 0..4 {
-                let (d0, d1, d2, d3) = (pixel(0, j), pixel(1, j), pixel(2, j), pixel(3, j));
-                comb(&mut t[j * c..(j + 1) * c], d0, d2, -1.0, zeros, 0.0);
-                comb(&mut t[(4 + j) * c..(5 + j) * c], d1, d2, 1.0, zeros, 0.0);
-                comb(&mut t[(8 + j) * c..(9 + j) * c], d2, d1, -1.0, zeros, 0.0);
-                comb(&mut t[(12 + j) * c..(13 + j) * c], d1, d3, -1.0, zeros, 0.0);
-            }
-            for i in 0..4 {
-                let row = |j: usize| &t[(i * 4 + j) * c..(i * 4 + j + 1) * c];
-                let at = |j: usize| ((i * 4 + j) * tiles + p) * c;
-                let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
-                comb(&mut v[at(0)..at(0) + c], r0, r2, -1.0, zeros, 0.0);
-                comb(&mut v[at(1)..at(1) + c], r1, r2, 1.0, zeros, 0.0);
-                comb(&mut v[at(2)..at(2) + c], r2, r1, -1.0, zeros, 0.0);
-                comb(&mut v[at(3)..at(3) + c], r1, r3, -1.0, zeros, 0.0);
-            }
+            input_tile(&std::array::from_fn(pixel), t, v, tiles, (ty - ty0) * tiles_x + tx, zeros);
         }
     }
     for xi in 0..16 {
@@ -158,45 +186,34 @@ fn band_tiles<'a>(
         );
         matmul_strided(tiles, c_out, c, mm, (c_out, 1), false, vm, (c, 1), um, (c_out, 1))?;
     }
-    // output transform: Y = Aᵀ M A, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]
     let rows = part.len() / (ow * c_out);
     if part.len() != rows * ow * c_out || rows > 2 * (ty1 - ty0) || 2 * ty0 + rows > oh {
         candle_core::bail!("a Winograd band of {} values for {} tile rows", part.len(), ty1 - ty0);
     }
-    for v in part.iter_mut() {
-        v.write(0.0);
-    }
-    // SAFETY: every value of `part` was written just above; MaybeUninit<f32> has f32's layout.
-    let dst = unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    let (s, y) = t.split_at_mut(8 * c_out);
+    let y = &mut y[..4 * c_out];
+    // every output pixel of the band is one tile's, written once: counted, to know all are
+    let mut written = 0;
     for ty in ty0..ty1 {
         for tx in 0..tiles_x {
-            let p = (ty - ty0) * tiles_x + tx;
-            let mv = |xi: usize| &m[(xi * tiles + p) * c_out..(xi * tiles + p + 1) * c_out];
-            let (s0, s1) = t.split_at_mut(4 * c_out);
-            for j in 0..4 {
-                comb(&mut s0[j * c_out..(j + 1) * c_out], mv(j), mv(4 + j), 1.0, mv(8 + j), 1.0);
-                comb(&mut s1[j * c_out..(j + 1) * c_out], mv(4 + j), mv(8 + j), -1.0, mv(12 + j), -1.0);
-            }
-            for (dy, srow) in [&*s0, &*s1].into_iter().enumerate() {
-                let oy = 2 * (ty - ty0) + dy;
-                if oy >= rows {
-                    continue;
-                }
-                let sv = |j: usize| &srow[j * c_out..(j + 1) * c_out];
-                for dx in 0..2 {
-                    let ox = 2 * tx + dx;
-                    if ox >= ow {
-                        continue;
+            output_tile(m, tiles, (ty - ty0) * tiles_x + tx, s, y);
+            for (k, yv) in y.chunks_exact(c_out).enumerate() {
+                let (oy, ox) = (2 * (ty - ty0) + k / 2, 2 * tx + k % 2);
+                if oy < rows && ox < ow {
+                    for (d, v) in part[(oy * ow + ox) * c_out..(oy * ow + ox + 1) * c_out].iter_mut().zip(yv) {
+                        d.write(*v);
                     }
-                    let d = &mut dst[(oy * ow + ox) * c_out..(oy * ow + ox + 1) * c_out];
-                    if dx == 0 {
-                        comb(d, sv(0), sv(1), 1.0, sv(2), 1.0);
-                    } else {
-                        comb(d, sv(1), sv(2), -1.0, sv(3), -1.0);
-                    }
+                    written += c_out;
                 }
             }
         }
     }
+    if written != part.len() {
+        candle_core::bail!("a Winograd band wrote {written} of its {} values", part.len());
+    }
+    // SAFETY: each output pixel (oy < rows, ox < ow) is written by exactly one tile position,
+    // c_out values each, and `written` counted part.len() of them: every value is initialised;
+    // MaybeUninit<f32> has f32's layout.
+    let dst = unsafe { &mut *(part as *mut [MaybeUninit<f32>] as *mut [f32]) };
     Ok(dst)
 }
