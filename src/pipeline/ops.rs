@@ -272,6 +272,9 @@ fn add_residual(dst: &mut [f32], residual: Option<&[f32]>, at: usize) {
 fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], &Shape)>) -> Result<(CpuStorage, Shape)> {
     let (n, h, w, c) = layout.shape().dims4()?;
     let (k, s, pad) = (l.k, l.stride, l.pad);
+    if h + pad.top + pad.bottom < k || w + pad.left + pad.right < k || s == 0 {
+        candle_core::bail!("a {k}x{k} convolution of stride {s} on a {h}x{w} map padded by {pad:?}");
+    }
     let oh = (h + pad.top + pad.bottom - k) / s + 1;
     let ow = (w + pad.left + pad.right - k) / s + 1;
     let c_out = l.c_out;
@@ -300,7 +303,7 @@ fn conv_nhwc(l: &ConvAct, x: &[f32], layout: &Layout, residual: Option<(&[f32], 
         // Stride 1: each (output row, tap) is one multiply-add over a contiguous run of
         // ow*c values, with the tap's weights tiled along the row.
         let mut tiled: Vec<f32> = Vec::with_capacity(if s == 1 { k * k * ow * c } else { 0 });
-        if s == 1 {
+        if s == 1 && c > 0 {
             for tap in wt.chunks_exact(c) {
                 for _ in 0..ow {
                     tiled.extend_from_slice(tap);
@@ -423,7 +426,8 @@ pub struct ConvAct {
 /// The Winograd filters of a layer that takes that path (see [`super::winograd`]).
 fn winograd_filters(weight: &Tensor, spec_k: usize, stride: usize, depthwise: bool) -> Result<Option<std::sync::Arc<Vec<f32>>>> {
     let (c_out, c_in) = (weight.dim(0)?, weight.dim(1)?);
-    if spec_k != 3 || stride != 1 || depthwise || c_in < 32 {
+    // only the CPU kernels use them
+    if spec_k != 3 || stride != 1 || depthwise || c_in < 32 || !weight.device().is_cpu() {
         return Ok(None);
     }
     let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
