@@ -128,33 +128,32 @@ impl Embedder {
     pub fn embed(&self, crops: &[RgbImage], flip: bool, device: &Device) -> candle_core::Result<Vec<Vec<f32>>> {
         match self {
             Embedder::Kernels(m) => m.embed(crops, flip),
-            Embedder::Onnx(net) => {
-                if crops.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let refs: Vec<&RgbImage> = crops.iter().collect();
-                let mut e = net.forward(&refs, false, device)?;
-                if flip {
-                    e = (e + net.forward(&refs, true, device)?)?;
-                }
-                crate::nets::layers::l2_normalize(&e)?.to_vec2()
-            }
-            Embedder::Graph { net, arch } => {
+            Embedder::Onnx(net) => flip_fused(crops, flip, |refs, mirror| net.forward(refs, mirror, device)),
+            Embedder::Graph { net, arch } => flip_fused(crops, flip, |refs, mirror| {
                 use crate::nets::input::{batch_tensor, Augment};
-                if crops.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let refs: Vec<&RgbImage> = crops.iter().collect();
-                let x = batch_tensor(&refs, &vec![Augment::centre(); crops.len()], *arch, device)?;
-                let mut e = net.forward(&x, crate::nets::Mode::Eval)?;
-                if flip {
-                    let xf = batch_tensor(&refs, &vec![Augment { flip: true, ..Augment::centre() }; crops.len()], *arch, device)?;
-                    e = (e + net.forward(&xf, crate::nets::Mode::Eval)?)?;
-                }
-                crate::nets::layers::l2_normalize(&e)?.to_vec2()
-            }
+                let x = batch_tensor(refs, &vec![Augment { flip: mirror, ..Augment::centre() }; refs.len()], *arch, device)?;
+                net.forward(&x, crate::nets::Mode::Eval)
+            }),
         }
     }
+}
+
+/// Unit embeddings from a network's raw output `forward(crops, mirrored)`, with the mirror
+/// image's output added first when `flip`.
+fn flip_fused(
+    crops: &[RgbImage],
+    flip: bool,
+    forward: impl Fn(&[&RgbImage], bool) -> candle_core::Result<candle_core::Tensor>,
+) -> candle_core::Result<Vec<Vec<f32>>> {
+    if crops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let refs: Vec<&RgbImage> = crops.iter().collect();
+    let mut e = forward(&refs, false)?;
+    if flip {
+        e = (e + forward(&refs, true)?)?;
+    }
+    crate::nets::layers::l2_normalize(&e)?.to_vec2()
 }
 
 /// Detector + embedder on one device.
